@@ -1,0 +1,46 @@
+/* weft — error names and descriptions, generated from WEFT_ERRNO_MAP. */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "weft/error.h"
+
+const char *weft_strerror(int err)
+{
+    if (err == 0)
+        return "success";
+    if (err == WEFT_AGAIN)
+        return "need more bytes";
+    switch (err) {
+#define WEFT__ERR_TEXT(name, value, text) \
+    case (value):                         \
+        return text;
+        WEFT_ERRNO_MAP(WEFT__ERR_TEXT)
+#undef WEFT__ERR_TEXT
+    default:
+        break;
+    }
+    /* Any other negated errno: glibc's static description, which is thread-safe. */
+    if (err < 0 && err > -4000) {
+        const char *s = strerrordesc_np(-err);
+        if (s != NULL)
+            return s;
+    }
+    return "unknown error";
+}
+
+const char *weft_err_name(int err)
+{
+    if (err == 0)
+        return "WEFT_OK";
+    if (err == WEFT_AGAIN)
+        return "WEFT_AGAIN";
+    switch (err) {
+#define WEFT__ERR_NAME(name, value, text) \
+    case (value):                         \
+        return "WEFT_" #name;
+        WEFT_ERRNO_MAP(WEFT__ERR_NAME)
+#undef WEFT__ERR_NAME
+    default:
+        return "WEFT_EUNKNOWN";
+    }
+}

@@ -1,0 +1,269 @@
+/* weft — the engine: listeners, an acceptor and N event loops.
+ *
+ * Fill a weft_config (weft_config_init first), set handler.on_traffic, and call weft_run()
+ * — or weft_engine_start() + weft_engine_wait() to embed the engine in a program that does
+ * other things. Every callback for a connection runs on the thread of the loop that owns
+ * it; no lock is taken on that path.
+ *
+ * libuv's rule holds throughout: if a call that takes a callback fails, that callback never
+ * runs.
+ */
+#ifndef WEFT_ENGINE_H
+#define WEFT_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "weft/balancer.h"
+#include "weft/codec.h"
+#include "weft/error.h"
+#include "weft/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_engine weft_engine;
+typedef struct weft_conn weft_conn;
+
+/* Names a connection across threads. A ref to a closed connection is detected
+ * (WEFT_ESTALE), never a use-after-free. Plain data: copy it freely. */
+typedef struct weft_conn_ref {
+    uint32_t loop;
+    uint32_t slot;
+    uint32_t gen; /* 0 is never a live generation */
+} weft_conn_ref;
+
+/* What a callback asks the engine to do next. */
+typedef enum weft_action {
+    WEFT_ACTION_NONE = 0,
+    WEFT_ACTION_CLOSE,   /* close this connection (after flushing what is queued) */
+    WEFT_ACTION_SHUTDOWN /* stop the whole engine, as weft_engine_stop() */
+} weft_action;
+
+typedef enum weft_log_level {
+    WEFT_LOG_DEBUG = 0,
+    WEFT_LOG_INFO,
+    WEFT_LOG_WARN,
+    WEFT_LOG_ERROR,
+    WEFT_LOG_OFF
+} weft_log_level;
+
+/* msg is borrowed until the callback returns. Called from any weft thread, concurrently. */
+typedef void (*weft_log_cb)(void *ctx, weft_log_level level, const char *msg);
+
+/* The callbacks. All optional but on_traffic. */
+typedef struct weft_handler {
+    /* Once, on the acceptor thread, after every listener is bound and before any
+     * connection is accepted. Returning WEFT_ACTION_SHUTDOWN stops the engine. */
+    weft_action (*on_boot)(weft_engine *engine);
+    /* A connection opened, on its loop's thread. May write (a greeting). */
+    weft_action (*on_open)(weft_conn *conn);
+    /* Bytes arrived (or weft_async_wake was called). Read them with weft_conn_peek /
+     * weft_conn_discard / weft_conn_read, or frames with weft_conn_next_frame. Bytes left
+     * unread stay buffered for the next call. */
+    weft_action (*on_traffic)(weft_conn *conn);
+    /* The connection is gone. err is 0 for an orderly close (peer EOF, weft_conn_close,
+     * WEFT_ACTION_CLOSE) and a negative WEFT_E* code saying why otherwise. conn is valid
+     * until this returns. */
+    void (*on_close)(weft_conn *conn, int err);
+    /* Every tick_ms on every loop's thread (loop = its index). WEFT_ACTION_SHUTDOWN stops
+     * the engine; other actions are ignored. */
+    weft_action (*on_tick)(weft_engine *engine, unsigned loop);
+    /* Once, after every connection was closed and every loop stopped, on the thread that
+     * runs weft_engine_wait (or weft_run). */
+    void (*on_shutdown)(weft_engine *engine);
+} weft_handler;
+
+#define WEFT_LISTEN_MAX 8
+
+typedef struct weft_config {
+    /* Listen addresses as URLs: "tcp://127.0.0.1:9000", "tcp://[::1]:0" (port 0 picks
+     * one; see weft_engine_listen_addr), "unix:///run/app.sock". Borrowed until
+     * weft_engine_start returns. Unused entries are NULL. */
+    const char *listen[WEFT_LISTEN_MAX];
+    unsigned loops;           /* event loops (threads); 0 = one per CPU; default 0 */
+    bool reuse_port;          /* a SO_REUSEPORT listener per loop, no acceptor hand-off;
+                                      the kernel balances and lb is unused; default false */
+    bool tcp_nodelay;         /* default true */
+    int tcp_keepalive_s;      /* keepalive idle seconds; 0 = off; default 0 */
+    int backlog;              /* listen() backlog; default 1024 */
+    size_t read_buffer_size;  /* per-loop read buffer; default 64 KiB */
+    size_t write_high_water;  /* queued outbound bytes that pause reading the
+                                      connection until it drains below half; default 1 MiB */
+    size_t write_hard_cap;    /* queued outbound bytes that close the connection
+                                      (WEFT_EOUTCAP); default 64 MiB */
+    size_t max_inbound;       /* buffered unread inbound bytes that close the
+                                      connection (WEFT_EINCAP); default 4 MiB */
+    unsigned tick_ms;         /* on_tick period; 0 = no tick; default 0 */
+    unsigned stop_timeout_ms; /* how long stop waits for queued output; default 5000 */
+    weft_log_cb log_cb;       /* NULL = write to stderr */
+    void *log_ctx;
+    weft_log_level log_level; /* default WEFT_LOG_WARN */
+    weft_handler handler;
+    void *user_data;         /* weft_engine_user_data() */
+    weft_codec_config codec; /* default WEFT_CODEC_NONE */
+    weft_lb_config lb;       /* default round-robin */
+    unsigned workers;        /* worker-pool threads; 0 = no pool; default 0 */
+    size_t worker_queue;     /* worker-pool queue capacity; default 1024 */
+} weft_config;
+
+/* Fills every field with its default. */
+WEFT_API void weft_config_init(weft_config *cfg);
+
+/* Starts an engine and returns it in *out: listeners bound, threads running, on_boot
+ * called. cfg is copied; strings are borrowed until this returns. Returns 0 or a negative
+ * WEFT_E* code (nothing started, no callback called). Any thread. */
+WEFT_API int weft_engine_start(const weft_config *cfg, weft_engine **out);
+
+/* Asks the engine to stop: no more accepts, queued output flushed (up to stop_timeout_ms),
+ * on_close for every connection, then on_shutdown. Returns at once. Safe from any thread
+ * and async-signal-safe (it sets a flag and writes one eventfd). */
+WEFT_API int weft_engine_stop(weft_engine *engine);
+
+/* Waits until the engine stopped, joins its threads and frees it. engine is invalid
+ * afterwards. Call once, from a thread that is not one of the engine's. Returns 0. */
+WEFT_API int weft_engine_wait(weft_engine *engine);
+
+/* weft_engine_start + weft_engine_wait: runs until stopped. Returns 0 or the start error. */
+WEFT_API int weft_run(const weft_config *cfg);
+
+/* Writes listener i's bound address as a URL ("tcp://127.0.0.1:40211") into buf. Returns
+ * its length, or WEFT_EINVAL / WEFT_ENOSPC. Any thread. */
+WEFT_API int weft_engine_listen_addr(weft_engine *engine, size_t i, char *buf, size_t len);
+
+/* Listener i's bound TCP port, or WEFT_EINVAL. Any thread. */
+WEFT_API int weft_engine_listen_port(weft_engine *engine, size_t i);
+
+WEFT_API void *weft_engine_user_data(const weft_engine *engine);
+WEFT_API unsigned weft_engine_loop_count(const weft_engine *engine);
+
+/* Logs through the engine's log callback (printf-style). Any thread. */
+WEFT_API void weft_engine_log(weft_engine *engine, weft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Statistics: readable from any thread while the engine runs. ---- */
+
+typedef struct weft_loop_stats {
+    uint64_t live;     /* connections open now */
+    uint64_t accepted; /* opened, in all */
+    uint64_t closed;   /* closed, in all */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t frames; /* frames decoded */
+    uint64_t decode_errors;
+    uint64_t backpressure_pauses;  /* times reading paused on the high-water mark */
+    uint64_t buffers_out;          /* ring buffers held by connections now */
+    uint64_t buffer_bytes;         /* their capacity */
+    uint64_t buffers_cached_bytes; /* kept in the loop's buffer pool */
+} weft_loop_stats;
+
+typedef struct weft_stats {
+    unsigned nloops;
+    weft_loop_stats total;
+    uint64_t rejected; /* accepted then refused (max_connections, fd limits) */
+    uint64_t accept_errors;
+} weft_stats;
+
+/* Fills out with totals and, when per_loop is not NULL, per_loop[0..nloops) with each
+ * loop's figures (the caller sizes it with weft_engine_loop_count). Any thread. */
+WEFT_API int weft_engine_get_stats(weft_engine *engine, weft_stats *out, weft_loop_stats *per_loop);
+
+/* ---- Connections: every weft_conn_* call below is for the owning loop's thread only,
+ * and a weft_conn * is valid there until on_close returns. ---- */
+
+/* Unread inbound bytes buffered for conn. */
+WEFT_API size_t weft_conn_buffered(const weft_conn *conn);
+
+/* Points *out at the first min(n, buffered) unread bytes as one contiguous span (n == 0:
+ * all of them) and returns that count. Nothing is consumed. The span is borrowed until the
+ * next read call on conn or the return of on_traffic. */
+WEFT_API int weft_conn_peek(weft_conn *conn, size_t n, const uint8_t **out);
+
+/* Drops up to n unread bytes; returns how many were dropped. */
+WEFT_API int weft_conn_discard(weft_conn *conn, size_t n);
+
+/* Copies up to n unread bytes into buf (owned by the caller) and consumes them; returns
+ * the count. */
+WEFT_API int weft_conn_read(weft_conn *conn, void *buf, size_t n);
+
+/* With a codec: decodes the next complete frame. Returns 1 and sets *frame/*len (a span
+ * borrowed until the next read call on conn or the return of on_traffic), 0 when no
+ * complete frame is buffered, or a negative WEFT_E* code on a decode error that closes the
+ * connection (it is closed once on_traffic returns). Recoverable errors (a too-long line)
+ * are logged and skipped. WEFT_ENOCODEC without a codec. */
+WEFT_API int weft_conn_next_frame(weft_conn *conn, const uint8_t **frame, size_t *len);
+
+/* Queues data for sending; it is copied, so data stays owned by the caller. Written to the
+ * socket at once when nothing waits, otherwise in order after what waits. Returns 0,
+ * WEFT_ECLOSED, or WEFT_EOUTCAP (the hard cap: the connection is then closed). */
+WEFT_API int weft_conn_write(weft_conn *conn, const void *data, size_t len);
+
+/* As weft_conn_write, for several buffers sent as one. */
+WEFT_API int weft_conn_writev(weft_conn *conn, const struct iovec *iov, int iovcnt);
+
+/* As weft_conn_write, but frames data through the connection's codec encoder first. */
+WEFT_API int weft_conn_write_frame(weft_conn *conn, const void *data, size_t len);
+
+/* Closes after everything queued is sent (or stop_timeout_ms passed); on_close(conn, 0)
+ * follows. Reading stops now. Returns 0 or WEFT_ECLOSED. */
+WEFT_API int weft_conn_close(weft_conn *conn);
+
+/* Closes now, dropping queued output; on_close(conn, WEFT_ECANCELED) follows once the
+ * current callback returns. */
+WEFT_API int weft_conn_abort(weft_conn *conn);
+
+WEFT_API void *weft_conn_context(const weft_conn *conn);
+WEFT_API void weft_conn_set_context(weft_conn *conn, void *ctx);
+WEFT_API weft_conn_ref weft_conn_get_ref(const weft_conn *conn);
+WEFT_API weft_engine *weft_conn_engine(const weft_conn *conn);
+WEFT_API unsigned weft_conn_loop(const weft_conn *conn);
+WEFT_API int weft_conn_fd(const weft_conn *conn);
+/* Bytes queued for sending and not yet taken by the kernel. */
+WEFT_API size_t weft_conn_pending_out(const weft_conn *conn);
+
+/* Copies the local / peer address into *addr (owned by the caller); *len is its size in and
+ * the address length out. Returns 0 or a negated errno. */
+WEFT_API int weft_conn_local_addr(const weft_conn *conn, struct sockaddr_storage *addr,
+                                  socklen_t *len);
+WEFT_API int weft_conn_peer_addr(const weft_conn *conn, struct sockaddr_storage *addr,
+                                 socklen_t *len);
+
+/* ---- Across threads, by ref: safe from any thread, including the loops. ---- */
+
+/* Frees a zero-copy buffer once weft is done with it. */
+typedef void (*weft_free_cb)(void *data, void *ctx);
+
+/* Copies data and queues it for ref's connection. Returns 0, WEFT_ESTALE (closed),
+ * WEFT_EOUTCAP (its queue is at the hard cap), WEFT_ESHUTDOWN or WEFT_ENOMEM. Writes to one
+ * connection leave in the order of the calls. */
+WEFT_API int weft_async_write(weft_engine *engine, weft_conn_ref ref, const void *data, size_t len);
+
+/* As weft_async_write without the copy: ownership of data passes to weft, which calls
+ * free_cb(data, free_ctx) exactly once — after sending, or when the connection is gone,
+ * or at once if this call fails. */
+WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *data, size_t len,
+                                 weft_free_cb free_cb, void *free_ctx);
+
+/* Copies and queues several buffers, sent as one. */
+WEFT_API int weft_async_writev(weft_engine *engine, weft_conn_ref ref, const struct iovec *iov,
+                               int iovcnt);
+
+/* Closes ref's connection after what is queued before this call is sent. */
+WEFT_API int weft_async_close(weft_engine *engine, weft_conn_ref ref);
+
+/* Schedules on_traffic for ref's connection (even with no new bytes). */
+WEFT_API int weft_async_wake(weft_engine *engine, weft_conn_ref ref);
+
+/* The engine's worker pool (cfg.workers > 0), or NULL. Borrowed until the engine stops. */
+struct weft_pool;
+WEFT_API struct weft_pool *weft_engine_pool(weft_engine *engine);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_ENGINE_H */

@@ -1,0 +1,25 @@
+# Sourced by run.sh and test.sh: makes sure the Debian packages named in "$@" are installed.
+# As root it installs what is missing; otherwise it prints the exact apt-get line and fails.
+weft_require_packages() {
+    local missing=()
+    local p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "weft: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 || return 1
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || return 1
+    else
+        echo "weft: missing Debian packages. Install them with:" >&2
+        echo "  sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+}
+
+# What building weft needs.
+WEFT_BUILD_PACKAGES=(cmake make gcc pkg-config libevent-dev libcmocka-dev libxxhash-dev)

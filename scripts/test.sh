@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds weft three times and runs the whole suite in each: a plain build (gcc),
+# AddressSanitizer + UndefinedBehaviorSanitizer (clang, with the libFuzzer smoke runs), and
+# ThreadSanitizer (gcc). Also checks formatting. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev clang-format redis-tools
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== format check"
+git ls-files -- '*.c' '*.h' 2>/dev/null | xargs -r clang-format --dry-run --Werror
+
+run_suite() {
+    local dir=$1
+    shift
+    echo "== build $dir"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs" >/dev/null
+    echo "== test $dir"
+    (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 600)
+}
+
+run_suite build/test-release -DCMAKE_C_COMPILER=gcc
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build/test-asan -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address,undefined \
+    -DWEFT_BUILD_FUZZ=ON -DWEFT_BUILD_BENCHMARKS=OFF
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    run_suite build/test-tsan -DCMAKE_C_COMPILER=gcc -DWEFT_SANITIZE=thread \
+    -DWEFT_BUILD_BENCHMARKS=OFF
+echo "== all suites passed"
