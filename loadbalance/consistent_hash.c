@@ -159,19 +159,18 @@ static size_t ch_pick(void *state, const struct sockaddr *peer, socklen_t peer_l
     }
 
     uint64_t h = XXH3_64bits_withSeed(key, key_len, s->seed);
-    /* First point with hash >= h; past the last point wraps to the first. */
-    size_t lo = 0;
-    size_t hi = s->npoints;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->ring[mid].hash < h)
-            lo = mid + 1;
-        else
-            hi = mid;
+    /* First point with hash >= h; past the last point wraps to the first. The bisection has
+     * no data-dependent branch (the compiler makes the select a cmov): the hash is random,
+     * so a branch on it would be mispredicted half the time at every step. */
+    const ch_point *base = s->ring;
+    size_t n = s->npoints;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half - 1].hash < h ? base + half : base;
+        n -= half;
     }
-    if (lo == s->npoints)
-        lo = 0;
-    return s->ring[lo].loop;
+    size_t i = (size_t)(base - s->ring) + (base->hash < h);
+    return s->ring[i == s->npoints ? 0 : i].loop;
 }
 
 const weft_balancer_vtable weft_lb_consistent_hash = {

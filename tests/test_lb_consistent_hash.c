@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include <xxhash.h>
+
 #include "weft/balancer.h"
 
 #define NADDRS 100000
@@ -110,6 +112,66 @@ static void test_defaults_and_name(void **unused)
     assert_string_equal(weft_balancer_name(b), "consistent-hash");
     assert_false(weft_balancer_needs_live(b));
     weft_balancer_destroy(b);
+}
+
+/* The ring as documented, the slow way: point (loop, r) is XXH3 of loop and r as two
+ * little-endian 32-bit words, a peer's key is XXH3 of its address bytes (and port, network
+ * order), and the owner is the first point at or after the key, wrapping; equal points go
+ * to the lower loop. */
+static size_t reference_pick(size_t nloops, unsigned vnodes, uint64_t seed,
+                             const unsigned char *key, size_t key_len)
+{
+    uint64_t h = XXH3_64bits_withSeed(key, key_len, seed);
+    bool found = false, wrap_found = false;
+    uint64_t best = 0, lowest = 0;
+    size_t best_loop = 0, lowest_loop = 0;
+    for (uint32_t loop = 0; loop < nloops; loop++) {
+        for (uint32_t r = 0; r < vnodes; r++) {
+            unsigned char w[8] = {(unsigned char)loop,
+                                  (unsigned char)(loop >> 8),
+                                  (unsigned char)(loop >> 16),
+                                  (unsigned char)(loop >> 24),
+                                  (unsigned char)r,
+                                  (unsigned char)(r >> 8),
+                                  (unsigned char)(r >> 16),
+                                  (unsigned char)(r >> 24)};
+            uint64_t p = XXH3_64bits_withSeed(w, sizeof(w), seed);
+            if (p >= h && (!found || p < best)) {
+                found = true;
+                best = p;
+                best_loop = loop;
+            }
+            if (!wrap_found || p < lowest) {
+                wrap_found = true;
+                lowest = p;
+                lowest_loop = loop;
+            }
+        }
+    }
+    return found ? best_loop : lowest_loop;
+}
+
+static void test_matches_the_documented_ring(void **unused)
+{
+    (void)unused;
+    const size_t nloops = 5;
+    const unsigned vnodes = 7; /* a sparse ring, so wrapping round is common */
+    const uint64_t seed = 3;
+    for (int with_port = 0; with_port <= 1; with_port++) {
+        weft_balancer *b = make_ch(nloops, vnodes, seed, with_port);
+        for (size_t i = 0; i < 2000; i++) {
+            unsigned char key[18];
+            memcpy(key, &v4[i].sin_addr, 4);
+            memcpy(key + 4, &v4[i].sin_port, 2);
+            assert_int_equal(pick4(b, &v4[i]),
+                             reference_pick(nloops, vnodes, seed, key, with_port ? 6 : 4));
+            memcpy(key, v6[i].sin6_addr.s6_addr, 16);
+            memcpy(key + 16, &v6[i].sin6_port, 2);
+            assert_int_equal(pick6(b, &v6[i]),
+                             reference_pick(nloops, vnodes, seed, key, with_port ? 18 : 16));
+        }
+        weft_balancer_destroy(b);
+    }
 }
 
 static void test_same_address_same_loop(void **unused)
@@ -335,6 +397,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_name),
+        cmocka_unit_test(test_matches_the_documented_ring),
         cmocka_unit_test(test_same_address_same_loop),
         cmocka_unit_test(test_port_ignored_unless_asked),
         cmocka_unit_test(test_v4_mapped_v6_is_the_v4_address),
