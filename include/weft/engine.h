@@ -242,9 +242,11 @@ typedef void (*weft_free_cb)(void *data, void *ctx);
  * connection leave in the order of the calls. */
 WEFT_API int weft_async_write(weft_engine *engine, weft_conn_ref ref, const void *data, size_t len);
 
-/* As weft_async_write without the copy: ownership of data passes to weft, which calls
- * free_cb(data, free_ctx) exactly once — after sending, or when the connection is gone,
- * or at once if this call fails. */
+/* As weft_async_write without the copy. On success ownership of data passes to weft, which
+ * calls free_cb(data, free_ctx) exactly once (on the loop thread, or in weft_engine_wait for
+ * a write still queued at stop), after the bytes were
+ * handed to the socket or queued, or when the connection turned out to be gone. On failure
+ * data stays the caller's and free_cb is never called. */
 WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *data, size_t len,
                                  weft_free_cb free_cb, void *free_ctx);
 
