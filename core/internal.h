@@ -78,6 +78,8 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t buffers_out;
     _Atomic uint64_t buffer_bytes;
     _Atomic uint64_t cached_bytes;
+    _Atomic uint64_t wakeups;
+    _Atomic uint64_t tasks;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */

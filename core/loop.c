@@ -302,6 +302,8 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
     weft__task *tasks;
     size_t n;
     weft__queue_drain(&loop->queue, &tasks, &n);
+    WEFT__STAT_ADD(loop->stats.wakeups, 1);
+    WEFT__STAT_ADD(loop->stats.tasks, n);
     /* One dispatch for the whole batch: writes to one connection leave in one syscall. */
     weft__loop_enter(loop);
     for (size_t i = 0; i < n; i++)
