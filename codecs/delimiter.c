@@ -11,8 +11,9 @@
  * give netty's single-read answer for every split:
  *  - a frame is only reported when no delimiter that is still arriving (the buffer's tail
  *    is a proper prefix of it) could end an earlier or equally early, higher-ranked frame;
- *  - a frame is only declared too long when no such partial delimiter starts within
- *    max_frame_length bytes;
+ *  - a frame is declared too long as soon as every way it could still end (a complete
+ *    delimiter, or a partial one starting within max_frame_length bytes) makes it too
+ *    long, and not before;
  *  - while discarding, a tail that may begin a delimiter is kept, not dropped, so the
  *    delimiter that ends the discarded frame is seen whole.
  *
