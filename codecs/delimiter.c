@@ -11,8 +11,9 @@
  * give netty's single-read answer for every split:
  *  - a frame is only reported when no delimiter that is still arriving (the buffer's tail
  *    is a proper prefix of it) could end an earlier or equally early, higher-ranked frame;
- *  - a frame is only declared too long when no such partial delimiter starts within
- *    max_frame_length bytes;
+ *  - a frame is declared too long as soon as every way it could still end (a complete
+ *    delimiter, or a partial one starting within max_frame_length bytes) makes it too
+ *    long, and not before;
  *  - while discarding, a tail that may begin a delimiter is kept, not dropped, so the
  *    delimiter that ends the discarded frame is seen whole.
  *
@@ -151,21 +152,24 @@ static size_t delim_partial_start(const weft_delimiter_config *cfg, const uint8_
     return best;
 }
 
-/* True when a delimiter still arriving could end a frame that beats the complete match m:
- * one starting before m, or at m's position but listed before it. */
-static bool delim_partial_beats(const weft_delimiter_config *cfg, const uint8_t *buf, size_t len,
-                                const delim_match *m)
+/* Earliest start of a delimiter still arriving that could end a frame beating the complete
+ * match m (starting before m, or at m's position but listed before it), or len when none. */
+static size_t delim_partial_beating(const weft_delimiter_config *cfg, const uint8_t *buf,
+                                    size_t len, const delim_match *m)
 {
+    size_t best = len;
     for (size_t i = 0; i < cfg->count; i++) {
         const weft_delimiter *d = &cfg->delimiters[i];
         size_t s = len >= d->len ? len - d->len + 1 : 0;
         size_t stop = i < m->idx ? m->pos + 1 : m->pos; /* starts that would win */
-        for (; s < stop; s++) {
-            if (delim_partial_at(d, buf, len, s))
-                return true;
+        for (; s < stop && s < best; s++) {
+            if (delim_partial_at(d, buf, len, s)) {
+                best = s;
+                break;
+            }
         }
     }
-    return false;
+    return best;
 }
 
 static int delim_too_long(const weft_delimiter_config *cfg, weft_frame *frame, size_t consumed)
@@ -196,10 +200,24 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
         delim_match m = {0, 0};
         bool found = delim_earliest(cfg, maxd, p, avail, from, &m);
 
-        if (found && delim_partial_beats(cfg, p, avail, &m)) {
-            state->u64[0] = avail;
-            frame->consumed = base;
-            return WEFT_AGAIN;
+        if (found) {
+            size_t open = delim_partial_beating(cfg, p, avail, &m);
+            if (open < avail) {
+                /* The frame ends at `open` or at m: not known until more bytes come. Either
+                 * way it is at least `open` long, so it may already be known too long. */
+                if (!(state->u64[1] & DELIM_DISCARDING) && open <= cfg->max_frame_length) {
+                    state->u64[0] = avail;
+                    frame->consumed = base;
+                    return WEFT_AGAIN;
+                }
+                bool first = !(state->u64[1] & DELIM_DISCARDING);
+                state->u64[0] = avail - open;
+                state->u64[1] = DELIM_DISCARDING;
+                frame->consumed = base + open;
+                if (first && cfg->fail_fast)
+                    return delim_too_long(cfg, frame, base + open);
+                return WEFT_AGAIN;
+            }
         }
 
         if (state->u64[1] & DELIM_DISCARDING) {

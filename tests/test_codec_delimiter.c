@@ -208,6 +208,39 @@ static void test_line_delimiters_behave_like_line_codec(void **unused)
     feed_check_table(&cfg, cases, 2, false);
 }
 
+/* A frame already too long at the start of a delimiter that is still arriving (and would
+ * win the tie) is too long whichever delimiter ends it: fail_fast reports it at once. */
+static void test_too_long_while_delimiter_undecided(void **unused)
+{
+    (void)unused;
+    static const char *const d[] = {"\n\r", "\n", NULL};
+    static const feed_case cases[] = {
+        {"undecided at the end",
+         FEED_INPUT("\0\0aabbb\rab\r\n"),
+         {FEED_ERROR(WEFT_ETOOLONG), FEED_END},
+         1},
+        {"first listed wins",
+         FEED_INPUT("\0\0aabbb\rab\r\n\rok\n\r"),
+         {FEED_ERROR(WEFT_ETOOLONG), FEED_FRAME("ok"), FEED_END},
+         0},
+        {"second wins",
+         FEED_INPUT("\0\0aabbb\rab\r\nxok\n\r"),
+         {FEED_ERROR(WEFT_ETOOLONG), FEED_FRAME("xok"), FEED_END},
+         0},
+    };
+    weft_codec_config cfg = delim_cfg(d, 3, true, true);
+    feed_check_table(&cfg, cases, 3, false);
+    static const feed_case quiet[] = {
+        {"undecided at the end", FEED_INPUT("\0\0aabbb\rab\r\n"), {FEED_END}, 1},
+        {"first listed wins",
+         FEED_INPUT("\0\0aabbb\rab\r\n\rok\n\r"),
+         {FEED_ERROR(WEFT_ETOOLONG), FEED_FRAME("ok"), FEED_END},
+         0},
+    };
+    cfg.delimiter.fail_fast = false;
+    feed_check_table(&cfg, quiet, 2, false);
+}
+
 static void test_close_on_error(void **unused)
 {
     (void)unused;
@@ -349,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_too_long_fail_fast),
         cmocka_unit_test(test_too_long_not_fail_fast),
         cmocka_unit_test(test_line_delimiters_behave_like_line_codec),
+        cmocka_unit_test(test_too_long_while_delimiter_undecided),
         cmocka_unit_test(test_close_on_error),
         cmocka_unit_test(test_generated_streams),
         cmocka_unit_test(test_prot_none_guard),
