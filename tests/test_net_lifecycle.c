@@ -446,6 +446,103 @@ static void test_on_traffic_can_shut_the_engine_down(void **state)
     close(b);
 }
 
+/* ---- callbacks that end things ---- */
+
+static weft_action greet_and_close(weft_conn *c)
+{
+    atomic_fetch_add(&opened, 1);
+    weft_conn_write(c, "hello\n", 6);
+    return WEFT_ACTION_CLOSE;
+}
+
+static void test_on_open_may_greet_and_close(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    lifecycle_config(&cfg, 1);
+    cfg.handler.on_open = greet_and_close;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    char in[6];
+
+    assert_int_equal(wt_recv_exact(fd, in, 6, WT_TIMEOUT_MS), 0);
+
+    assert_memory_equal(in, "hello\n", 6);
+    assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&closed_ok), 1);
+    close(fd);
+    wt_server_stop(&s);
+}
+
+/* Aborts on 'a', after queueing a reply that must then never leave. */
+static weft_action abort_on_a(weft_conn *c)
+{
+    const uint8_t *p;
+    int n = weft_conn_peek(c, 0, &p);
+    if (n > 0 && p[0] == 'a') {
+        weft_conn_write(c, "never", 5);
+        weft_conn_abort(c);
+        return WEFT_ACTION_NONE;
+    }
+    return wt_echo_on_traffic(c);
+}
+
+static void test_abort_resets_the_peer(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    lifecycle_config(&cfg, 1);
+    cfg.handler.on_traffic = abort_on_a;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+
+    assert_int_equal(wt_send_all(fd, "a", 1, WT_TIMEOUT_MS), 0);
+
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&closed_other), 1); /* WEFT_ECANCELED, not a clean close */
+    char c;
+    assert_int_equal(recv(fd, &c, 1, 0), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    wt_server_stop(&s);
+}
+
+static _Atomic long ticks[2];
+
+static weft_action tick_until_enough(weft_engine *e, unsigned loop)
+{
+    (void)e;
+    if (loop >= 2)
+        return WEFT_ACTION_NONE;
+    long n = atomic_fetch_add(&ticks[loop], 1) + 1;
+    /* Shut down once both loops ticked a few times. */
+    return n >= 3 && atomic_load(&ticks[loop ^ 1u]) >= 3 ? WEFT_ACTION_SHUTDOWN : WEFT_ACTION_NONE;
+}
+
+static void test_on_tick_runs_on_every_loop(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    lifecycle_config(&cfg, 2);
+    cfg.tick_ms = 5;
+    cfg.handler.on_tick = tick_until_enough;
+    cfg.listen[0] = "tcp://127.0.0.1:0";
+    atomic_store(&ticks[0], 0);
+    atomic_store(&ticks[1], 0);
+
+    /* Nobody calls stop: the tick does. */
+    assert_int_equal(weft_run(&cfg), 0);
+
+    assert_true(atomic_load(&ticks[0]) >= 3);
+    assert_true(atomic_load(&ticks[1]) >= 3);
+    assert_int_equal(atomic_load(&shutdowns), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +557,9 @@ int main(void)
         cmocka_unit_test(test_half_close_still_gets_the_answer),
         cmocka_unit_test(test_stop_while_connections_are_busy),
         cmocka_unit_test(test_on_traffic_can_shut_the_engine_down),
+        cmocka_unit_test(test_on_open_may_greet_and_close),
+        cmocka_unit_test(test_abort_resets_the_peer),
+        cmocka_unit_test(test_on_tick_runs_on_every_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
