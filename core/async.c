@@ -12,7 +12,7 @@ static int ref_check(weft_engine *e, weft_conn_ref ref, weft__loop **lp, weft_co
         return WEFT_EINVAL;
     if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
-    if (ref.loop >= e->nloops || ref.gen == 0)
+    if (ref.loop >= e->nloops || (ref.gen & 1u) == 0)
         return WEFT_ESTALE;
     weft__loop *loop = &e->loops[ref.loop];
     weft_conn *c = weft__slot_get(loop, ref.slot);

@@ -95,8 +95,8 @@ static void conn_finish(weft_conn *c)
         event_del(&c->ev);
     c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
     /* Refs die before anyone can see the connection closing. */
-    uint32_t g = atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u;
-    atomic_store_explicit(&c->gen, g == 0 ? 1u : g, memory_order_release);
+    atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
+                          memory_order_release);
     if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
         /* Dropping queued bytes: reset rather than let the peer think all arrived. */
         struct linger lg = {1, 0};
@@ -115,7 +115,7 @@ static void conn_finish(weft_conn *c)
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
     loop->nconns--;
-    /* Back on the free list; gen stays, so the next owner of the slot has a new one. */
+    /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
     c->fd = -1;
     c->flags = 0;
     c->ctx = NULL;

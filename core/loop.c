@@ -150,7 +150,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
         for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
             chunk[i].slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
             chunk[i].fd = -1;
-            atomic_init(&chunk[i].gen, 1u);
+            atomic_init(&chunk[i].gen, 0u); /* even: free */
         }
         atomic_store_explicit(&loop->chunks[loop->nchunks], chunk, memory_order_release);
         loop->nchunks++;
@@ -170,6 +170,9 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
         atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
         return;
     }
+    /* Odd generations are live, even ones free: a ref can only ever match a live slot. */
+    atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
+                          memory_order_release);
     c->loop = loop;
     c->fd = fd;
     c->ctx = NULL;
