@@ -51,7 +51,7 @@ struct weft_conn {
     weft__ring out;
     weft_codec_state cstate;
     int fd;
-    _Atomic uint32_t gen;           /* 0 while the slot is free */
+    _Atomic uint32_t gen;           /* odd while open, even while the slot is free */
     _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;

@@ -34,7 +34,7 @@ typedef struct weft_conn weft_conn;
 typedef struct weft_conn_ref {
     uint32_t loop;
     uint32_t slot;
-    uint32_t gen; /* 0 is never a live generation */
+    uint32_t gen; /* odd for a live connection; 0 is never live */
 } weft_conn_ref;
 
 /* What a callback asks the engine to do next. */
