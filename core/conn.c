@@ -94,6 +94,7 @@ static void conn_finish(weft_conn *c)
     if (c->flags & (CONN_EV_READ | CONN_EV_WRITE))
         event_del(&c->ev);
     c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
+    weft__wheel_remove(c);
     /* Refs die before anyone can see the connection closing. */
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);
@@ -127,7 +128,8 @@ static void conn_finish(weft_conn *c)
 
 void weft__loop_enter(weft__loop *loop)
 {
-    loop->depth++;
+    if (loop->depth++ == 0)
+        weft__clock_update(loop);
 }
 
 void weft__loop_leave(weft__loop *loop)
@@ -209,6 +211,7 @@ void weft__conn_flush(weft_conn *c)
             return;
         }
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        c->active_ms = loop->now_ms;
         weft__ring_consume(&c->out, loop->bufpool, (size_t)n, 0);
     }
     mirror_out(c);
@@ -243,6 +246,8 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
             n = 0;
         }
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        if (n > 0)
+            c->active_ms = loop->now_ms;
         sent = (size_t)n;
         if (sent == total)
             return 0;
@@ -287,8 +292,11 @@ void weft__conn_close_graceful(weft_conn *c, int err)
         return;
     if (!(c->flags & CONN_CLOSING)) {
         c->flags |= CONN_CLOSING;
-        c->flags &= (uint16_t)~CONN_READING;
+        c->flags &= (uint16_t) ~(CONN_READING | CONN_PARTIAL);
         c->close_err = err;
+        c->since_ms = c->loop->now_ms;
+        if (c->out.len > 0) /* a peer that never takes the rest must not keep us */
+            weft__wheel_schedule(c);
     }
     if (c->out.len == 0)
         weft__conn_close_now(c, c->close_err);
@@ -368,6 +376,19 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
     }
+    if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
+        if (c->in.len == 0) {
+            c->flags &= (uint16_t)~CONN_PARTIAL;
+        } else if (!(c->flags & CONN_PARTIAL) || used > 0) {
+            /* The read timeout runs from the last progress, so a fast stream that always
+             * ends mid-frame is not mistaken for a slow one. */
+            c->since_ms = loop->now_ms;
+            if (!(c->flags & CONN_PARTIAL)) {
+                c->flags |= CONN_PARTIAL;
+                weft__wheel_schedule(c);
+            }
+        }
+    }
     if (c->flags & CONN_DECODE_FAILED)
         weft__conn_close_graceful(c, c->close_err);
     handle_action(c, a);
@@ -387,6 +408,7 @@ static void conn_read(weft_conn *c)
         } while (n < 0 && errno == EINTR);
         if (n > 0) {
             WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
             weft__conn_dispatch(c, loop->rbuf, (size_t)n);
             return;
         }
@@ -411,6 +433,7 @@ static void conn_read(weft_conn *c)
         if (n > 0) {
             weft__ring_commit(&c->in, (size_t)n);
             WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
             weft__conn_dispatch(c, NULL, 0);
             return;
         }

@@ -23,6 +23,9 @@ void weft_config_init(weft_config *cfg)
     cfg->max_inbound = 4u << 20;
     cfg->tick_ms = 0;
     cfg->stop_timeout_ms = 5000;
+    cfg->idle_timeout_ms = 300000;
+    cfg->read_timeout_ms = 30000;
+    cfg->max_connections = 100000;
     cfg->log_level = WEFT_LOG_WARN;
     weft_codec_config_init(&cfg->codec);
     weft_lb_config_init(&cfg->lb);

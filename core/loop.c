@@ -56,6 +56,9 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     if (event_add(&loop->wake_ev, NULL) != 0)
         return WEFT_ENOMEM;
     loop->wake_added = true;
+    rc = weft__wheel_init(loop);
+    if (rc != 0)
+        return rc;
     if (e->cfg.tick_ms > 0 && e->cfg.handler.on_tick != NULL) {
         struct timeval tv = {(time_t)(e->cfg.tick_ms / 1000),
                              (suseconds_t)((e->cfg.tick_ms % 1000) * 1000)};
@@ -89,6 +92,7 @@ void weft__loop_destroy(weft__loop *loop)
         event_del(&loop->tick_ev);
     if (loop->stop_added)
         event_del(&loop->stop_ev);
+    weft__wheel_destroy(loop);
     loop->wake_added = loop->tick_added = loop->stop_added = false;
     /* Tasks nobody ran: give back what they own. */
     if (loop->queue.efd >= 0) {
@@ -180,6 +184,9 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     c->close_err = 0;
     c->next_free = WEFT__NO_SLOT;
     c->cork_next = WEFT__NO_SLOT;
+    c->tw_prev = c->tw_next = WEFT__NO_SLOT;
+    c->active_ms = loop->now_ms;
+    c->since_ms = 0;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
@@ -188,6 +195,7 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     WEFT__STAT_ADD(loop->stats.accepted, 1);
     weft__socket_tune(&e->cfg, fd, family);
     weft__conn_update_events(c);
+    weft__wheel_schedule(c);
     if (e->balancer != NULL)
         weft_balancer_on_open(e->balancer, loop->index);
     if (e->cfg.handler.on_open != NULL) {

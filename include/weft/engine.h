@@ -99,7 +99,16 @@ typedef struct weft_config {
     size_t max_inbound;       /* buffered unread inbound bytes that close the
                                       connection (WEFT_EINCAP); default 4 MiB */
     unsigned tick_ms;         /* on_tick period; 0 = no tick; default 0 */
-    unsigned stop_timeout_ms; /* how long stop waits for queued output; default 5000 */
+    unsigned stop_timeout_ms; /* how long stop, and a graceful close, wait for
+                                      queued output; default 5000 */
+    unsigned idle_timeout_ms; /* close a connection with no bytes either way for this
+                                      long (WEFT_EIDLE); 0 = never; default 300000 */
+    unsigned read_timeout_ms; /* close a connection whose unread bytes (a partial frame)
+                                      wait this long without progress (WEFT_EREADTIMEOUT,
+                                      slowloris); 0 = never; default 30000 */
+    unsigned max_connections; /* open connections in the whole engine; past it new ones
+                                      are accepted and closed at once (stats: rejected);
+                                      0 = no limit; default 100000 */
     weft_log_cb log_cb;       /* NULL = write to stderr */
     void *log_ctx;
     weft_log_level log_level; /* default WEFT_LOG_WARN */
