@@ -31,6 +31,7 @@ static _Atomic long closed_ok;      /* on_close(conn, 0) */
 static _Atomic long closed_toolong; /* on_close(conn, WEFT_ETOOLONG) */
 static _Atomic long closed_corrupt; /* on_close(conn, WEFT_ECORRUPT) */
 static _Atomic long closed_other;
+static _Atomic long last_close_err;
 static _Atomic long frame_errors; /* weft_conn_next_frame returned < 0 */
 static _Atomic long last_frame_error;
 static _Atomic long write_errors; /* weft_conn_write_frame failed */
@@ -45,6 +46,7 @@ static void reset_counters(void)
     atomic_store(&closed_toolong, 0);
     atomic_store(&closed_corrupt, 0);
     atomic_store(&closed_other, 0);
+    atomic_store(&last_close_err, 1);
     atomic_store(&frame_errors, 0);
     atomic_store(&last_frame_error, 0);
     atomic_store(&write_errors, 0);
@@ -63,6 +65,7 @@ static weft_action on_open(weft_conn *c)
 static void on_close(weft_conn *c, int err)
 {
     (void)c;
+    atomic_store(&last_close_err, err);
     if (err == 0)
         atomic_fetch_add(&closed_ok, 1);
     else if (err == WEFT_ETOOLONG)
@@ -851,6 +854,73 @@ static void test_frame_larger_than_read_buffer(void **state)
     bytes_free(&back);
 }
 
+/* ---- max_inbound bounds what may wait for a frame to complete ---- */
+
+static bool one_closed(void *arg)
+{
+    (void)arg;
+    return atomic_load(&closed) >= 1;
+}
+
+/* A frame of exactly max_inbound bytes passes; one byte more closes that connection with
+ * WEFT_EINCAP, even though the codec itself would take it. */
+static void test_frame_bounded_by_max_inbound(void **state)
+{
+    (void)state;
+    reset_counters();
+    weft_codec_config codec;
+    weft_codec_config_init(&codec);
+    codec.kind = WEFT_CODEC_LENGTH_FIELD;
+    codec.length_field.length_field_length = 4;
+    codec.length_field.initial_bytes_to_strip = 4;
+    codec.length_field.max_frame_length = 1u << 20;
+    weft_config cfg;
+    codec_server_config(&cfg, &codec);
+    cfg.read_buffer_size = 16u * 1024u;
+    cfg.max_inbound = 256u * 1024u;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+
+    /* Exactly max_inbound, header included, followed at once by a small frame. */
+    size_t big = cfg.max_inbound - 4;
+    bytes out = {0};
+    uint8_t *p = malloc(big);
+    assert_non_null(p);
+    wt_fill(p, big, 1);
+    uint8_t h[4] = {(uint8_t)(big >> 24), (uint8_t)(big >> 16), (uint8_t)(big >> 8), (uint8_t)big};
+    bytes_put(&out, h, 4);
+    bytes_put(&out, p, big);
+    uint8_t small[4 + 3] = {0, 0, 0, 3, 'a', 'b', 'c'};
+    bytes_put(&out, small, sizeof(small));
+    uint8_t *in = malloc(out.len);
+    assert_non_null(in);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    assert_int_equal(exchange_chunked(fd, &out, CHUNK_RANDOM, 9, in, out.len, false), 0);
+    assert_memory_equal(in, out.p, out.len);
+    assert_int_equal(atomic_load(&seen_len[0]), (long)big);
+    assert_int_equal(atomic_load(&seen_len[1]), 3);
+
+    /* One byte more cannot be held. */
+    size_t over = big + 1;
+    uint8_t h2[4] = {(uint8_t)(over >> 24), (uint8_t)(over >> 16), (uint8_t)(over >> 8),
+                     (uint8_t)over};
+    assert_int_equal(wt_send_all(fd, h2, 4, WT_TIMEOUT_MS), 0);
+    p = realloc(p, over);
+    assert_non_null(p);
+    wt_fill(p, over, 2);
+    (void)wt_send_all(fd, p, over, WT_TIMEOUT_MS); /* the server may reset before the end */
+    assert_true(wt_wait_for(one_closed, NULL, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&closed_other), 1);
+    assert_int_equal(atomic_load(&last_close_err), WEFT_EINCAP);
+    assert_codec_stats(s.engine, 2, 0);
+    close(fd);
+    wt_server_stop(&s);
+    free(p);
+    free(in);
+    bytes_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -865,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_length_field_too_long_closes),
         cmocka_unit_test(test_length_field_corrupt_closes),
         cmocka_unit_test(test_frame_larger_than_read_buffer),
+        cmocka_unit_test(test_frame_bounded_by_max_inbound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
