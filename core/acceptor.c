@@ -39,6 +39,7 @@ void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, sock
     memset(&t, 0, sizeof(t));
     t.kind = WEFT__TASK_NEW_CONN;
     t.fd = fd;
+    t.family = peer != NULL ? peer->sa_family : AF_UNIX;
     if (weft__queue_push(&loop->queue, &t) != 0) {
         weft__log(e, WEFT_LOG_ERROR, "no memory to hand a connection to loop %zu; closing it", k);
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
@@ -121,7 +122,9 @@ static void accept_batch(weft__listener *l,
 
 static void take_handoff(weft__listener *l, int fd, const struct sockaddr *sa, socklen_t sl)
 {
-    weft__dispatch_fd(l->engine, fd, sl > 0 ? sa : NULL, sl);
+    /* A Unix peer is unnamed: no address to balance on. */
+    weft__dispatch_fd(l->engine, fd, l->family != AF_UNIX ? sa : NULL,
+                      l->family != AF_UNIX ? sl : 0);
 }
 
 static void take_local(weft__listener *l, int fd, const struct sockaddr *sa, socklen_t sl)
@@ -130,7 +133,7 @@ static void take_local(weft__listener *l, int fd, const struct sockaddr *sa, soc
     (void)sl;
     weft__loop *loop = l->owner;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
-    weft__loop_adopt(loop, fd);
+    weft__loop_adopt(loop, fd, l->family);
 }
 
 static void acceptor_accept_cb(evutil_socket_t fd, short what, void *arg)

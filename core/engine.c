@@ -397,6 +397,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.buffers_out = LOAD(s->buffers_out);
         l.buffer_bytes = LOAD(s->buffer_bytes);
         l.buffers_cached_bytes = LOAD(s->cached_bytes);
+        l.wakeups = LOAD(s->wakeups);
+        l.tasks = LOAD(s->tasks);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -411,6 +413,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->buffers_out += l.buffers_out;
         t->buffer_bytes += l.buffer_bytes;
         t->buffers_cached_bytes += l.buffers_cached_bytes;
+        t->wakeups += l.wakeups;
+        t->tasks += l.tasks;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -78,6 +78,8 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t buffers_out;
     _Atomic uint64_t buffer_bytes;
     _Atomic uint64_t cached_bytes;
+    _Atomic uint64_t wakeups;
+    _Atomic uint64_t tasks;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -183,7 +185,7 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index);
 void weft__loop_destroy(weft__loop *loop);
 void *weft__loop_main(void *arg);
 /* Sets up an accepted fd as a connection on this loop (loop thread). */
-void weft__loop_adopt(weft__loop *loop, int fd);
+void weft__loop_adopt(weft__loop *loop, int fd, int family);
 void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- conn.c ---- */

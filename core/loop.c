@@ -158,7 +158,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
     return weft__slot_get(loop, loop->high_slot++);
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd)
+void weft__loop_adopt(weft__loop *loop, int fd, int family)
 {
     weft_engine *e = loop->engine;
     weft_conn *c = slot_alloc(loop);
@@ -183,10 +183,7 @@ void weft__loop_adopt(weft__loop *loop, int fd)
     weft_codec_state_init(&c->cstate);
     loop->nconns++;
     WEFT__STAT_ADD(loop->stats.accepted, 1);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        weft__socket_tune(&e->cfg, fd, ss.ss_family);
+    weft__socket_tune(&e->cfg, fd, family);
     weft__conn_update_events(c);
     if (e->balancer != NULL)
         weft_balancer_on_open(e->balancer, loop->index);
@@ -261,7 +258,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
-            weft__loop_adopt(loop, t->fd);
+            weft__loop_adopt(loop, t->fd, t->family);
         }
         break;
     case WEFT__TASK_WRITE: {
@@ -305,6 +302,8 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
     weft__task *tasks;
     size_t n;
     weft__queue_drain(&loop->queue, &tasks, &n);
+    WEFT__STAT_ADD(loop->stats.wakeups, 1);
+    WEFT__STAT_ADD(loop->stats.tasks, n);
     /* One dispatch for the whole batch: writes to one connection leave in one syscall. */
     weft__loop_enter(loop);
     for (size_t i = 0; i < n; i++)

@@ -26,6 +26,7 @@ typedef enum weft__task_kind {
 typedef struct weft__task {
     weft__task_kind kind;
     int fd;
+    int family; /* NEW_CONN: the socket's address family */
     weft_conn_ref ref;
     void *data;
     size_t len;

@@ -1,6 +1,10 @@
 /* weft-echo: sends every byte back. The smallest complete weft server.
  *
  *   weft-echo --addr tcp://127.0.0.1:9000 --loops 2 [--reuseport] [--lb rr|lc|ch|random]
+ *             [--codec none|line|length-field]
+ *
+ * With a codec it echoes whole frames: each decoded frame is framed again by the same codec
+ * (a line gets its "\n" back, a length-field frame its 4-byte big-endian length).
  *
  * SIGINT/SIGTERM stop it cleanly; SIGUSR1 prints the engine's statistics to stderr.
  */
@@ -17,6 +21,18 @@ static weft_action on_traffic(weft_conn *c)
     int n = weft_conn_peek(c, 0, &p);
     if (n > 0 && weft_conn_write(c, p, (size_t)n) == 0)
         weft_conn_discard(c, (size_t)n);
+    return WEFT_ACTION_NONE;
+}
+
+static weft_action on_frames(weft_conn *c)
+{
+    const uint8_t *f;
+    size_t len;
+    int rc;
+    while ((rc = weft_conn_next_frame(c, &f, &len)) == 1) {
+        if (weft_conn_write_frame(c, f, len) != 0)
+            break;
+    }
     return WEFT_ACTION_NONE;
 }
 
@@ -61,15 +77,38 @@ static int parse_lb(const char *s, weft_lb_kind *out)
     return -1;
 }
 
+static int parse_codec(const char *s, weft_config *cfg)
+{
+    if (strcmp(s, "none") == 0) {
+        cfg->codec.kind = WEFT_CODEC_NONE;
+    } else if (strcmp(s, "line") == 0) {
+        cfg->codec.kind = WEFT_CODEC_LINE;
+        cfg->codec.line.max_length = 1u << 20;
+    } else if (strcmp(s, "length-field") == 0) {
+        /* A 4-byte big-endian length before each payload, stripped on decode and put back
+         * by the encoder. */
+        cfg->codec.kind = WEFT_CODEC_LENGTH_FIELD;
+        cfg->codec.length_field.length_field_length = 4;
+        cfg->codec.length_field.initial_bytes_to_strip = 4;
+        cfg->codec.length_field.max_frame_length = 4u << 20;
+    } else {
+        return -1;
+    }
+    cfg->handler.on_traffic = cfg->codec.kind == WEFT_CODEC_NONE ? on_traffic : on_frames;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: weft-echo [--addr URL]... [--loops N] [--reuseport] "
-               "[--lb rr|lc|ch|random]\n"
+               "[--lb rr|lc|ch|random] [--codec none|line|length-field]\n"
                "  --addr URL   tcp://host:port or unix:///path (default tcp://127.0.0.1:9000)\n"
                "  --loops N    event loops; 0 = one per CPU (default 1)\n"
                "  --reuseport  one SO_REUSEPORT listener per loop\n"
                "  --lb NAME    balancer: round-robin, least-connections, consistent-hash, "
                "random\n"
+               "  --codec NAME echo whole frames: none (raw bytes), line, length-field "
+               "(4-byte big-endian length)\n"
                "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
 }
 
@@ -92,6 +131,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--reuseport") == 0) {
             cfg.reuse_port = true;
         } else if (strcmp(a, "--lb") == 0 && v != NULL && parse_lb(v, &cfg.lb.kind) == 0) {
+            i++;
+        } else if (strcmp(a, "--codec") == 0 && v != NULL && parse_codec(v, &cfg) == 0) {
             i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);

@@ -39,6 +39,7 @@ typedef struct weft_line_config {
     bool strip_delimiter; /* default true */
     bool fail_fast;       /* report too-long as soon as it is seen; default false */
     bool close_on_error;  /* close the connection on a too-long line; default false */
+    bool encode_crlf;     /* the encoder appends "\r\n" instead of "\n"; default false */
 } weft_line_config;
 
 #define WEFT_DELIMITER_MAX     8  /* delimiters per codec */

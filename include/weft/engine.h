@@ -159,6 +159,8 @@ typedef struct weft_loop_stats {
     uint64_t buffers_out;          /* ring buffers held by connections now */
     uint64_t buffer_bytes;         /* their capacity */
     uint64_t buffers_cached_bytes; /* kept in the loop's buffer pool */
+    uint64_t wakeups;              /* cross-thread wakeups of the loop (one per burst) */
+    uint64_t tasks;                /* cross-thread tasks run (hand-offs, async calls) */
 } weft_loop_stats;
 
 typedef struct weft_stats {
