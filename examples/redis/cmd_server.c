@@ -376,6 +376,7 @@ void cmd_info(cmd_ctx *c)
         textf(&t, "# Keyspace\r\n");
         if (keys > 0)
             textf(&t, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n", keys, expires);
+        textf(&t, "\r\n");
     }
     reply_bulk(c->out, t.data, t.len);
     reply_free(&t);
