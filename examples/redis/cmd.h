@@ -94,16 +94,17 @@ void key_drop_if_empty(key_ref *k);
 
 /* ---- families ---- */
 #define X(name) void cmd_##name(cmd_ctx *c);
-#define REDIS_COMMAND_FUNCS(X)                                                                    \
-    X(ping)                                                                                       \
-    X(echo) X(quit) X(select) X(hello) X(client) X(command) X(config) X(info) X(get) X(set)       \
-        X(setnx) X(setex) X(psetex) X(getset) X(getdel) X(mget) X(mset) X(msetnx) X(incr) X(decr) \
-            X(incrby) X(decrby) X(incrbyfloat) X(append) X(strlen) X(getrange) X(setrange) X(del) \
-                X(exists) X(expire) X(pexpire) X(expireat) X(pexpireat) X(ttl) X(pttl) X(persist) \
-                    X(type) X(keys) X(scan) X(rename) X(dbsize) X(flushdb) X(lpush) X(rpush)      \
-                        X(lpop) X(rpop) X(llen) X(lrange) X(lindex) X(hset) X(hget) X(hdel)       \
-                            X(hgetall) X(hlen) X(hexists) X(hincrby) X(hmget) X(sadd) X(srem)     \
-                                X(smembers) X(sismember) X(scard)
+#define REDIS_COMMAND_FUNCS(X)                                                                     \
+    X(ping)                                                                                        \
+    X(echo)                                                                                        \
+    X(quit) X(select) X(hello) X(client) X(command) X(config) X(info) X(get) X(set) X(setnx)       \
+        X(setex) X(psetex) X(getset) X(getdel) X(mget) X(mset) X(msetnx) X(incr) X(decr) X(incrby) \
+            X(decrby) X(incrbyfloat) X(append) X(strlen) X(getrange) X(setrange) X(del) X(exists)  \
+                X(expire) X(pexpire) X(expireat) X(pexpireat) X(ttl) X(pttl) X(persist) X(type)    \
+                    X(keys) X(scan) X(rename) X(dbsize) X(flushdb) X(lpush) X(rpush) X(lpop)       \
+                        X(rpop) X(llen) X(lrange) X(lindex) X(hset) X(hget) X(hdel) X(hgetall)     \
+                            X(hlen) X(hexists) X(hincrby) X(hmget) X(sadd) X(srem) X(smembers)     \
+                                X(sismember) X(scard)
 REDIS_COMMAND_FUNCS(X)
 #undef X
 

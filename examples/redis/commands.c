@@ -116,7 +116,8 @@ static const redis_cmd *lookup(const uint8_t *name, size_t len)
         const redis_cmd *cmd = lookup_table[slot];
         if (cmd == NULL)
             return NULL;
-        if (memcmp(cmd->name, lower, len) == 0 && cmd->name[len] == '\0')
+        /* strncmp stops at the end of the shorter name: never reads past it. */
+        if (strncmp(cmd->name, lower, len) == 0 && cmd->name[len] == '\0')
             return cmd;
         slot = (slot + 1) & (LOOKUP_SLOTS - 1);
     }

@@ -57,7 +57,10 @@ char *reply_reserve(reply_buf *rb, size_t n)
 
 void reply_raw(reply_buf *rb, const void *data, size_t len)
 {
-    char *p = reply_reserve(rb, len);
+    char *p;
+    if (len == 0)
+        return;
+    p = reply_reserve(rb, len);
     if (p == NULL)
         return;
     memcpy(p, data, len);

@@ -228,6 +228,10 @@ static int decode_inline(const resp_limits *lim, resp_parser *p, const uint8_t *
         frame->consumed = 0;
         return WEFT_AGAIN;
     }
+    /* Refused whether or not the newline has arrived yet, so the verdict does not depend on
+     * how the bytes were split into reads. */
+    if ((size_t)(nl - buf) > lim->max_inline)
+        return fail(frame, "Protocol error: too big inline request");
     frame_len = (size_t)(nl - buf) + 1;
     line = frame_len - 1;
     if (line > 0 && buf[line - 1] == '\r')
