@@ -93,19 +93,68 @@ bool key_check_type(cmd_ctx *c, const key_ref *k, ks_type t);
 void key_drop_if_empty(key_ref *k);
 
 /* ---- families ---- */
-#define X(name) void cmd_##name(cmd_ctx *c);
-#define REDIS_COMMAND_FUNCS(X)                                                                     \
-    X(ping)                                                                                        \
-    X(echo)                                                                                        \
-    X(quit) X(select) X(hello) X(client) X(command) X(config) X(info) X(get) X(set) X(setnx)       \
-        X(setex) X(psetex) X(getset) X(getdel) X(mget) X(mset) X(msetnx) X(incr) X(decr) X(incrby) \
-            X(decrby) X(incrbyfloat) X(append) X(strlen) X(getrange) X(setrange) X(del) X(exists)  \
-                X(expire) X(pexpire) X(expireat) X(pexpireat) X(ttl) X(pttl) X(persist) X(type)    \
-                    X(keys) X(scan) X(rename) X(dbsize) X(flushdb) X(lpush) X(rpush) X(lpop)       \
-                        X(rpop) X(llen) X(lrange) X(lindex) X(hset) X(hget) X(hdel) X(hgetall)     \
-                            X(hlen) X(hexists) X(hincrby) X(hmget) X(sadd) X(srem) X(smembers)     \
-                                X(sismember) X(scard)
-REDIS_COMMAND_FUNCS(X)
-#undef X
+void cmd_ping(cmd_ctx *c);
+void cmd_echo(cmd_ctx *c);
+void cmd_quit(cmd_ctx *c);
+void cmd_select(cmd_ctx *c);
+void cmd_hello(cmd_ctx *c);
+void cmd_client(cmd_ctx *c);
+void cmd_command(cmd_ctx *c);
+void cmd_config(cmd_ctx *c);
+void cmd_info(cmd_ctx *c);
+void cmd_get(cmd_ctx *c);
+void cmd_set(cmd_ctx *c);
+void cmd_setnx(cmd_ctx *c);
+void cmd_setex(cmd_ctx *c);
+void cmd_psetex(cmd_ctx *c);
+void cmd_getset(cmd_ctx *c);
+void cmd_getdel(cmd_ctx *c);
+void cmd_mget(cmd_ctx *c);
+void cmd_mset(cmd_ctx *c);
+void cmd_msetnx(cmd_ctx *c);
+void cmd_incr(cmd_ctx *c);
+void cmd_decr(cmd_ctx *c);
+void cmd_incrby(cmd_ctx *c);
+void cmd_decrby(cmd_ctx *c);
+void cmd_incrbyfloat(cmd_ctx *c);
+void cmd_append(cmd_ctx *c);
+void cmd_strlen(cmd_ctx *c);
+void cmd_getrange(cmd_ctx *c);
+void cmd_setrange(cmd_ctx *c);
+void cmd_del(cmd_ctx *c);
+void cmd_exists(cmd_ctx *c);
+void cmd_expire(cmd_ctx *c);
+void cmd_pexpire(cmd_ctx *c);
+void cmd_expireat(cmd_ctx *c);
+void cmd_pexpireat(cmd_ctx *c);
+void cmd_ttl(cmd_ctx *c);
+void cmd_pttl(cmd_ctx *c);
+void cmd_persist(cmd_ctx *c);
+void cmd_type(cmd_ctx *c);
+void cmd_keys(cmd_ctx *c);
+void cmd_scan(cmd_ctx *c);
+void cmd_rename(cmd_ctx *c);
+void cmd_dbsize(cmd_ctx *c);
+void cmd_flushdb(cmd_ctx *c);
+void cmd_lpush(cmd_ctx *c);
+void cmd_rpush(cmd_ctx *c);
+void cmd_lpop(cmd_ctx *c);
+void cmd_rpop(cmd_ctx *c);
+void cmd_llen(cmd_ctx *c);
+void cmd_lrange(cmd_ctx *c);
+void cmd_lindex(cmd_ctx *c);
+void cmd_hset(cmd_ctx *c);
+void cmd_hget(cmd_ctx *c);
+void cmd_hdel(cmd_ctx *c);
+void cmd_hgetall(cmd_ctx *c);
+void cmd_hlen(cmd_ctx *c);
+void cmd_hexists(cmd_ctx *c);
+void cmd_hincrby(cmd_ctx *c);
+void cmd_hmget(cmd_ctx *c);
+void cmd_sadd(cmd_ctx *c);
+void cmd_srem(cmd_ctx *c);
+void cmd_smembers(cmd_ctx *c);
+void cmd_sismember(cmd_ctx *c);
+void cmd_scard(cmd_ctx *c);
 
 #endif /* WEFT_REDIS_CMD_H */
