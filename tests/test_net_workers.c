@@ -755,7 +755,9 @@ static void test_async_write_over_the_hard_cap_is_refused(void **state)
             accepted++;
         else
             break;
-        sleep_ms(1); /* let the loop move it on, so the kernel's share fills first */
+        /* Uneven pauses let the loop move some writes on and not others, so the check
+         * lands at every point of the loop's handling of the one before. */
+        usleep((k % 7) * 20);
     }
     print_message("hard cap of %zu bytes: %zu chunks of %u accepted before WEFT_EOUTCAP\n",
                   cfg.write_hard_cap, accepted, CAP_CHUNK);
@@ -776,6 +778,95 @@ static void test_async_write_over_the_hard_cap_is_refused(void **state)
     assert_int_equal(atomic_load(&closed_count), 0);
     free(in);
     free(chunk);
+    close(fd);
+    wt_server_stop(&s);
+}
+
+/* A writer that backs off on WEFT_EOUTCAP and tries again keeps its connection while a slow
+ * reader drains it: the queue hovers at the cap, so nearly every accepted write is a check
+ * made right at the boundary, and none of them may let the queue past the cap (which would
+ * make the loop close the connection under a writer that was told 0). */
+#define HOVER_CHUNK  8192u
+#define HOVER_WRITES 1500u
+
+typedef struct hover {
+    weft_engine *engine;
+    weft_conn_ref ref;
+    _Atomic long accepted;
+    _Atomic long refused;
+    _Atomic int failure;
+} hover;
+
+static void *hover_writer(void *arg)
+{
+    hover *h = arg;
+    /* Chunk k is k in its first four bytes and a constant after: cheap to make and check,
+     * so tries come quickly and the reader's pace is set by its pause alone. */
+    uint8_t *chunk = malloc(HOVER_CHUNK);
+    memset(chunk, 'h', HOVER_CHUNK);
+    uint32_t seq = 0;
+    memcpy(chunk, &seq, sizeof(seq));
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    for (unsigned k = 0; seq < HOVER_WRITES; k++) {
+        int rc = weft_async_write(h->engine, h->ref, chunk, HOVER_CHUNK);
+        if (rc == 0) {
+            seq++;
+            memcpy(chunk, &seq, sizeof(seq));
+            atomic_store(&h->accepted, (long)seq);
+        } else if (rc == WEFT_EOUTCAP && wt_now_ms() < end) {
+            atomic_fetch_add(&h->refused, 1);
+            usleep((k % 5) * 10);
+        } else {
+            atomic_store(&h->failure, rc != 0 ? rc : -1);
+            break;
+        }
+    }
+    free(chunk);
+    return NULL;
+}
+
+static void test_writer_backing_off_at_the_cap_keeps_its_connection(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    base_config(&cfg);
+    cfg.write_high_water = 64u * 1024u;
+    cfg.write_hard_cap = 256u * 1024u;
+    wt_server s;
+    start_server(&s, &cfg);
+    int fd;
+    connect_clients(&s, &fd, 1);
+    hover h;
+    h.engine = s.engine;
+    h.ref = ref_of(0);
+    atomic_store(&h.accepted, 0);
+    atomic_store(&h.refused, 0);
+    atomic_store(&h.failure, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hover_writer, &h), 0);
+
+    /* Read slowly, one chunk at a time, checking each. */
+    uint8_t *in = malloc(HOVER_CHUNK), *want = malloc(HOVER_CHUNK);
+    assert_non_null(in);
+    assert_non_null(want);
+    memset(want, 'h', HOVER_CHUNK);
+    uint32_t k;
+    for (k = 0; k < HOVER_WRITES && atomic_load(&h.failure) == 0; k++) {
+        if (wt_recv_exact(fd, in, HOVER_CHUNK, WT_TIMEOUT_MS) != 0)
+            break;
+        memcpy(want, &k, sizeof(k));
+        assert_memory_equal(in, want, HOVER_CHUNK);
+        usleep(30);
+    }
+    pthread_join(th, NULL);
+    print_message("%u chunks at the cap: %ld refused with WEFT_EOUTCAP on the way\n", k,
+                  atomic_load(&h.refused));
+    assert_int_equal(atomic_load(&h.failure), 0);
+    assert_int_equal(k, HOVER_WRITES);
+    assert_true(atomic_load(&h.refused) > 0);
+    assert_int_equal(atomic_load(&closed_count), 0);
+    free(in);
+    free(want);
     close(fd);
     wt_server_stop(&s);
 }
@@ -944,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_ping_is_fast_while_all_workers_block),
         cmocka_unit_test(test_a_burst_of_async_writes_coalesces_wakeups),
         cmocka_unit_test(test_async_write_over_the_hard_cap_is_refused),
+        cmocka_unit_test(test_writer_backing_off_at_the_cap_keeps_its_connection),
         cmocka_unit_test(test_stop_while_workers_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
