@@ -31,9 +31,11 @@ static int push_write(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
     int rc = ref_check(e, ref, &loop, &c);
     if (rc == 0) {
         /* The hard cap holds for other threads too: they learn it here, not by a silent
-         * drop later. Both counters are approximate by a racing write or two. */
-        uint64_t queued = (uint64_t)atomic_load_explicit(&c->out_len, memory_order_relaxed) +
-                          atomic_load_explicit(&c->async_pending, memory_order_relaxed);
+         * drop later. The loop adds a write to out_len before it takes it off
+         * async_pending, so reading async_pending first (acquire) can count a write twice
+         * but never miss it; only writers racing each other can overshoot. */
+        uint64_t pending = atomic_load_explicit(&c->async_pending, memory_order_acquire);
+        uint64_t queued = pending + atomic_load_explicit(&c->out_len, memory_order_relaxed);
         if (len > e->cfg.write_hard_cap || queued > e->cfg.write_hard_cap - len)
             rc = WEFT_EOUTCAP;
     }

@@ -273,16 +273,19 @@ static void run_task(weft__loop *loop, weft__task *t)
         }
         break;
     case WEFT__TASK_WRITE: {
-        /* The slot's count goes down whether or not the connection lived on: the push
-         * raised it on the same slot, maybe just before the slot was reused. */
-        c = weft__slot_get(loop, t->ref.slot);
-        if (c != NULL)
-            atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)t->len, memory_order_relaxed);
         c = ref_lookup(loop, t->ref);
         if (c != NULL) {
             struct iovec iov = {t->data, t->len};
             (void)weft__conn_send(c, &iov, 1);
         }
+        /* The slot's count goes down whether or not the connection lived on: the push
+         * raised it on the same slot, maybe just before the slot was reused. Only now, once
+         * the bytes are in out_len: lowered before, a writer checking the hard cap would
+         * count them in neither and could push the queue past the cap, which closes the
+         * connection instead of telling that writer. Release pairs with push_write. */
+        weft_conn *slot = weft__slot_get(loop, t->ref.slot);
+        if (slot != NULL)
+            atomic_fetch_sub_explicit(&slot->async_pending, (uint32_t)t->len, memory_order_release);
         if (t->free_cb != NULL)
             t->free_cb(t->data, t->free_ctx);
         else
