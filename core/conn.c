@@ -352,12 +352,14 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         loop->view_len = fresh_len;
     }
     loop->view_used = 0;
+    loop->view_need = 0;
     loop->view_in_ring = in_ring;
     c->flags |= CONN_IN_TRAFFIC;
     weft_action a = e->cfg.handler.on_traffic(c);
     c->flags &= (uint16_t)~CONN_IN_TRAFFIC;
     size_t used = loop->view_used;
     size_t len = loop->view_len;
+    size_t need = loop->view_need;
     loop->cur = NULL;
     loop->view = NULL;
     loop->view_len = loop->view_used = 0;
@@ -375,6 +377,10 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
                       loop->index, c->slot, len - used);
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
+    }
+    if (need > 0 && c->in.len > 0 && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
+        size_t room;
+        (void)weft__ring_reserve(&c->in, loop->bufpool, need, e->cfg.max_inbound, &room);
     }
     if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
         if (c->in.len == 0) {
@@ -523,7 +529,7 @@ static bool codec_closes_on_recoverable(const weft_engine *e)
     return false;
 }
 
-int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, const void **message)
 {
     weft__loop *loop = c->loop;
     weft_engine *e = loop->engine;
@@ -553,14 +559,24 @@ int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
                 WEFT__STAT_ADD(loop->stats.frames, 1);
                 *frame = p + fr.offset;
                 *flen = fr.length;
+                if (message != NULL)
+                    *message = fr.message;
                 return 1;
             }
         }
-        if (rc == WEFT_AGAIN)
+        if (rc == WEFT_AGAIN) {
+            /* The codec knows how big the frame will be: make room once instead of
+             * growing the buffer read by read. */
+            if (loop->cur == c && fr.need > len - fr.consumed)
+                loop->view_need = fr.need - (len - fr.consumed);
             return 0;
+        }
         if (rc > 0)
             rc = WEFT_ECORRUPT;
         WEFT__STAT_ADD(loop->stats.decode_errors, 1);
+        loop->err_slot = c->slot;
+        loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+        loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
         bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
         weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
                   loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
@@ -574,6 +590,20 @@ int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
             weft__conn_close_graceful(c, rc);
         return rc;
     }
+}
+
+int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+{
+    return weft_conn_next_message(c, frame, flen, NULL);
+}
+
+const char *weft_conn_decode_error(const weft_conn *c)
+{
+    const weft__loop *loop = c->loop;
+    if (loop->err_reason == NULL || loop->err_slot != c->slot ||
+        loop->err_gen != atomic_load_explicit(&c->gen, memory_order_relaxed))
+        return NULL;
+    return loop->err_reason;
 }
 
 int weft_conn_write(weft_conn *c, const void *data, size_t len)

@@ -151,6 +151,7 @@ struct weft__loop {
     const uint8_t *view;
     size_t view_len;
     size_t view_used;
+    size_t view_need; /* bytes the codec still wants beyond the view, if it said */
     bool view_in_ring;
 
     /* Intrusive stacks of slot numbers, so deferring never allocates: connections with
@@ -163,6 +164,11 @@ struct weft__loop {
 
     bool stopping;
     weft__loop_stats stats;
+
+    /* The last decode error on this loop, for weft_conn_decode_error. */
+    const char *err_reason;
+    uint32_t err_slot;
+    uint32_t err_gen;
 };
 
 struct weft_engine {

@@ -208,6 +208,15 @@ WEFT_API int weft_conn_read(weft_conn *conn, void *buf, size_t n);
  * are logged and skipped. WEFT_ENOCODEC without a codec. */
 WEFT_API int weft_conn_next_frame(weft_conn *conn, const uint8_t **frame, size_t *len);
 
+/* As weft_conn_next_frame, and sets *message (when not NULL) to the codec's decoded form of
+ * the frame (weft_frame.message: NULL for the built-in codecs), borrowed like the frame. */
+WEFT_API int weft_conn_next_message(weft_conn *conn, const uint8_t **frame, size_t *len,
+                                    const void **message);
+
+/* The reason text (static) of the most recent decode error on conn, or NULL. Lets a
+ * protocol answer a bad request with the codec's reason before the connection closes. */
+WEFT_API const char *weft_conn_decode_error(const weft_conn *conn);
+
 /* Queues data for sending; it is copied, so data stays owned by the caller. Written to the
  * socket at once when nothing waits, otherwise in order after what waits. Returns 0,
  * WEFT_ECLOSED, or WEFT_EOUTCAP (the hard cap: the connection is then closed). */
