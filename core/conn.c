@@ -95,6 +95,8 @@ static void conn_finish(weft_conn *c)
         event_del(&c->ev);
     c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
     weft__wheel_remove(c);
+    if (c->flags & CONN_HAS_TIMERS)
+        weft__conn_cancel_timers(c);
     /* Refs die before anyone can see the connection closing. */
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);

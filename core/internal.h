@@ -38,7 +38,8 @@ enum {
     CONN_IN_TRAFFIC = 1u << 9,     /* on_traffic of this connection is running */
     CONN_LIVE = 1u << 10,          /* the slot holds an open connection */
     CONN_DECODE_FAILED = 1u << 11, /* a fatal decode error: close once on_traffic returns */
-    CONN_PARTIAL = 1u << 12        /* unread bytes wait since since_ms (read timeout) */
+    CONN_PARTIAL = 1u << 12,       /* unread bytes wait since since_ms (read timeout) */
+    CONN_HAS_TIMERS = 1u << 13     /* user timers (weft_conn_after) may be pending */
 };
 
 typedef struct weft__loop weft__loop;
@@ -165,6 +166,10 @@ struct weft__loop {
     bool stopping;
     weft__loop_stats stats;
 
+    /* User timers (weft_conn_after) of this loop's connections. */
+    struct weft__timer *timers;
+    uint64_t next_timer_id;
+
     /* The last decode error on this loop, for weft_conn_decode_error. */
     const char *err_reason;
     uint32_t err_slot;
@@ -241,6 +246,12 @@ void weft__clock_update(weft__loop *loop);
 /* (Re)files c by its current deadline; a connection without one leaves the wheel. */
 void weft__wheel_schedule(weft_conn *c);
 void weft__wheel_remove(weft_conn *c);
+
+/* ---- user_timer.c ---- */
+/* Cancels c's user timers (its callbacks never run). */
+void weft__conn_cancel_timers(weft_conn *c);
+/* Frees every user timer of the loop (at loop teardown). */
+void weft__loop_free_timers(weft__loop *loop);
 
 /* ---- acceptor.c ---- */
 void *weft__acceptor_main(void *arg);

@@ -93,6 +93,7 @@ void weft__loop_destroy(weft__loop *loop)
     if (loop->stop_added)
         event_del(&loop->stop_ev);
     weft__wheel_destroy(loop);
+    weft__loop_free_timers(loop);
     loop->wake_added = loop->tick_added = loop->stop_added = false;
     /* Tasks nobody ran: give back what they own. */
     if (loop->queue.efd >= 0) {

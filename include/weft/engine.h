@@ -252,6 +252,19 @@ WEFT_API int weft_conn_local_addr(const weft_conn *conn, struct sockaddr_storage
 WEFT_API int weft_conn_peer_addr(const weft_conn *conn, struct sockaddr_storage *addr,
                                  socklen_t *len);
 
+/* Runs a user timer's callback on conn's loop thread. */
+typedef void (*weft_timer_cb)(weft_conn *conn, void *arg);
+
+/* Calls cb(conn, arg) on conn's loop after ms milliseconds, once, unless conn closes first
+ * or the timer is cancelled: then cb never runs (arg stays the caller's to free, e.g. in
+ * on_close). Sets *id (may be NULL) for weft_conn_cancel_timer. Returns 0, WEFT_ECLOSED or
+ * WEFT_ENOMEM; on failure cb never runs. */
+WEFT_API int weft_conn_after(weft_conn *conn, unsigned ms, weft_timer_cb cb, void *arg,
+                             uint64_t *id);
+
+/* Cancels a pending timer of conn: 0, or WEFT_ENOENT when it already ran or is unknown. */
+WEFT_API int weft_conn_cancel_timer(weft_conn *conn, uint64_t id);
+
 /* ---- Across threads, by ref: safe from any thread, including the loops. ---- */
 
 /* Frees a zero-copy buffer once weft is done with it. */
