@@ -85,6 +85,7 @@ struct options {
     double duration;
     bool churn;
     int threads;
+    int src_spread;
 };
 
 struct worker {
@@ -204,6 +205,10 @@ static double hist_percentile(const struct hist *h, unsigned permille)
 static int resolve(void)
 {
     if (opt.host[0] == '/') {
+        if (opt.src_spread > 0) {
+            fprintf(stderr, "loadgen: --src-spread is for TCP servers only\n");
+            return -1;
+        }
         struct sockaddr_un *un = (struct sockaddr_un *)&server_addr;
         if (strlen(opt.host) >= sizeof(un->sun_path)) {
             fprintf(stderr, "loadgen: unix socket path too long: %s\n", opt.host);
@@ -229,6 +234,13 @@ static int resolve(void)
         fprintf(stderr, "loadgen: cannot resolve %s: %s\n", opt.host, gai_strerror(rc));
         return -1;
     }
+    if (opt.src_spread > 0 &&
+        (res->ai_family != AF_INET ||
+         (ntohl(((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr) >> 24) != 127)) {
+        fprintf(stderr, "loadgen: --src-spread needs an IPv4 loopback server (127.x.x.x)\n");
+        freeaddrinfo(res);
+        return -1;
+    }
     memcpy(&server_addr, res->ai_addr, res->ai_addrlen);
     server_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
@@ -236,8 +248,15 @@ static int resolve(void)
     return 0;
 }
 
-/* Starts a non-blocking connect. Returns the fd, or -1 with errno set. */
-static int connect_start(void)
+/* Starts a non-blocking connect for stream `id`. Returns the fd, or -1 with errno set.
+ *
+ * With --src-spread N the source address cycles through 127.0.0.2 .. 127.0.0.N+1. Churn
+ * leaves a TIME_WAIT socket per connection on our side, and with tens of thousands of them
+ * on one address pair the kernel's ephemeral-port search in connect() becomes the
+ * bottleneck, so churn would measure the client's kernel rather than the server.
+ * IP_BIND_ADDRESS_NO_PORT leaves the port choice to connect(), which then sees a fresh
+ * address pair. */
+static int connect_start(uint32_t id)
 {
     int fd = socket(server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -245,6 +264,18 @@ static int connect_start(void)
     if (!server_is_unix) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (opt.src_spread > 0) {
+        int one = 1;
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f000002u + id % (uint32_t)opt.src_spread);
+        if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
     }
     if (connect(fd, (struct sockaddr *)&server_addr, server_addrlen) < 0 && errno != EINPROGRESS) {
         int e = errno;
@@ -261,9 +292,9 @@ static const char *server_name(void)
 }
 
 /* Connects one socket and waits for the handshake, bounded by CONNECT_MS. */
-static int connect_blocking(void)
+static int connect_blocking(uint32_t id)
 {
-    int fd = connect_start();
+    int fd = connect_start(id);
     if (fd < 0)
         return -1;
     struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -392,7 +423,7 @@ static void churn_open(struct worker *w, struct conn *c)
     conn_reset_stream(c, w->next_id);
     w->next_id += (uint32_t)opt.threads;
     c->t_connect = now_ns();
-    c->fd = connect_start();
+    c->fd = connect_start(c->id);
     if (c->fd < 0) {
         int e = errno;
         if (e == EADDRNOTAVAIL)
@@ -529,7 +560,9 @@ static void usage(FILE *f)
                "  --pipeline N    messages in flight per connection (default 1)\n"
                "  --duration S    seconds to run (default 3)\n"
                "  --churn         connect, one echo, close, repeat (per connection slot)\n"
-               "  --threads N     threads, one epoll each (default 1)\n");
+               "  --threads N     threads, one epoll each (default 1)\n"
+               "  --src-spread N  use N loopback source addresses 127.0.0.2.. (IPv4 loopback\n"
+               "                  server only; keeps churn from exhausting one address pair)\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -593,6 +626,11 @@ static int parse_args(int argc, char **argv)
                 goto bad;
             opt.threads = (int)v;
             break;
+        case 'S':
+            if (parse_int(optarg, 0, 254, &v) < 0)
+                goto bad;
+            opt.src_spread = (int)v;
+            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -652,7 +690,7 @@ int main(int argc, char **argv)
         c->stamps = stamps + (size_t)i * (size_t)opt.pipeline;
         conn_reset_stream(c, (uint32_t)i);
         if (!opt.churn) {
-            c->fd = connect_blocking();
+            c->fd = connect_blocking((uint32_t)i);
             if (c->fd < 0) {
                 fprintf(stderr, "loadgen: cannot connect to %s: %s\n", server_name(),
                         strerror(errno));
