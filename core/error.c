@@ -1,5 +1,7 @@
 /* weft — error names and descriptions, generated from WEFT_ERRNO_MAP. */
+#ifndef _GNU_SOURCE /* the build defines it already; a bare redefinition is -Werror */
 #define _GNU_SOURCE
+#endif
 #include <string.h>
 
 #include "weft/error.h"

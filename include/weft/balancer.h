@@ -33,7 +33,7 @@ typedef struct weft_lb_config {
     weft_lb_kind kind; /* default WEFT_LB_ROUND_ROBIN */
     unsigned vnodes;   /* consistent hash: virtual nodes per loop; default 160 */
     bool hash_port;    /* consistent hash: include the peer port; default false */
-    uint64_t seed;     /* consistent hash and random; default 0 */
+    uint64_t seed;     /* consistent hash and random (0: random seeds from the clock); default 0 */
     const struct weft_balancer_vtable *custom; /* kind == WEFT_LB_CUSTOM; borrowed */
     void *custom_ctx;
 } weft_lb_config;
@@ -53,7 +53,9 @@ typedef struct weft_lb_view {
 typedef struct weft_balancer_vtable {
     const char *name;
     unsigned flags; /* WEFT_LB_NEEDS_LIVE */
-    /* Makes the balancer's state for nloops loops. 0 or a negative WEFT_E* code. */
+    /* Makes the balancer's state for nloops loops. 0 or a negative WEFT_E* code. Optional
+     * for a user balancer: without it the state is cfg->custom_ctx and destroy is not
+     * called. */
     int (*create)(const weft_lb_config *cfg, size_t nloops, void **state);
     void (*destroy)(void *state);
     /* Returns a loop index < view->nloops. Acceptor thread only. peer may be NULL (e.g. a
@@ -71,7 +73,8 @@ typedef struct weft_balancer weft_balancer;
  * weft_balancer_destroy). Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
 WEFT_API int weft_balancer_create(const weft_lb_config *cfg, size_t nloops, weft_balancer **out);
 WEFT_API void weft_balancer_destroy(weft_balancer *b);
-/* Picks a loop; see weft_balancer_vtable.pick. */
+/* Picks a loop; see weft_balancer_vtable.pick. view may be NULL when the balancer does not
+ * need live counts. An out-of-range answer from a user balancer is reduced modulo nloops. */
 WEFT_API size_t weft_balancer_pick(weft_balancer *b, const struct sockaddr *peer,
                                    socklen_t peer_len, const weft_lb_view *view);
 WEFT_API void weft_balancer_on_open(weft_balancer *b, size_t loop);

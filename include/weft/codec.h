@@ -39,6 +39,7 @@ typedef struct weft_line_config {
     bool strip_delimiter; /* default true */
     bool fail_fast;       /* report too-long as soon as it is seen; default false */
     bool close_on_error;  /* close the connection on a too-long line; default false */
+    bool encode_crlf;     /* the encoder appends "\r\n" instead of "\n"; default false */
 } weft_line_config;
 
 #define WEFT_DELIMITER_MAX     8  /* delimiters per codec */
@@ -111,7 +112,8 @@ typedef struct weft_frame {
     size_t consumed;     /* input bytes to drop after this call, whatever it returned */
     size_t offset;       /* rc == 0: frame starts here */
     size_t length;       /* rc == 0: frame length */
-    size_t need;         /* rc == WEFT_AGAIN: total input bytes wanted, if known, else 0 */
+    size_t need;         /* rc == WEFT_AGAIN: total input bytes wanted, counted from the
+                            first byte not consumed, if known, else 0 */
     const char *reason;  /* rc < 0: static text saying what was wrong */
     bool recoverable;    /* rc < 0: the codec skipped the bad bytes and can go on */
     const void *message; /* rc == 0: codec-specific decoded form, or NULL; borrowed until
@@ -158,7 +160,8 @@ struct weft_codec {
 };
 
 /* Builds a codec from cfg (copied). Returns 0 or WEFT_EINVAL (bad config, e.g. a length
- * field of 5 bytes). On failure nothing needs freeing. */
+ * field of 5 bytes). On failure nothing needs freeing. WEFT_CODEC_NONE is valid: the codec
+ * has no vtable, decode answers WEFT_ENOCODEC and encode an empty framing. */
 WEFT_API int weft_codec_init(weft_codec *codec, const weft_codec_config *cfg);
 
 /* Releases what weft_codec_init made. */

@@ -159,6 +159,8 @@ typedef struct weft_loop_stats {
     uint64_t buffers_out;          /* ring buffers held by connections now */
     uint64_t buffer_bytes;         /* their capacity */
     uint64_t buffers_cached_bytes; /* kept in the loop's buffer pool */
+    uint64_t wakeups;              /* cross-thread wakeups of the loop (one per burst) */
+    uint64_t tasks;                /* cross-thread tasks run (hand-offs, async calls) */
 } weft_loop_stats;
 
 typedef struct weft_stats {
@@ -190,7 +192,7 @@ WEFT_API int weft_conn_discard(weft_conn *conn, size_t n);
  * the count. */
 WEFT_API int weft_conn_read(weft_conn *conn, void *buf, size_t n);
 
-/* With a codec: decodes the next complete frame. Returns 1 and sets *frame/*len (a span
+/* With a codec: decodes the next complete frame. Returns 1 and sets *frame and *len (a span
  * borrowed until the next read call on conn or the return of on_traffic), 0 when no
  * complete frame is buffered, or a negative WEFT_E* code on a decode error that closes the
  * connection (it is closed once on_traffic returns). Recoverable errors (a too-long line)
@@ -242,9 +244,11 @@ typedef void (*weft_free_cb)(void *data, void *ctx);
  * connection leave in the order of the calls. */
 WEFT_API int weft_async_write(weft_engine *engine, weft_conn_ref ref, const void *data, size_t len);
 
-/* As weft_async_write without the copy: ownership of data passes to weft, which calls
- * free_cb(data, free_ctx) exactly once — after sending, or when the connection is gone,
- * or at once if this call fails. */
+/* As weft_async_write without the copy. On success ownership of data passes to weft, which
+ * calls free_cb(data, free_ctx) exactly once (on the loop thread, or in weft_engine_wait for
+ * a write still queued at stop), after the bytes were
+ * handed to the socket or queued, or when the connection turned out to be gone. On failure
+ * data stays the caller's and free_cb is never called. */
 WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *data, size_t len,
                                  weft_free_cb free_cb, void *free_ctx);
 

@@ -50,7 +50,10 @@ typedef enum weft_pool_shutdown_mode {
 } weft_pool_shutdown_mode;
 
 /* Stops accepting tasks, drains or cancels the queue, joins the threads and frees pool.
- * Must not be called from a pool thread. Returns 0. */
+ * Returns 0; WEFT_EINVAL for a NULL pool or unknown mode; WEFT_EBUSY, leaving the pool
+ * untouched, when called from one of its own threads (it would have to join itself).
+ * Cancelled tasks are called on the calling thread; callers blocked in submit_wait get
+ * WEFT_ESHUTDOWN. Call it once; no other call on pool may still run when it returns. */
 WEFT_API int weft_pool_shutdown(weft_pool *pool, weft_pool_shutdown_mode mode);
 
 typedef struct weft_pool_stats {

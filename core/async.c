@@ -1,0 +1,127 @@
+/* weft — reaching a connection from any thread, by ref, through its loop's queue. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Checks that ref names a connection that is open now. It may still close before its loop
+ * runs the task; the loop checks again and then drops the task (freeing what it owns). */
+static int ref_check(weft_engine *e, weft_conn_ref ref, weft__loop **lp, weft_conn **cp)
+{
+    if (e == NULL)
+        return WEFT_EINVAL;
+    if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
+        return WEFT_ESHUTDOWN;
+    if (ref.loop >= e->nloops || ref.gen == 0)
+        return WEFT_ESTALE;
+    weft__loop *loop = &e->loops[ref.loop];
+    weft_conn *c = weft__slot_get(loop, ref.slot);
+    if (c == NULL || atomic_load_explicit(&c->gen, memory_order_acquire) != ref.gen)
+        return WEFT_ESTALE;
+    *lp = loop;
+    *cp = c;
+    return 0;
+}
+
+static int push_write(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
+                      weft_free_cb free_cb, void *free_ctx)
+{
+    weft__loop *loop;
+    weft_conn *c;
+    int rc = ref_check(e, ref, &loop, &c);
+    if (rc == 0) {
+        /* The hard cap holds for other threads too: they learn it here, not by a silent
+         * drop later. Both counters are approximate by a racing write or two. */
+        uint64_t queued = (uint64_t)atomic_load_explicit(&c->out_len, memory_order_relaxed) +
+                          atomic_load_explicit(&c->async_pending, memory_order_relaxed);
+        if (len > e->cfg.write_hard_cap || queued > e->cfg.write_hard_cap - len)
+            rc = WEFT_EOUTCAP;
+    }
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&c->async_pending, (uint32_t)len, memory_order_relaxed);
+        weft__task t;
+        memset(&t, 0, sizeof(t));
+        t.kind = WEFT__TASK_WRITE;
+        t.ref = ref;
+        t.data = data;
+        t.len = len;
+        t.free_cb = free_cb;
+        t.free_ctx = free_ctx;
+        rc = weft__queue_push(&loop->queue, &t);
+        if (rc != 0)
+            atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)len, memory_order_relaxed);
+    }
+    /* On failure a zero-copy buffer stays the caller's and free_cb never runs (a call that
+     * fails never runs its callback); our own copies are ours to free. */
+    if (rc != 0 && free_cb == NULL)
+        free(data);
+    return rc;
+}
+
+int weft_async_write_zc(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
+                        weft_free_cb free_cb, void *free_ctx)
+{
+    if (free_cb == NULL || (data == NULL && len > 0))
+        return WEFT_EINVAL;
+    return push_write(e, ref, data, len, free_cb, free_ctx);
+}
+
+int weft_async_writev(weft_engine *e, weft_conn_ref ref, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+        return WEFT_EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > WEFT__RING_MAX - total)
+            return WEFT_EOUTCAP;
+        total += iov[i].iov_len;
+    }
+    uint8_t *copy = malloc(total ? total : 1);
+    if (copy == NULL)
+        return WEFT_ENOMEM;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > 0)
+            memcpy(copy + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    return push_write(e, ref, copy, total, NULL, NULL);
+}
+
+int weft_async_write(weft_engine *e, weft_conn_ref ref, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return WEFT_EINVAL;
+    if (len > WEFT__RING_MAX)
+        return WEFT_EOUTCAP;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return WEFT_ENOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    return push_write(e, ref, copy, len, NULL, NULL);
+}
+
+static int push_simple(weft_engine *e, weft_conn_ref ref, weft__task_kind kind)
+{
+    weft__loop *loop;
+    weft_conn *c;
+    int rc = ref_check(e, ref, &loop, &c);
+    if (rc != 0)
+        return rc;
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = kind;
+    t.ref = ref;
+    return weft__queue_push(&loop->queue, &t);
+}
+
+int weft_async_close(weft_engine *e, weft_conn_ref ref)
+{
+    return push_simple(e, ref, WEFT__TASK_CLOSE);
+}
+
+int weft_async_wake(weft_engine *e, weft_conn_ref ref)
+{
+    return push_simple(e, ref, WEFT__TASK_WAKE);
+}

@@ -1,0 +1,649 @@
+/* weft — one connection: reading into borrowed spans, writing with a queue only when the
+ * kernel pushes back, closing at safe points. Everything here runs on the owning loop's
+ * thread. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Inside a dispatch, writes smaller than this go to the queue and leave in one syscall when
+ * the dispatch ends; larger ones go straight out when nothing waits. */
+#define DIRECT_WRITE_MIN (16u * 1024u)
+
+weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot)
+{
+    uint32_t chunk = slot >> WEFT__CHUNK_SHIFT;
+    if (chunk >= WEFT__CHUNK_MAX)
+        return NULL;
+    weft_conn *base = atomic_load_explicit(&loop->chunks[chunk], memory_order_acquire);
+    if (base == NULL)
+        return NULL;
+    return &base[slot & (WEFT__CHUNK_SIZE - 1u)];
+}
+
+static void mirror_out(weft_conn *c)
+{
+    atomic_store_explicit(&c->out_len, c->out.len, memory_order_relaxed);
+}
+
+void weft__conn_update_events(weft_conn *c)
+{
+    short want = 0;
+    if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING)
+        want |= EV_READ;
+    if (c->out.len > 0)
+        want |= EV_WRITE;
+    short have = (short)(((c->flags & CONN_EV_READ) ? EV_READ : 0) |
+                         ((c->flags & CONN_EV_WRITE) ? EV_WRITE : 0));
+    if (want == have)
+        return;
+    if (have != 0)
+        event_del(&c->ev);
+    c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
+    if (want != 0) {
+        event_assign(&c->ev, c->loop->base, c->fd, (short)(want | EV_PERSIST), weft__conn_event_cb,
+                     c);
+        if (event_add(&c->ev, NULL) == 0)
+            c->flags |= (uint16_t)(((want & EV_READ) ? CONN_EV_READ : 0) |
+                                   ((want & EV_WRITE) ? CONN_EV_WRITE : 0));
+    }
+}
+
+static void push_pending(weft__loop *loop, weft_conn *c)
+{
+    c->next_free = loop->pending_head;
+    loop->pending_head = c->slot;
+}
+
+static void push_corked(weft__loop *loop, weft_conn *c)
+{
+    c->flags |= CONN_CORKED;
+    c->cork_next = loop->corked_head;
+    loop->corked_head = c->slot;
+}
+
+void weft__conn_close_now(weft_conn *c, int err)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    weft__loop *loop = c->loop;
+    c->flags |= CONN_CLOSE_PENDING;
+    c->close_err = err;
+    if (loop->depth == 0) {
+        weft__loop_enter(loop);
+        push_pending(loop, c);
+        weft__loop_leave(loop);
+    } else {
+        push_pending(loop, c);
+    }
+}
+
+/* The real close, at a safe point (the end of the outermost dispatch). */
+static void conn_finish(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    int err = c->close_err;
+    c->flags |= CONN_CLOSED;
+    c->flags &= (uint16_t)~CONN_CLOSE_PENDING;
+    if (c->flags & (CONN_EV_READ | CONN_EV_WRITE))
+        event_del(&c->ev);
+    c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
+    /* Refs die before anyone can see the connection closing. */
+    uint32_t g = atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u;
+    atomic_store_explicit(&c->gen, g == 0 ? 1u : g, memory_order_release);
+    if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
+        /* Dropping queued bytes: reset rather than let the peer think all arrived. */
+        struct linger lg = {1, 0};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(c->fd);
+    weft__ring_release(&c->in, loop->bufpool);
+    weft__ring_release(&c->out, loop->bufpool);
+    mirror_out(c);
+    if (e->cfg.handler.on_close != NULL)
+        e->cfg.handler.on_close(c, err);
+    if (e->has_codec)
+        weft_codec_state_destroy(&e->codec, &c->cstate);
+    if (e->balancer != NULL)
+        weft_balancer_on_close(e->balancer, loop->index);
+    WEFT__STAT_ADD(loop->stats.closed, 1);
+    atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    loop->nconns--;
+    /* Back on the free list; gen stays, so the next owner of the slot has a new one. */
+    c->fd = -1;
+    c->flags = 0;
+    c->ctx = NULL;
+    c->next_free = loop->free_head;
+    loop->free_head = c->slot;
+    if (loop->stopping && loop->nconns == 0)
+        event_base_loopbreak(loop->base);
+}
+
+void weft__loop_enter(weft__loop *loop)
+{
+    loop->depth++;
+}
+
+void weft__loop_leave(weft__loop *loop)
+{
+    assert(loop->depth > 0);
+    if (loop->depth > 1) {
+        loop->depth--;
+        return;
+    }
+    /* Outermost: flush what the dispatch corked, then run the closes it asked for. Both
+     * may add to either list (on_close may write to other connections), so go on until
+     * both are empty. */
+    for (;;) {
+        if (loop->corked_head != WEFT__NO_SLOT) {
+            weft_conn *c = weft__slot_get(loop, loop->corked_head);
+            loop->corked_head = c->cork_next;
+            c->flags &= (uint16_t)~CONN_CORKED;
+            if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+                weft__conn_flush(c);
+            continue;
+        }
+        if (loop->pending_head != WEFT__NO_SLOT) {
+            weft_conn *c = weft__slot_get(loop, loop->pending_head);
+            loop->pending_head = c->next_free;
+            if (c->flags & CONN_CLOSE_PENDING)
+                conn_finish(c);
+            continue;
+        }
+        break;
+    }
+    weft_bufpool_stats bs;
+    weft_bufpool_get_stats(loop->bufpool, &bs);
+    atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+    loop->depth = 0;
+}
+
+static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)iovcnt;
+    ssize_t n;
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static void check_backpressure(weft_conn *c)
+{
+    const weft_config *cfg = &c->loop->engine->cfg;
+    if (!(c->flags & CONN_PAUSED) && c->out.len >= cfg->write_high_water) {
+        c->flags |= CONN_PAUSED;
+        WEFT__STAT_ADD(c->loop->stats.pauses, 1);
+        weft__conn_update_events(c);
+    } else if ((c->flags & CONN_PAUSED) && c->out.len <= cfg->write_high_water / 2) {
+        c->flags &= (uint16_t)~CONN_PAUSED;
+        weft__conn_update_events(c);
+    }
+}
+
+void weft__conn_flush(weft_conn *c)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    weft__loop *loop = c->loop;
+    while (c->out.len > 0) {
+        struct iovec iov[2];
+        int cnt = weft__ring_iov(&c->out, iov);
+        ssize_t n = send_iov(c->fd, iov, cnt);
+        if (n < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                break;
+            weft__conn_close_now(c, -err);
+            return;
+        }
+        WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        weft__ring_consume(&c->out, loop->bufpool, (size_t)n, 0);
+    }
+    mirror_out(c);
+    if (c->out.len == 0 && (c->flags & CONN_CLOSING)) {
+        weft__conn_close_now(c, c->close_err);
+        return;
+    }
+    check_backpressure(c);
+    weft__conn_update_events(c);
+}
+
+int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    weft__loop *loop = c->loop;
+    const weft_config *cfg = &loop->engine->cfg;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    size_t sent = 0;
+    if (c->out.len == 0 && (loop->depth == 0 || total >= DIRECT_WRITE_MIN)) {
+        ssize_t n = send_iov(c->fd, iov, iovcnt);
+        if (n < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK) {
+                weft__conn_close_now(c, -err);
+                return -err;
+            }
+            n = 0;
+        }
+        WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        sent = (size_t)n;
+        if (sent == total)
+            return 0;
+    }
+    if (total - sent > cfg->write_hard_cap || c->out.len > cfg->write_hard_cap - (total - sent)) {
+        weft__log(loop->engine, WEFT_LOG_WARN,
+                  "conn %u/%u: %zu bytes queued for a peer that does not read: over the hard "
+                  "cap of %zu, closing",
+                  loop->index, c->slot, (size_t)c->out.len + (total - sent), cfg->write_hard_cap);
+        weft__conn_close_now(c, WEFT_EOUTCAP);
+        return WEFT_EOUTCAP;
+    }
+    size_t skip = sent;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        int rc = weft__ring_append(&c->out, loop->bufpool, p + skip, l - skip, cfg->write_hard_cap);
+        skip = 0;
+        if (rc != 0) {
+            weft__conn_close_now(c, rc);
+            return rc;
+        }
+    }
+    mirror_out(c);
+    if (loop->depth > 0) {
+        if (!(c->flags & CONN_CORKED))
+            push_corked(loop, c);
+    } else {
+        weft__conn_update_events(c);
+    }
+    check_backpressure(c);
+    return 0;
+}
+
+void weft__conn_close_graceful(weft_conn *c, int err)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    if (!(c->flags & CONN_CLOSING)) {
+        c->flags |= CONN_CLOSING;
+        c->flags &= (uint16_t)~CONN_READING;
+        c->close_err = err;
+    }
+    if (c->out.len == 0)
+        weft__conn_close_now(c, c->close_err);
+    else
+        weft__conn_update_events(c);
+}
+
+/* ---- inbound ---- */
+
+/* The unread bytes of c as one span. */
+static const uint8_t *in_view(weft_conn *c, size_t *len)
+{
+    weft__loop *loop = c->loop;
+    if (loop->cur == c) {
+        *len = loop->view_len - loop->view_used;
+        return loop->view + loop->view_used;
+    }
+    *len = c->in.len;
+    return weft__ring_linearize(&c->in);
+}
+
+static void in_consume(weft_conn *c, size_t n)
+{
+    weft__loop *loop = c->loop;
+    if (loop->cur == c)
+        loop->view_used += n;
+    else /* keep the buffer: a span handed out must outlive this call */
+        weft__ring_consume(&c->in, loop->bufpool, n, 1);
+}
+
+static void handle_action(weft_conn *c, weft_action a)
+{
+    if (a == WEFT_ACTION_CLOSE)
+        weft__conn_close_graceful(c, 0);
+    else if (a == WEFT_ACTION_SHUTDOWN)
+        weft_engine_stop(c->loop->engine);
+}
+
+void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    weft__loop_enter(loop);
+    bool in_ring = fresh == NULL;
+    loop->cur = c;
+    if (in_ring) {
+        loop->view = weft__ring_linearize(&c->in);
+        loop->view_len = c->in.len;
+    } else {
+        loop->view = fresh;
+        loop->view_len = fresh_len;
+    }
+    loop->view_used = 0;
+    loop->view_in_ring = in_ring;
+    c->flags |= CONN_IN_TRAFFIC;
+    weft_action a = e->cfg.handler.on_traffic(c);
+    c->flags &= (uint16_t)~CONN_IN_TRAFFIC;
+    size_t used = loop->view_used;
+    size_t len = loop->view_len;
+    loop->cur = NULL;
+    loop->view = NULL;
+    loop->view_len = loop->view_used = 0;
+
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_DECODE_FAILED | CONN_PEER_EOF)) {
+        /* Nobody will read what is left. */
+        weft__ring_release(&c->in, loop->bufpool);
+    } else if (in_ring) {
+        weft__ring_consume(&c->in, loop->bufpool, used, 0);
+    } else if (used < len) {
+        int rc =
+            weft__ring_append(&c->in, loop->bufpool, fresh + used, len - used, e->cfg.max_inbound);
+        if (rc != 0) {
+            weft__log(e, WEFT_LOG_WARN, "conn %u/%u: %zu unread bytes: over max_inbound, closing",
+                      loop->index, c->slot, len - used);
+            weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+        }
+    }
+    if (c->flags & CONN_DECODE_FAILED)
+        weft__conn_close_graceful(c, c->close_err);
+    handle_action(c, a);
+    weft__loop_leave(loop);
+}
+
+static void conn_read(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    ssize_t n;
+    if (c->in.len == 0) {
+        if (c->in.buf != NULL)
+            weft__ring_release(&c->in, loop->bufpool);
+        do {
+            n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            weft__conn_dispatch(c, loop->rbuf, (size_t)n);
+            return;
+        }
+    } else {
+        /* A partial frame waits: read straight behind it, so the frame ends up in one
+         * span without copying what was read before. */
+        size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
+        if (want < 4096)
+            want = 4096;
+        size_t room;
+        uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, &room);
+        if (p == NULL) {
+            weft__log(e, WEFT_LOG_WARN,
+                      "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing",
+                      loop->index, c->slot, c->in.len);
+            weft__conn_close_now(c, WEFT_EINCAP);
+            return;
+        }
+        do {
+            n = recv(c->fd, p, room, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            weft__ring_commit(&c->in, (size_t)n);
+            WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            weft__conn_dispatch(c, NULL, 0);
+            return;
+        }
+    }
+    if (n == 0) {
+        /* The peer finished sending (maybe only half-closed): answer what is queued, then
+         * close. */
+        c->flags |= CONN_PEER_EOF;
+        weft__conn_close_graceful(c, 0);
+        return;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return;
+    weft__conn_close_now(c, -err);
+}
+
+void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    weft_conn *c = arg;
+    weft__loop *loop = c->loop;
+    weft__loop_enter(loop);
+    if (what & EV_WRITE)
+        weft__conn_flush(c);
+    if ((what & EV_READ) && (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_CLOSED |
+                                         CONN_CLOSE_PENDING)) == CONN_READING)
+        conn_read(c);
+    weft__loop_leave(loop);
+}
+
+/* ---- public connection API (owning loop's thread) ---- */
+
+size_t weft_conn_buffered(const weft_conn *c)
+{
+    const weft__loop *loop = c->loop;
+    if (loop->cur == c)
+        return loop->view_len - loop->view_used;
+    return c->in.len;
+}
+
+int weft_conn_peek(weft_conn *c, size_t n, const uint8_t **out)
+{
+    size_t len;
+    const uint8_t *p = in_view(c, &len);
+    if (n == 0 || n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    *out = p;
+    return (int)n;
+}
+
+int weft_conn_discard(weft_conn *c, size_t n)
+{
+    size_t len;
+    (void)in_view(c, &len);
+    if (n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    in_consume(c, n);
+    return (int)n;
+}
+
+int weft_conn_read(weft_conn *c, void *buf, size_t n)
+{
+    size_t len;
+    const uint8_t *p = in_view(c, &len);
+    if (n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    if (n > 0)
+        memcpy(buf, p, n);
+    in_consume(c, n);
+    return (int)n;
+}
+
+static bool codec_closes_on_recoverable(const weft_engine *e)
+{
+    const weft_codec_config *cc = &e->codec.config;
+    if (cc->kind == WEFT_CODEC_LINE)
+        return cc->line.close_on_error;
+    if (cc->kind == WEFT_CODEC_DELIMITER)
+        return cc->delimiter.close_on_error;
+    return false;
+}
+
+int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    if (!e->has_codec)
+        return WEFT_ENOCODEC;
+    if (c->flags & CONN_DECODE_FAILED)
+        return c->close_err;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return WEFT_ECLOSED;
+    for (;;) {
+        size_t len;
+        const uint8_t *p = in_view(c, &len);
+        if (len == 0)
+            return 0;
+        weft_frame fr;
+        memset(&fr, 0, sizeof(fr));
+        int rc = weft_codec_decode(&e->codec, &c->cstate, p, len, &fr);
+        if (fr.consumed > len)
+            rc = WEFT_ECORRUPT, fr.reason = "codec consumed more than it was given",
+            fr.recoverable = false, fr.consumed = len;
+        in_consume(c, fr.consumed);
+        if (rc == 0) {
+            if (fr.offset > len || fr.length > len - fr.offset) {
+                rc = WEFT_ECORRUPT;
+                fr.reason = "codec reported a frame outside its input";
+            } else {
+                WEFT__STAT_ADD(loop->stats.frames, 1);
+                *frame = p + fr.offset;
+                *flen = fr.length;
+                return 1;
+            }
+        }
+        if (rc == WEFT_AGAIN)
+            return 0;
+        if (rc > 0)
+            rc = WEFT_ECORRUPT;
+        WEFT__STAT_ADD(loop->stats.decode_errors, 1);
+        bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
+        weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
+                  loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
+                  fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
+        if (!fatal)
+            continue;
+        c->flags |= CONN_DECODE_FAILED;
+        c->flags &= (uint16_t)~CONN_READING;
+        c->close_err = rc;
+        if (loop->cur != c) /* outside its on_traffic: nothing else will close it */
+            weft__conn_close_graceful(c, rc);
+        return rc;
+    }
+}
+
+int weft_conn_write(weft_conn *c, const void *data, size_t len)
+{
+    struct iovec iov = {(void *)data, len};
+    return weft__conn_send(c, &iov, 1);
+}
+
+int weft_conn_writev(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+        return WEFT_EINVAL;
+    return weft__conn_send(c, iov, iovcnt);
+}
+
+int weft_conn_write_frame(weft_conn *c, const void *data, size_t len)
+{
+    weft_engine *e = c->loop->engine;
+    if (!e->has_codec)
+        return WEFT_ENOCODEC;
+    weft_encoding enc;
+    memset(&enc, 0, sizeof(enc));
+    int rc = weft_codec_encode(&e->codec, data, len, &enc);
+    if (rc != 0)
+        return rc;
+    struct iovec iov[3] = {
+        {enc.head, enc.head_len}, {(void *)data, len}, {(void *)enc.tail, enc.tail_len}};
+    return weft__conn_send(c, iov, 3);
+}
+
+int weft_conn_close(weft_conn *c)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    weft__conn_close_graceful(c, 0);
+    return 0;
+}
+
+int weft_conn_abort(weft_conn *c)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return WEFT_ECLOSED;
+    weft__conn_close_now(c, WEFT_ECANCELED);
+    return 0;
+}
+
+void *weft_conn_context(const weft_conn *c)
+{
+    return c->ctx;
+}
+
+void weft_conn_set_context(weft_conn *c, void *ctx)
+{
+    c->ctx = ctx;
+}
+
+weft_conn_ref weft_conn_get_ref(const weft_conn *c)
+{
+    weft_conn_ref r;
+    r.loop = c->loop->index;
+    r.slot = c->slot;
+    r.gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+    return r;
+}
+
+weft_engine *weft_conn_engine(const weft_conn *c)
+{
+    return c->loop->engine;
+}
+
+unsigned weft_conn_loop(const weft_conn *c)
+{
+    return c->loop->index;
+}
+
+int weft_conn_fd(const weft_conn *c)
+{
+    return c->fd;
+}
+
+size_t weft_conn_pending_out(const weft_conn *c)
+{
+    return c->out.len;
+}
+
+int weft_conn_local_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    *len = sizeof(*addr);
+    return getsockname(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+}
+
+int weft_conn_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    *len = sizeof(*addr);
+    return getpeername(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+}

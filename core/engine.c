@@ -1,0 +1,422 @@
+/* weft — the engine: configuration, start, stop, statistics and logging. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void weft_config_init(weft_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->loops = 0;
+    cfg->reuse_port = false;
+    cfg->tcp_nodelay = true;
+    cfg->tcp_keepalive_s = 0;
+    cfg->backlog = 1024;
+    cfg->read_buffer_size = 64u * 1024u;
+    cfg->write_high_water = 1u << 20;
+    cfg->write_hard_cap = 64u << 20;
+    cfg->max_inbound = 4u << 20;
+    cfg->tick_ms = 0;
+    cfg->stop_timeout_ms = 5000;
+    cfg->log_level = WEFT_LOG_WARN;
+    weft_codec_config_init(&cfg->codec);
+    weft_lb_config_init(&cfg->lb);
+    cfg->workers = 0;
+    cfg->worker_queue = 1024;
+}
+
+static const char *level_name(weft_log_level l)
+{
+    switch (l) {
+    case WEFT_LOG_DEBUG:
+        return "debug";
+    case WEFT_LOG_INFO:
+        return "info";
+    case WEFT_LOG_WARN:
+        return "warn";
+    case WEFT_LOG_ERROR:
+        return "error";
+    default:
+        return "log";
+    }
+}
+
+static void vlog(weft_engine *e, weft_log_level level, const char *fmt, va_list ap)
+{
+    if (level < e->cfg.log_level || level >= WEFT_LOG_OFF)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (e->cfg.log_cb != NULL)
+        e->cfg.log_cb(e->cfg.log_ctx, level, msg);
+    else
+        fprintf(stderr, "weft: %s: %s\n", level_name(level), msg);
+}
+
+void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(e, level, fmt, ap);
+    va_end(ap);
+}
+
+void weft_engine_log(weft_engine *e, weft_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(e, level, fmt, ap);
+    va_end(ap);
+}
+
+static int validate(const weft_config *cfg)
+{
+    if (cfg->handler.on_traffic == NULL)
+        return WEFT_EINVAL;
+    if (cfg->read_buffer_size < 1024 || cfg->read_buffer_size > WEFT__RING_MAX)
+        return WEFT_EINVAL;
+    if (cfg->write_hard_cap == 0 || cfg->write_hard_cap > WEFT__RING_MAX ||
+        cfg->write_high_water > cfg->write_hard_cap)
+        return WEFT_EINVAL;
+    if (cfg->max_inbound == 0 || cfg->max_inbound > WEFT__RING_MAX)
+        return WEFT_EINVAL;
+    if (cfg->loops > 1024)
+        return WEFT_EINVAL;
+    return 0;
+}
+
+/* Frees whatever start made, in reverse; safe on a half-built engine. */
+static void engine_free(weft_engine *e)
+{
+    if (e->pool != NULL)
+        weft_pool_shutdown(e->pool, WEFT_POOL_CANCEL);
+    e->pool = NULL;
+    weft__acceptor_teardown(e);
+    if (e->loops != NULL) {
+        for (unsigned i = 0; i < e->nloops; i++)
+            weft__loop_destroy(&e->loops[i]);
+        free(e->loops);
+    }
+    for (size_t i = 0; i < e->nlisteners; i++)
+        weft__listener_close(&e->listeners[i]);
+    free(e->listeners);
+    if (e->balancer != NULL)
+        weft_balancer_destroy(e->balancer);
+    if (e->has_codec)
+        weft_codec_destroy(&e->codec);
+    free(e->live_snapshot);
+    free(e);
+}
+
+static int open_listeners(weft_engine *e, const weft_config *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < WEFT_LISTEN_MAX; i++) {
+        if (cfg->listen[i] == NULL)
+            continue;
+        bool per_loop = cfg->reuse_port && strncmp(cfg->listen[i], "tcp://", 6) == 0;
+        n += per_loop ? e->nloops : 1;
+    }
+    if (n == 0)
+        return 0;
+    e->listeners = calloc(n, sizeof(*e->listeners));
+    if (e->listeners == NULL)
+        return WEFT_ENOMEM;
+    for (size_t i = 0; i < WEFT_LISTEN_MAX; i++) {
+        const char *url = cfg->listen[i];
+        if (url == NULL)
+            continue;
+        bool per_loop = cfg->reuse_port && strncmp(url, "tcp://", 6) == 0;
+        int port = -1;
+        for (unsigned k = 0; k < (per_loop ? e->nloops : 1u); k++) {
+            weft__listener *l = &e->listeners[e->nlisteners];
+            int rc = weft__listener_open(e, url, l, per_loop, port);
+            if (rc != 0)
+                return rc;
+            e->nlisteners++;
+            if (per_loop) {
+                /* Port 0 picks a port once; the other loops' sockets join that one. */
+                struct sockaddr_storage ss;
+                socklen_t sl = sizeof(ss);
+                if (port < 0 && getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0)
+                    port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                          : ((struct sockaddr_in *)&ss)->sin_port);
+                l->owner = &e->loops[k];
+            }
+        }
+    }
+    return 0;
+}
+
+static int assign_loop_listeners(weft_engine *e)
+{
+    for (size_t i = 0; i < e->nlisteners; i++) {
+        weft__loop *loop = e->listeners[i].owner;
+        if (loop == NULL)
+            continue;
+        weft__listener **nl =
+            realloc(loop->listeners, (loop->nlisteners + 1) * sizeof(*loop->listeners));
+        if (nl == NULL)
+            return WEFT_ENOMEM;
+        loop->listeners = nl;
+        loop->listeners[loop->nlisteners++] = &e->listeners[i];
+    }
+    return 0;
+}
+
+static int start_threads(weft_engine *e)
+{
+    /* Our threads take no signals: they go to the program's own threads, whose handlers
+     * may call weft_engine_stop. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 0; i < e->nloops && rc == 0; i++) {
+        rc = -pthread_create(&e->loops[i].thread, NULL, weft__loop_main, &e->loops[i]);
+        if (rc == 0)
+            e->loops[i].thread_started = true;
+    }
+    if (rc == 0) {
+        rc = -pthread_create(&e->acceptor, NULL, weft__acceptor_main, e);
+        if (rc == 0)
+            e->acceptor_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void join_threads(weft_engine *e)
+{
+    if (e->acceptor_started)
+        pthread_join(e->acceptor, NULL);
+    e->acceptor_started = false;
+    for (unsigned i = 0; i < e->nloops; i++) {
+        if (e->loops[i].thread_started)
+            pthread_join(e->loops[i].thread, NULL);
+        e->loops[i].thread_started = false;
+    }
+}
+
+int weft_engine_start(const weft_config *cfg, weft_engine **out)
+{
+    if (cfg == NULL || out == NULL)
+        return WEFT_EINVAL;
+    *out = NULL;
+    int rc = validate(cfg);
+    if (rc != 0)
+        return rc;
+    weft_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return WEFT_ENOMEM;
+    e->cfg = *cfg;
+    for (size_t i = 0; i < WEFT_LISTEN_MAX; i++)
+        e->cfg.listen[i] = NULL; /* borrowed only until we return */
+    e->stop_fd = -1;
+    if (cfg->loops == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        e->nloops = n > 0 ? (unsigned)n : 1u;
+    } else {
+        e->nloops = cfg->loops;
+    }
+    if (cfg->codec.kind != WEFT_CODEC_NONE) {
+        rc = weft_codec_init(&e->codec, &cfg->codec);
+        if (rc != 0) {
+            weft__log(e, WEFT_LOG_ERROR, "codec config rejected: %s", weft_strerror(rc));
+            goto fail;
+        }
+        e->has_codec = true;
+    }
+    e->loops = calloc(e->nloops, sizeof(*e->loops));
+    e->live_snapshot = calloc(e->nloops, sizeof(*e->live_snapshot));
+    if (e->loops == NULL || e->live_snapshot == NULL) {
+        rc = WEFT_ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < e->nloops; i++)
+        e->loops[i].queue.efd = -1;
+    if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
+        weft__log(e, WEFT_LOG_INFO,
+                  "reuse_port: the kernel spreads TCP connections over the "
+                  "loops; the configured balancer serves only Unix listeners");
+    rc = weft_balancer_create(&cfg->lb, e->nloops, &e->balancer);
+    if (rc != 0) {
+        weft__log(e, WEFT_LOG_ERROR, "balancer config rejected: %s", weft_strerror(rc));
+        goto fail;
+    }
+    rc = open_listeners(e, cfg);
+    if (rc != 0)
+        goto fail;
+    rc = assign_loop_listeners(e);
+    if (rc != 0)
+        goto fail;
+    for (unsigned i = 0; i < e->nloops; i++) {
+        rc = weft__loop_init(e, &e->loops[i], i);
+        if (rc != 0)
+            goto fail;
+    }
+    rc = weft__acceptor_setup(e);
+    if (rc != 0)
+        goto fail;
+    if (cfg->workers > 0) {
+        weft_pool_config pc;
+        weft_pool_config_init(&pc);
+        pc.threads = cfg->workers;
+        pc.queue_capacity = cfg->worker_queue;
+        rc = weft_pool_create(&pc, &e->pool);
+        if (rc != 0)
+            goto fail;
+    }
+    if (cfg->handler.on_boot != NULL && cfg->handler.on_boot(e) == WEFT_ACTION_SHUTDOWN)
+        atomic_store(&e->stop_requested, 1);
+    rc = start_threads(e);
+    if (rc != 0) {
+        /* Threads that did start are told to stop and joined before freeing. */
+        weft_engine_stop(e);
+        join_threads(e);
+        goto fail;
+    }
+    if (atomic_load(&e->stop_requested))
+        weft_engine_stop(e);
+    *out = e;
+    return 0;
+fail:
+    engine_free(e);
+    return rc;
+}
+
+int weft_engine_stop(weft_engine *e)
+{
+    if (e == NULL)
+        return WEFT_EINVAL;
+    atomic_store(&e->stop_requested, 1);
+    uint64_t one = 1;
+    /* write(2) is async-signal-safe; EAGAIN means a stop is already signalled. */
+    ssize_t n = write(e->stop_fd, &one, sizeof(one));
+    (void)n;
+    return 0;
+}
+
+int weft_engine_wait(weft_engine *e)
+{
+    if (e == NULL)
+        return WEFT_EINVAL;
+    join_threads(e);
+    /* The loops are gone, so no worker can reach a connection any more: cancel what is
+     * queued (each task learns it) before anything is freed. */
+    if (e->pool != NULL)
+        weft_pool_shutdown(e->pool, WEFT_POOL_CANCEL);
+    e->pool = NULL;
+    if (e->cfg.handler.on_shutdown != NULL)
+        e->cfg.handler.on_shutdown(e);
+    engine_free(e);
+    return 0;
+}
+
+int weft_run(const weft_config *cfg)
+{
+    weft_engine *e;
+    int rc = weft_engine_start(cfg, &e);
+    if (rc != 0)
+        return rc;
+    return weft_engine_wait(e);
+}
+
+int weft_engine_listen_addr(weft_engine *e, size_t i, char *buf, size_t len)
+{
+    if (e == NULL || buf == NULL)
+        return WEFT_EINVAL;
+    /* Per-loop reuse_port sockets of one URL share an address: count URLs, not sockets. */
+    size_t idx = 0;
+    for (size_t k = 0; k < e->nlisteners; k++) {
+        const weft__listener *l = &e->listeners[k];
+        if (l->owner != NULL && l->owner->index != 0)
+            continue;
+        if (idx++ == i) {
+            size_t n = strlen(l->url);
+            if (n + 1 > len)
+                return WEFT_ENOSPC;
+            memcpy(buf, l->url, n + 1);
+            return (int)n;
+        }
+    }
+    return WEFT_EINVAL;
+}
+
+int weft_engine_listen_port(weft_engine *e, size_t i)
+{
+    char url[200];
+    int rc = weft_engine_listen_addr(e, i, url, sizeof(url));
+    if (rc < 0)
+        return rc;
+    if (strncmp(url, "tcp://", 6) != 0)
+        return WEFT_EINVAL;
+    const char *colon = strrchr(url, ':');
+    return colon != NULL ? atoi(colon + 1) : WEFT_EINVAL;
+}
+
+void *weft_engine_user_data(const weft_engine *e)
+{
+    return e->cfg.user_data;
+}
+
+unsigned weft_engine_loop_count(const weft_engine *e)
+{
+    return e->nloops;
+}
+
+weft_pool *weft_engine_pool(weft_engine *e)
+{
+    return e->pool;
+}
+
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_loop)
+{
+    if (e == NULL || out == NULL)
+        return WEFT_EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->nloops = e->nloops;
+    for (unsigned i = 0; i < e->nloops; i++) {
+        weft__loop_stats *s = &e->loops[i].stats;
+        weft_loop_stats l;
+        l.live = LOAD(s->live);
+        l.accepted = LOAD(s->accepted);
+        l.closed = LOAD(s->closed);
+        l.bytes_in = LOAD(s->bytes_in);
+        l.bytes_out = LOAD(s->bytes_out);
+        l.frames = LOAD(s->frames);
+        l.decode_errors = LOAD(s->decode_errors);
+        l.backpressure_pauses = LOAD(s->pauses);
+        l.buffers_out = LOAD(s->buffers_out);
+        l.buffer_bytes = LOAD(s->buffer_bytes);
+        l.buffers_cached_bytes = LOAD(s->cached_bytes);
+        l.wakeups = LOAD(s->wakeups);
+        l.tasks = LOAD(s->tasks);
+        if (per_loop != NULL)
+            per_loop[i] = l;
+        weft_loop_stats *t = &out->total;
+        t->live += l.live;
+        t->accepted += l.accepted;
+        t->closed += l.closed;
+        t->bytes_in += l.bytes_in;
+        t->bytes_out += l.bytes_out;
+        t->frames += l.frames;
+        t->decode_errors += l.decode_errors;
+        t->backpressure_pauses += l.backpressure_pauses;
+        t->buffers_out += l.buffers_out;
+        t->buffer_bytes += l.buffer_bytes;
+        t->buffers_cached_bytes += l.buffers_cached_bytes;
+        t->wakeups += l.wakeups;
+        t->tasks += l.tasks;
+    }
+    out->rejected = LOAD(e->rejected);
+    out->accept_errors = LOAD(e->accept_errors);
+    return 0;
+}

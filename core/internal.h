@@ -1,0 +1,217 @@
+/* weft — what the core's files share: the engine, its loops and their connections.
+ *
+ * Ownership: a loop thread owns its event_base, its read buffer, its buffer pool and every
+ * connection in its slot table. Other threads touch a loop only through its queue, its
+ * statistics (atomics) and a slot's generation (atomic), which is how a weft_conn_ref is
+ * checked without a lock.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "weft/balancer.h"
+#include "weft/bufpool.h"
+#include "weft/codec.h"
+#include "weft/engine.h"
+#include "weft/pool.h"
+#include "queue.h"
+#include "ring.h"
+
+/* Connection flags (loop thread only). */
+enum {
+    CONN_READING = 1u << 0,       /* EV_READ is wanted */
+    CONN_EV_READ = 1u << 1,       /* EV_READ is registered */
+    CONN_EV_WRITE = 1u << 2,      /* EV_WRITE is registered */
+    CONN_PAUSED = 1u << 3,        /* reading paused by the high-water mark */
+    CONN_CLOSING = 1u << 4,       /* graceful close: flush, then close */
+    CONN_CLOSE_PENDING = 1u << 5, /* close requested inside a callback */
+    CONN_CLOSED = 1u << 6,
+    CONN_CORKED = 1u << 7, /* on the loop's corked list: flush at end of dispatch */
+    CONN_PEER_EOF = 1u << 8,
+    CONN_IN_TRAFFIC = 1u << 9,    /* on_traffic of this connection is running */
+    CONN_LIVE = 1u << 10,         /* the slot holds an open connection */
+    CONN_DECODE_FAILED = 1u << 11 /* a fatal decode error: close once on_traffic returns */
+};
+
+typedef struct weft__loop weft__loop;
+
+struct weft_conn {
+    struct event ev; /* one event for both directions; interest changes only on a short
+                        write, so toggling it is rare */
+    weft__loop *loop;
+    void *ctx;
+    weft__ring in;
+    weft__ring out;
+    weft_codec_state cstate;
+    int fd;
+    _Atomic uint32_t gen;           /* 0 while the slot is free */
+    _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
+    _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
+    uint32_t slot;
+    uint32_t next_free; /* free list while free; pending-close list while open */
+    uint32_t cork_next; /* corked list link */
+    uint16_t flags;
+    int close_err; /* reason for a pending close */
+};
+
+#define WEFT__CHUNK_SHIFT 10
+#define WEFT__CHUNK_SIZE  (1u << WEFT__CHUNK_SHIFT)
+#define WEFT__CHUNK_MAX   4096u /* 4 Mi connections per loop */
+#define WEFT__NO_SLOT     UINT32_MAX
+
+typedef struct weft__loop_stats {
+    _Atomic uint64_t live; /* handed off (or accepted here) and not yet closed */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t closed;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t frames;
+    _Atomic uint64_t decode_errors;
+    _Atomic uint64_t pauses;
+    _Atomic uint64_t buffers_out;
+    _Atomic uint64_t buffer_bytes;
+    _Atomic uint64_t cached_bytes;
+    _Atomic uint64_t wakeups;
+    _Atomic uint64_t tasks;
+} weft__loop_stats;
+
+/* Single-writer counters: a relaxed load and store, no locked instruction. */
+#define WEFT__STAT_ADD(field, n)                                                                \
+    atomic_store_explicit(&(field),                                                             \
+                          atomic_load_explicit(&(field), memory_order_relaxed) + (uint64_t)(n), \
+                          memory_order_relaxed)
+
+typedef struct weft__listener {
+    int fd;
+    int family; /* AF_INET, AF_INET6, AF_UNIX */
+    char url[160];
+    char unix_path[108];
+    struct event ev;
+    struct event resume_ev; /* re-arms accepting after EMFILE and friends */
+    bool ev_added;
+    bool resume_assigned;
+    unsigned backoff_ms;
+    weft__loop *owner; /* reuse_port: the loop that accepts on it; NULL: the acceptor */
+    struct weft_engine *engine;
+} weft__listener;
+
+struct weft__loop {
+    struct weft_engine *engine;
+    unsigned index;
+    pthread_t thread;
+    bool thread_started;
+    struct event_base *base;
+    weft__queue queue;
+    struct event wake_ev;
+    struct event tick_ev;
+    struct event stop_ev;
+    bool tick_added, stop_added, wake_added;
+    uint8_t *rbuf;
+    size_t rbuf_size;
+    weft_bufpool *bufpool;
+
+    /* Slot table: chunks never move or shrink while the engine lives, so another thread
+     * may read a slot's generation at any time. */
+    _Atomic(weft_conn *) chunks[WEFT__CHUNK_MAX];
+    uint32_t nchunks;
+    uint32_t free_head;
+    uint32_t high_slot; /* slots below this were handed out at least once */
+    uint32_t nconns;    /* open connections (loop thread) */
+
+    /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
+    unsigned depth; /* callbacks running; writes cork while > 0 */
+    weft_conn *cur;
+    const uint8_t *view;
+    size_t view_len;
+    size_t view_used;
+    bool view_in_ring;
+
+    /* Intrusive stacks of slot numbers, so deferring never allocates: connections with
+     * output to flush at the end of the dispatch, and connections to close then. */
+    uint32_t corked_head;
+    uint32_t pending_head;
+
+    weft__listener **listeners; /* reuse_port listeners this loop accepts on */
+    size_t nlisteners;
+
+    bool stopping;
+    weft__loop_stats stats;
+};
+
+struct weft_engine {
+    weft_config cfg;
+    weft_codec codec;
+    bool has_codec;
+    unsigned nloops;
+    weft__loop *loops;
+    weft__listener *listeners;
+    size_t nlisteners;
+    weft_balancer *balancer;
+    weft_pool *pool;
+
+    /* The acceptor ("main") thread: non-reuse_port listeners and the stop signal. */
+    pthread_t acceptor;
+    bool acceptor_started;
+    struct event_base *abase;
+    int stop_fd;
+    struct event stop_ev;
+    _Atomic int stop_requested;
+    _Atomic uint64_t rejected;
+    _Atomic uint64_t accept_errors;
+    _Atomic unsigned loops_running;
+    uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
+};
+
+/* ---- engine.c ---- */
+void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- listen.c: URL parsing and listening sockets ---- */
+int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool reuse_port,
+                        int bind_port);
+void weft__listener_close(weft__listener *l);
+int weft__listener_format(const weft__listener *l, char *buf, size_t len);
+int weft__socket_tune(const weft_config *cfg, int fd, int family);
+
+/* ---- loop.c ---- */
+int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index);
+void weft__loop_destroy(weft__loop *loop);
+void *weft__loop_main(void *arg);
+/* Sets up an accepted fd as a connection on this loop (loop thread). */
+void weft__loop_adopt(weft__loop *loop, int fd, int family);
+void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- conn.c ---- */
+weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot);
+/* Called when the socket is ready. */
+void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg);
+/* Runs on_traffic over what conn has buffered (and the bytes just read, if any). */
+void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
+/* Closes now (or at the end of the running dispatch). */
+void weft__conn_close_now(weft_conn *c, int err);
+/* Graceful close: stop reading, flush, then close with err. */
+void weft__conn_close_graceful(weft_conn *c, int err);
+/* Tries to send what is queued; updates interest, backpressure and closing. */
+void weft__conn_flush(weft_conn *c);
+/* Queues bytes (copied) behind what waits, or sends them at once. */
+int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
+/* Enter / leave a dispatch: at depth 0 corked output is flushed and pending closes run. */
+void weft__loop_enter(weft__loop *loop);
+void weft__loop_leave(weft__loop *loop);
+void weft__conn_update_events(weft_conn *c);
+
+/* ---- acceptor.c ---- */
+void *weft__acceptor_main(void *arg);
+int weft__acceptor_setup(weft_engine *e);
+void weft__acceptor_teardown(weft_engine *e);
+/* Hands fd to a loop chosen by the balancer; closes it on failure. */
+void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
+
+#endif /* WEFT_INTERNAL_H */

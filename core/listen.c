@@ -1,0 +1,204 @@
+/* weft — listen URLs and listening sockets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Splits "host:port" / "[v6]:port" into host and port. Returns 0 or WEFT_EBADADDR. */
+static int split_host_port(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':')
+            return WEFT_EBADADDR;
+        h = s + 1;
+        hl = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return WEFT_EBADADDR;
+        hl = (size_t)(colon - s);
+        if (memchr(s, ':', hl) != NULL) /* a bare IPv6 address needs brackets */
+            return WEFT_EBADADDR;
+    }
+    const char *p = colon + 1;
+    size_t pl = strlen(p);
+    if (hl >= hostlen || pl == 0 || pl >= portlen)
+        return WEFT_EBADADDR;
+    for (size_t i = 0; i < pl; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return WEFT_EBADADDR;
+    }
+    if (strtoul(p, NULL, 10) > 65535)
+        return WEFT_EBADADDR;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, p, pl + 1);
+    return 0;
+}
+
+int weft__socket_tune(const weft_config *cfg, int fd, int family)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return 0;
+    int on = 1;
+    if (cfg->tcp_nodelay)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (cfg->tcp_keepalive_s > 0) {
+        int idle = cfg->tcp_keepalive_s;
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    }
+    return 0;
+}
+
+static int open_tcp(weft_engine *e, const char *rest, weft__listener *l, bool reuse_port,
+                    int bind_port)
+{
+    char host[128], port[16];
+    int rc = split_host_port(rest, host, sizeof(host), port, sizeof(port));
+    if (rc != 0)
+        return rc;
+    if (bind_port >= 0)
+        snprintf(port, sizeof(port), "%d", bind_port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
+    if (gai != 0 || res == NULL) {
+        weft__log(e, WEFT_LOG_ERROR, "listen %s: cannot resolve: %s", rest, gai_strerror(gai));
+        return WEFT_EBADADDR;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        freeaddrinfo(res);
+        return rc;
+    }
+    int on = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (res->ai_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0) {
+        rc = -errno;
+        weft__log(e, WEFT_LOG_ERROR, "listen tcp://%s: %s", rest, weft_strerror(rc));
+        goto fail;
+    }
+    l->fd = fd;
+    l->family = res->ai_family;
+    freeaddrinfo(res);
+    return 0;
+fail:
+    close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+static int open_unix(weft_engine *e, const char *path, weft__listener *l)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(sa.sun_path) || n >= sizeof(l->unix_path))
+        return WEFT_EBADADDR;
+    memcpy(sa.sun_path, path, n + 1);
+    /* A socket file left by an earlier run would make bind fail; remove only sockets. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        (void)unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0) {
+        int rc = -errno;
+        weft__log(e, WEFT_LOG_ERROR, "listen unix://%s: %s", path, weft_strerror(rc));
+        close(fd);
+        return rc;
+    }
+    l->fd = fd;
+    l->family = AF_UNIX;
+    memcpy(l->unix_path, path, n + 1);
+    return 0;
+}
+
+int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool reuse_port,
+                        int bind_port)
+{
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    l->engine = e;
+    int rc;
+    if (strncmp(url, "tcp://", 6) == 0)
+        rc = open_tcp(e, url + 6, l, reuse_port, bind_port);
+    else if (strncmp(url, "unix://", 7) == 0)
+        rc = open_unix(e, url + 7, l);
+    else
+        rc = WEFT_EBADADDR;
+    if (rc == WEFT_EBADADDR)
+        weft__log(e, WEFT_LOG_ERROR,
+                  "listen: malformed address '%s' (want tcp://host:port "
+                  "or unix:///path)",
+                  url);
+    if (rc == 0)
+        weft__listener_format(l, l->url, sizeof(l->url));
+    return rc;
+}
+
+void weft__listener_close(weft__listener *l)
+{
+    if (l->fd < 0)
+        return;
+    close(l->fd);
+    l->fd = -1;
+    if (l->family == AF_UNIX && l->unix_path[0] != '\0')
+        (void)unlink(l->unix_path);
+}
+
+int weft__listener_format(const weft__listener *l, char *buf, size_t len)
+{
+    int n;
+    if (l->family == AF_UNIX) {
+        n = snprintf(buf, len, "unix://%s", l->unix_path);
+    } else {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char ip[INET6_ADDRSTRLEN];
+        if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) != 0)
+            return -errno;
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+            n = snprintf(buf, len, "tcp://[%s]:%u", ip, ntohs(s6->sin6_port));
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+            n = snprintf(buf, len, "tcp://%s:%u", ip, ntohs(s4->sin_port));
+        }
+    }
+    if (n < 0 || (size_t)n >= len)
+        return WEFT_ENOSPC;
+    return n;
+}

@@ -1,0 +1,335 @@
+/* weft — an event loop: one thread, one event_base, its connections and its inbox. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct event_base *new_base(void)
+{
+    /* One thread per base and cross-thread work through our own queue: libevent's locks
+     * would only cost time. */
+    struct event_config *ec = event_config_new();
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_IGNORE_ENV);
+    struct event_base *b = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return b;
+}
+
+struct event_base *weft__new_base(void)
+{
+    return new_base();
+}
+
+static void loop_wake_cb(evutil_socket_t fd, short what, void *arg);
+static void loop_tick_cb(evutil_socket_t fd, short what, void *arg);
+
+int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
+{
+    loop->engine = e;
+    loop->index = index;
+    loop->free_head = WEFT__NO_SLOT;
+    loop->corked_head = WEFT__NO_SLOT;
+    loop->pending_head = WEFT__NO_SLOT;
+    loop->queue.efd = -1;
+    loop->rbuf_size = e->cfg.read_buffer_size;
+    loop->rbuf = malloc(loop->rbuf_size);
+    if (loop->rbuf == NULL)
+        return WEFT_ENOMEM;
+    int rc = weft_bufpool_create(NULL, &loop->bufpool);
+    if (rc != 0)
+        return rc;
+    rc = weft__queue_init(&loop->queue);
+    if (rc != 0)
+        return rc;
+    loop->base = new_base();
+    if (loop->base == NULL)
+        return WEFT_ENOMEM;
+    event_assign(&loop->wake_ev, loop->base, loop->queue.efd, EV_READ | EV_PERSIST, loop_wake_cb,
+                 loop);
+    if (event_add(&loop->wake_ev, NULL) != 0)
+        return WEFT_ENOMEM;
+    loop->wake_added = true;
+    if (e->cfg.tick_ms > 0 && e->cfg.handler.on_tick != NULL) {
+        struct timeval tv = {(time_t)(e->cfg.tick_ms / 1000),
+                             (suseconds_t)((e->cfg.tick_ms % 1000) * 1000)};
+        event_assign(&loop->tick_ev, loop->base, -1, EV_PERSIST, loop_tick_cb, loop);
+        if (event_add(&loop->tick_ev, &tv) != 0)
+            return WEFT_ENOMEM;
+        loop->tick_added = true;
+    }
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__loop_accept_cb, l);
+        if (event_add(&l->ev, NULL) != 0)
+            return WEFT_ENOMEM;
+        l->ev_added = true;
+    }
+    return 0;
+}
+
+void weft__loop_destroy(weft__loop *loop)
+{
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        if (loop->listeners[i]->ev_added)
+            event_del(&loop->listeners[i]->ev);
+        if (loop->listeners[i]->resume_assigned)
+            event_del(&loop->listeners[i]->resume_ev);
+        loop->listeners[i]->ev_added = false;
+    }
+    if (loop->wake_added)
+        event_del(&loop->wake_ev);
+    if (loop->tick_added)
+        event_del(&loop->tick_ev);
+    if (loop->stop_added)
+        event_del(&loop->stop_ev);
+    loop->wake_added = loop->tick_added = loop->stop_added = false;
+    /* Tasks nobody ran: give back what they own. */
+    if (loop->queue.efd >= 0) {
+        weft__task *tasks;
+        size_t n;
+        weft__queue_drain(&loop->queue, &tasks, &n);
+        for (size_t i = 0; i < n; i++) {
+            weft__task *t = &tasks[i];
+            if (t->kind == WEFT__TASK_NEW_CONN) {
+                close(t->fd);
+                atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+            } else if (t->kind == WEFT__TASK_WRITE) {
+                if (t->free_cb != NULL)
+                    t->free_cb(t->data, t->free_ctx);
+                else
+                    free(t->data);
+            }
+        }
+        weft__queue_destroy(&loop->queue);
+    }
+    for (uint32_t i = 0; i < loop->nchunks; i++)
+        free(atomic_load_explicit(&loop->chunks[i], memory_order_relaxed));
+    loop->nchunks = 0;
+    if (loop->base != NULL)
+        event_base_free(loop->base);
+    loop->base = NULL;
+    weft_bufpool_destroy(loop->bufpool);
+    loop->bufpool = NULL;
+    free(loop->rbuf);
+    loop->rbuf = NULL;
+    free(loop->listeners);
+    loop->listeners = NULL;
+}
+
+/* Finds the live connection a ref names, or NULL. */
+static weft_conn *ref_lookup(weft__loop *loop, weft_conn_ref ref)
+{
+    weft_conn *c = weft__slot_get(loop, ref.slot);
+    if (c == NULL || atomic_load_explicit(&c->gen, memory_order_relaxed) != ref.gen ||
+        !(c->flags & CONN_LIVE) || (c->flags & CONN_CLOSED))
+        return NULL;
+    return c;
+}
+
+static weft_conn *slot_alloc(weft__loop *loop)
+{
+    weft_conn *c;
+    if (loop->free_head != WEFT__NO_SLOT) {
+        c = weft__slot_get(loop, loop->free_head);
+        loop->free_head = c->next_free;
+        return c;
+    }
+    if (loop->high_slot == loop->nchunks * WEFT__CHUNK_SIZE) {
+        if (loop->nchunks == WEFT__CHUNK_MAX)
+            return NULL;
+        weft_conn *chunk = calloc(WEFT__CHUNK_SIZE, sizeof(*chunk));
+        if (chunk == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
+            chunk[i].slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
+            chunk[i].fd = -1;
+            atomic_init(&chunk[i].gen, 1u);
+        }
+        atomic_store_explicit(&loop->chunks[loop->nchunks], chunk, memory_order_release);
+        loop->nchunks++;
+    }
+    return weft__slot_get(loop, loop->high_slot++);
+}
+
+void weft__loop_adopt(weft__loop *loop, int fd, int family)
+{
+    weft_engine *e = loop->engine;
+    weft_conn *c = slot_alloc(loop);
+    if (c == NULL) {
+        weft__log(e, WEFT_LOG_ERROR, "loop %u: no memory for a connection; refusing it",
+                  loop->index);
+        close(fd);
+        atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
+        return;
+    }
+    c->loop = loop;
+    c->fd = fd;
+    c->ctx = NULL;
+    c->flags = CONN_LIVE | CONN_READING;
+    c->close_err = 0;
+    c->next_free = WEFT__NO_SLOT;
+    c->cork_next = WEFT__NO_SLOT;
+    memset(&c->in, 0, sizeof(c->in));
+    memset(&c->out, 0, sizeof(c->out));
+    atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
+    weft_codec_state_init(&c->cstate);
+    loop->nconns++;
+    WEFT__STAT_ADD(loop->stats.accepted, 1);
+    weft__socket_tune(&e->cfg, fd, family);
+    weft__conn_update_events(c);
+    if (e->balancer != NULL)
+        weft_balancer_on_open(e->balancer, loop->index);
+    if (e->cfg.handler.on_open != NULL) {
+        weft__loop_enter(loop);
+        weft_action a = e->cfg.handler.on_open(c);
+        if (a == WEFT_ACTION_CLOSE)
+            weft__conn_close_graceful(c, 0);
+        else if (a == WEFT_ACTION_SHUTDOWN)
+            weft_engine_stop(e);
+        weft__loop_leave(loop);
+    }
+}
+
+/* Graceful shutdown of this loop: no more accepting; every connection flushes and closes;
+ * the loop ends when the last one is gone or stop_timeout_ms passes. */
+static void loop_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    weft__loop *loop = arg;
+    weft__loop_enter(loop);
+    for (uint32_t s = 0; s < loop->high_slot; s++) {
+        weft_conn *c = weft__slot_get(loop, s);
+        if ((c->flags & CONN_LIVE) && !(c->flags & CONN_CLOSED))
+            weft__conn_close_now(c, WEFT_ETIMEDOUT);
+    }
+    weft__loop_leave(loop);
+    event_base_loopbreak(loop->base);
+}
+
+static void loop_begin_stop(weft__loop *loop)
+{
+    weft_engine *e = loop->engine;
+    if (loop->stopping)
+        return;
+    loop->stopping = true;
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        if (loop->listeners[i]->ev_added)
+            event_del(&loop->listeners[i]->ev);
+        if (loop->listeners[i]->resume_assigned)
+            event_del(&loop->listeners[i]->resume_ev);
+        loop->listeners[i]->ev_added = false;
+    }
+    if (loop->tick_added)
+        event_del(&loop->tick_ev);
+    loop->tick_added = false;
+    weft__loop_enter(loop);
+    for (uint32_t s = 0; s < loop->high_slot; s++) {
+        weft_conn *c = weft__slot_get(loop, s);
+        if ((c->flags & CONN_LIVE) && !(c->flags & CONN_CLOSED))
+            weft__conn_close_graceful(c, WEFT_ESHUTDOWN);
+    }
+    weft__loop_leave(loop);
+    if (loop->nconns == 0) {
+        event_base_loopbreak(loop->base);
+        return;
+    }
+    unsigned ms = e->cfg.stop_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_assign(&loop->stop_ev, loop->base, loop_stop_timeout_cb, loop);
+    if (evtimer_add(&loop->stop_ev, &tv) == 0)
+        loop->stop_added = true;
+}
+
+static void run_task(weft__loop *loop, weft__task *t)
+{
+    weft_conn *c;
+    switch (t->kind) {
+    case WEFT__TASK_NEW_CONN:
+        if (loop->stopping) {
+            close(t->fd);
+            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        } else {
+            weft__loop_adopt(loop, t->fd, t->family);
+        }
+        break;
+    case WEFT__TASK_WRITE: {
+        /* The slot's count goes down whether or not the connection lived on: the push
+         * raised it on the same slot, maybe just before the slot was reused. */
+        c = weft__slot_get(loop, t->ref.slot);
+        if (c != NULL)
+            atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)t->len, memory_order_relaxed);
+        c = ref_lookup(loop, t->ref);
+        if (c != NULL) {
+            struct iovec iov = {t->data, t->len};
+            (void)weft__conn_send(c, &iov, 1);
+        }
+        if (t->free_cb != NULL)
+            t->free_cb(t->data, t->free_ctx);
+        else
+            free(t->data);
+        break;
+    }
+    case WEFT__TASK_CLOSE:
+        c = ref_lookup(loop, t->ref);
+        if (c != NULL)
+            weft__conn_close_graceful(c, 0);
+        break;
+    case WEFT__TASK_WAKE:
+        c = ref_lookup(loop, t->ref);
+        if (c != NULL && !(c->flags & CONN_CLOSING))
+            weft__conn_dispatch(c, NULL, 0);
+        break;
+    case WEFT__TASK_STOP:
+        loop_begin_stop(loop);
+        break;
+    }
+}
+
+static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    weft__loop *loop = arg;
+    weft__task *tasks;
+    size_t n;
+    weft__queue_drain(&loop->queue, &tasks, &n);
+    WEFT__STAT_ADD(loop->stats.wakeups, 1);
+    WEFT__STAT_ADD(loop->stats.tasks, n);
+    /* One dispatch for the whole batch: writes to one connection leave in one syscall. */
+    weft__loop_enter(loop);
+    for (size_t i = 0; i < n; i++)
+        run_task(loop, &tasks[i]);
+    weft__loop_leave(loop);
+}
+
+static void loop_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    weft__loop *loop = arg;
+    weft_engine *e = loop->engine;
+    weft__loop_enter(loop);
+    weft_action a = e->cfg.handler.on_tick(e, loop->index);
+    weft__loop_leave(loop);
+    if (a == WEFT_ACTION_SHUTDOWN)
+        weft_engine_stop(e);
+}
+
+void *weft__loop_main(void *arg)
+{
+    weft__loop *loop = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
+    pthread_setname_np(pthread_self(), name);
+    event_base_dispatch(loop->base);
+    return NULL;
+}

@@ -1,0 +1,62 @@
+/* weft — a loop's inbox: tasks from other threads, and one wakeup for a burst of them.
+ *
+ * Producers (the acceptor, workers, any thread) push under a mutex; the owning loop swaps
+ * the whole batch out under the same mutex and runs it without holding it. Only the push
+ * that finds the inbox empty writes the eventfd, so N pushes before the loop wakes cost one
+ * wakeup, not N.
+ */
+#ifndef WEFT_QUEUE_H
+#define WEFT_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/engine.h"
+
+typedef enum weft__task_kind {
+    WEFT__TASK_NEW_CONN = 1, /* fd: an accepted connection handed to this loop */
+    WEFT__TASK_WRITE,        /* ref, data/len, free_cb (NULL = free()) */
+    WEFT__TASK_CLOSE,        /* ref: graceful close */
+    WEFT__TASK_WAKE,         /* ref: call on_traffic */
+    WEFT__TASK_STOP          /* begin the loop's shutdown */
+} weft__task_kind;
+
+typedef struct weft__task {
+    weft__task_kind kind;
+    int fd;
+    int family; /* NEW_CONN: the socket's address family */
+    weft_conn_ref ref;
+    void *data;
+    size_t len;
+    weft_free_cb free_cb;
+    void *free_ctx;
+} weft__task;
+
+typedef struct weft__queue {
+    pthread_mutex_t mu;
+    weft__task *items;
+    size_t len, cap;
+    weft__task *spare; /* the consumer's batch buffer, swapped with items */
+    size_t spare_cap;
+    bool signaled;    /* a wakeup is written and not yet consumed */
+    int efd;          /* eventfd the loop watches */
+    uint64_t wakeups; /* eventfd writes, for statistics (under mu) */
+} weft__queue;
+
+/* Returns 0 or a negated errno. */
+int weft__queue_init(weft__queue *q);
+void weft__queue_destroy(weft__queue *q);
+
+/* Any thread. Returns 0 or WEFT_ENOMEM. */
+int weft__queue_push(weft__queue *q, const weft__task *t);
+
+/* Owning loop only. Takes every queued task: *out points at a batch of *n tasks valid
+ * until the next drain. Clears the wakeup first so no push is ever left unseen. */
+void weft__queue_drain(weft__queue *q, weft__task **out, size_t *n);
+
+/* Writes the eventfd; async-signal-safe (used by stop). */
+void weft__queue_kick(weft__queue *q);
+
+#endif /* WEFT_QUEUE_H */

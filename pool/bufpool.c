@@ -1,0 +1,134 @@
+/* weft — buffer pool: power-of-two classes, a capped LIFO free list per class. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/bufpool.h"
+#include "weft/error.h"
+
+#define CLASS_MAX 32
+
+/* A free buffer stores the next pointer in its own first bytes. */
+typedef struct free_buf {
+    struct free_buf *next;
+} free_buf;
+
+struct weft_bufpool {
+    weft_bufpool_config cfg;
+    unsigned min_shift;
+    unsigned nclasses;
+    free_buf *free[CLASS_MAX];
+    weft_bufpool_stats stats;
+};
+
+void weft_bufpool_config_init(weft_bufpool_config *cfg)
+{
+    cfg->min_size = 4096;
+    cfg->max_pooled_size = 1u << 20;
+    cfg->max_cached_bytes = 8u << 20;
+}
+
+static int is_pow2(size_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0;
+}
+
+int weft_bufpool_create(const weft_bufpool_config *cfg, weft_bufpool **out)
+{
+    weft_bufpool_config def;
+    if (cfg == NULL) {
+        weft_bufpool_config_init(&def);
+        cfg = &def;
+    }
+    if (out == NULL || !is_pow2(cfg->min_size) || cfg->min_size < sizeof(free_buf) ||
+        cfg->max_pooled_size < cfg->min_size)
+        return WEFT_EINVAL;
+    weft_bufpool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return WEFT_ENOMEM;
+    p->cfg = *cfg;
+    while (((size_t)1 << p->min_shift) < cfg->min_size)
+        p->min_shift++;
+    size_t s = cfg->min_size;
+    while (s <= cfg->max_pooled_size && p->nclasses < CLASS_MAX) {
+        p->nclasses++;
+        s <<= 1;
+    }
+    *out = p;
+    return 0;
+}
+
+void weft_bufpool_destroy(weft_bufpool *p)
+{
+    if (p == NULL)
+        return;
+    for (unsigned c = 0; c < p->nclasses; c++) {
+        free_buf *b = p->free[c];
+        while (b != NULL) {
+            free_buf *next = b->next;
+            free(b);
+            b = next;
+        }
+    }
+    free(p);
+}
+
+/* The class index of a power-of-two capacity, or -1 when it is not pooled. */
+static int class_of(const weft_bufpool *p, size_t cap)
+{
+    unsigned shift = p->min_shift;
+    for (unsigned c = 0; c < p->nclasses; c++, shift++) {
+        if (((size_t)1 << shift) == cap)
+            return (int)c;
+    }
+    return -1;
+}
+
+void *weft_bufpool_get(weft_bufpool *p, size_t size, size_t *capacity)
+{
+    size_t cap = p->cfg.min_size;
+    while (cap < size) {
+        if (cap > (SIZE_MAX >> 1))
+            return NULL;
+        cap <<= 1;
+    }
+    p->stats.gets++;
+    int c = class_of(p, cap);
+    void *buf = NULL;
+    if (c >= 0 && p->free[c] != NULL) {
+        free_buf *b = p->free[c];
+        p->free[c] = b->next;
+        p->stats.cached_bytes -= cap;
+        p->stats.hits++;
+        buf = b;
+    } else {
+        buf = malloc(cap);
+        if (buf == NULL)
+            return NULL;
+    }
+    p->stats.outstanding++;
+    p->stats.out_bytes += cap;
+    *capacity = cap;
+    return buf;
+}
+
+void weft_bufpool_put(weft_bufpool *p, void *buf, size_t capacity)
+{
+    if (buf == NULL)
+        return;
+    p->stats.outstanding--;
+    p->stats.out_bytes -= capacity;
+    int c = class_of(p, capacity);
+    if (c < 0 || p->stats.cached_bytes + capacity > p->cfg.max_cached_bytes) {
+        free(buf);
+        return;
+    }
+    free_buf *b = buf;
+    b->next = p->free[c];
+    p->free[c] = b;
+    p->stats.cached_bytes += capacity;
+}
+
+void weft_bufpool_get_stats(const weft_bufpool *p, weft_bufpool_stats *out)
+{
+    *out = p->stats;
+}

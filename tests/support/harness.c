@@ -1,0 +1,272 @@
+/* Test harness for loopback integration tests; see harness.h. */
+#include "harness.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t wt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void wt_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+bool wt_wait_for(bool (*pred)(void *arg), void *arg, int timeout_ms)
+{
+    int64_t end = wt_now_ms() + timeout_ms;
+    for (;;) {
+        if (pred(arg))
+            return true;
+        if (wt_now_ms() > end)
+            return false;
+        wt_sleep_ms(1);
+    }
+}
+
+bool wt_wait_count(const _Atomic long *counter, long want, int timeout_ms)
+{
+    int64_t end = wt_now_ms() + timeout_ms;
+    while (atomic_load(counter) < want) {
+        if (wt_now_ms() > end)
+            return false;
+        wt_sleep_ms(1);
+    }
+    return true;
+}
+
+static void quiet_log(void *ctx, weft_log_level level, const char *msg)
+{
+    (void)ctx;
+    (void)level;
+    (void)msg;
+}
+
+void wt_config(weft_config *cfg, weft_action (*on_traffic)(weft_conn *), unsigned loops)
+{
+    weft_config_init(cfg);
+    cfg->loops = loops;
+    cfg->handler.on_traffic = on_traffic;
+    cfg->log_cb = quiet_log; /* tests provoke errors on purpose; keep the output readable */
+    cfg->stop_timeout_ms = 2000;
+}
+
+int wt_server_start(wt_server *s, const weft_config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    weft_config c = *cfg;
+    if (c.listen[0] == NULL)
+        c.listen[0] = "tcp://127.0.0.1:0";
+    int rc = weft_engine_start(&c, &s->engine);
+    if (rc != 0)
+        return rc;
+    if (weft_engine_listen_addr(s->engine, 0, s->url, sizeof(s->url)) < 0)
+        s->url[0] = '\0';
+    int port = weft_engine_listen_port(s->engine, 0);
+    s->port = port > 0 ? port : 0;
+    return 0;
+}
+
+void wt_server_stop(wt_server *s)
+{
+    if (s->engine == NULL)
+        return;
+    weft_engine_stop(s->engine);
+    weft_engine_wait(s->engine);
+    s->engine = NULL;
+}
+
+static void set_timeouts(int fd)
+{
+    struct timeval tv = {WT_TIMEOUT_MS / 1000, (WT_TIMEOUT_MS % 1000) * 1000};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int wt_connect_tcp(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    set_timeouts(fd);
+    int on = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int wt_connect_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    set_timeouts(fd);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* Waits for events on fd until end; 0 when ready, -ETIMEDOUT otherwise. */
+static int wait_fd(int fd, short events, int64_t end)
+{
+    for (;;) {
+        int64_t left = end - wt_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {fd, events, 0};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int wt_exchange(int fd, const void *out, size_t out_len, void *in, size_t in_len, int timeout_ms)
+{
+    int64_t end = wt_now_ms() + timeout_ms;
+    const uint8_t *o = out;
+    uint8_t *i = in;
+    size_t sent = 0, got = 0;
+    while (sent < out_len || got < in_len) {
+        int64_t left = end - wt_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {fd, 0, 0};
+        if (sent < out_len)
+            p.events |= POLLOUT;
+        if (got < in_len)
+            p.events |= POLLIN;
+        int n = poll(&p, 1, (int)left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            continue;
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && got < in_len) {
+            ssize_t r = recv(fd, i + got, in_len - got, MSG_DONTWAIT);
+            if (r == 0)
+                return -EPIPE;
+            if (r < 0 && errno != EAGAIN && errno != EINTR)
+                return -errno;
+            if (r > 0)
+                got += (size_t)r;
+        }
+        if ((p.revents & (POLLOUT | POLLERR | POLLHUP)) && sent < out_len) {
+            ssize_t w = send(fd, o + sent, out_len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w < 0 && errno != EAGAIN && errno != EINTR)
+                return -errno;
+            if (w > 0)
+                sent += (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int wt_send_all(int fd, const void *data, size_t n, int timeout_ms)
+{
+    return wt_exchange(fd, data, n, NULL, 0, timeout_ms);
+}
+
+int wt_recv_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    return wt_exchange(fd, NULL, 0, buf, n, timeout_ms);
+}
+
+int wt_recv_eof(int fd, int timeout_ms)
+{
+    int64_t end = wt_now_ms() + timeout_ms;
+    for (;;) {
+        int rc = wait_fd(fd, POLLIN, end);
+        if (rc != 0)
+            return rc;
+        char c;
+        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (r == 0)
+            return 0;
+        if (r > 0)
+            return 1;
+        if (errno != EAGAIN && errno != EINTR)
+            return -errno;
+    }
+}
+
+void wt_unix_path(char *buf, size_t len, const char *tag)
+{
+    static atomic_int counter;
+    snprintf(buf, len, "/tmp/weft-test-%ld-%s-%d.sock", (long)getpid(), tag,
+             atomic_fetch_add(&counter, 1));
+}
+
+void wt_fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 0x9e3779b9u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+}
+
+weft_loop_stats wt_stats(weft_engine *e)
+{
+    weft_stats s;
+    memset(&s, 0, sizeof(s));
+    weft_engine_get_stats(e, &s, NULL);
+    return s.total;
+}
+
+weft_action wt_echo_on_traffic(weft_conn *c)
+{
+    const uint8_t *p;
+    int n = weft_conn_peek(c, 0, &p);
+    if (n > 0 && weft_conn_write(c, p, (size_t)n) == 0)
+        weft_conn_discard(c, (size_t)n);
+    return WEFT_ACTION_NONE;
+}
+
+int64_t wt_cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}

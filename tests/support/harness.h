@@ -1,0 +1,80 @@
+/* Test harness for loopback integration tests: an engine on 127.0.0.1 (or a Unix socket)
+ * and blocking client sockets with deadlines, so a bug fails a test instead of hanging it.
+ *
+ * Everything here runs on the test's own threads. Handlers run on loop threads and must not
+ * call cmocka's assert_* there (a failed assert longjmps on the wrong stack): record into
+ * atomics and assert on the test thread.
+ */
+#ifndef WEFT_TEST_HARNESS_H
+#define WEFT_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/weft.h>
+
+/* Every blocking step of a test gives up after this long. */
+#define WT_TIMEOUT_MS 10000
+
+typedef struct wt_server {
+    weft_engine *engine;
+    int port;      /* listener 0's TCP port, or 0 for a Unix listener */
+    char url[200]; /* listener 0's bound address */
+} wt_server;
+
+/* Fills cfg with defaults, a quiet log and on_traffic = handler. Listens on
+ * tcp://127.0.0.1:0 unless the caller sets cfg->listen[0]. */
+void wt_config(weft_config *cfg, weft_action (*on_traffic)(weft_conn *), unsigned loops);
+
+/* Starts cfg's engine and records its first listener's address. Returns 0 or the
+ * weft_engine_start error. */
+int wt_server_start(wt_server *s, const weft_config *cfg);
+
+/* Stops the engine and waits for it (on_shutdown runs in here). */
+void wt_server_stop(wt_server *s);
+
+/* A blocking client socket with SO_RCVTIMEO and SO_SNDTIMEO of WT_TIMEOUT_MS, connected to
+ * 127.0.0.1:port or to the Unix socket at path. Returns the fd or -errno. */
+int wt_connect_tcp(int port);
+int wt_connect_unix(const char *path);
+
+/* Sends all n bytes or fails: 0, or -errno (-ETIMEDOUT past timeout_ms). */
+int wt_send_all(int fd, const void *data, size_t n, int timeout_ms);
+
+/* Receives exactly n bytes: 0, -ECONNRESET/-errno, -EPIPE on an early EOF, -ETIMEDOUT. */
+int wt_recv_exact(int fd, void *buf, size_t n, int timeout_ms);
+
+/* Waits for the peer's EOF: 0 on EOF, 1 if bytes came instead, -errno on an error. */
+int wt_recv_eof(int fd, int timeout_ms);
+
+/* Sends out[0..out_len) and receives in_len bytes into in, both at once, so neither side's
+ * buffers fill up and deadlock a large echo. 0 or -errno / -ETIMEDOUT / -EPIPE. */
+int wt_exchange(int fd, const void *out, size_t out_len, void *in, size_t in_len, int timeout_ms);
+
+/* A unique Unix socket path under /tmp for this process and tag. */
+void wt_unix_path(char *buf, size_t len, const char *tag);
+
+/* Fills p with n bytes of a pattern that depends on seed, so every connection can check its
+ * own data. */
+void wt_fill(uint8_t *p, size_t n, uint32_t seed);
+
+int64_t wt_now_ms(void);
+void wt_sleep_ms(int ms);
+
+/* Polls pred(arg) every millisecond until it holds or timeout_ms passes. */
+bool wt_wait_for(bool (*pred)(void *arg), void *arg, int timeout_ms);
+
+/* Waits until *counter >= want. */
+bool wt_wait_count(const _Atomic long *counter, long want, int timeout_ms);
+
+/* The engine's totals. */
+weft_loop_stats wt_stats(weft_engine *e);
+
+/* An echo on_traffic: writes back everything buffered. */
+weft_action wt_echo_on_traffic(weft_conn *c);
+
+/* CPU time (user + system) used by this process so far, in milliseconds. */
+int64_t wt_cpu_ms(void);
+
+#endif /* WEFT_TEST_HARNESS_H */

@@ -1,0 +1,162 @@
+/* The codec interface itself: construction by kind, kind NONE, custom vtables, wrappers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "weft/codec.h"
+
+static void test_none_has_no_decoder(void **unused)
+{
+    (void)unused;
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    assert_null(codec.vtable);
+    weft_codec_state st;
+    weft_codec_state_init(&st);
+    weft_frame f;
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"x", 1, &f), WEFT_ENOCODEC);
+    assert_int_equal(f.consumed, 0);
+    assert_non_null(f.reason);
+    weft_encoding enc;
+    assert_int_equal(weft_codec_encode(&codec, (const uint8_t *)"x", 1, &enc), 0);
+    assert_int_equal(enc.head_len, 0);
+    assert_int_equal(enc.tail_len, 0);
+    weft_codec_destroy(&codec);
+}
+
+static void test_builtin_vtables_by_kind(void **unused)
+{
+    (void)unused;
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    weft_codec codec;
+    cfg.kind = WEFT_CODEC_LINE;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    assert_ptr_equal(codec.vtable, &weft_codec_line);
+    assert_string_equal(codec.vtable->name, "line");
+    weft_codec_destroy(&codec);
+    cfg.kind = WEFT_CODEC_LENGTH_FIELD;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    assert_ptr_equal(codec.vtable, &weft_codec_length_field);
+    weft_codec_destroy(&codec);
+    /* Built-ins whose defaults are incomplete refuse to start. */
+    cfg.kind = WEFT_CODEC_DELIMITER;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+    cfg.kind = WEFT_CODEC_FIXED_LENGTH;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+    cfg.kind = (weft_codec_kind)99;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+}
+
+/* A custom codec: frames are single bytes; counts its init/destroy/state_destroy calls. */
+typedef struct counts {
+    int init, destroy, state_destroy;
+} counts;
+
+static int one_init(weft_codec *codec)
+{
+    ((counts *)codec->ctx)->init++;
+    return 0;
+}
+
+static void one_destroy(weft_codec *codec)
+{
+    ((counts *)codec->ctx)->destroy++;
+}
+
+static int one_decode(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf,
+                      size_t len, weft_frame *frame)
+{
+    (void)codec;
+    (void)buf;
+    state->u64[0]++;
+    if (len == 0)
+        return WEFT_AGAIN;
+    frame->offset = 0;
+    frame->length = 1;
+    frame->consumed = 1;
+    return 0;
+}
+
+static void one_state_destroy(const weft_codec *codec, weft_codec_state *state)
+{
+    (void)state;
+    ((counts *)codec->ctx)->state_destroy++;
+}
+
+static void test_custom_codec(void **unused)
+{
+    (void)unused;
+    static const weft_codec_vtable one = {"one",      one_init, one_destroy,
+                                          one_decode, NULL,     one_state_destroy};
+    counts c = {0, 0, 0};
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    cfg.kind = WEFT_CODEC_CUSTOM;
+    cfg.custom.vtable = &one;
+    cfg.custom.ctx = &c;
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    assert_int_equal(c.init, 1);
+    assert_ptr_equal(codec.ctx, &c);
+
+    weft_codec_state st;
+    weft_codec_state_init(&st);
+    weft_frame f;
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ab", 2, &f), 0);
+    assert_int_equal(f.length, 1);
+    assert_int_equal(st.u64[0], 1);
+    weft_encoding enc;
+    assert_int_equal(weft_codec_encode(&codec, (const uint8_t *)"ab", 2, &enc), 0);
+    assert_int_equal(enc.head_len + enc.tail_len, 0); /* no encoder: sent as is */
+    weft_codec_state_destroy(&codec, &st);
+    assert_int_equal(c.state_destroy, 1);
+    assert_int_equal(st.u64[0], 0);
+    weft_codec_destroy(&codec);
+    assert_int_equal(c.destroy, 1);
+
+    /* Without a vtable or a decode function there is no codec. */
+    cfg.custom.vtable = NULL;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+    static const weft_codec_vtable no_decode = {"broken", NULL, NULL, NULL, NULL, NULL};
+    cfg.custom.vtable = &no_decode;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+}
+
+static int refuse_init(weft_codec *codec)
+{
+    (void)codec;
+    return WEFT_EINVAL;
+}
+
+static void test_failed_init_leaves_nothing(void **unused)
+{
+    (void)unused;
+    static const weft_codec_vtable refuse = {"refuse",   refuse_init, one_destroy,
+                                             one_decode, NULL,        NULL};
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    cfg.kind = WEFT_CODEC_CUSTOM;
+    cfg.custom.vtable = &refuse;
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
+    assert_null(codec.vtable);
+    weft_codec_destroy(&codec); /* harmless: nothing to release, destroy not called */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_none_has_no_decoder),
+        cmocka_unit_test(test_builtin_vtables_by_kind),
+        cmocka_unit_test(test_custom_codec),
+        cmocka_unit_test(test_failed_init_leaves_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

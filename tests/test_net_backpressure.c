@@ -1,0 +1,234 @@
+/* Backpressure: an echo server facing a peer that sends but does not read must stop reading
+ * that peer once its queue reaches write_high_water, so server memory stays bounded however
+ * much the peer pushes; and a peer that resets while the server still has output for it
+ * costs that connection only. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static _Atomic long closed;
+static _Atomic long close_err;
+static _Atomic long max_pending; /* the largest weft_conn_pending_out seen after a write */
+
+static void reset_counters(void)
+{
+    atomic_store(&closed, 0);
+    atomic_store(&close_err, 1);
+    atomic_store(&max_pending, 0);
+}
+
+/* Echoes, and records how much output waits after each write. */
+static weft_action echo_watching_queue(weft_conn *c)
+{
+    weft_action a = wt_echo_on_traffic(c);
+    long pending = (long)weft_conn_pending_out(c);
+    long seen = atomic_load(&max_pending);
+    while (pending > seen && !atomic_compare_exchange_weak(&max_pending, &seen, pending))
+        ;
+    return a;
+}
+
+static void record_close(weft_conn *c, int err)
+{
+    (void)c;
+    atomic_store(&close_err, err);
+    atomic_fetch_add(&closed, 1);
+}
+
+/* A client socket whose own buffers are small, so the bytes in flight sit mostly in the
+ * server's queue and the server's socket buffers rather than the client's. */
+static int small_buffer_client(int port)
+{
+    int fd = wt_connect_tcp(port);
+    assert_true(fd >= 0);
+    int sz = 64 * 1024;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+    return fd;
+}
+
+/* ---- 64 MiB to a peer that does not read ---- */
+
+#define FLOOD_BYTES ((size_t)64 << 20)
+
+typedef struct writer {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+    _Atomic size_t sent;
+    _Atomic int error;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    int64_t end = wt_now_ms() + 3 * WT_TIMEOUT_MS;
+    size_t sent = 0;
+    while (sent < w->len && wt_now_ms() < end) {
+        size_t chunk = w->len - sent < 256 * 1024 ? w->len - sent : 256 * 1024;
+        ssize_t r = send(w->fd, w->data + sent, chunk, MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue; /* SO_SNDTIMEO passed while the server held back: go on */
+            atomic_store(&w->error, errno);
+            return NULL;
+        }
+        sent += (size_t)r;
+        atomic_store(&w->sent, sent);
+    }
+    return NULL;
+}
+
+static void test_non_reading_peer_bounds_server_memory(void **state)
+{
+    (void)state;
+    reset_counters();
+    weft_config cfg;
+    wt_config(&cfg, echo_watching_queue, 1);
+    cfg.handler.on_close = record_close;
+    const size_t hw = cfg.write_high_water;
+    const size_t rbuf = cfg.read_buffer_size;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = small_buffer_client(s.port);
+    uint8_t *data = malloc(FLOOD_BYTES);
+    uint8_t *in = malloc(1 << 20);
+    assert_non_null(data);
+    assert_non_null(in);
+    wt_fill(data, FLOOD_BYTES, 64);
+    writer w = {.fd = fd, .data = data, .len = FLOOD_BYTES};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
+
+    /* Phase 1: the client only writes. Wait until the writer is stuck: the server paused
+     * reading it, and every buffer on the way is full. */
+    uint64_t max_buffer_bytes = 0;
+    size_t last_sent = (size_t)-1;
+    int64_t still_since = wt_now_ms();
+    int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
+    for (;;) {
+        assert_true(wt_now_ms() < end);
+        weft_loop_stats t = wt_stats(s.engine);
+        if (t.buffer_bytes > max_buffer_bytes)
+            max_buffer_bytes = t.buffer_bytes;
+        size_t sent = atomic_load(&w.sent);
+        if (sent != last_sent) {
+            last_sent = sent;
+            still_since = wt_now_ms();
+        } else if (t.backpressure_pauses > 0 && wt_now_ms() - still_since > 300) {
+            break;
+        }
+        wt_sleep_ms(2);
+    }
+
+    weft_loop_stats t = wt_stats(s.engine);
+    assert_true(t.backpressure_pauses > 0);
+    assert_int_equal(atomic_load(&w.error), 0);
+    assert_true(last_sent < FLOOD_BYTES); /* held back: the server stopped reading */
+    /* The queue reached the high-water mark and went past it by one read at most. */
+    assert_true((size_t)atomic_load(&max_pending) >= hw);
+    assert_true((size_t)atomic_load(&max_pending) <= hw + rbuf);
+    /* Server memory for this connection: one ring, rounded up to a power of two. */
+    assert_true(max_buffer_bytes >= hw);
+    assert_true(max_buffer_bytes <= 2 * (hw + rbuf));
+
+    /* Phase 2: the peer reads. Everything arrives, in order, while the writer finishes. */
+    size_t got = 0;
+    while (got < FLOOD_BYTES) {
+        size_t n = FLOOD_BYTES - got < (1 << 20) ? FLOOD_BYTES - got : (1 << 20);
+        ssize_t r = recv(fd, in, n, 0);
+        assert_true(r > 0);
+        assert_memory_equal(in, data + got, (size_t)r);
+        got += (size_t)r;
+        t = wt_stats(s.engine);
+        if (t.buffer_bytes > max_buffer_bytes)
+            max_buffer_bytes = t.buffer_bytes;
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&w.sent), FLOOD_BYTES);
+    assert_true((size_t)atomic_load(&max_pending) <= hw + rbuf);
+    assert_true(max_buffer_bytes <= 2 * (hw + rbuf));
+    assert_int_equal(atomic_load(&closed), 0);
+
+    close(fd);
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&close_err), 0);
+    wt_server_stop(&s);
+    free(data);
+    free(in);
+}
+
+/* ---- a peer that resets while the server writes to it ---- */
+
+static void test_peer_reset_mid_write(void **state)
+{
+    (void)state;
+    reset_counters();
+    weft_config cfg;
+    wt_config(&cfg, echo_watching_queue, 1);
+    cfg.handler.on_close = record_close;
+    cfg.write_high_water = 256 * 1024;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int bystander = wt_connect_tcp(s.port);
+    int victim = small_buffer_client(s.port);
+    assert_true(bystander >= 0);
+    uint8_t chunk[64 * 1024];
+    wt_fill(chunk, sizeof(chunk), 3);
+
+    /* The victim pushes without reading until the server holds output it cannot send. */
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    while (wt_stats(s.engine).backpressure_pauses == 0) {
+        assert_true(wt_now_ms() < end);
+        ssize_t r = send(victim, chunk, sizeof(chunk), MSG_DONTWAIT | MSG_NOSIGNAL);
+        assert_true(r > 0 || errno == EAGAIN);
+        if (r < 0)
+            wt_sleep_ms(1);
+    }
+    assert_true(atomic_load(&max_pending) > 0);
+    /* Reset: SO_LINGER 0 makes close send RST instead of FIN. */
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(victim, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(victim);
+
+    /* The server closes that connection with an error... */
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    long err = atomic_load(&close_err);
+    assert_true(err == WEFT_ECONNRESET || err == WEFT_EPIPE);
+    /* ...and goes on serving the others. */
+    uint8_t out[5000], in[5000];
+    wt_fill(out, sizeof(out), 4);
+    assert_int_equal(wt_exchange(bystander, out, sizeof(out), in, sizeof(in), WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, out, sizeof(out));
+    int late = wt_connect_tcp(s.port);
+    assert_true(late >= 0);
+    assert_int_equal(wt_exchange(late, out, 100, in, 100, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, out, 100);
+    assert_int_equal(atomic_load(&closed), 1);
+
+    close(bystander);
+    close(late);
+    assert_true(wt_wait_count(&closed, 3, WT_TIMEOUT_MS));
+    wt_server_stop(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_non_reading_peer_bounds_server_memory),
+        cmocka_unit_test(test_peer_reset_mid_write),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
