@@ -89,7 +89,7 @@ CASE_LABEL[p16]="64 conns x 64 B, pipeline 16"
 CASE_ARGS[p16]="--conns 64 --size 64 --pipeline 16"
 CASE_LABEL[16k]="8 conns x 16 KiB, pipeline 1"
 CASE_ARGS[16k]="--conns 8 --size 16384 --pipeline 1"
-CASE_LABEL[churn]="churn: connect, one 64 B echo, close (16 at a time)"
+CASE_LABEL[churn]="churn: connect, 64 B echo, close; x16"
 CASE_ARGS[churn]="--churn --conns 16 --size 64 --src-spread 250"
 IFS=, read -r -a CASE_LIST <<<"$CASES"
 for c in "${CASE_LIST[@]}"; do
@@ -224,7 +224,7 @@ done
 
 echo
 echo "== summary: median msgs/s over $REPS runs of ${DURATION}s; $PINNING"
-printf '%-34s %12s %12s %12s %10s %13s\n' case weft epoll libevent weft/epoll weft/libevent
+printf '%-38s %12s %12s %12s %10s %13s\n' case weft epoll libevent weft/epoll weft/libevent
 MEET_EPOLL=yes
 MEET_LIBEVENT=yes
 for c in "${CASE_LIST[@]}"; do
@@ -233,7 +233,7 @@ for c in "${CASE_LIST[@]}"; do
     l=$(col "$c" libevent 4)
     re=$(ratio "$w" "$e")
     rl=$(ratio "$w" "$l")
-    printf '%-34s %12s %12s %12s %10s %13s\n' "${CASE_LABEL[$c]:0:34}" "${w:--}" "${e:--}" \
+    printf '%-38s %12s %12s %12s %10s %13s\n' "${CASE_LABEL[$c]}" "${w:--}" "${e:--}" \
         "${l:--}" "$re" "$rl"
     echo "CASE $c weft=${w:--} epoll=${e:--} libevent=${l:--} weft_epoll=$re weft_libevent=$rl" >>"$TMP/machine"
     if [ "$re" = "-" ] || awk -v r="$re" 'BEGIN { exit !(r < 0.90) }'; then MEET_EPOLL=no; fi

@@ -578,12 +578,17 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static int parse_args(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
-        {"conns", required_argument, NULL, 'c'},    {"size", required_argument, NULL, 's'},
-        {"pipeline", required_argument, NULL, 'P'}, {"duration", required_argument, NULL, 'd'},
-        {"churn", no_argument, NULL, 'C'},          {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'H'},           {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"size", required_argument, NULL, 's'},
+                                             {"pipeline", required_argument, NULL, 'P'},
+                                             {"duration", required_argument, NULL, 'd'},
+                                             {"churn", no_argument, NULL, 'C'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"src-spread", required_argument, NULL, 'S'},
+                                             {"help", no_argument, NULL, 'H'},
+                                             {NULL, 0, NULL, 0}};
     int ch, li = 0;
     long v;
     while ((ch = getopt_long(argc, argv, "", longopts, &li)) != -1) {
