@@ -201,9 +201,12 @@ run_one() { # case server rep
     printf '  [%s run %d] %-8s %10s msgs/s  p50 %8s us  p99 %8s us\n' "$c" "$rep" "$s" "$msgs" "$p50" "$p99"
 }
 
-col() { # case server field(4=msgs 5=p50 6=p99) -> median
-    awk -v c="$1" -v s="$2" -v f="$3" '$1 == c && $2 == s { print $f }' "$TMP/results" 2>/dev/null | median
+col() { # case server field(4=msgs 5=p50 6=p99) [median|best] -> that statistic over the runs
+    local pick=median
+    [ "${4:-median}" = best ] && pick=best
+    awk -v c="$1" -v s="$2" -v f="$3" '$1 == c && $2 == s { print $f }' "$TMP/results" 2>/dev/null | $pick
 }
+best() { sort -g | tail -n 1; }
 
 touch "$TMP/results"
 for c in "${CASE_LIST[@]}"; do
@@ -223,22 +226,35 @@ for c in "${CASE_LIST[@]}"; do
 done
 
 echo
-echo "== summary: median msgs/s over $REPS runs of ${DURATION}s; $PINNING"
-printf '%-38s %12s %12s %12s %10s %13s\n' case weft epoll libevent weft/epoll weft/libevent
 MEET_EPOLL=yes
 MEET_LIBEVENT=yes
-for c in "${CASE_LIST[@]}"; do
-    w=$(col "$c" weft 4)
-    e=$(col "$c" epoll 4)
-    l=$(col "$c" libevent 4)
-    re=$(ratio "$w" "$e")
-    rl=$(ratio "$w" "$l")
-    printf '%-38s %12s %12s %12s %10s %13s\n' "${CASE_LABEL[$c]}" "${w:--}" "${e:--}" \
-        "${l:--}" "$re" "$rl"
-    echo "CASE $c weft=${w:--} epoll=${e:--} libevent=${l:--} weft_epoll=$re weft_libevent=$rl" >>"$TMP/machine"
-    if [ "$re" = "-" ] || awk -v r="$re" 'BEGIN { exit !(r < 0.90) }'; then MEET_EPOLL=no; fi
-    if [ "$rl" = "-" ] || awk -v r="$rl" 'BEGIN { exit !(r <= 1.0) }'; then MEET_LIBEVENT=no; fi
-done
+# summary STAT: STAT is median (the figures the targets are judged on) or best (the fastest run
+# of each server, which on a shared machine shows what each can do when left alone).
+summary() {
+    local stat=$1 c w e l re rl
+    echo
+    if [ "$stat" = median ]; then
+        echo "== summary: median msgs/s over $REPS runs of ${DURATION}s; $PINNING"
+    else
+        echo "== best run of each server (for comparison; noise only ever slows a run down)"
+    fi
+    printf '%-38s %12s %12s %12s %10s %13s\n' case weft epoll libevent weft/epoll weft/libevent
+    for c in "${CASE_LIST[@]}"; do
+        w=$(col "$c" weft 4 "$stat")
+        e=$(col "$c" epoll 4 "$stat")
+        l=$(col "$c" libevent 4 "$stat")
+        re=$(ratio "$w" "$e")
+        rl=$(ratio "$w" "$l")
+        printf '%-38s %12s %12s %12s %10s %13s\n' "${CASE_LABEL[$c]}" "${w:--}" "${e:--}" \
+            "${l:--}" "$re" "$rl"
+        echo "CASE $c stat=$stat weft=${w:--} epoll=${e:--} libevent=${l:--} weft_epoll=$re weft_libevent=$rl" >>"$TMP/machine"
+        [ "$stat" = median ] || continue
+        if [ "$re" = "-" ] || awk -v r="$re" 'BEGIN { exit !(r < 0.90) }'; then MEET_EPOLL=no; fi
+        if [ "$rl" = "-" ] || awk -v r="$rl" 'BEGIN { exit !(r <= 1.0) }'; then MEET_LIBEVENT=no; fi
+    done
+}
+summary median
+summary best
 echo
 if [ -n "${SERVER_CMD[weft]:-}" ]; then
     echo "target weft >= 0.90x epoll in every case: $MEET_EPOLL"
