@@ -166,6 +166,10 @@ stop_server() {
     return 0
 }
 
+# cpu_ticks PID: user + system time of all its threads so far, in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
@@ -175,7 +179,7 @@ echo "echo benchmark: ${#SERVERS[@]} servers x $REPS runs x ${DURATION}s per cas
 echo "servers: ${SERVERS[*]} (weft-echo with --loops 1)"
 
 run_one() { # case server rep
-    local c=$1 s=$2 rep=$3 rc=0 line msgs p50 p99
+    local c=$1 s=$2 rep=$3 rc=0 line msgs p50 p99 cpu total eff
     if ! start_server "$s"; then
         FAILURES=$((FAILURES + 1))
         return
@@ -186,6 +190,7 @@ run_one() { # case server rep
     LG_PID=$!
     wait "$LG_PID" || rc=$?
     LG_PID=""
+    cpu=$(cpu_ticks "$SRV_PID")
     stop_server "$s" || FAILURES=$((FAILURES + 1))
     line=$(grep '^RESULT ' "$TMP/loadgen.out" || true)
     if [ $rc -ne 0 ] || [ -z "$line" ]; then
@@ -197,11 +202,14 @@ run_one() { # case server rep
     msgs=$(sed -n 's/.* msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
     p50=$(sed -n 's/.* p50_us=\([0-9.]*\).*/\1/p' <<<"$line")
     p99=$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$line")
-    echo "$c $s $rep $msgs $p50 $p99" >>"$TMP/results"
-    printf '  [%s run %d] %-8s %10s msgs/s  p50 %8s us  p99 %8s us\n' "$c" "$rep" "$s" "$msgs" "$p50" "$p99"
+    total=$(sed -n 's/.* msgs=\([0-9]*\).*/\1/p' <<<"$line")
+    eff=$(awk -v m="$total" -v t="$cpu" -v hz="$CLK_TCK" 'BEGIN { if (t > 0) printf "%.0f", m / (t / hz); else print "" }')
+    echo "$c $s $rep $msgs $p50 $p99 $eff" >>"$TMP/results"
+    printf '  [%s run %d] %-8s %10s msgs/s  p50 %8s us  p99 %8s us  %10s msgs/server-CPU-s\n' \
+        "$c" "$rep" "$s" "$msgs" "$p50" "$p99" "${eff:--}"
 }
 
-col() { # case server field(4=msgs 5=p50 6=p99) [median|best] -> that statistic over the runs
+col() { # case server field(4=msgs 5=p50 6=p99 7=msgs per server CPU-s) [median|best] -> that statistic over the runs
     local pick=median
     [ "${4:-median}" = best ] && pick=best
     awk -v c="$1" -v s="$2" -v f="$3" '$1 == c && $2 == s { print $f }' "$TMP/results" 2>/dev/null | $pick
@@ -228,33 +236,40 @@ done
 echo
 MEET_EPOLL=yes
 MEET_LIBEVENT=yes
-# summary STAT: STAT is median (the figures the targets are judged on) or best (the fastest run
-# of each server, which on a shared machine shows what each can do when left alone).
+# summary STAT: median (the figures the targets are judged on), best (the fastest run of each
+# server, which on a shared machine shows what each can do when left alone) or efficiency
+# (messages per server CPU-second: what each message costs the server, which other jobs on the
+# machine disturb far less than they disturb throughput).
 summary() {
-    local stat=$1 c w e l re rl
+    local stat=$1 field=4 c w e l re rl
     echo
     if [ "$stat" = median ]; then
         echo "== summary: median msgs/s over $REPS runs of ${DURATION}s; $PINNING"
-    else
+    elif [ "$stat" = best ]; then
         echo "== best run of each server (for comparison; noise only ever slows a run down)"
+    else
+        echo "== efficiency: median messages per second of server CPU time (user + system)"
+        stat=median
+        field=7
     fi
     printf '%-38s %12s %12s %12s %10s %13s\n' case weft epoll libevent weft/epoll weft/libevent
     for c in "${CASE_LIST[@]}"; do
-        w=$(col "$c" weft 4 "$stat")
-        e=$(col "$c" epoll 4 "$stat")
-        l=$(col "$c" libevent 4 "$stat")
+        w=$(col "$c" weft $field "$stat")
+        e=$(col "$c" epoll $field "$stat")
+        l=$(col "$c" libevent $field "$stat")
         re=$(ratio "$w" "$e")
         rl=$(ratio "$w" "$l")
         printf '%-38s %12s %12s %12s %10s %13s\n' "${CASE_LABEL[$c]}" "${w:--}" "${e:--}" \
             "${l:--}" "$re" "$rl"
-        echo "CASE $c stat=$stat weft=${w:--} epoll=${e:--} libevent=${l:--} weft_epoll=$re weft_libevent=$rl" >>"$TMP/machine"
-        [ "$stat" = median ] || continue
+        echo "CASE $c stat=$1 weft=${w:--} epoll=${e:--} libevent=${l:--} weft_epoll=$re weft_libevent=$rl" >>"$TMP/machine"
+        [ "$1" = median ] || continue
         if [ "$re" = "-" ] || awk -v r="$re" 'BEGIN { exit !(r < 0.90) }'; then MEET_EPOLL=no; fi
         if [ "$rl" = "-" ] || awk -v r="$rl" 'BEGIN { exit !(r <= 1.0) }'; then MEET_LIBEVENT=no; fi
     done
 }
 summary median
 summary best
+summary efficiency
 echo
 if [ -n "${SERVER_CMD[weft]:-}" ]; then
     echo "target weft >= 0.90x epoll in every case: $MEET_EPOLL"
