@@ -17,8 +17,30 @@
 
 struct event_base *weft__new_base(void);
 
+/* Past max_connections a new connection is closed at once, before any loop sees it: the
+ * peer gets a clean close and the connections already open are not disturbed. */
+static bool over_limit(weft_engine *e, int fd)
+{
+    unsigned max = e->cfg.max_connections;
+    if (max == 0)
+        return false;
+    uint64_t live = 0;
+    for (unsigned i = 0; i < e->nloops; i++)
+        live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
+    if (live < max)
+        return false;
+    close(fd);
+    uint64_t n = atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
+    if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th, ...: loud enough, never a flood */
+        weft__log(e, WEFT_LOG_WARN, "max_connections (%u) reached: refused %llu connections", max,
+                  (unsigned long long)n + 1);
+    return true;
+}
+
 void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen)
 {
+    if (over_limit(e, fd))
+        return;
     size_t k = 0;
     if (e->nloops > 1 && e->balancer != NULL) {
         weft_lb_view view = {e->nloops, NULL};
@@ -132,6 +154,8 @@ static void take_local(weft__listener *l, int fd, const struct sockaddr *sa, soc
     (void)sa;
     (void)sl;
     weft__loop *loop = l->owner;
+    if (over_limit(l->engine, fd))
+        return;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__loop_adopt(loop, fd, l->family);
 }

@@ -12,7 +12,7 @@ static int ref_check(weft_engine *e, weft_conn_ref ref, weft__loop **lp, weft_co
         return WEFT_EINVAL;
     if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
-    if (ref.loop >= e->nloops || ref.gen == 0)
+    if (ref.loop >= e->nloops || (ref.gen & 1u) == 0)
         return WEFT_ESTALE;
     weft__loop *loop = &e->loops[ref.loop];
     weft_conn *c = weft__slot_get(loop, ref.slot);
@@ -29,16 +29,23 @@ static int push_write(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
     weft__loop *loop;
     weft_conn *c;
     int rc = ref_check(e, ref, &loop, &c);
+    if (rc == 0 && len > e->cfg.write_hard_cap)
+        rc = WEFT_EOUTCAP;
     if (rc == 0) {
         /* The hard cap holds for other threads too: they learn it here, not by a silent
-         * drop later. Both counters are approximate by a racing write or two. */
-        uint64_t queued = (uint64_t)atomic_load_explicit(&c->out_len, memory_order_relaxed) +
-                          atomic_load_explicit(&c->async_pending, memory_order_relaxed);
-        if (len > e->cfg.write_hard_cap || queued > e->cfg.write_hard_cap - len)
+         * drop later. Reserve first, then check, so writers racing each other see each
+         * other's reservations. The loop adds a write to out_len before it takes it off
+         * async_pending, so reading async_pending first (acquire) can count a write twice
+         * for a moment but never miss it. */
+        uint64_t pending =
+            atomic_fetch_add_explicit(&c->async_pending, (uint32_t)len, memory_order_acq_rel);
+        uint64_t queued = pending + atomic_load_explicit(&c->out_len, memory_order_relaxed);
+        if (queued > e->cfg.write_hard_cap - len) {
+            atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)len, memory_order_relaxed);
             rc = WEFT_EOUTCAP;
+        }
     }
     if (rc == 0) {
-        atomic_fetch_add_explicit(&c->async_pending, (uint32_t)len, memory_order_relaxed);
         weft__task t;
         memset(&t, 0, sizeof(t));
         t.kind = WEFT__TASK_WRITE;

@@ -94,9 +94,10 @@ static void conn_finish(weft_conn *c)
     if (c->flags & (CONN_EV_READ | CONN_EV_WRITE))
         event_del(&c->ev);
     c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
+    weft__wheel_remove(c);
     /* Refs die before anyone can see the connection closing. */
-    uint32_t g = atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u;
-    atomic_store_explicit(&c->gen, g == 0 ? 1u : g, memory_order_release);
+    atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
+                          memory_order_release);
     if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
         /* Dropping queued bytes: reset rather than let the peer think all arrived. */
         struct linger lg = {1, 0};
@@ -115,7 +116,7 @@ static void conn_finish(weft_conn *c)
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
     loop->nconns--;
-    /* Back on the free list; gen stays, so the next owner of the slot has a new one. */
+    /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
     c->fd = -1;
     c->flags = 0;
     c->ctx = NULL;
@@ -127,7 +128,8 @@ static void conn_finish(weft_conn *c)
 
 void weft__loop_enter(weft__loop *loop)
 {
-    loop->depth++;
+    if (loop->depth++ == 0)
+        weft__clock_update(loop);
 }
 
 void weft__loop_leave(weft__loop *loop)
@@ -209,6 +211,7 @@ void weft__conn_flush(weft_conn *c)
             return;
         }
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        c->active_ms = loop->now_ms;
         weft__ring_consume(&c->out, loop->bufpool, (size_t)n, 0);
     }
     mirror_out(c);
@@ -243,6 +246,8 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
             n = 0;
         }
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        if (n > 0)
+            c->active_ms = loop->now_ms;
         sent = (size_t)n;
         if (sent == total)
             return 0;
@@ -287,8 +292,11 @@ void weft__conn_close_graceful(weft_conn *c, int err)
         return;
     if (!(c->flags & CONN_CLOSING)) {
         c->flags |= CONN_CLOSING;
-        c->flags &= (uint16_t)~CONN_READING;
+        c->flags &= (uint16_t) ~(CONN_READING | CONN_PARTIAL);
         c->close_err = err;
+        c->since_ms = c->loop->now_ms;
+        if (c->out.len > 0) /* a peer that never takes the rest must not keep us */
+            weft__wheel_schedule(c);
     }
     if (c->out.len == 0)
         weft__conn_close_now(c, c->close_err);
@@ -344,12 +352,14 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         loop->view_len = fresh_len;
     }
     loop->view_used = 0;
+    loop->view_need = 0;
     loop->view_in_ring = in_ring;
     c->flags |= CONN_IN_TRAFFIC;
     weft_action a = e->cfg.handler.on_traffic(c);
     c->flags &= (uint16_t)~CONN_IN_TRAFFIC;
     size_t used = loop->view_used;
     size_t len = loop->view_len;
+    size_t need = loop->view_need;
     loop->cur = NULL;
     loop->view = NULL;
     loop->view_len = loop->view_used = 0;
@@ -366,6 +376,23 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
             weft__log(e, WEFT_LOG_WARN, "conn %u/%u: %zu unread bytes: over max_inbound, closing",
                       loop->index, c->slot, len - used);
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+        }
+    }
+    if (need > 0 && c->in.len > 0 && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
+        size_t room;
+        (void)weft__ring_reserve(&c->in, loop->bufpool, need, e->cfg.max_inbound, &room);
+    }
+    if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
+        if (c->in.len == 0) {
+            c->flags &= (uint16_t)~CONN_PARTIAL;
+        } else if (!(c->flags & CONN_PARTIAL) || used > 0) {
+            /* The read timeout runs from the last progress, so a fast stream that always
+             * ends mid-frame is not mistaken for a slow one. */
+            c->since_ms = loop->now_ms;
+            if (!(c->flags & CONN_PARTIAL)) {
+                c->flags |= CONN_PARTIAL;
+                weft__wheel_schedule(c);
+            }
         }
     }
     if (c->flags & CONN_DECODE_FAILED)
@@ -387,6 +414,7 @@ static void conn_read(weft_conn *c)
         } while (n < 0 && errno == EINTR);
         if (n > 0) {
             WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
             weft__conn_dispatch(c, loop->rbuf, (size_t)n);
             return;
         }
@@ -411,6 +439,7 @@ static void conn_read(weft_conn *c)
         if (n > 0) {
             weft__ring_commit(&c->in, (size_t)n);
             WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
             weft__conn_dispatch(c, NULL, 0);
             return;
         }
@@ -500,7 +529,7 @@ static bool codec_closes_on_recoverable(const weft_engine *e)
     return false;
 }
 
-int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, const void **message)
 {
     weft__loop *loop = c->loop;
     weft_engine *e = loop->engine;
@@ -530,14 +559,24 @@ int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
                 WEFT__STAT_ADD(loop->stats.frames, 1);
                 *frame = p + fr.offset;
                 *flen = fr.length;
+                if (message != NULL)
+                    *message = fr.message;
                 return 1;
             }
         }
-        if (rc == WEFT_AGAIN)
+        if (rc == WEFT_AGAIN) {
+            /* The codec knows how big the frame will be: make room once instead of
+             * growing the buffer read by read. */
+            if (loop->cur == c && fr.need > len - fr.consumed)
+                loop->view_need = fr.need - (len - fr.consumed);
             return 0;
+        }
         if (rc > 0)
             rc = WEFT_ECORRUPT;
         WEFT__STAT_ADD(loop->stats.decode_errors, 1);
+        loop->err_slot = c->slot;
+        loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+        loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
         bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
         weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
                   loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
@@ -551,6 +590,20 @@ int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
             weft__conn_close_graceful(c, rc);
         return rc;
     }
+}
+
+int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+{
+    return weft_conn_next_message(c, frame, flen, NULL);
+}
+
+const char *weft_conn_decode_error(const weft_conn *c)
+{
+    const weft__loop *loop = c->loop;
+    if (loop->err_reason == NULL || loop->err_slot != c->slot ||
+        loop->err_gen != atomic_load_explicit(&c->gen, memory_order_relaxed))
+        return NULL;
+    return loop->err_reason;
 }
 
 int weft_conn_write(weft_conn *c, const void *data, size_t len)

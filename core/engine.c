@@ -23,6 +23,9 @@ void weft_config_init(weft_config *cfg)
     cfg->max_inbound = 4u << 20;
     cfg->tick_ms = 0;
     cfg->stop_timeout_ms = 5000;
+    cfg->idle_timeout_ms = 300000;
+    cfg->read_timeout_ms = 30000;
+    cfg->max_connections = 100000;
     cfg->log_level = WEFT_LOG_WARN;
     weft_codec_config_init(&cfg->codec);
     weft_lb_config_init(&cfg->lb);
@@ -231,6 +234,20 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
             goto fail;
         }
         e->has_codec = true;
+        uint64_t biggest = 0;
+        if (cfg->codec.kind == WEFT_CODEC_LENGTH_FIELD)
+            biggest = cfg->codec.length_field.max_frame_length;
+        else if (cfg->codec.kind == WEFT_CODEC_LINE)
+            biggest = cfg->codec.line.max_length + 2;
+        else if (cfg->codec.kind == WEFT_CODEC_DELIMITER)
+            biggest = cfg->codec.delimiter.max_frame_length;
+        else if (cfg->codec.kind == WEFT_CODEC_FIXED_LENGTH)
+            biggest = cfg->codec.fixed_length.frame_length;
+        if (biggest > cfg->max_inbound)
+            weft__log(e, WEFT_LOG_WARN,
+                      "the codec allows frames of %llu bytes but max_inbound is %zu: larger "
+                      "frames close their connection (WEFT_EINCAP)",
+                      (unsigned long long)biggest, cfg->max_inbound);
     }
     e->loops = calloc(e->nloops, sizeof(*e->loops));
     e->live_snapshot = calloc(e->nloops, sizeof(*e->live_snapshot));

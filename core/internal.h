@@ -35,9 +35,10 @@ enum {
     CONN_CLOSED = 1u << 6,
     CONN_CORKED = 1u << 7, /* on the loop's corked list: flush at end of dispatch */
     CONN_PEER_EOF = 1u << 8,
-    CONN_IN_TRAFFIC = 1u << 9,    /* on_traffic of this connection is running */
-    CONN_LIVE = 1u << 10,         /* the slot holds an open connection */
-    CONN_DECODE_FAILED = 1u << 11 /* a fatal decode error: close once on_traffic returns */
+    CONN_IN_TRAFFIC = 1u << 9,     /* on_traffic of this connection is running */
+    CONN_LIVE = 1u << 10,          /* the slot holds an open connection */
+    CONN_DECODE_FAILED = 1u << 11, /* a fatal decode error: close once on_traffic returns */
+    CONN_PARTIAL = 1u << 12        /* unread bytes wait since since_ms (read timeout) */
 };
 
 typedef struct weft__loop weft__loop;
@@ -51,12 +52,19 @@ struct weft_conn {
     weft__ring out;
     weft_codec_state cstate;
     int fd;
-    _Atomic uint32_t gen;           /* 0 while the slot is free */
+    _Atomic uint32_t gen;           /* odd while open, even while the slot is free */
     _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;
     uint32_t next_free; /* free list while free; pending-close list while open */
     uint32_t cork_next; /* corked list link */
+    /* Timer wheel (timer.c): links by slot number; a bucket's first entry has
+     * WEFT__TW_HEAD | bucket as its prev. Activity only stamps active_ms; the wheel finds
+     * the real deadline when it visits the bucket. */
+    uint32_t tw_prev;
+    uint32_t tw_next;
+    uint32_t active_ms; /* last read or write progress (loop clock) */
+    uint32_t since_ms;  /* CONN_PARTIAL: unread bytes wait since; CONN_CLOSING: closing since */
     uint16_t flags;
     int close_err; /* reason for a pending close */
 };
@@ -65,6 +73,9 @@ struct weft_conn {
 #define WEFT__CHUNK_SIZE  (1u << WEFT__CHUNK_SHIFT)
 #define WEFT__CHUNK_MAX   4096u /* 4 Mi connections per loop */
 #define WEFT__NO_SLOT     UINT32_MAX
+#define WEFT__TW_SLOTS    512u
+#define WEFT__TW_TICK_MS  100u
+#define WEFT__TW_HEAD     0x80000000u
 
 typedef struct weft__loop_stats {
     _Atomic uint64_t live; /* handed off (or accepted here) and not yet closed */
@@ -125,12 +136,22 @@ struct weft__loop {
     uint32_t high_slot; /* slots below this were handed out at least once */
     uint32_t nconns;    /* open connections (loop thread) */
 
+    /* Timer wheel for idle, read and close timeouts: one visit per connection per timeout
+     * period, not a scan of every connection per tick. */
+    struct event wheel_ev;
+    bool wheel_added;
+    uint32_t now_ms;     /* loop clock, refreshed when a dispatch starts */
+    uint64_t clock0_ns;  /* CLOCK_MONOTONIC at loop start */
+    uint32_t wheel_tick; /* last tick processed */
+    uint32_t wheel[WEFT__TW_SLOTS];
+
     /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
     unsigned depth; /* callbacks running; writes cork while > 0 */
     weft_conn *cur;
     const uint8_t *view;
     size_t view_len;
     size_t view_used;
+    size_t view_need; /* bytes the codec still wants beyond the view, if it said */
     bool view_in_ring;
 
     /* Intrusive stacks of slot numbers, so deferring never allocates: connections with
@@ -143,6 +164,11 @@ struct weft__loop {
 
     bool stopping;
     weft__loop_stats stats;
+
+    /* The last decode error on this loop, for weft_conn_decode_error. */
+    const char *err_reason;
+    uint32_t err_slot;
+    uint32_t err_gen;
 };
 
 struct weft_engine {
@@ -206,6 +232,15 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
 void weft__loop_enter(weft__loop *loop);
 void weft__loop_leave(weft__loop *loop);
 void weft__conn_update_events(weft_conn *c);
+
+/* ---- timer.c ---- */
+int weft__wheel_init(weft__loop *loop);
+void weft__wheel_destroy(weft__loop *loop);
+/* Refreshes loop->now_ms. */
+void weft__clock_update(weft__loop *loop);
+/* (Re)files c by its current deadline; a connection without one leaves the wheel. */
+void weft__wheel_schedule(weft_conn *c);
+void weft__wheel_remove(weft_conn *c);
 
 /* ---- acceptor.c ---- */
 void *weft__acceptor_main(void *arg);

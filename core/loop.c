@@ -56,6 +56,9 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     if (event_add(&loop->wake_ev, NULL) != 0)
         return WEFT_ENOMEM;
     loop->wake_added = true;
+    rc = weft__wheel_init(loop);
+    if (rc != 0)
+        return rc;
     if (e->cfg.tick_ms > 0 && e->cfg.handler.on_tick != NULL) {
         struct timeval tv = {(time_t)(e->cfg.tick_ms / 1000),
                              (suseconds_t)((e->cfg.tick_ms % 1000) * 1000)};
@@ -89,6 +92,7 @@ void weft__loop_destroy(weft__loop *loop)
         event_del(&loop->tick_ev);
     if (loop->stop_added)
         event_del(&loop->stop_ev);
+    weft__wheel_destroy(loop);
     loop->wake_added = loop->tick_added = loop->stop_added = false;
     /* Tasks nobody ran: give back what they own. */
     if (loop->queue.efd >= 0) {
@@ -150,7 +154,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
         for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
             chunk[i].slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
             chunk[i].fd = -1;
-            atomic_init(&chunk[i].gen, 1u);
+            atomic_init(&chunk[i].gen, 0u); /* even: free */
         }
         atomic_store_explicit(&loop->chunks[loop->nchunks], chunk, memory_order_release);
         loop->nchunks++;
@@ -170,6 +174,9 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
         atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
         return;
     }
+    /* Odd generations are live, even ones free: a ref can only ever match a live slot. */
+    atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
+                          memory_order_release);
     c->loop = loop;
     c->fd = fd;
     c->ctx = NULL;
@@ -177,6 +184,9 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     c->close_err = 0;
     c->next_free = WEFT__NO_SLOT;
     c->cork_next = WEFT__NO_SLOT;
+    c->tw_prev = c->tw_next = WEFT__NO_SLOT;
+    c->active_ms = loop->now_ms;
+    c->since_ms = 0;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
@@ -185,6 +195,7 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     WEFT__STAT_ADD(loop->stats.accepted, 1);
     weft__socket_tune(&e->cfg, fd, family);
     weft__conn_update_events(c);
+    weft__wheel_schedule(c);
     if (e->balancer != NULL)
         weft_balancer_on_open(e->balancer, loop->index);
     if (e->cfg.handler.on_open != NULL) {
@@ -262,16 +273,19 @@ static void run_task(weft__loop *loop, weft__task *t)
         }
         break;
     case WEFT__TASK_WRITE: {
-        /* The slot's count goes down whether or not the connection lived on: the push
-         * raised it on the same slot, maybe just before the slot was reused. */
-        c = weft__slot_get(loop, t->ref.slot);
-        if (c != NULL)
-            atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)t->len, memory_order_relaxed);
         c = ref_lookup(loop, t->ref);
         if (c != NULL) {
             struct iovec iov = {t->data, t->len};
             (void)weft__conn_send(c, &iov, 1);
         }
+        /* The slot's count goes down whether or not the connection lived on: the push
+         * raised it on the same slot, maybe just before the slot was reused. Only now, once
+         * the bytes are in out_len: lowered before, a writer checking the hard cap would
+         * count them in neither and could push the queue past the cap, which closes the
+         * connection instead of telling that writer. Release pairs with push_write. */
+        weft_conn *slot = weft__slot_get(loop, t->ref.slot);
+        if (slot != NULL)
+            atomic_fetch_sub_explicit(&slot->async_pending, (uint32_t)t->len, memory_order_release);
         if (t->free_cb != NULL)
             t->free_cb(t->data, t->free_ctx);
         else

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds weft and runs the main job: the echo example on 127.0.0.1:9000 (Ctrl-C stops it).
-# Extra arguments go to the server.
+# Builds weft and runs the main job: weft-redis, the Redis-protocol sample, on
+# 127.0.0.1:6380 (Ctrl-C stops it). Talk to it with redis-cli -p 6380. Extra arguments go to
+# the server (see weft-redis --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 weft_require_packages "${WEFT_BUILD_PACKAGES[@]}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
-echo "weft-echo listening on tcp://127.0.0.1:9000 (Ctrl-C stops it)"
-exec build/release/examples/echo/weft-echo --addr tcp://127.0.0.1:9000 "$@"
+echo "weft-redis on 127.0.0.1:6380 (Ctrl-C stops it); try: redis-cli -p 6380 ping"
+exec build/release/examples/redis/weft-redis --port 6380 "$@"

@@ -47,10 +47,22 @@ static void record_close(weft_conn *c, int err)
     atomic_fetch_add(&closed, 1);
 }
 
+/* While set, a wake holds its loop inside on_traffic, so a test can queue several tasks
+ * and know the loop runs them all together, in order, once it is let go. */
+static atomic_int hold_loop;
+static atomic_int loop_held;
+
 /* Echoes bytes; a call with nothing buffered can only be a wake, and says so. */
 static weft_action echo_or_wake(weft_conn *c)
 {
     if (weft_conn_buffered(c) == 0) {
+        if (atomic_load(&hold_loop)) {
+            atomic_store(&loop_held, 1);
+            int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+            while (atomic_load(&hold_loop) && wt_now_ms() < end)
+                wt_sleep_ms(1);
+            atomic_store(&loop_held, 0);
+        }
         atomic_fetch_add(&wakes, 1);
         weft_conn_write(c, "woken\n", 6);
         return WEFT_ACTION_NONE;
@@ -220,15 +232,24 @@ static void test_async_write_zc_behind_a_close_is_freed_not_sent(void **state)
     assert_non_null(b);
     memset(b, 'z', 100);
 
-    /* Both are accepted (the ref is live when they are queued); the loop runs the close
-     * first, so the write finds the connection closing and drops it. */
+    /* Hold the loop so that all three calls find the connection live and are accepted;
+     * once let go, the loop runs the close first, so the zero-copy write finds the
+     * connection closing and must drop it, freeing the buffer. */
+    atomic_store(&hold_loop, 1);
+    assert_int_equal(weft_async_wake(f.s.engine, f.ref), 0);
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    while (!atomic_load(&loop_held)) {
+        assert_true(wt_now_ms() < end);
+        wt_sleep_ms(1);
+    }
     assert_int_equal(weft_async_write(f.s.engine, f.ref, "first", 5), 0);
     assert_int_equal(weft_async_close(f.s.engine, f.ref), 0);
     assert_int_equal(weft_async_write_zc(f.s.engine, f.ref, b, 100, zc_free, (void *)0), 0);
+    atomic_store(&hold_loop, 0);
 
-    char in[5];
-    assert_int_equal(wt_recv_exact(f.fd, in, 5, WT_TIMEOUT_MS), 0);
-    assert_memory_equal(in, "first", 5);
+    char in[11];
+    assert_int_equal(wt_recv_exact(f.fd, in, 11, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, "woken\nfirst", 11);
     assert_int_equal(wt_recv_eof(f.fd, WT_TIMEOUT_MS), 0); /* nothing after the close */
     assert_true(wt_wait_count(&zc_total_frees, 1, WT_TIMEOUT_MS));
     assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));

@@ -224,11 +224,98 @@ static void test_peer_reset_mid_write(void **state)
     wt_server_stop(&s);
 }
 
+/* ---- the hard caps ---- */
+
+static _Atomic long flood_rc; /* the first failing weft_conn_write's result */
+
+/* On any bytes, writes 64 KiB chunks, far more than any queue may hold. */
+static weft_action flood_on_request(weft_conn *c)
+{
+    static uint8_t chunk[64 * 1024];
+    weft_conn_discard(c, weft_conn_buffered(c));
+    for (int i = 0; i < 200; i++) {
+        int rc = weft_conn_write(c, chunk, sizeof(chunk));
+        if (rc != 0) {
+            atomic_store(&flood_rc, rc);
+            break;
+        }
+    }
+    return WEFT_ACTION_NONE;
+}
+
+static void test_outbound_hard_cap_closes_the_connection(void **state)
+{
+    (void)state;
+    reset_counters();
+    atomic_store(&flood_rc, 0);
+    weft_config cfg;
+    wt_config(&cfg, flood_on_request, 1);
+    cfg.handler.on_close = record_close;
+    cfg.write_high_water = 512 * 1024;
+    cfg.write_hard_cap = 1024 * 1024;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = small_buffer_client(s.port);
+
+    /* 12.5 MiB for a peer that reads nothing: more than the kernel's buffers and the
+     * 1 MiB cap together. */
+    assert_int_equal(wt_send_all(fd, "go", 2, WT_TIMEOUT_MS), 0);
+
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&flood_rc), WEFT_EOUTCAP);
+    assert_int_equal(atomic_load(&close_err), WEFT_EOUTCAP);
+    /* Queued bytes were dropped, so the peer is reset rather than shown a clean EOF. */
+    int rc;
+    uint8_t sink[64 * 1024];
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    while ((rc = (int)recv(fd, sink, sizeof(sink), 0)) > 0)
+        assert_true(wt_now_ms() < end);
+    assert_int_equal(rc, -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    wt_server_stop(&s);
+}
+
+static weft_action never_reads(weft_conn *c)
+{
+    (void)c;
+    return WEFT_ACTION_NONE;
+}
+
+static void test_inbound_cap_closes_the_connection(void **state)
+{
+    (void)state;
+    reset_counters();
+    weft_config cfg;
+    wt_config(&cfg, never_reads, 1);
+    cfg.handler.on_close = record_close;
+    cfg.max_inbound = 256 * 1024;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    uint8_t chunk[16 * 1024];
+    wt_fill(chunk, sizeof(chunk), 5);
+
+    /* The handler leaves every byte buffered; past max_inbound the engine gives up. */
+    for (int i = 0; i < 32 && atomic_load(&closed) == 0; i++) {
+        if (send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL) < 0)
+            break; /* the server is already gone */
+    }
+
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&close_err), WEFT_EINCAP);
+    close(fd);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_non_reading_peer_bounds_server_memory),
         cmocka_unit_test(test_peer_reset_mid_write),
+        cmocka_unit_test(test_outbound_hard_cap_closes_the_connection),
+        cmocka_unit_test(test_inbound_cap_closes_the_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

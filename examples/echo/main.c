@@ -109,6 +109,7 @@ static void usage(FILE *f)
                "random\n"
                "  --codec NAME echo whole frames: none (raw bytes), line, length-field "
                "(4-byte big-endian length)\n"
+               "  --idle-ms MS, --read-timeout-ms MS, --max-conns N   limits (0 = off)\n"
                "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
 }
 
@@ -131,6 +132,15 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--reuseport") == 0) {
             cfg.reuse_port = true;
         } else if (strcmp(a, "--lb") == 0 && v != NULL && parse_lb(v, &cfg.lb.kind) == 0) {
+            i++;
+        } else if (strcmp(a, "--idle-ms") == 0 && v != NULL) {
+            cfg.idle_timeout_ms = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--read-timeout-ms") == 0 && v != NULL) {
+            cfg.read_timeout_ms = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--max-conns") == 0 && v != NULL) {
+            cfg.max_connections = (unsigned)strtoul(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--codec") == 0 && v != NULL && parse_codec(v, &cfg) == 0) {
             i++;

@@ -34,7 +34,7 @@ typedef struct weft_conn weft_conn;
 typedef struct weft_conn_ref {
     uint32_t loop;
     uint32_t slot;
-    uint32_t gen; /* 0 is never a live generation */
+    uint32_t gen; /* odd for a live connection; 0 is never live */
 } weft_conn_ref;
 
 /* What a callback asks the engine to do next. */
@@ -99,7 +99,16 @@ typedef struct weft_config {
     size_t max_inbound;       /* buffered unread inbound bytes that close the
                                       connection (WEFT_EINCAP); default 4 MiB */
     unsigned tick_ms;         /* on_tick period; 0 = no tick; default 0 */
-    unsigned stop_timeout_ms; /* how long stop waits for queued output; default 5000 */
+    unsigned stop_timeout_ms; /* how long stop, and a graceful close, wait for
+                                      queued output; default 5000 */
+    unsigned idle_timeout_ms; /* close a connection with no bytes either way for this
+                                      long (WEFT_EIDLE); 0 = never; default 300000 */
+    unsigned read_timeout_ms; /* close a connection whose unread bytes (a partial frame)
+                                      wait this long without progress (WEFT_EREADTIMEOUT,
+                                      slowloris); 0 = never; default 30000 */
+    unsigned max_connections; /* open connections in the whole engine; past it new ones
+                                      are accepted and closed at once (stats: rejected);
+                                      0 = no limit; default 100000 */
     weft_log_cb log_cb;       /* NULL = write to stderr */
     void *log_ctx;
     weft_log_level log_level; /* default WEFT_LOG_WARN */
@@ -198,6 +207,15 @@ WEFT_API int weft_conn_read(weft_conn *conn, void *buf, size_t n);
  * connection (it is closed once on_traffic returns). Recoverable errors (a too-long line)
  * are logged and skipped. WEFT_ENOCODEC without a codec. */
 WEFT_API int weft_conn_next_frame(weft_conn *conn, const uint8_t **frame, size_t *len);
+
+/* As weft_conn_next_frame, and sets *message (when not NULL) to the codec's decoded form of
+ * the frame (weft_frame.message: NULL for the built-in codecs), borrowed like the frame. */
+WEFT_API int weft_conn_next_message(weft_conn *conn, const uint8_t **frame, size_t *len,
+                                    const void **message);
+
+/* The reason text (static) of the most recent decode error on conn, or NULL. Lets a
+ * protocol answer a bad request with the codec's reason before the connection closes. */
+WEFT_API const char *weft_conn_decode_error(const weft_conn *conn);
 
 /* Queues data for sending; it is copied, so data stays owned by the caller. Written to the
  * socket at once when nothing waits, otherwise in order after what waits. Returns 0,

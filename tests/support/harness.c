@@ -1,6 +1,7 @@
 /* Test harness for loopback integration tests; see harness.h. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -102,12 +103,31 @@ static void set_timeouts(int fd)
 
 int wt_connect_tcp(int port)
 {
+    return wt_connect_tcp_from(NULL, port);
+}
+
+int wt_connect_tcp_from(const char *src_ip, int port)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     set_timeouts(fd);
     int on = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (src_ip != NULL) {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof(src));
+        src.sin_family = AF_INET;
+        if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1) {
+            close(fd);
+            return -EINVAL;
+        }
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+    }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;

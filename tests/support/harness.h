@@ -39,6 +39,11 @@ void wt_server_stop(wt_server *s);
 int wt_connect_tcp(int port);
 int wt_connect_unix(const char *path);
 
+/* As wt_connect_tcp, but bound to the local IPv4 address src_ip (e.g. "127.0.0.7", any
+ * address in 127/8 works on Linux) before connecting, so a test can choose the peer address
+ * the server sees. Returns the fd or -errno. */
+int wt_connect_tcp_from(const char *src_ip, int port);
+
 /* Sends all n bytes or fails: 0, or -errno (-ETIMEDOUT past timeout_ms). */
 int wt_send_all(int fd, const void *data, size_t n, int timeout_ms);
 

@@ -1,0 +1,164 @@
+/* weft — per-loop timer wheel for connection timeouts.
+ *
+ * Three timeouts share it: idle (no bytes either way for idle_timeout_ms), read (unread
+ * bytes, i.e. a partial frame, waiting for read_timeout_ms without progress: slowloris)
+ * and close (a graceful close whose output the peer does not take within stop_timeout_ms).
+ * Activity only stamps the connection; it stays in the bucket it was filed in, and when the
+ * wheel reaches that bucket it computes the real deadline and closes or re-files it. So a
+ * tick costs the connections due around then, and each connection is visited about once
+ * per timeout period, whatever the number of connections.
+ */
+#include <time.h>
+
+#include "internal.h"
+
+#define MASK (WEFT__TW_SLOTS - 1u)
+
+void weft__clock_update(weft__loop *loop)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    loop->now_ms = (uint32_t)((ns - loop->clock0_ns) / 1000000u);
+}
+
+/* a is before b on the wrapping 32-bit millisecond clock. */
+static bool before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+/* The earliest deadline of c and the error it closes with; false if none. */
+static bool deadline(const weft_conn *c, uint32_t *when, int *why)
+{
+    const weft_config *cfg = &c->loop->engine->cfg;
+    bool any = false;
+    if (c->flags & CONN_CLOSING) {
+        if (cfg->stop_timeout_ms > 0) {
+            *when = c->since_ms + cfg->stop_timeout_ms;
+            *why = WEFT_ETIMEDOUT;
+            return true;
+        }
+        return false;
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        *when = c->active_ms + cfg->idle_timeout_ms;
+        *why = WEFT_EIDLE;
+        any = true;
+    }
+    if ((c->flags & CONN_PARTIAL) && cfg->read_timeout_ms > 0) {
+        uint32_t w = c->since_ms + cfg->read_timeout_ms;
+        if (!any || before(w, *when)) {
+            *when = w;
+            *why = WEFT_EREADTIMEOUT;
+            any = true;
+        }
+    }
+    return any;
+}
+
+void weft__wheel_remove(weft_conn *c)
+{
+    if (c->tw_prev == WEFT__NO_SLOT)
+        return;
+    weft__loop *loop = c->loop;
+    if (c->tw_next != WEFT__NO_SLOT)
+        weft__slot_get(loop, c->tw_next)->tw_prev = c->tw_prev;
+    if (c->tw_prev & WEFT__TW_HEAD)
+        loop->wheel[c->tw_prev & ~WEFT__TW_HEAD] = c->tw_next;
+    else
+        weft__slot_get(loop, c->tw_prev)->tw_next = c->tw_next;
+    c->tw_prev = c->tw_next = WEFT__NO_SLOT;
+}
+
+static void file_in(weft_conn *c, uint32_t bucket)
+{
+    weft__loop *loop = c->loop;
+    uint32_t head = loop->wheel[bucket];
+    c->tw_prev = WEFT__TW_HEAD | bucket;
+    c->tw_next = head;
+    if (head != WEFT__NO_SLOT)
+        weft__slot_get(loop, head)->tw_prev = c->slot;
+    loop->wheel[bucket] = c->slot;
+}
+
+void weft__wheel_schedule(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft__wheel_remove(c);
+    uint32_t when;
+    int why;
+    if (!deadline(c, &when, &why))
+        return;
+    /* Ticks from the last processed one; at least the next, at most a lap ahead (a later
+     * deadline is looked at again when the lap comes round). */
+    uint32_t now_tick = loop->now_ms / WEFT__TW_TICK_MS;
+    uint32_t due_tick = when / WEFT__TW_TICK_MS + 1u;
+    uint32_t ahead = before(due_tick, now_tick) ? 0u : due_tick - loop->wheel_tick;
+    if (ahead < 1u)
+        ahead = 1u;
+    if (ahead > WEFT__TW_SLOTS - 1u)
+        ahead = WEFT__TW_SLOTS - 1u;
+    file_in(c, (loop->wheel_tick + ahead) & MASK);
+}
+
+static void wheel_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    weft__loop *loop = arg;
+    weft__loop_enter(loop);
+    uint32_t target = loop->now_ms / WEFT__TW_TICK_MS;
+    /* Never more than one lap per call, even after a long stall. */
+    uint32_t laps = 0;
+    while (before(loop->wheel_tick, target) && laps++ < WEFT__TW_SLOTS) {
+        loop->wheel_tick++;
+        uint32_t b = loop->wheel_tick & MASK;
+        uint32_t s = loop->wheel[b];
+        loop->wheel[b] = WEFT__NO_SLOT;
+        while (s != WEFT__NO_SLOT) {
+            weft_conn *c = weft__slot_get(loop, s);
+            s = c->tw_next;
+            c->tw_prev = c->tw_next = WEFT__NO_SLOT;
+            uint32_t when;
+            int why;
+            if (!deadline(c, &when, &why))
+                continue;
+            if (!before(loop->now_ms, when)) {
+                weft__log(loop->engine, WEFT_LOG_INFO, "conn %u/%u: %s, closing", loop->index,
+                          c->slot, weft_strerror(why));
+                weft__conn_close_now(c, why);
+            } else {
+                weft__wheel_schedule(c);
+            }
+        }
+    }
+    weft__loop_leave(loop);
+}
+
+int weft__wheel_init(weft__loop *loop)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    loop->clock0_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    loop->now_ms = 0;
+    loop->wheel_tick = 0;
+    for (uint32_t i = 0; i < WEFT__TW_SLOTS; i++)
+        loop->wheel[i] = WEFT__NO_SLOT;
+    const weft_config *cfg = &loop->engine->cfg;
+    if (cfg->idle_timeout_ms == 0 && cfg->read_timeout_ms == 0 && cfg->stop_timeout_ms == 0)
+        return 0;
+    struct timeval tv = {0, (suseconds_t)WEFT__TW_TICK_MS * 1000};
+    event_assign(&loop->wheel_ev, loop->base, -1, EV_PERSIST, wheel_cb, loop);
+    if (event_add(&loop->wheel_ev, &tv) != 0)
+        return WEFT_ENOMEM;
+    loop->wheel_added = true;
+    return 0;
+}
+
+void weft__wheel_destroy(weft__loop *loop)
+{
+    if (loop->wheel_added)
+        event_del(&loop->wheel_ev);
+    loop->wheel_added = false;
+}

@@ -1,0 +1,71 @@
+/* weft-redis — the RESP2 request decoder, written as a weft custom codec.
+ *
+ * This is the example to copy when writing a protocol of your own: a weft_codec_vtable
+ * whose decode() finds one complete request in the bytes it is shown, reports it as a
+ * frame, and hands the parsed argument vector along as frame->message, so the server never
+ * parses a request twice.
+ *
+ * Accepted forms, as Redis accepts them: multibulk requests ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+ * inline commands ("PING\r\n", split on blanks, with redis-cli's quoting), any number of
+ * requests back to back (pipelining), and a request split at any byte. The decoder is
+ * re-entrant: called again with the same unconsumed bytes plus new ones, it resumes where
+ * it stopped, so a 512 MB bulk is not rescanned on every read.
+ */
+#ifndef WEFT_REDIS_RESP_H
+#define WEFT_REDIS_RESP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/codec.h"
+
+#define RESP_MAX_BULK_DEFAULT   (512ull * 1024 * 1024) /* Redis's proto-max-bulk-len */
+#define RESP_MAX_ARGS_DEFAULT   (1024 * 1024)          /* multibulk count bound */
+#define RESP_MAX_INLINE_DEFAULT (64 * 1024)            /* Redis's PROTO_INLINE_MAX_SIZE */
+
+/* Limits of one decoder; hand a pointer to it as cfg.codec.custom.ctx (borrowed until the
+ * engine is freed). A NULL ctx means the defaults above. */
+typedef struct resp_limits {
+    uint64_t max_bulk; /* longest bulk argument */
+    uint64_t max_args; /* most arguments in one multibulk request */
+    size_t max_inline; /* longest inline request, and longest "*N" or "$N" header line */
+} resp_limits;
+
+/* Fills lim with the defaults. */
+void resp_limits_init(resp_limits *lim);
+
+/* One decoded request: argc arguments, argv[i] of lens[i] bytes. The pointers are borrowed
+ * until the next decode on the same connection (they point into the frame or into the
+ * decoder's scratch space for unescaped inline arguments). frame/frame_len name the raw
+ * request the arguments came from. */
+typedef struct resp_request {
+    int argc;
+    const uint8_t *const *argv;
+    const size_t *lens;
+    const uint8_t *frame;
+    size_t frame_len;
+} resp_request;
+
+/* The RESP2 request codec. decode() returns 0 with one frame (frame->message is a
+ * const resp_request *), WEFT_AGAIN, or WEFT_EPROTO with frame->reason set to Redis's text
+ * ("Protocol error: invalid bulk length"). */
+extern const weft_codec_vtable resp_codec;
+
+/* The request for a frame that weft_conn_next_frame just returned on this thread: the
+ * message of the last successful decode when it names exactly this frame, otherwise the
+ * frame parsed again (a complete frame parses in one pass). NULL only when frame is not
+ * one complete request or memory ran out. Borrowed until the next call on this thread or
+ * the next decode on that connection. */
+const resp_request *resp_request_for(const uint8_t *frame, size_t len);
+
+/* The reason of the last decode error on this thread ("Protocol error: ..."), or a generic
+ * text when there was none. Static or thread-local storage; never NULL. */
+const char *resp_last_error(void);
+
+/* Parses one buffer from scratch with a private state: the same as feeding it to a fresh
+ * connection. Returns what decode returned; *req is valid until the next call on this
+ * thread. For tests and the fuzzer. */
+int resp_decode_once(const resp_limits *lim, const uint8_t *buf, size_t len, weft_frame *frame,
+                     const resp_request **req);
+
+#endif /* WEFT_REDIS_RESP_H */

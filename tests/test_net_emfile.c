@@ -1,0 +1,140 @@
+/* Out of descriptors: with the process's fd table full, accept fails with EMFILE while a
+ * peer waits in the backlog. The acceptor must back off instead of spinning on a listener
+ * that stays readable, and must serve that peer once descriptors free up.
+ *
+ * This file lowers RLIMIT_NOFILE for its own process, so it is a test program of its own. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_FILLERS 256
+
+typedef struct fd_famine {
+    struct rlimit saved;
+    int fillers[MAX_FILLERS];
+    int nfillers;
+} fd_famine;
+
+/* Lowers the fd limit just above what is open and takes every descriptor left. */
+static void famine_begin(fd_famine *f)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &f->saved), 0);
+    int lowest_free = dup(0);
+    assert_true(lowest_free >= 0);
+    close(lowest_free);
+    struct rlimit rl = f->saved;
+    rl.rlim_cur = (rlim_t)lowest_free + 32;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    f->nfillers = 0;
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0) {
+            assert_int_equal(errno, EMFILE);
+            break;
+        }
+        assert_true(f->nfillers < MAX_FILLERS);
+        f->fillers[f->nfillers++] = fd;
+    }
+}
+
+/* Gives one descriptor back (for a client socket). */
+static void famine_spare_one(fd_famine *f)
+{
+    assert_true(f->nfillers > 0);
+    close(f->fillers[--f->nfillers]);
+}
+
+static void famine_end(fd_famine *f)
+{
+    while (f->nfillers > 0)
+        close(f->fillers[--f->nfillers]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &f->saved), 0);
+}
+
+static bool accept_failed(void *arg)
+{
+    weft_stats st;
+    weft_engine_get_stats(arg, &st, NULL);
+    return st.accept_errors > 0;
+}
+
+static void survive_emfile(bool reuse_port)
+{
+    weft_config cfg;
+    wt_config(&cfg, wt_echo_on_traffic, 1);
+    cfg.reuse_port = reuse_port;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int first = wt_connect_tcp(s.port);
+    assert_true(first >= 0);
+    char in[16];
+    assert_int_equal(wt_exchange(first, "before", 6, in, 6, WT_TIMEOUT_MS), 0);
+
+    /* Fill the fd table, then connect one more peer: the kernel completes its handshake,
+     * but the server has no descriptor to accept it with. */
+    fd_famine f;
+    famine_begin(&f);
+    famine_spare_one(&f);
+    int late = wt_connect_tcp(s.port);
+    assert_true(late >= 0);
+    assert_int_equal(wt_send_all(late, "after", 5, WT_TIMEOUT_MS), 0);
+    assert_true(wt_wait_for(accept_failed, s.engine, WT_TIMEOUT_MS));
+
+    /* For a second, the listener stays readable and accept keeps failing: the server must
+     * wait, not spin. A spinning acceptor burns a whole core and fails accept millions of
+     * times. */
+    weft_stats before, after;
+    weft_engine_get_stats(s.engine, &before, NULL);
+    int64_t cpu0 = wt_cpu_ms();
+    wt_sleep_ms(1000);
+    int64_t cpu_used = wt_cpu_ms() - cpu0;
+    weft_engine_get_stats(s.engine, &after, NULL);
+    assert_true(cpu_used < 300);
+    assert_true(after.accept_errors - before.accept_errors < 100);
+    assert_int_equal(after.total.accepted, 1);
+
+    /* The connection that was there keeps working meanwhile. */
+    assert_int_equal(wt_exchange(first, "during", 6, in, 6, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, "during", 6);
+
+    /* Descriptors come back: the waiting peer is accepted and served. */
+    famine_end(&f);
+    assert_int_equal(wt_recv_exact(late, in, 5, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, "after", 5);
+    assert_int_equal(wt_stats(s.engine).accepted, 2);
+
+    close(first);
+    close(late);
+    wt_server_stop(&s);
+}
+
+static void test_acceptor_survives_emfile(void **state)
+{
+    (void)state;
+    survive_emfile(false);
+}
+
+static void test_reuse_port_loop_survives_emfile(void **state)
+{
+    (void)state;
+    survive_emfile(true);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_acceptor_survives_emfile),
+        cmocka_unit_test(test_reuse_port_loop_survives_emfile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
