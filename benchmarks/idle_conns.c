@@ -213,6 +213,7 @@ int main(int argc, char **argv)
     if (sig != SIGUSR1) {
         fprintf(stderr, "idle_conns: %s before the main batch\n",
                 sig < 0 ? "timed out" : "stopped");
+        free(fds);
         return 1;
     }
     open_conns(fds, (unsigned)warmup, (unsigned)conns);
