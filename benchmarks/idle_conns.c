@@ -1,0 +1,232 @@
+/* Opens many echo connections that each do one verified echo and then sit idle, so that
+ * idle_mem.sh can read the server's memory growth per idle connection.
+ *
+ *   idle_conns --port PORT [--host ADDR] [--conns N] [--warmup W] [--size BYTES] [--hold S]
+ *
+ * First opens W warm-up connections (so one-time costs such as the server's read buffer and
+ * its first fd-table growth are paid before the baseline) and prints "WARM W". On SIGUSR1 it
+ * opens N more and prints "READY N", then holds them all until SIGUSR1, SIGINT or SIGTERM,
+ * or --hold seconds, and exits 0. Connections are opened in batches whose echoes are awaited,
+ * so the server has accepted and served each batch before the next one starts. A failed
+ * connect or a wrong echo exits 1 with a message.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH   256
+#define WAIT_MS 10000
+
+static struct sockaddr_in server;
+static size_t msg_size = 64;
+
+static uint8_t pattern_byte(unsigned conn, size_t off)
+{
+    return (uint8_t)(conn * 131u + off * 7u + (off >> 8));
+}
+
+static void die(const char *what, unsigned conn)
+{
+    fprintf(stderr, "idle_conns: conn %u: %s: %s\n", conn, what, strerror(errno));
+    exit(1);
+}
+
+static int connect_one(unsigned conn)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket", conn);
+    /* Blocking connect on loopback returns once the kernel has completed the handshake; the
+     * batch's echoes are what prove the server accepted it. */
+    if (connect(fd, (struct sockaddr *)&server, sizeof(server)) < 0)
+        die("cannot connect", conn);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static void send_msg(int fd, unsigned conn)
+{
+    uint8_t buf[65536];
+    for (size_t i = 0; i < msg_size; i++)
+        buf[i] = pattern_byte(conn, i);
+    size_t done = 0;
+    while (done < msg_size) {
+        ssize_t n = write(fd, buf + done, msg_size - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("write", conn);
+        }
+        done += (size_t)n;
+    }
+}
+
+static void await_echo(int fd, unsigned conn)
+{
+    uint8_t buf[65536];
+    size_t got = 0;
+    while (got < msg_size) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc = poll(&p, 1, WAIT_MS);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc == 0) {
+            errno = ETIMEDOUT;
+            die("no echo", conn);
+        }
+        ssize_t n = read(fd, buf + got, msg_size - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read", conn);
+        }
+        if (n == 0) {
+            errno = ECONNRESET;
+            die("server closed the connection before echoing", conn);
+        }
+        for (size_t i = got; i < got + (size_t)n; i++) {
+            if (buf[i] != pattern_byte(conn, i)) {
+                fprintf(stderr, "idle_conns: conn %u: echoed byte %zu is 0x%02x, expected 0x%02x\n",
+                        conn, i, buf[i], pattern_byte(conn, i));
+                exit(1);
+            }
+        }
+        got += (size_t)n;
+    }
+}
+
+/* Opens fds[first .. first+count) in batches, each connection doing one echo. */
+static void open_conns(int *fds, unsigned first, unsigned count)
+{
+    for (unsigned b = 0; b < count; b += BATCH) {
+        unsigned end = b + BATCH < count ? b + BATCH : count;
+        for (unsigned i = b; i < end; i++) {
+            fds[first + i] = connect_one(first + i);
+            send_msg(fds[first + i], first + i);
+        }
+        for (unsigned i = b; i < end; i++)
+            await_echo(fds[first + i], first + i);
+    }
+}
+
+/* Waits for SIGUSR1, SIGINT or SIGTERM (blocked in main), at most `hold` seconds. */
+static int wait_signal(const sigset_t *set, long hold)
+{
+    struct timespec ts = {.tv_sec = hold};
+    int sig;
+    do
+        sig = sigtimedwait(set, NULL, &ts);
+    while (sig < 0 && errno == EINTR);
+    return sig;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"warmup", required_argument, NULL, 'w'},
+                                             {"size", required_argument, NULL, 's'},
+                                             {"hold", required_argument, NULL, 'H'},
+                                             {NULL, 0, NULL, 0}};
+    const char *host = "127.0.0.1";
+    long port = 0, conns = 10000, warmup = 256, size = 64, hold = 120;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = strtol(optarg, NULL, 10);
+            break;
+        case 'c':
+            conns = strtol(optarg, NULL, 10);
+            break;
+        case 'w':
+            warmup = strtol(optarg, NULL, 10);
+            break;
+        case 's':
+            size = strtol(optarg, NULL, 10);
+            break;
+        case 'H':
+            hold = strtol(optarg, NULL, 10);
+            break;
+        default:
+            goto usage;
+        }
+    }
+    if (optind != argc || port <= 0 || port > 65535 || conns < 1 || conns > 1000000 || warmup < 0 ||
+        warmup > 1000000 || size < 1 || size > 65536 || hold < 1)
+        goto usage;
+    msg_size = (size_t)size;
+    server.sin_family = AF_INET;
+    server.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &server.sin_addr) != 1) {
+        fprintf(stderr, "idle_conns: not an IPv4 address: %s\n", host);
+        return 2;
+    }
+
+    rlim_t need = (rlim_t)(conns + warmup + 32);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+        if (rl.rlim_max < need) {
+            fprintf(stderr, "idle_conns: need %llu open files, the hard limit is %llu\n",
+                    (unsigned long long)need, (unsigned long long)rl.rlim_max);
+            return 2;
+        }
+        rl.rlim_cur = need;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            perror("idle_conns: setrlimit");
+            return 2;
+        }
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int *fds = calloc((size_t)(conns + warmup), sizeof(*fds));
+    if (!fds)
+        return 2;
+    open_conns(fds, 0, (unsigned)warmup);
+    printf("WARM %ld\n", warmup);
+    fflush(stdout);
+    int sig = wait_signal(&set, hold);
+    if (sig != SIGUSR1) {
+        fprintf(stderr, "idle_conns: %s before the main batch\n",
+                sig < 0 ? "timed out" : "stopped");
+        free(fds);
+        return 1;
+    }
+    open_conns(fds, (unsigned)warmup, (unsigned)conns);
+    printf("READY %ld\n", conns);
+    fflush(stdout);
+    wait_signal(&set, hold);
+    for (long i = 0; i < conns + warmup; i++)
+        close(fds[i]);
+    free(fds);
+    return 0;
+
+usage:
+    fprintf(stderr, "usage: idle_conns --port PORT [--host ADDR] [--conns N] [--warmup W] "
+                    "[--size BYTES] [--hold SECONDS]\n");
+    return 2;
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Idle-connection memory: the server's RSS growth per connection that did one echo and then
+# sits idle, for weft-echo (1 loop), the raw epoll reference and plain libevent.
+#
+#   benchmarks/idle_mem.sh [-n CONNS] [-w WARMUP]
+#     -n  idle connections to measure (default 10000)
+#     -w  warm-up connections opened before the baseline (default 256)
+#
+# For each server: start it, open WARMUP connections (one echo each) so one-time costs are paid,
+# read VmRSS, open CONNS more, wait for the server to settle, read VmRSS again, and print
+# (growth in bytes) / CONNS. RSS is user-space memory only; kernel socket buffers are not in it.
+#
+# Environment: BUILD_DIR (default build-bench), WEFT_BENCH_NO_BUILD=1, WEFT_ECHO_BIN,
+# WEFT_ECHO_CMD (as for echo.sh, {port} stands for the port).
+set -euo pipefail
+
+CONNS=10000
+WARMUP=256
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "n:w:h" o; do
+    case $o in
+    n) CONNS=$OPTARG ;;
+    w) WARMUP=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+[[ $CONNS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
+
+if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
+    targets=(idle_conns ref_epoll_echo ref_libevent_echo)
+    [ -d "$ROOT/examples/echo" ] && [ -z "${WEFT_ECHO_CMD:-}${WEFT_ECHO_BIN:-}" ] && targets+=(weft-echo)
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
+            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
+    fi
+    cmake --build "$BUILD_DIR" -j 2 --target "${targets[@]}" >/dev/null
+fi
+IDLE=$BUILD_DIR/benchmarks/idle_conns
+[ -x "$IDLE" ] || { echo "idle_mem.sh: missing $IDLE (build failed?)" >&2; exit 1; }
+
+declare -A SERVER_CMD
+SERVERS=()
+WEFT_BIN=${WEFT_ECHO_BIN:-$BUILD_DIR/examples/echo/weft-echo}
+if [ -n "${WEFT_ECHO_CMD:-}" ]; then
+    SERVER_CMD[weft]=$WEFT_ECHO_CMD
+    echo "note: the weft slot runs: $WEFT_ECHO_CMD"
+    SERVERS+=(weft)
+elif [ -x "$WEFT_BIN" ]; then
+    SERVER_CMD[weft]="$WEFT_BIN --addr tcp://127.0.0.1:{port} --loops 1"
+    SERVERS+=(weft)
+else
+    echo "note: no weft-echo at $WEFT_BIN; measuring the references only"
+fi
+SERVER_CMD[epoll]="$BUILD_DIR/benchmarks/ref_epoll_echo --port {port}"
+SERVER_CMD[libevent]="$BUILD_DIR/benchmarks/ref_libevent_echo --port {port}"
+SERVERS+=(epoll libevent)
+
+# Servers and the client inherit this; each side needs one fd per connection and a few more.
+NEED=$((CONNS + WARMUP + 64))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED" ]; then
+    ulimit -n "$NEED" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED" ]; then
+        echo "idle_mem.sh: need 'ulimit -n' >= $NEED; the hard limit is $(ulimit -Hn)" >&2
+        exit 1
+    fi
+fi
+
+TMP=$(mktemp -d)
+SRV_PID=""
+CLI_PID=""
+cleanup() {
+    if [ -n "$CLI_PID" ]; then kill -TERM "$CLI_PID" 2>/dev/null || true; fi
+    if [ -n "$SRV_PID" ]; then
+        kill -TERM "$SRV_PID" 2>/dev/null || true
+        sleep 0.2
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+start_server() { # name: sets SRV_PID and SRV_PORT
+    local name=$1 tries=0 port cmd
+    while [ $tries -lt 10 ]; do
+        tries=$((tries + 1))
+        port=$((20000 + RANDOM % 12000))
+        port_in_use "$port" && continue
+        cmd=${SERVER_CMD[$name]//\{port\}/$port}
+        # shellcheck disable=SC2086 # the command is a word list on purpose
+        $cmd >"$TMP/server.log" 2>&1 &
+        SRV_PID=$!
+        for _ in $(seq 100); do
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            if port_in_use "$port"; then
+                SRV_PORT=$port
+                return 0
+            fi
+            sleep 0.05
+        done
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+        wait "$SRV_PID" 2>/dev/null || true
+        SRV_PID=""
+        echo "idle_mem.sh: $name did not come up on port $port:" >&2
+        sed 's/^/  /' "$TMP/server.log" >&2
+    done
+    return 1
+}
+
+wait_line() { # word timeout_s: waits until the client prints a line starting with word
+    local word=$1 deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt "$deadline" ]; do
+        grep -q "^$word " "$TMP/client.out" 2>/dev/null && return 0
+        kill -0 "$CLI_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+FAILURES=0
+declare -A RESULT
+echo "idle memory: $CONNS idle connections after $WARMUP warm-up ones; servers: ${SERVERS[*]}"
+for s in "${SERVERS[@]}"; do
+    if ! start_server "$s"; then
+        FAILURES=$((FAILURES + 1))
+        continue
+    fi
+    rss_start=$(rss_kb "$SRV_PID")
+    "$IDLE" --port "$SRV_PORT" --conns "$CONNS" --warmup "$WARMUP" --hold 300 \
+        >"$TMP/client.out" 2>"$TMP/client.err" &
+    CLI_PID=$!
+    ok=1
+    if wait_line WARM 120; then
+        sleep 0.5
+        rss0=$(rss_kb "$SRV_PID")
+        kill -USR1 "$CLI_PID"
+        if wait_line READY 300; then
+            sleep 1 # let the server finish with the last batch
+            rss1=$(rss_kb "$SRV_PID")
+        else
+            ok=0
+        fi
+    else
+        ok=0
+    fi
+    kill -USR1 "$CLI_PID" 2>/dev/null || true
+    wait "$CLI_PID" || ok=0
+    CLI_PID=""
+    kill -TERM "$SRV_PID" 2>/dev/null || true
+    rc=0
+    wait "$SRV_PID" || rc=$?
+    SRV_PID=""
+    if [ $ok -eq 0 ]; then
+        echo "  $s: FAILED" >&2
+        sed 's/^/    /' "$TMP/client.err" "$TMP/server.log" >&2
+        FAILURES=$((FAILURES + 1))
+        continue
+    fi
+    [ $rc -eq 0 ] || [ $rc -eq 143 ] || echo "  note: $s exited with status $rc on SIGTERM" >&2
+    per=$(awk -v a="$rss0" -v b="$rss1" -v n="$CONNS" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+    RESULT[$s]=$per
+    printf '  %-9s RSS %7s kB at start, %7s kB after warm-up, %7s kB with %d more idle: %5s bytes/conn\n' \
+        "$s" "$rss_start" "$rss0" "$rss1" "$CONNS" "$per"
+    echo "IDLE $s rss_start_kb=$rss_start rss_base_kb=$rss0 rss_idle_kb=$rss1 conns=$CONNS bytes_per_conn=$per" >>"$TMP/machine"
+done
+
+echo
+printf '%-10s %16s\n' server "bytes/idle conn"
+for s in "${SERVERS[@]}"; do
+    printf '%-10s %16s\n' "$s" "${RESULT[$s]:--}"
+done
+if [ -n "${RESULT[weft]:-}" ] && [ -n "${SERVER_CMD[weft]:-}" ]; then
+    verdict=no
+    [ "${RESULT[weft]}" -le 320 ] && verdict=yes
+    echo "target weft <= 320 bytes per idle connection: $verdict"
+fi
+[ -f "$TMP/machine" ] && cat "$TMP/machine"
+if [ $FAILURES -ne 0 ]; then
+    echo "idle_mem.sh: $FAILURES server(s) failed; see above" >&2
+    exit 1
+fi
