@@ -56,15 +56,25 @@ void weft__conn_update_events(weft_conn *c)
 
 static void push_pending(weft__loop *loop, weft_conn *c)
 {
-    c->next_free = loop->pending_head;
+    weft__wheel_remove(c); /* tw_next now chains the pending list */
+    c->tw_next = loop->pending_head;
     loop->pending_head = c->slot;
 }
 
-static void push_corked(weft__loop *loop, weft_conn *c)
+/* Returns false when there is no memory to remember c: the caller then flushes at once. */
+static bool push_corked(weft__loop *loop, weft_conn *c)
 {
+    if (loop->ncorked == loop->corked_cap) {
+        uint32_t ncap = loop->corked_cap ? loop->corked_cap * 2u : 64u;
+        weft_conn **n = realloc(loop->corked, ncap * sizeof(*n));
+        if (n == NULL)
+            return false;
+        loop->corked = n;
+        loop->corked_cap = ncap;
+    }
     c->flags |= CONN_CORKED;
-    c->cork_next = loop->corked_head;
-    loop->corked_head = c->slot;
+    loop->corked[loop->ncorked++] = c;
+    return true;
 }
 
 void weft__conn_close_now(weft_conn *c, int err)
@@ -94,7 +104,6 @@ static void conn_finish(weft_conn *c)
     if (c->flags & (CONN_EV_READ | CONN_EV_WRITE))
         event_del(&c->ev);
     c->flags &= (uint16_t) ~(CONN_EV_READ | CONN_EV_WRITE);
-    weft__wheel_remove(c);
     if (c->flags & CONN_HAS_TIMERS)
         weft__conn_cancel_timers(c);
     /* Refs die before anyone can see the connection closing. */
@@ -122,7 +131,7 @@ static void conn_finish(weft_conn *c)
     c->fd = -1;
     c->flags = 0;
     c->ctx = NULL;
-    c->next_free = loop->free_head;
+    c->tw_next = loop->free_head;
     loop->free_head = c->slot;
     if (loop->stopping && loop->nconns == 0)
         event_base_loopbreak(loop->base);
@@ -145,9 +154,8 @@ void weft__loop_leave(weft__loop *loop)
      * may add to either list (on_close may write to other connections), so go on until
      * both are empty. */
     for (;;) {
-        if (loop->corked_head != WEFT__NO_SLOT) {
-            weft_conn *c = weft__slot_get(loop, loop->corked_head);
-            loop->corked_head = c->cork_next;
+        if (loop->ncorked > 0) {
+            weft_conn *c = loop->corked[--loop->ncorked];
             c->flags &= (uint16_t)~CONN_CORKED;
             if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
                 weft__conn_flush(c);
@@ -155,7 +163,7 @@ void weft__loop_leave(weft__loop *loop)
         }
         if (loop->pending_head != WEFT__NO_SLOT) {
             weft_conn *c = weft__slot_get(loop, loop->pending_head);
-            loop->pending_head = c->next_free;
+            loop->pending_head = c->tw_next;
             if (c->flags & CONN_CLOSE_PENDING)
                 conn_finish(c);
             continue;
@@ -280,7 +288,8 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     mirror_out(c);
     if (loop->depth > 0) {
         if (!(c->flags & CONN_CORKED))
-            push_corked(loop, c);
+            if (!push_corked(loop, c))
+                weft__conn_update_events(c); /* EV_WRITE drains it instead */
     } else {
         weft__conn_update_events(c);
     }

@@ -150,6 +150,10 @@ static int open_listeners(weft_engine *e, const weft_config *cfg)
                     port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                           : ((struct sockaddr_in *)&ss)->sin_port);
                 l->owner = &e->loops[k];
+            } else if (e->nloops == 1) {
+                /* One loop: it accepts for itself. A hand-off would only add a thread
+                 * switch per connection. */
+                l->owner = &e->loops[0];
             }
         }
     }

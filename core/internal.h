@@ -57,17 +57,17 @@ struct weft_conn {
     _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;
-    uint32_t next_free; /* free list while free; pending-close list while open */
-    uint32_t cork_next; /* corked list link */
-    /* Timer wheel (timer.c): links by slot number; a bucket's first entry has
-     * WEFT__TW_HEAD | bucket as its prev. Activity only stamps active_ms; the wheel finds
-     * the real deadline when it visits the bucket. */
+    /* Links by slot number. tw_next/tw_prev chain the timer wheel (timer.c; a bucket's
+     * first entry has WEFT__TW_HEAD | bucket as its prev). A connection leaves the wheel
+     * when its close is requested, so tw_next then chains the pending-close list, and
+     * later the free list. Activity only stamps active_ms; the wheel finds the real
+     * deadline when it visits the bucket. */
     uint32_t tw_prev;
     uint32_t tw_next;
     uint32_t active_ms; /* last read or write progress (loop clock) */
     uint32_t since_ms;  /* CONN_PARTIAL: unread bytes wait since; CONN_CLOSING: closing since */
     uint16_t flags;
-    int close_err; /* reason for a pending close */
+    int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
 };
 
 #define WEFT__CHUNK_SHIFT 10
@@ -157,7 +157,8 @@ struct weft__loop {
 
     /* Intrusive stacks of slot numbers, so deferring never allocates: connections with
      * output to flush at the end of the dispatch, and connections to close then. */
-    uint32_t corked_head;
+    weft_conn **corked; /* connections with output to flush at the end of the dispatch */
+    uint32_t ncorked, corked_cap;
     uint32_t pending_head;
 
     weft__listener **listeners; /* reuse_port listeners this loop accepts on */

@@ -35,7 +35,6 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     loop->engine = e;
     loop->index = index;
     loop->free_head = WEFT__NO_SLOT;
-    loop->corked_head = WEFT__NO_SLOT;
     loop->pending_head = WEFT__NO_SLOT;
     loop->queue.efd = -1;
     loop->rbuf_size = e->cfg.read_buffer_size;
@@ -126,6 +125,8 @@ void weft__loop_destroy(weft__loop *loop)
     loop->rbuf = NULL;
     free(loop->listeners);
     loop->listeners = NULL;
+    free(loop->corked);
+    loop->corked = NULL;
 }
 
 /* Finds the live connection a ref names, or NULL. */
@@ -143,7 +144,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
     weft_conn *c;
     if (loop->free_head != WEFT__NO_SLOT) {
         c = weft__slot_get(loop, loop->free_head);
-        loop->free_head = c->next_free;
+        loop->free_head = c->tw_next;
         return c;
     }
     if (loop->high_slot == loop->nchunks * WEFT__CHUNK_SIZE) {
@@ -155,6 +156,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
         for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
             chunk[i].slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
             chunk[i].fd = -1;
+            chunk[i].tw_prev = chunk[i].tw_next = WEFT__NO_SLOT;
             atomic_init(&chunk[i].gen, 0u); /* even: free */
         }
         atomic_store_explicit(&loop->chunks[loop->nchunks], chunk, memory_order_release);
@@ -183,8 +185,6 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     c->ctx = NULL;
     c->flags = CONN_LIVE | CONN_READING;
     c->close_err = 0;
-    c->next_free = WEFT__NO_SLOT;
-    c->cork_next = WEFT__NO_SLOT;
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
     c->active_ms = loop->now_ms;
     c->since_ms = 0;

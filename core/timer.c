@@ -85,6 +85,8 @@ static void file_in(weft_conn *c, uint32_t bucket)
 void weft__wheel_schedule(weft_conn *c)
 {
     weft__loop *loop = c->loop;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return; /* tw_next belongs to the pending or free list now */
     weft__wheel_remove(c);
     uint32_t when;
     int why;

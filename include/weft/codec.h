@@ -100,9 +100,10 @@ typedef struct weft_codec_config {
 WEFT_API void weft_codec_config_init(weft_codec_config *cfg);
 
 /* Per-connection decoder state: zeroed when a connection opens. Built-in codecs keep their
- * discarding mode and scan position here. A codec needing more may keep a pointer in it
- * and release it in state_destroy. */
-typedef struct weft_codec_state {
+ * discarding mode and scan position in u64. A codec needing more may instead keep a pointer
+ * in ptr (it shares u64[0]) and release it in state_destroy. Sixteen bytes, because every
+ * connection carries one. */
+typedef union weft_codec_state {
     uint64_t u64[2];
     void *ptr;
 } weft_codec_state;
