@@ -34,7 +34,9 @@ static void mirror_out(weft_conn *c)
 void weft__conn_update_events(weft_conn *c)
 {
     short want = 0;
-    if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING)
+    if (c->flags & CONN_CONNECTING)
+        want = EV_WRITE; /* writable = connect() finished, one way or the other */
+    else if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING)
         want |= EV_READ;
     if (c->out.len > 0)
         want |= EV_WRITE;
@@ -235,6 +237,8 @@ void weft__conn_flush(weft_conn *c)
 
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
 {
+    if (c->flags & CONN_DGRAM)
+        return weft__dgram_send(c, iov, iovcnt, NULL, 0);
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
     weft__loop *loop = c->loop;
@@ -474,6 +478,12 @@ void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg)
     weft_conn *c = arg;
     weft__loop *loop = c->loop;
     weft__loop_enter(loop);
+    if (c->flags & CONN_CONNECTING) {
+        if (what & EV_WRITE)
+            weft__conn_finish_connect(c);
+        weft__loop_leave(loop);
+        return;
+    }
     if (what & EV_WRITE)
         weft__conn_flush(c);
     if ((what & EV_READ) && (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_CLOSED |
@@ -647,6 +657,8 @@ int weft_conn_write_frame(weft_conn *c, const void *data, size_t len)
 
 int weft_conn_close(weft_conn *c)
 {
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
     weft__conn_close_graceful(c, 0);
@@ -655,6 +667,8 @@ int weft_conn_close(weft_conn *c)
 
 int weft_conn_abort(weft_conn *c)
 {
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return WEFT_ECLOSED;
     weft__conn_close_now(c, WEFT_ECANCELED);
@@ -708,6 +722,14 @@ int weft_conn_local_addr(const weft_conn *c, struct sockaddr_storage *addr, sock
 
 int weft_conn_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
 {
+    if (c->flags & CONN_DGRAM) {
+        const weft__loop *loop = c->loop;
+        if (loop->cur != c || loop->dgram_peer_len == 0)
+            return -ENOTCONN;
+        memcpy(addr, &loop->dgram_peer, loop->dgram_peer_len);
+        *len = loop->dgram_peer_len;
+        return 0;
+    }
     *len = sizeof(*addr);
     return getpeername(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
 }

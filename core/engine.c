@@ -116,13 +116,22 @@ static void engine_free(weft_engine *e)
     free(e);
 }
 
+/* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP in reuse_port mode, and
+ * UDP always, since datagrams cannot be handed off. */
+static bool listener_per_loop(const weft_config *cfg, const char *url)
+{
+    if (strncmp(url, "udp://", 6) == 0)
+        return true;
+    return cfg->reuse_port && strncmp(url, "tcp://", 6) == 0;
+}
+
 static int open_listeners(weft_engine *e, const weft_config *cfg)
 {
     size_t n = 0;
     for (size_t i = 0; i < WEFT_LISTEN_MAX; i++) {
         if (cfg->listen[i] == NULL)
             continue;
-        bool per_loop = cfg->reuse_port && strncmp(cfg->listen[i], "tcp://", 6) == 0;
+        bool per_loop = listener_per_loop(cfg, cfg->listen[i]);
         n += per_loop ? e->nloops : 1;
     }
     if (n == 0)
@@ -134,7 +143,7 @@ static int open_listeners(weft_engine *e, const weft_config *cfg)
         const char *url = cfg->listen[i];
         if (url == NULL)
             continue;
-        bool per_loop = cfg->reuse_port && strncmp(url, "tcp://", 6) == 0;
+        bool per_loop = listener_per_loop(cfg, url);
         int port = -1;
         for (unsigned k = 0; k < (per_loop ? e->nloops : 1u); k++) {
             weft__listener *l = &e->listeners[e->nlisteners];
@@ -150,9 +159,9 @@ static int open_listeners(weft_engine *e, const weft_config *cfg)
                     port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                           : ((struct sockaddr_in *)&ss)->sin_port);
                 l->owner = &e->loops[k];
-            } else if (e->nloops == 1) {
-                /* One loop: it accepts for itself. A hand-off would only add a thread
-                 * switch per connection. */
+            } else if (e->nloops == 1 || l->type == SOCK_DGRAM) {
+                /* One loop: it accepts for itself; a hand-off would only add a thread
+                 * switch per connection. A Unix datagram socket is served by loop 0. */
                 l->owner = &e->loops[0];
             }
         }
@@ -375,7 +384,7 @@ int weft_engine_listen_port(weft_engine *e, size_t i)
     int rc = weft_engine_listen_addr(e, i, url, sizeof(url));
     if (rc < 0)
         return rc;
-    if (strncmp(url, "tcp://", 6) != 0)
+    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0)
         return WEFT_EINVAL;
     const char *colon = strrchr(url, ':');
     return colon != NULL ? atoi(colon + 1) : WEFT_EINVAL;
@@ -419,6 +428,9 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.buffer_bytes = LOAD(s->buffer_bytes);
         l.buffers_cached_bytes = LOAD(s->cached_bytes);
         l.wakeups = LOAD(s->wakeups);
+        l.datagrams_in = LOAD(s->dgrams_in);
+        l.datagrams_out = LOAD(s->dgrams_out);
+        l.datagrams_dropped = LOAD(s->dgrams_dropped);
         l.tasks = LOAD(s->tasks);
         if (per_loop != NULL)
             per_loop[i] = l;
@@ -435,6 +447,9 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->buffer_bytes += l.buffer_bytes;
         t->buffers_cached_bytes += l.buffers_cached_bytes;
         t->wakeups += l.wakeups;
+        t->datagrams_in += l.datagrams_in;
+        t->datagrams_out += l.datagrams_out;
+        t->datagrams_dropped += l.datagrams_dropped;
         t->tasks += l.tasks;
     }
     out->rejected = LOAD(e->rejected);

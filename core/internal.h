@@ -39,7 +39,9 @@ enum {
     CONN_LIVE = 1u << 10,          /* the slot holds an open connection */
     CONN_DECODE_FAILED = 1u << 11, /* a fatal decode error: close once on_traffic returns */
     CONN_PARTIAL = 1u << 12,       /* unread bytes wait since since_ms (read timeout) */
-    CONN_HAS_TIMERS = 1u << 13     /* user timers (weft_conn_after) may be pending */
+    CONN_HAS_TIMERS = 1u << 13,    /* user timers (weft_conn_after) may be pending */
+    CONN_DGRAM = 1u << 14,         /* a datagram socket: each on_traffic is one datagram */
+    CONN_CONNECTING = 1u << 15     /* dialled, connect() not finished (active_ms: deadline) */
 };
 
 typedef struct weft__loop weft__loop;
@@ -90,6 +92,9 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t buffers_out;
     _Atomic uint64_t buffer_bytes;
     _Atomic uint64_t cached_bytes;
+    _Atomic uint64_t dgrams_in;
+    _Atomic uint64_t dgrams_out;
+    _Atomic uint64_t dgrams_dropped;
     _Atomic uint64_t wakeups;
     _Atomic uint64_t tasks;
 } weft__loop_stats;
@@ -102,7 +107,9 @@ typedef struct weft__loop_stats {
 
 typedef struct weft__listener {
     int fd;
-    int family; /* AF_INET, AF_INET6, AF_UNIX */
+    int family;       /* AF_INET, AF_INET6, AF_UNIX */
+    int type;         /* SOCK_STREAM (accepting) or SOCK_DGRAM (datagrams, through dgram) */
+    weft_conn *dgram; /* SOCK_DGRAM: the socket as a connection of its owner loop */
     char url[160];
     char unix_path[108];
     struct event ev;
@@ -171,6 +178,10 @@ struct weft__loop {
     struct weft__timer *timers;
     uint64_t next_timer_id;
 
+    /* The sender of the datagram being dispatched (dgram.c). */
+    struct sockaddr_storage dgram_peer;
+    socklen_t dgram_peer_len;
+
     /* The last decode error on this loop, for weft_conn_decode_error. */
     const char *err_reason;
     uint32_t err_slot;
@@ -198,7 +209,8 @@ struct weft_engine {
     _Atomic uint64_t rejected;
     _Atomic uint64_t accept_errors;
     _Atomic unsigned loops_running;
-    uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
+    _Atomic unsigned dial_next; /* round-robin for dial/enroll without a loop */
+    uint64_t *live_snapshot;    /* acceptor scratch for balancers that want live counts */
 };
 
 /* ---- engine.c ---- */
@@ -206,6 +218,9 @@ void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- listen.c: URL parsing and listening sockets ---- */
+/* Turns a tcp://, udp://, unix:// or unixgram:// URL into an address (tcp/udp host names
+ * are resolved, blocking). Returns 0 or WEFT_EBADADDR. */
+int weft__resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len, int *type);
 int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool reuse_port,
                         int bind_port);
 void weft__listener_close(weft__listener *l);
@@ -217,7 +232,7 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index);
 void weft__loop_destroy(weft__loop *loop);
 void *weft__loop_main(void *arg);
 /* Sets up an accepted fd as a connection on this loop (loop thread). */
-void weft__loop_adopt(weft__loop *loop, int fd, int family);
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx);
 void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- conn.c ---- */
@@ -253,6 +268,17 @@ void weft__wheel_remove(weft_conn *c);
 void weft__conn_cancel_timers(weft_conn *c);
 /* Frees every user timer of the loop (at loop teardown). */
 void weft__loop_free_timers(weft__loop *loop);
+
+/* ---- dgram.c: udp:// and unixgram:// sockets ---- */
+weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l);
+void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg);
+int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const struct sockaddr *to,
+                     socklen_t tolen);
+
+/* ---- dial.c: outbound connections ---- */
+/* The loop side of a dial: fd is connecting (or connected); on_open once it is. */
+void weft__loop_adopt_dialled(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms);
+void weft__conn_finish_connect(weft_conn *c);
 
 /* ---- acceptor.c ---- */
 void *weft__acceptor_main(void *arg);

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,9 @@ int weft__socket_tune(const weft_config *cfg, int fd, int family)
     return 0;
 }
 
-static int open_tcp(weft_engine *e, const char *rest, weft__listener *l, bool reuse_port,
-                    int bind_port)
+/* tcp:// (type SOCK_STREAM, listening) and udp:// (SOCK_DGRAM, bound). */
+static int open_inet(weft_engine *e, const char *rest, weft__listener *l, int type, bool reuse_port,
+                     int bind_port)
 {
     char host[128], port[16];
     int rc = split_host_port(rest, host, sizeof(host), port, sizeof(port));
@@ -78,14 +80,14 @@ static int open_tcp(weft_engine *e, const char *rest, weft__listener *l, bool re
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = type;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
     if (gai != 0 || res == NULL) {
         weft__log(e, WEFT_LOG_ERROR, "listen %s: cannot resolve: %s", rest, gai_strerror(gai));
         return WEFT_EBADADDR;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(res->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
         freeaddrinfo(res);
@@ -100,13 +102,15 @@ static int open_tcp(weft_engine *e, const char *rest, weft__listener *l, bool re
     if (res->ai_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-        listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0) {
+        (type == SOCK_STREAM && listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0)) {
         rc = -errno;
-        weft__log(e, WEFT_LOG_ERROR, "listen tcp://%s: %s", rest, weft_strerror(rc));
+        weft__log(e, WEFT_LOG_ERROR, "listen %s://%s: %s", type == SOCK_STREAM ? "tcp" : "udp",
+                  rest, weft_strerror(rc));
         goto fail;
     }
     l->fd = fd;
     l->family = res->ai_family;
+    l->type = type;
     freeaddrinfo(res);
     return 0;
 fail:
@@ -115,7 +119,7 @@ fail:
     return rc;
 }
 
-static int open_unix(weft_engine *e, const char *path, weft__listener *l)
+static int open_unix(weft_engine *e, const char *path, weft__listener *l, int type)
 {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
@@ -128,11 +132,11 @@ static int open_unix(weft_engine *e, const char *path, weft__listener *l)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         (void)unlink(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0) {
+        (type == SOCK_STREAM && listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0)) {
         int rc = -errno;
         weft__log(e, WEFT_LOG_ERROR, "listen unix://%s: %s", path, weft_strerror(rc));
         close(fd);
@@ -140,7 +144,51 @@ static int open_unix(weft_engine *e, const char *path, weft__listener *l)
     }
     l->fd = fd;
     l->family = AF_UNIX;
+    l->type = type;
     memcpy(l->unix_path, path, n + 1);
+    return 0;
+}
+
+int weft__resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len, int *type)
+{
+    memset(ss, 0, sizeof(*ss));
+    const char *rest;
+    int family = AF_UNSPEC;
+    if (strncmp(url, "tcp://", 6) == 0) {
+        *type = SOCK_STREAM;
+        rest = url + 6;
+    } else if (strncmp(url, "udp://", 6) == 0) {
+        *type = SOCK_DGRAM;
+        rest = url + 6;
+    } else if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unixgram://", 11) == 0) {
+        bool gram = url[4] == 'g';
+        const char *path = url + (gram ? 11 : 7);
+        struct sockaddr_un *su = (struct sockaddr_un *)ss;
+        size_t n = strlen(path);
+        if (n == 0 || n >= sizeof(su->sun_path))
+            return WEFT_EBADADDR;
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, path, n + 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        *type = gram ? SOCK_DGRAM : SOCK_STREAM;
+        return 0;
+    } else {
+        return WEFT_EBADADDR;
+    }
+    char host[128], port[16];
+    int rc = split_host_port(rest, host, sizeof(host), port, sizeof(port));
+    if (rc != 0 || host[0] == '\0')
+        return WEFT_EBADADDR;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = *type;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+        return WEFT_EBADADDR;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
     return 0;
 }
 
@@ -152,15 +200,19 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
     l->engine = e;
     int rc;
     if (strncmp(url, "tcp://", 6) == 0)
-        rc = open_tcp(e, url + 6, l, reuse_port, bind_port);
+        rc = open_inet(e, url + 6, l, SOCK_STREAM, reuse_port, bind_port);
+    else if (strncmp(url, "udp://", 6) == 0)
+        rc = open_inet(e, url + 6, l, SOCK_DGRAM, reuse_port, bind_port);
     else if (strncmp(url, "unix://", 7) == 0)
-        rc = open_unix(e, url + 7, l);
+        rc = open_unix(e, url + 7, l, SOCK_STREAM);
+    else if (strncmp(url, "unixgram://", 11) == 0)
+        rc = open_unix(e, url + 11, l, SOCK_DGRAM);
     else
         rc = WEFT_EBADADDR;
     if (rc == WEFT_EBADADDR)
         weft__log(e, WEFT_LOG_ERROR,
-                  "listen: malformed address '%s' (want tcp://host:port "
-                  "or unix:///path)",
+                  "listen: malformed address '%s' (want tcp://host:port, udp://host:port, "
+                  "unix:///path or unixgram:///path)",
                   url);
     if (rc == 0)
         weft__listener_format(l, l->url, sizeof(l->url));
@@ -181,7 +233,8 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len)
 {
     int n;
     if (l->family == AF_UNIX) {
-        n = snprintf(buf, len, "unix://%s", l->unix_path);
+        n = snprintf(buf, len, "%s://%s", l->type == SOCK_DGRAM ? "unixgram" : "unix",
+                     l->unix_path);
     } else {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -191,11 +244,13 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len)
         if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-            n = snprintf(buf, len, "tcp://[%s]:%u", ip, ntohs(s6->sin6_port));
+            n = snprintf(buf, len, "%s://[%s]:%u", l->type == SOCK_DGRAM ? "udp" : "tcp", ip,
+                         ntohs(s6->sin6_port));
         } else {
             struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-            n = snprintf(buf, len, "tcp://%s:%u", ip, ntohs(s4->sin_port));
+            n = snprintf(buf, len, "%s://%s:%u", l->type == SOCK_DGRAM ? "udp" : "tcp", ip,
+                         ntohs(s4->sin_port));
         }
     }
     if (n < 0 || (size_t)n >= len)

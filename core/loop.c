@@ -68,7 +68,14 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     }
     for (size_t i = 0; i < loop->nlisteners; i++) {
         weft__listener *l = loop->listeners[i];
-        event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__loop_accept_cb, l);
+        if (l->type == SOCK_DGRAM) {
+            l->dgram = weft__dgram_new(loop, l);
+            if (l->dgram == NULL)
+                return WEFT_ENOMEM;
+            event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__dgram_event_cb, l);
+        } else {
+            event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__loop_accept_cb, l);
+        }
         if (event_add(&l->ev, NULL) != 0)
             return WEFT_ENOMEM;
         l->ev_added = true;
@@ -84,6 +91,8 @@ void weft__loop_destroy(weft__loop *loop)
         if (loop->listeners[i]->resume_assigned)
             event_del(&loop->listeners[i]->resume_ev);
         loop->listeners[i]->ev_added = false;
+        free(loop->listeners[i]->dgram);
+        loop->listeners[i]->dgram = NULL;
     }
     if (loop->wake_added)
         event_del(&loop->wake_ev);
@@ -101,7 +110,7 @@ void weft__loop_destroy(weft__loop *loop)
         weft__queue_drain(&loop->queue, &tasks, &n);
         for (size_t i = 0; i < n; i++) {
             weft__task *t = &tasks[i];
-            if (t->kind == WEFT__TASK_NEW_CONN) {
+            if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL) {
                 close(t->fd);
                 atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
             } else if (t->kind == WEFT__TASK_WRITE) {
@@ -165,7 +174,8 @@ static weft_conn *slot_alloc(weft__loop *loop)
     return weft__slot_get(loop, loop->high_slot++);
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd, int family)
+/* Makes fd a connection of this loop (not yet registered), or closes it and returns NULL. */
+static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx)
 {
     weft_engine *e = loop->engine;
     weft_conn *c = slot_alloc(loop);
@@ -175,14 +185,14 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
         close(fd);
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
-        return;
+        return NULL;
     }
     /* Odd generations are live, even ones free: a ref can only ever match a live slot. */
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);
     c->loop = loop;
     c->fd = fd;
-    c->ctx = NULL;
+    c->ctx = ctx;
     c->flags = CONN_LIVE | CONN_READING;
     c->close_err = 0;
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
@@ -195,6 +205,14 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
     loop->nconns++;
     WEFT__STAT_ADD(loop->stats.accepted, 1);
     weft__socket_tune(&e->cfg, fd, family);
+    return c;
+}
+
+/* The connection is open: watch it and tell the user. */
+static void conn_opened(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
     weft__conn_update_events(c);
     weft__wheel_schedule(c);
     if (e->balancer != NULL)
@@ -208,6 +226,41 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family)
             weft_engine_stop(e);
         weft__loop_leave(loop);
     }
+}
+
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx)
+{
+    weft_conn *c = conn_setup(loop, fd, family, ctx);
+    if (c != NULL)
+        conn_opened(c);
+}
+
+void weft__loop_adopt_dialled(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms)
+{
+    weft_conn *c = conn_setup(loop, fd, family, ctx);
+    if (c == NULL)
+        return;
+    c->flags |= CONN_CONNECTING;
+    c->active_ms = loop->now_ms + timeout_ms; /* the connect deadline, for the wheel */
+    weft__conn_update_events(c);
+    weft__wheel_schedule(c);
+}
+
+void weft__conn_finish_connect(weft_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EALREADY)
+        return;
+    if (err != 0) {
+        weft__conn_close_now(c, -err);
+        return;
+    }
+    c->flags &= (uint16_t)~CONN_CONNECTING;
+    c->active_ms = c->loop->now_ms;
+    conn_opened(c);
 }
 
 /* Graceful shutdown of this loop: no more accepting; every connection flushes and closes;
@@ -270,7 +323,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
-            weft__loop_adopt(loop, t->fd, t->family);
+            weft__loop_adopt(loop, t->fd, t->family, t->data);
         }
         break;
     case WEFT__TASK_WRITE: {
@@ -302,6 +355,14 @@ static void run_task(weft__loop *loop, weft__task *t)
         c = ref_lookup(loop, t->ref);
         if (c != NULL && !(c->flags & CONN_CLOSING))
             weft__conn_dispatch(c, NULL, 0);
+        break;
+    case WEFT__TASK_DIAL:
+        if (loop->stopping) {
+            close(t->fd);
+            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        } else {
+            weft__loop_adopt_dialled(loop, t->fd, t->family, t->data, (unsigned)t->len);
+        }
         break;
     case WEFT__TASK_STOP:
         loop_begin_stop(loop);

@@ -33,6 +33,11 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
 {
     const weft_config *cfg = &c->loop->engine->cfg;
     bool any = false;
+    if (c->flags & CONN_CONNECTING) {
+        *when = c->active_ms; /* the connect deadline */
+        *why = WEFT_ETIMEDOUT;
+        return true;
+    }
     if (c->flags & CONN_CLOSING) {
         if (cfg->stop_timeout_ms > 0) {
             *when = c->since_ms + cfg->stop_timeout_ms;
@@ -147,9 +152,7 @@ int weft__wheel_init(weft__loop *loop)
     loop->wheel_tick = 0;
     for (uint32_t i = 0; i < WEFT__TW_SLOTS; i++)
         loop->wheel[i] = WEFT__NO_SLOT;
-    const weft_config *cfg = &loop->engine->cfg;
-    if (cfg->idle_timeout_ms == 0 && cfg->read_timeout_ms == 0 && cfg->stop_timeout_ms == 0)
-        return 0;
+    /* Always running: connect timeouts need it even with every other timeout off. */
     struct timeval tv = {0, (suseconds_t)WEFT__TW_TICK_MS * 1000};
     event_assign(&loop->wheel_ev, loop->base, -1, EV_PERSIST, wheel_cb, loop);
     if (event_add(&loop->wheel_ev, &tv) != 0)

@@ -82,8 +82,10 @@ typedef struct weft_handler {
 
 typedef struct weft_config {
     /* Listen addresses as URLs: "tcp://127.0.0.1:9000", "tcp://[::1]:0" (port 0 picks
-     * one; see weft_engine_listen_addr), "unix:///run/app.sock". Borrowed until
-     * weft_engine_start returns. Unused entries are NULL. */
+     * one; see weft_engine_listen_addr), "unix:///run/app.sock", and for datagrams
+     * "udp://127.0.0.1:9000" (a SO_REUSEPORT socket per loop) and "unixgram:///path"
+     * (served by loop 0); see weft_conn_is_datagram. Borrowed until weft_engine_start
+     * returns. Unused entries are NULL; none at all makes a client-only engine. */
     const char *listen[WEFT_LISTEN_MAX];
     unsigned loops;           /* event loops (threads); 0 = one per CPU; default 0 */
     bool reuse_port;          /* a SO_REUSEPORT listener per loop, no acceptor hand-off;
@@ -144,7 +146,7 @@ WEFT_API int weft_run(const weft_config *cfg);
  * its length, or WEFT_EINVAL / WEFT_ENOSPC. Any thread. */
 WEFT_API int weft_engine_listen_addr(weft_engine *engine, size_t i, char *buf, size_t len);
 
-/* Listener i's bound TCP port, or WEFT_EINVAL. Any thread. */
+/* Listener i's bound TCP or UDP port, or WEFT_EINVAL. Any thread. */
 WEFT_API int weft_engine_listen_port(weft_engine *engine, size_t i);
 
 WEFT_API void *weft_engine_user_data(const weft_engine *engine);
@@ -168,6 +170,9 @@ typedef struct weft_loop_stats {
     uint64_t buffers_out;          /* ring buffers held by connections now */
     uint64_t buffer_bytes;         /* their capacity */
     uint64_t buffers_cached_bytes; /* kept in the loop's buffer pool */
+    uint64_t datagrams_in;         /* udp:// and unixgram:// datagrams received */
+    uint64_t datagrams_out;        /* ... and sent */
+    uint64_t datagrams_dropped;    /* too big for the read buffer, or refused by the kernel */
     uint64_t wakeups;              /* cross-thread wakeups of the loop (one per burst) */
     uint64_t tasks;                /* cross-thread tasks run (hand-offs, async calls) */
 } weft_loop_stats;
@@ -264,6 +269,36 @@ WEFT_API int weft_conn_after(weft_conn *conn, unsigned ms, weft_timer_cb cb, voi
 
 /* Cancels a pending timer of conn: 0, or WEFT_ENOENT when it already ran or is unknown. */
 WEFT_API int weft_conn_cancel_timer(weft_conn *conn, uint64_t id);
+
+/* ---- Outbound connections and datagrams ---- */
+
+/* Dials url (tcp://host:port, unix:///path) from the engine. The connection joins loop
+ * (or, when loop < 0, the next loop round-robin) and is served like an accepted one, with
+ * ctx as its context (weft_conn_context): on_open once connected, or on_close(conn, err)
+ * if the connect fails or takes longer than timeout_ms (0 = 10 s; WEFT_ETIMEDOUT) — then
+ * on_open never runs. Host names are resolved on the calling thread (blocking). Returns 0,
+ * or a negative WEFT_E* code when it fails at once (no callback runs). Any thread; an
+ * engine without listeners is a client-only engine. */
+WEFT_API int weft_engine_dial(weft_engine *engine, const char *url, int loop, unsigned timeout_ms,
+                              void *ctx);
+
+/* Adopts a connected stream socket made elsewhere: ownership of fd passes to weft, which
+ * makes it non-blocking and serves it on loop (< 0: round-robin) with ctx as its context;
+ * on_open follows. Returns 0 or a negative WEFT_E* code (fd stays the caller's). Any
+ * thread. */
+WEFT_API int weft_engine_enroll(weft_engine *engine, int fd, int loop, void *ctx);
+
+/* True for the connection object of a udp:// or unixgram:// listener. Each datagram is one
+ * on_traffic call on it (weft_conn_peek sees the whole datagram; what is left unread is
+ * dropped with it), weft_conn_peer_addr is its sender, and weft_conn_write answers the
+ * sender with one datagram, at once or not at all (a full socket buffer gives WEFT_EAGAIN;
+ * nothing is queued). It has no ref, no on_open and no on_close. */
+WEFT_API bool weft_conn_is_datagram(const weft_conn *conn);
+
+/* Sends one datagram from a datagram connection to any address. Returns 0 or a negated
+ * errno (WEFT_EAGAIN when the socket buffer is full: the datagram is dropped). */
+WEFT_API int weft_conn_sendto(weft_conn *conn, const struct sockaddr *to, socklen_t tolen,
+                              const void *data, size_t len);
 
 /* ---- Across threads, by ref: safe from any thread, including the loops. ---- */
 

@@ -1,0 +1,110 @@
+/* weft — outbound connections: dial a URL, or enroll a socket connected elsewhere. Either
+ * way the connection joins a loop and is served exactly like an accepted one: same
+ * handler, codec and connection API. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DIAL_TIMEOUT_DEFAULT_MS 10000u
+
+/* Any thread may dial, so the loop is chosen here by an atomic round-robin rather than by
+ * the balancer, whose state belongs to the acceptor thread. */
+static int pick_loop(weft_engine *e, int loop, weft__loop **out)
+{
+    if (loop >= 0) {
+        if ((unsigned)loop >= e->nloops)
+            return WEFT_EINVAL;
+        *out = &e->loops[loop];
+        return 0;
+    }
+    unsigned k = atomic_fetch_add_explicit(&e->dial_next, 1, memory_order_relaxed);
+    *out = &e->loops[k % e->nloops];
+    return 0;
+}
+
+static int hand_over(weft_engine *e, weft__loop *loop, weft__task_kind kind, int fd, int family,
+                     void *ctx, unsigned timeout_ms)
+{
+    atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = kind;
+    t.fd = fd;
+    t.family = family;
+    t.data = ctx;
+    t.len = timeout_ms;
+    int rc = weft__queue_push(&loop->queue, &t);
+    if (rc != 0)
+        atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    (void)e;
+    return rc;
+}
+
+int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout_ms, void *ctx)
+{
+    if (e == NULL || url == NULL)
+        return WEFT_EINVAL;
+    if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
+        return WEFT_ESHUTDOWN;
+    weft__loop *lp;
+    int rc = pick_loop(e, loop, &lp);
+    if (rc != 0)
+        return rc;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int type;
+    rc = weft__resolve(url, &ss, &sl, &type);
+    if (rc != 0)
+        return rc;
+    if (type != SOCK_STREAM)
+        return WEFT_EBADADDR; /* datagram sockets are listened on, not dialled */
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int r;
+    do {
+        r = connect(fd, (struct sockaddr *)&ss, sl);
+    } while (r != 0 && errno == EINTR);
+    if (r != 0 && errno != EINPROGRESS && errno != EAGAIN) {
+        /* Refused at once (e.g. a Unix socket nobody listens on): the caller learns it
+         * here and no callback runs. */
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rc = hand_over(e, lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx,
+                   timeout_ms ? timeout_ms : DIAL_TIMEOUT_DEFAULT_MS);
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
+int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
+{
+    if (e == NULL || fd < 0)
+        return WEFT_EINVAL;
+    if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
+        return WEFT_ESHUTDOWN;
+    int type;
+    socklen_t tl = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0)
+        return -errno;
+    if (type != SOCK_STREAM)
+        return WEFT_EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -errno;
+    weft__loop *lp;
+    int rc = pick_loop(e, loop, &lp);
+    if (rc != 0)
+        return rc;
+    return hand_over(e, lp, WEFT__TASK_NEW_CONN, fd, ss.ss_family, ctx, 0);
+}
