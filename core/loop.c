@@ -83,14 +83,23 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     return 0;
 }
 
-void weft__loop_destroy(weft__loop *loop)
+/* Stops watching this loop's own listeners (reuse_port, datagram, single-loop). */
+static void listeners_off(weft__loop *loop)
 {
     for (size_t i = 0; i < loop->nlisteners; i++) {
-        if (loop->listeners[i]->ev_added)
-            event_del(&loop->listeners[i]->ev);
-        if (loop->listeners[i]->resume_assigned)
-            event_del(&loop->listeners[i]->resume_ev);
-        loop->listeners[i]->ev_added = false;
+        weft__listener *l = loop->listeners[i];
+        if (l->ev_added)
+            event_del(&l->ev);
+        if (l->resume_assigned)
+            event_del(&l->resume_ev);
+        l->ev_added = false;
+    }
+}
+
+void weft__loop_destroy(weft__loop *loop)
+{
+    listeners_off(loop);
+    for (size_t i = 0; i < loop->nlisteners; i++) {
         free(loop->listeners[i]->dgram);
         loop->listeners[i]->dgram = NULL;
     }
@@ -265,18 +274,23 @@ void weft__conn_finish_connect(weft_conn *c)
 
 /* Graceful shutdown of this loop: no more accepting; every connection flushes and closes;
  * the loop ends when the last one is gone or stop_timeout_ms passes. */
+static void close_every_conn(weft__loop *loop, void (*how)(weft_conn *, int), int err)
+{
+    weft__loop_enter(loop);
+    for (uint32_t s = 0; s < loop->high_slot; s++) {
+        weft_conn *c = weft__slot_get(loop, s);
+        if ((c->flags & CONN_LIVE) && !(c->flags & CONN_CLOSED))
+            how(c, err);
+    }
+    weft__loop_leave(loop);
+}
+
 static void loop_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     weft__loop *loop = arg;
-    weft__loop_enter(loop);
-    for (uint32_t s = 0; s < loop->high_slot; s++) {
-        weft_conn *c = weft__slot_get(loop, s);
-        if ((c->flags & CONN_LIVE) && !(c->flags & CONN_CLOSED))
-            weft__conn_close_now(c, WEFT_ETIMEDOUT);
-    }
-    weft__loop_leave(loop);
+    close_every_conn(loop, weft__conn_close_now, WEFT_ETIMEDOUT);
     event_base_loopbreak(loop->base);
 }
 
@@ -286,23 +300,11 @@ static void loop_begin_stop(weft__loop *loop)
     if (loop->stopping)
         return;
     loop->stopping = true;
-    for (size_t i = 0; i < loop->nlisteners; i++) {
-        if (loop->listeners[i]->ev_added)
-            event_del(&loop->listeners[i]->ev);
-        if (loop->listeners[i]->resume_assigned)
-            event_del(&loop->listeners[i]->resume_ev);
-        loop->listeners[i]->ev_added = false;
-    }
+    listeners_off(loop);
     if (loop->tick_added)
         event_del(&loop->tick_ev);
     loop->tick_added = false;
-    weft__loop_enter(loop);
-    for (uint32_t s = 0; s < loop->high_slot; s++) {
-        weft_conn *c = weft__slot_get(loop, s);
-        if ((c->flags & CONN_LIVE) && !(c->flags & CONN_CLOSED))
-            weft__conn_close_graceful(c, WEFT_ESHUTDOWN);
-    }
-    weft__loop_leave(loop);
+    close_every_conn(loop, weft__conn_close_graceful, WEFT_ESHUTDOWN);
     if (loop->nconns == 0) {
         event_base_loopbreak(loop->base);
         return;
