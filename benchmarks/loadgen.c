@@ -44,12 +44,17 @@
  * contiguous span of the table. */
 #define PATTERN_PERIOD 65521u
 #define WRITE_MAX      (256u * 1024u)
-#define TABLE_LEN      (PATTERN_PERIOD + WRITE_MAX)
 #define READ_BUF       (256u * 1024u)
 #define MAX_THREADS    64
 #define CONNECT_MS     5000
 
-static uint8_t pattern[TABLE_LEN];
+/* With --frame the stream is a run of framed messages (a line ending in "\n", or a 4-byte
+ * big-endian length and its payload) so a codec server can echo frame by frame; the table
+ * then repeats every whole number of messages and each connection starts on a message. */
+enum frame_kind { FRAME_NONE, FRAME_LINE, FRAME_LENGTH_FIELD };
+static uint8_t *pattern;
+static uint32_t period = PATTERN_PERIOD; /* the table repeats every period bytes */
+static size_t table_len;                 /* period + WRITE_MAX */
 
 /* Latency histogram: exact below 64 ns, then 64 buckets per power of two (about 1.6%). */
 #define HIST_SUB     64u
@@ -86,6 +91,7 @@ struct options {
     bool churn;
     int threads;
     int src_spread;
+    enum frame_kind frame;
 };
 
 struct worker {
@@ -139,22 +145,44 @@ static void fail(const char *fmt, ...)
     atomic_fetch_add(&failed, 1);
 }
 
-static void pattern_init(void)
+static int pattern_init(void)
 {
+    if (opt.frame != FRAME_NONE) {
+        uint64_t msgs = (PATTERN_PERIOD + opt.size - 1) / opt.size;
+        period = (uint32_t)(msgs * opt.size);
+    }
+    table_len = (size_t)period + WRITE_MAX;
+    pattern = malloc(table_len);
+    if (pattern == NULL)
+        return -1;
     uint64_t x = 0x9e3779b97f4a7c15u;
-    for (uint32_t i = 0; i < PATTERN_PERIOD; i++) {
+    for (uint32_t i = 0; i < period; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         pattern[i] = (uint8_t)(x >> 32);
+        size_t within = i % opt.size;
+        if (opt.frame == FRAME_LINE) {
+            if (pattern[i] == '\n' || pattern[i] == '\r')
+                pattern[i] = 'x';
+            if (within == opt.size - 1)
+                pattern[i] = '\n';
+        } else if (opt.frame == FRAME_LENGTH_FIELD && within < 4) {
+            uint32_t payload = (uint32_t)(opt.size - 4);
+            pattern[i] = (uint8_t)(payload >> (8 * (3 - within)));
+        }
     }
-    for (uint32_t i = PATTERN_PERIOD; i < TABLE_LEN; i++)
-        pattern[i] = pattern[i - PATTERN_PERIOD];
+    for (size_t i = period; i < table_len; i++)
+        pattern[i] = pattern[i - period];
+    return 0;
 }
 
 static uint32_t phase_of(uint32_t id)
 {
-    return (uint32_t)(((uint64_t)id * 2654435761u) % PATTERN_PERIOD);
+    uint64_t h = (uint64_t)id * 2654435761u;
+    if (opt.frame != FRAME_NONE) /* start on a message boundary */
+        return (uint32_t)((h % (period / opt.size)) * opt.size);
+    return (uint32_t)(h % period);
 }
 
 static unsigned hist_index(uint64_t v)
@@ -344,8 +372,8 @@ static int verify(struct conn *c, const uint8_t *p, size_t n)
     }
     uint64_t off = c->recvd;
     while (n > 0) {
-        uint32_t pos = (uint32_t)((c->phase + off) % PATTERN_PERIOD);
-        size_t k = n < TABLE_LEN - pos ? n : TABLE_LEN - pos;
+        uint32_t pos = (uint32_t)((c->phase + off) % period);
+        size_t k = n < table_len - pos ? n : table_len - pos;
         if (memcmp(p, pattern + pos, k) != 0) {
             size_t i = 0;
             while (p[i] == pattern[pos + i])
@@ -368,7 +396,7 @@ static int conn_flush(struct worker *w, struct conn *c)
     while (c->sent < target) {
         uint64_t left = target - c->sent;
         size_t len = left < WRITE_MAX ? (size_t)left : WRITE_MAX;
-        uint32_t pos = (uint32_t)((c->phase + c->sent) % PATTERN_PERIOD);
+        uint32_t pos = (uint32_t)((c->phase + c->sent) % period);
         ssize_t n = write(c->fd, pattern + pos, len);
         if (n < 0) {
             int e = errno;
@@ -562,7 +590,10 @@ static void usage(FILE *f)
                "  --churn         connect, one echo, close, repeat (per connection slot)\n"
                "  --threads N     threads, one epoll each (default 1)\n"
                "  --src-spread N  use N loopback source addresses 127.0.0.2.. (IPv4 loopback\n"
-               "                  server only; keeps churn from exhausting one address pair)\n");
+               "                  server only; keeps churn from exhausting one address pair)\n"
+               "  --frame KIND    none (default), line (each message ends in \\n) or\n"
+               "                  length-field (4-byte big-endian length + payload), for\n"
+               "                  a server that echoes frames through a codec\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -587,6 +618,7 @@ static int parse_args(int argc, char **argv)
                                              {"churn", no_argument, NULL, 'C'},
                                              {"threads", required_argument, NULL, 't'},
                                              {"src-spread", required_argument, NULL, 'S'},
+                                             {"frame", required_argument, NULL, 'F'},
                                              {"help", no_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
     int ch, li = 0;
@@ -636,6 +668,16 @@ static int parse_args(int argc, char **argv)
                 goto bad;
             opt.src_spread = (int)v;
             break;
+        case 'F':
+            if (strcmp(optarg, "none") == 0)
+                opt.frame = FRAME_NONE;
+            else if (strcmp(optarg, "line") == 0)
+                opt.frame = FRAME_LINE;
+            else if (strcmp(optarg, "length-field") == 0)
+                opt.frame = FRAME_LENGTH_FIELD;
+            else
+                goto bad;
+            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -655,6 +697,11 @@ static int parse_args(int argc, char **argv)
     }
     if (opt.churn)
         opt.pipeline = 1;
+    if ((opt.frame == FRAME_LINE && opt.size < 1) ||
+        (opt.frame == FRAME_LENGTH_FIELD && opt.size < 4)) {
+        fprintf(stderr, "loadgen: --size too small for --frame\n");
+        return -1;
+    }
     if (opt.threads > opt.conns)
         opt.threads = opt.conns;
     return 0;
@@ -677,7 +724,10 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile((rlim_t)opt.conns + 64);
-    pattern_init();
+    if (pattern_init() < 0) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return 2;
+    }
 
     struct conn *conns = calloc((size_t)opt.conns, sizeof(*conns));
     uint64_t *stamps = calloc((size_t)opt.conns * (size_t)opt.pipeline, sizeof(*stamps));

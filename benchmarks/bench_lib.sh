@@ -1,0 +1,94 @@
+# Sourced by the echo benchmarks: CPU pinning, server start/stop on a free 127.0.0.1 port
+# (never leaving one behind), the server's CPU time and small statistics helpers.
+# The caller defines SERVER_CMD (an associative array: name -> command, {port} standing for
+# the port) before calling start_server.
+
+# ---- pinning ----
+NCPU=$(nproc 2>/dev/null || echo 1)
+if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+    SRV_PIN=(taskset -c "${SERVER_CPU:-0}")
+    CLI_PIN=(taskset -c "${CLIENT_CPU:-1}")
+    PINNING="server on CPU ${SERVER_CPU:-0}, load generator on CPU ${CLIENT_CPU:-1}"
+else
+    SRV_PIN=()
+    CLI_PIN=()
+    PINNING="not pinned (one CPU or no taskset): server and load generator share the CPU"
+fi
+
+# ---- servers: start on a free port, stop, and never leave one behind ----
+TMP=$(mktemp -d)
+SRV_PID=""
+LG_PID=""
+cleanup() {
+    if [ -n "$LG_PID" ]; then kill "$LG_PID" 2>/dev/null || true; fi
+    if [ -n "$SRV_PID" ]; then
+        kill -TERM "$SRV_PID" 2>/dev/null || true
+        sleep 0.2
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server NAME: sets SRV_PID and SRV_PORT, or fails.
+start_server() {
+    local name=$1 tries=0 port cmd
+    while [ $tries -lt 10 ]; do
+        tries=$((tries + 1))
+        port=$((20000 + RANDOM % 12000)) # below the usual ephemeral range
+        port_in_use "$port" && continue
+        cmd=${SERVER_CMD[$name]//\{port\}/$port}
+        # shellcheck disable=SC2086 # the command is a word list on purpose
+        "${SRV_PIN[@]}" $cmd >"$TMP/server.log" 2>&1 &
+        SRV_PID=$!
+        for _ in $(seq 100); do
+            if ! kill -0 "$SRV_PID" 2>/dev/null; then
+                break
+            fi
+            if port_in_use "$port"; then
+                SRV_PORT=$port
+                return 0
+            fi
+            sleep 0.05
+        done
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+        wait "$SRV_PID" 2>/dev/null || true
+        SRV_PID=""
+        echo "echo.sh: $name did not come up on port $port:" >&2
+        sed 's/^/  /' "$TMP/server.log" >&2
+    done
+    return 1
+}
+
+# stop_server NAME: SIGTERM, then SIGKILL after 3 s. Fails if the server did not exit cleanly.
+stop_server() {
+    local name=$1 rc=0
+    kill -TERM "$SRV_PID" 2>/dev/null || true
+    for _ in $(seq 60); do
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$SRV_PID" 2>/dev/null; then
+        echo "echo.sh: $name ignored SIGTERM for 3 s; killing it" >&2
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+    fi
+    wait "$SRV_PID" 2>/dev/null || rc=$?
+    SRV_PID=""
+    if [ $rc -ne 0 ] && [ $rc -ne 143 ]; then
+        echo "echo.sh: $name exited with status $rc:" >&2
+        sed 's/^/  /' "$TMP/server.log" >&2
+        return 1
+    fi
+    return 0
+}
+
+# cpu_ticks PID: user + system time of all its threads so far, in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
