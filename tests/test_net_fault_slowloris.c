@@ -298,8 +298,16 @@ static int32_t slowloris_once(int attempt)
            attempt, SLOW_PEERS, (long long)first, (long long)last, atomic_load(&sl->bytes_sent),
            GOOD_PEERS, g->nsamples, p50, p99, max);
 
+    /* An orderly goodbye: the echo of a ping still in flight is read, not reset away. */
     for (int i = 0; i < GOOD_PEERS; i++)
+        assert_int_equal(shutdown(g->fds[i], SHUT_WR), 0);
+    for (int i = 0; i < GOOD_PEERS; i++) {
+        int rc;
+        while ((rc = wt_recv_eof(g->fds[i], WT_TIMEOUT_MS)) == 1)
+            ;
+        assert_int_equal(rc, 0);
         close(g->fds[i]);
+    }
     assert_true(wt_wait_count(&closed, SLOW_PEERS + GOOD_PEERS, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&closed_ok), GOOD_PEERS);
     wt_server_stop(&s);
