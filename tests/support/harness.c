@@ -24,6 +24,12 @@ bool wt_slow(void)
     return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 
+bool wt_valgrind(void)
+{
+    const char *v = getenv("WEFT_TEST_VALGRIND");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
 int wt_timeout_ms(void)
 {
     return wt_slow() ? 60000 : 10000;
