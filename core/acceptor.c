@@ -29,8 +29,9 @@ static bool over_limit(weft_engine *e, int fd)
         live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
     if (live < max)
         return false;
-    close(fd);
+    /* Counted before the close: whoever sees the peer closed must see it counted. */
     uint64_t n = atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
+    close(fd);
     if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th, ...: loud enough, never a flood */
         weft__log(e, WEFT_LOG_WARN, "max_connections (%u) reached: refused %llu connections", max,
                   (unsigned long long)n + 1);

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -36,7 +38,8 @@ void weft__conn_update_events(weft_conn *c)
     short want = 0;
     if (c->flags & CONN_CONNECTING)
         want = EV_WRITE; /* writable = connect() finished, one way or the other */
-    else if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING)
+    else if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING ||
+             (c->flags & CONN_LINGER))
         want |= EV_READ;
     if (c->out.len > 0)
         want |= EV_WRITE;
@@ -206,6 +209,76 @@ static void check_backpressure(weft_conn *c)
     }
 }
 
+/* Bytes the kernel still holds for the peer (not yet sent or not yet acknowledged), or
+ * -1 if it cannot say. */
+static int kernel_outq(int fd)
+{
+    int n;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+static int kernel_inq(int fd)
+{
+    int n;
+    return ioctl(fd, SIOCINQ, &n) == 0 ? n : -1;
+}
+
+/* Everything queued is with the kernel. A close() now could still lose it: closing a
+ * socket with unread input sends a reset, and the kernel drops the output it has not sent
+ * yet (the peer gets a truncated answer and we would report a clean close). So unless the
+ * peer already finished sending, or the kernel already delivered everything, send our FIN
+ * with shutdown(), drop what the peer still sends, and close once the peer acknowledged
+ * every byte, ended its side, or stop_timeout_ms passed (WEFT_ETIMEDOUT): a lingering
+ * close, as nginx's lingering_close. */
+static void closing_drained(weft_conn *c)
+{
+    if ((c->flags & CONN_PEER_EOF) || (kernel_inq(c->fd) == 0 && kernel_outq(c->fd) == 0) ||
+        shutdown(c->fd, SHUT_WR) != 0) {
+        weft__conn_close_now(c, c->close_err);
+        return;
+    }
+    c->flags |= CONN_LINGER;
+    weft__conn_update_events(c);
+    weft__wheel_schedule(c);
+}
+
+bool weft__conn_linger_check(weft_conn *c, bool timed_out)
+{
+    if (kernel_outq(c->fd) == 0) {
+        weft__conn_close_now(c, c->close_err);
+        return true;
+    }
+    if (timed_out) {
+        weft__conn_close_now(c, WEFT_ETIMEDOUT);
+        return true;
+    }
+    return false;
+}
+
+/* Lingering: read and drop until the peer ends its side. */
+static void linger_read(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    for (;;) {
+        ssize_t n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
+        if (n > 0)
+            continue;
+        if (n == 0) {
+            weft__conn_close_now(c, c->close_err);
+            return;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            break;
+        /* A reset also drops whatever the peer had not acknowledged. */
+        weft__conn_close_now(c, kernel_outq(c->fd) == 0 ? c->close_err : -err);
+        return;
+    }
+    (void)weft__conn_linger_check(c, false);
+}
+
 void weft__conn_flush(weft_conn *c)
 {
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
@@ -228,7 +301,8 @@ void weft__conn_flush(weft_conn *c)
     }
     mirror_out(c);
     if (c->out.len == 0 && (c->flags & CONN_CLOSING)) {
-        weft__conn_close_now(c, c->close_err);
+        if (!(c->flags & CONN_LINGER))
+            closing_drained(c);
         return;
     }
     check_backpressure(c);
@@ -303,7 +377,7 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
 
 void weft__conn_close_graceful(weft_conn *c, int err)
 {
-    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_LINGER))
         return;
     if (!(c->flags & CONN_CLOSING)) {
         c->flags |= CONN_CLOSING;
@@ -314,7 +388,7 @@ void weft__conn_close_graceful(weft_conn *c, int err)
             weft__wheel_schedule(c);
     }
     if (c->out.len == 0)
-        weft__conn_close_now(c, c->close_err);
+        closing_drained(c);
     else
         weft__conn_update_events(c);
 }
@@ -369,9 +443,7 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
     loop->view_used = 0;
     loop->view_need = 0;
     loop->view_in_ring = in_ring;
-    c->flags |= CONN_IN_TRAFFIC;
     weft_action a = e->cfg.handler.on_traffic(c);
-    c->flags &= (uint16_t)~CONN_IN_TRAFFIC;
     size_t used = loop->view_used;
     size_t len = loop->view_len;
     size_t need = loop->view_need;
@@ -489,6 +561,9 @@ void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg)
     if ((what & EV_READ) && (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_CLOSED |
                                          CONN_CLOSE_PENDING)) == CONN_READING)
         conn_read(c);
+    else if ((what & EV_READ) &&
+             (c->flags & (CONN_LINGER | CONN_CLOSED | CONN_CLOSE_PENDING)) == CONN_LINGER)
+        linger_read(c);
     weft__loop_leave(loop);
 }
 

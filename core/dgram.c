@@ -96,9 +96,8 @@ void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg)
         loop->view_len = (size_t)n;
         loop->view_used = 0;
         loop->view_need = 0;
-        c->flags |= CONN_IN_TRAFFIC;
         weft_action a = e->cfg.handler.on_traffic(c);
-        c->flags &= (uint16_t) ~(CONN_IN_TRAFFIC | CONN_DECODE_FAILED);
+        c->flags &= (uint16_t)~CONN_DECODE_FAILED;
         loop->cur = NULL;
         loop->view = NULL;
         loop->view_len = loop->view_used = 0;

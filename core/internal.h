@@ -35,7 +35,8 @@ enum {
     CONN_CLOSED = 1u << 6,
     CONN_CORKED = 1u << 7, /* on the loop's corked list: flush at end of dispatch */
     CONN_PEER_EOF = 1u << 8,
-    CONN_IN_TRAFFIC = 1u << 9,     /* on_traffic of this connection is running */
+    CONN_LINGER = 1u << 9,         /* closing, output all with the kernel and FIN sent:
+                                      dropping input until the peer took every byte */
     CONN_LIVE = 1u << 10,          /* the slot holds an open connection */
     CONN_DECODE_FAILED = 1u << 11, /* a fatal decode error: close once on_traffic returns */
     CONN_PARTIAL = 1u << 12,       /* unread bytes wait since since_ms (read timeout) */
@@ -245,6 +246,9 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
 void weft__conn_close_now(weft_conn *c, int err);
 /* Graceful close: stop reading, flush, then close with err. */
 void weft__conn_close_graceful(weft_conn *c, int err);
+/* A lingering close (CONN_LINGER): closes c if the peer took every byte; otherwise, past
+ * since_ms + stop_timeout_ms, closes it with WEFT_ETIMEDOUT. Returns true if it closed. */
+bool weft__conn_linger_check(weft_conn *c, bool timed_out);
 /* Tries to send what is queued; updates interest, backpressure and closing. */
 void weft__conn_flush(weft_conn *c);
 /* Queues bytes (copied) behind what waits, or sends them at once. */

@@ -2,7 +2,8 @@
  *
  * Three timeouts share it: idle (no bytes either way for idle_timeout_ms), read (unread
  * bytes, i.e. a partial frame, waiting for read_timeout_ms without progress: slowloris)
- * and close (a graceful close whose output the peer does not take within stop_timeout_ms).
+ * and close (a graceful close whose output the peer does not take within stop_timeout_ms;
+ * a lingering close is also looked at every tick, to close once the peer took it all).
  * Activity only stamps the connection; it stays in the bucket it was filed in, and when the
  * wheel reaches that bucket it computes the real deadline and closes or re-files it. So a
  * tick costs the connections due around then, and each connection is visited about once
@@ -35,6 +36,12 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
     bool any = false;
     if (c->flags & CONN_CONNECTING) {
         *when = c->active_ms; /* the connect deadline */
+        *why = WEFT_ETIMEDOUT;
+        return true;
+    }
+    if (c->flags & CONN_LINGER) {
+        /* Is everything acknowledged yet? Asked again every tick. */
+        *when = c->loop->now_ms + WEFT__TW_TICK_MS;
         *why = WEFT_ETIMEDOUT;
         return true;
     }
@@ -129,6 +136,14 @@ static void wheel_cb(evutil_socket_t fd, short what, void *arg)
             c->tw_prev = c->tw_next = WEFT__NO_SLOT;
             uint32_t when;
             int why;
+            if (c->flags & CONN_LINGER) {
+                const weft_config *cfg = &loop->engine->cfg;
+                bool late = cfg->stop_timeout_ms > 0 &&
+                            !before(loop->now_ms, c->since_ms + cfg->stop_timeout_ms);
+                if (!weft__conn_linger_check(c, late))
+                    weft__wheel_schedule(c);
+                continue;
+            }
             if (!deadline(c, &when, &why))
                 continue;
             if (!before(loop->now_ms, when)) {

@@ -2,12 +2,14 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -15,6 +17,23 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+bool wt_slow(void)
+{
+    const char *v = getenv("WEFT_TEST_SLOW");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+bool wt_valgrind(void)
+{
+    const char *v = getenv("WEFT_TEST_VALGRIND");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+int wt_timeout_ms(void)
+{
+    return wt_slow() ? 60000 : 10000;
+}
 
 int64_t wt_now_ms(void)
 {
@@ -289,4 +308,36 @@ int64_t wt_cpu_ms(void)
     getrusage(RUSAGE_SELF, &ru);
     return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+long wt_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+int wt_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n - 1; /* the directory stream's own descriptor */
 }

@@ -14,8 +14,20 @@
 
 #include <weft/weft.h>
 
-/* Every blocking step of a test gives up after this long. */
-#define WT_TIMEOUT_MS 10000
+/* Every blocking step of a test gives up after this long: 10 s, or 60 s when wt_slow(). */
+#define WT_TIMEOUT_MS (wt_timeout_ms())
+
+/* True when the environment says the tests run under a heavy slowdown (valgrind sets
+ * WEFT_TEST_SLOW=1 through scripts/valgrind.sh). Tests then relax their time bounds and
+ * scale down their repetition counts; they never skip an assertion. */
+bool wt_slow(void);
+int wt_timeout_ms(void);
+
+/* True under valgrind (scripts/valgrind.sh sets WEFT_TEST_VALGRIND=1). valgrind emulates
+ * RLIMIT_NOFILE instead of passing it to the kernel: a descriptor over the lowered limit is
+ * accepted by the kernel and then closed by valgrind, so the peer is lost instead of waiting
+ * in the backlog. Tests that lower the fd limit cannot run there. */
+bool wt_valgrind(void);
 
 typedef struct wt_server {
     weft_engine *engine;
@@ -81,5 +93,11 @@ weft_action wt_echo_on_traffic(weft_conn *c);
 
 /* CPU time (user + system) used by this process so far, in milliseconds. */
 int64_t wt_cpu_ms(void);
+
+/* This process's resident set (VmRSS of /proc/self/status) in KiB, or -1. */
+long wt_rss_kb(void);
+
+/* Descriptors open in this process (entries of /proc/self/fd), or -1. */
+int wt_fd_count(void);
 
 #endif /* WEFT_TEST_HARNESS_H */
