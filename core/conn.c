@@ -124,7 +124,8 @@ static void conn_finish(weft_conn *c)
         e->cfg.handler.on_close(c, err);
     if (e->has_codec)
         weft_codec_state_destroy(&e->codec, &c->cstate);
-    if (e->balancer != NULL)
+    /* A dial that never connected was never opened in the balancer's books either. */
+    if (e->balancer != NULL && !(c->flags & CONN_CONNECTING))
         weft_balancer_on_close(e->balancer, loop->index);
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
