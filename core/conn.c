@@ -676,6 +676,37 @@ int weft_conn_abort(weft_conn *c)
     return 0;
 }
 
+int weft_conn_pause_read(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    c->flags &= (uint16_t)~CONN_READING;
+    weft__conn_update_events(c);
+    return 0;
+}
+
+int weft_conn_resume_read(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    /* Reading that stopped for a close or a decode error never comes back. */
+    if (c->flags &
+        (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_DECODE_FAILED | CONN_PEER_EOF))
+        return WEFT_ECLOSED;
+    if (c->flags & CONN_READING)
+        return 0;
+    c->flags |= CONN_READING;
+    weft__conn_update_events(c);
+    /* Bytes buffered while paused may be all the peer sends for now: offer them without
+     * waiting for more. Through the queue, since the caller may be inside another
+     * connection's on_traffic, whose view a nested dispatch would overwrite. */
+    if (c->in.len > 0)
+        (void)weft_async_wake(c->loop->engine, weft_conn_get_ref(c));
+    return 0;
+}
+
 void *weft_conn_context(const weft_conn *c)
 {
     return c->ctx;
