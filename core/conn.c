@@ -328,7 +328,8 @@ static const uint8_t *in_view(weft_conn *c, size_t *len)
     weft__loop *loop = c->loop;
     if (loop->cur == c) {
         *len = loop->view_len - loop->view_used;
-        return loop->view + loop->view_used;
+        /* A wake with nothing buffered has no view at all: NULL + 0 is undefined. */
+        return loop->view != NULL ? loop->view + loop->view_used : NULL;
     }
     *len = c->in.len;
     return weft__ring_linearize(&c->in);
