@@ -702,8 +702,9 @@ int weft_conn_resume_read(weft_conn *c)
     weft__conn_update_events(c);
     /* Bytes buffered while paused may be all the peer sends for now: offer them without
      * waiting for more. Through the queue, since the caller may be inside another
-     * connection's on_traffic, whose view a nested dispatch would overwrite. */
-    if (c->in.len > 0)
+     * connection's on_traffic, whose view a nested dispatch would overwrite. Inside conn's
+     * own on_traffic the caller is looking at those bytes already. */
+    if (c->in.len > 0 && c->loop->cur != c)
         (void)weft_async_wake(c->loop->engine, weft_conn_get_ref(c));
     return 0;
 }
