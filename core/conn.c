@@ -127,7 +127,8 @@ static void conn_finish(weft_conn *c)
         e->cfg.handler.on_close(c, err);
     if (e->has_codec)
         weft_codec_state_destroy(&e->codec, &c->cstate);
-    if (e->balancer != NULL)
+    /* A dial that never connected was never opened in the balancer's books either. */
+    if (e->balancer != NULL && !(c->flags & CONN_CONNECTING))
         weft_balancer_on_close(e->balancer, loop->index);
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
@@ -401,7 +402,8 @@ static const uint8_t *in_view(weft_conn *c, size_t *len)
     weft__loop *loop = c->loop;
     if (loop->cur == c) {
         *len = loop->view_len - loop->view_used;
-        return loop->view + loop->view_used;
+        /* A wake with nothing buffered has no view at all: NULL + 0 is undefined. */
+        return loop->view != NULL ? loop->view + loop->view_used : NULL;
     }
     *len = c->in.len;
     return weft__ring_linearize(&c->in);
@@ -747,6 +749,38 @@ int weft_conn_abort(weft_conn *c)
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return WEFT_ECLOSED;
     weft__conn_close_now(c, WEFT_ECANCELED);
+    return 0;
+}
+
+int weft_conn_pause_read(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    c->flags &= (uint16_t)~CONN_READING;
+    weft__conn_update_events(c);
+    return 0;
+}
+
+int weft_conn_resume_read(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    /* Reading that stopped for a close or a decode error never comes back. */
+    if (c->flags &
+        (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_DECODE_FAILED | CONN_PEER_EOF))
+        return WEFT_ECLOSED;
+    if (c->flags & CONN_READING)
+        return 0;
+    c->flags |= CONN_READING;
+    weft__conn_update_events(c);
+    /* Bytes buffered while paused may be all the peer sends for now: offer them without
+     * waiting for more. Through the queue, since the caller may be inside another
+     * connection's on_traffic, whose view a nested dispatch would overwrite. Inside conn's
+     * own on_traffic the caller is looking at those bytes already. */
+    if (c->in.len > 0 && c->loop->cur != c)
+        (void)weft_async_wake(c->loop->engine, weft_conn_get_ref(c));
     return 0;
 }
 

@@ -99,12 +99,16 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     socklen_t sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
         return -errno;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -errno;
+    /* Every check before the fd changes: on failure it stays the caller's as it was. */
     weft__loop *lp;
     int rc = pick_loop(e, loop, &lp);
     if (rc != 0)
         return rc;
-    return hand_over(e, lp, WEFT__TASK_NEW_CONN, fd, ss.ss_family, ctx, 0);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -errno;
+    rc = hand_over(e, lp, WEFT__TASK_NEW_CONN, fd, ss.ss_family, ctx, 0);
+    if (rc != 0)
+        (void)fcntl(fd, F_SETFL, fl);
+    return rc;
 }

@@ -309,6 +309,88 @@ static void test_inbound_cap_closes_the_connection(void **state)
     wt_server_stop(&s);
 }
 
+/* ---- weft_conn_pause_read: flow control without hitting max_inbound ---- */
+
+static _Atomic int release_reading;
+static _Atomic int pause_rc = 1;
+static _Atomic long drained;
+static _Atomic uint32_t paused_slot, paused_gen, paused_loop;
+
+/* Pauses on its first call and leaves the bytes unread; once released (and woken) it reads
+ * again and drains everything. */
+static weft_action pause_then_drain(weft_conn *c)
+{
+    if (!atomic_load(&release_reading)) {
+        if (atomic_load(&pause_rc) == 1) {
+            weft_conn_ref r = weft_conn_get_ref(c);
+            atomic_store(&paused_loop, r.loop);
+            atomic_store(&paused_slot, r.slot);
+            atomic_store(&paused_gen, r.gen);
+            atomic_store(&pause_rc, weft_conn_pause_read(c));
+        }
+        return WEFT_ACTION_NONE;
+    }
+    (void)weft_conn_resume_read(c);
+    atomic_fetch_add(&drained, weft_conn_discard(c, weft_conn_buffered(c)));
+    return WEFT_ACTION_NONE;
+}
+
+/* A paused connection stops taking bytes from its socket: a peer sending 32 MiB fills the
+ * kernel's buffers and is held back, while the server holds no more than one read and stays
+ * under max_inbound (which would otherwise close it, as the test above shows). Resumed, it
+ * gets every byte. */
+static void test_pause_read_holds_the_peer_back(void **state)
+{
+    (void)state;
+    reset_counters();
+    atomic_store(&release_reading, 0);
+    atomic_store(&pause_rc, 1);
+    atomic_store(&drained, 0);
+    weft_config cfg;
+    wt_config(&cfg, pause_then_drain, 1);
+    cfg.handler.on_close = record_close;
+    cfg.max_inbound = 256 * 1024;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = small_buffer_client(s.port);
+    const size_t total = 32u << 20; /* more than any kernel buffers a paused socket */
+    uint8_t chunk[16 * 1024];
+    wt_fill(chunk, sizeof(chunk), 6);
+    size_t sent = 0;
+    int64_t quiet_since = wt_now_ms();
+    while (sent < total && wt_now_ms() - quiet_since < 300) {
+        ssize_t n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+            quiet_since = wt_now_ms();
+        } else {
+            wt_sleep_ms(5);
+        }
+    }
+    assert_int_equal(atomic_load(&pause_rc), 0);
+    assert_true(sent < total); /* the kernel held the sender back */
+    assert_int_equal(atomic_load(&closed), 0);
+    weft_loop_stats st = wt_stats(s.engine);
+    assert_true(st.bytes_in <= cfg.read_buffer_size);
+
+    /* Release and wake it: every byte, buffered or still in the kernel, arrives. */
+    atomic_store(&release_reading, 1);
+    weft_conn_ref r = {atomic_load(&paused_loop), atomic_load(&paused_slot),
+                       atomic_load(&paused_gen)};
+    assert_int_equal(weft_async_wake(s.engine, r), 0);
+    while (sent < total) {
+        size_t n = total - sent < sizeof(chunk) ? total - sent : sizeof(chunk);
+        assert_int_equal(wt_send_all(fd, chunk, n, WT_TIMEOUT_MS), 0);
+        sent += n;
+    }
+    assert_true(wt_wait_count(&drained, (long)total, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&closed), 0);
+    close(fd);
+    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&close_err), 0);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_peer_reset_mid_write),
         cmocka_unit_test(test_outbound_hard_cap_closes_the_connection),
         cmocka_unit_test(test_inbound_cap_closes_the_connection),
+        cmocka_unit_test(test_pause_read_holds_the_peer_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

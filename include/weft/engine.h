@@ -257,6 +257,18 @@ WEFT_API int weft_conn_local_addr(const weft_conn *conn, struct sockaddr_storage
 WEFT_API int weft_conn_peer_addr(const weft_conn *conn, struct sockaddr_storage *addr,
                                  socklen_t *len);
 
+/* Stops reading conn's socket: new bytes wait in the kernel, whose receive window then holds
+ * the peer back, instead of piling up in conn's inbound buffer (which closes it at
+ * max_inbound). Bytes already buffered stay. This is flow control between connections: a
+ * proxy pauses one side while the other side's output drains. Returns 0, WEFT_ECLOSED, or
+ * WEFT_EINVAL for a datagram connection. */
+WEFT_API int weft_conn_pause_read(weft_conn *conn);
+
+/* Reads again after weft_conn_pause_read; bytes left buffered meanwhile reach on_traffic
+ * soon after (as with weft_async_wake). Returns 0, WEFT_ECLOSED (closing: it stays paused),
+ * or WEFT_EINVAL for a datagram connection. */
+WEFT_API int weft_conn_resume_read(weft_conn *conn);
+
 /* Runs a user timer's callback on conn's loop thread. */
 typedef void (*weft_timer_cb)(weft_conn *conn, void *arg);
 
