@@ -255,6 +255,7 @@ void *weft__acceptor_main(void *arg)
 {
     weft_engine *e = arg;
     pthread_setname_np(pthread_self(), "weft-accept");
-    event_base_dispatch(e->abase);
+    if (weft__wait_gate(e))
+        event_base_dispatch(e->abase);
     return NULL;
 }

@@ -119,12 +119,14 @@ static void conn_finish(weft_conn *c)
         struct linger lg = {1, 0};
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
-    close(c->fd);
     weft__ring_release(&c->in, loop->bufpool);
     weft__ring_release(&c->out, loop->bufpool);
     mirror_out(c);
     if (e->cfg.handler.on_close != NULL)
         e->cfg.handler.on_close(c, err);
+    /* Closed only now, so on_close still sees this connection's own addresses, and not a
+     * socket another thread just got the same number for. */
+    close(c->fd);
     if (e->has_codec)
         weft_codec_state_destroy(&e->codec, &c->cstate);
     /* A dial that never connected was never opened in the balancer's books either. */
@@ -206,6 +208,7 @@ static void check_backpressure(weft_conn *c)
         weft__conn_update_events(c);
     } else if ((c->flags & CONN_PAUSED) && c->out.len <= cfg->write_high_water / 2) {
         c->flags &= (uint16_t)~CONN_PAUSED;
+        c->since_ms = c->loop->now_ms; /* the read timeout restarts with reading */
         weft__conn_update_events(c);
     }
 }
@@ -679,11 +682,12 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
                   loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
                   fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
-        if (!fatal)
+        if (!fatal && fr.consumed > 0)
             continue;
+        /* A "recoverable" error that skipped nothing would be met again forever. */
         c->flags |= CONN_DECODE_FAILED;
         c->flags &= (uint16_t)~CONN_READING;
-        c->close_err = rc;
+        c->close_err = (int16_t)(rc < INT16_MIN ? WEFT_ECORRUPT : rc);
         if (loop->cur != c) /* outside its on_traffic: nothing else will close it */
             weft__conn_close_graceful(c, rc);
         return rc;
@@ -774,6 +778,7 @@ int weft_conn_resume_read(weft_conn *c)
     if (c->flags & CONN_READING)
         return 0;
     c->flags |= CONN_READING;
+    c->since_ms = c->loop->now_ms; /* the read timeout restarts with reading */
     weft__conn_update_events(c);
     /* Bytes buffered while paused may be all the peer sends for now: offer them without
      * waiting for more. Through the queue, since the caller may be inside another

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #define DIAL_TIMEOUT_DEFAULT_MS 10000u
+#define DIAL_TIMEOUT_MAX_MS     (1u << 30)
 
 /* Any thread may dial, so the loop is chosen here by an atomic round-robin rather than by
  * the balancer, whose state belongs to the acceptor thread. */
@@ -65,19 +66,20 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int r;
-    do {
-        r = connect(fd, (struct sockaddr *)&ss, sl);
-    } while (r != 0 && errno == EINTR);
-    if (r != 0 && errno != EINPROGRESS && errno != EAGAIN) {
-        /* Refused at once (e.g. a Unix socket nobody listens on): the caller learns it
-         * here and no callback runs. */
+    /* EINTR: the connect goes on in the background, like EINPROGRESS (a retry would only
+     * say EALREADY). For a Unix socket EAGAIN means the listener's backlog is full: that
+     * connect is over, not in progress. Anything else fails the call: the caller learns it
+     * here and no callback runs. */
+    if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS && errno != EINTR) {
         rc = -errno;
         close(fd);
         return rc;
     }
-    rc = hand_over(e, lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx,
-                   timeout_ms ? timeout_ms : DIAL_TIMEOUT_DEFAULT_MS);
+    if (timeout_ms == 0)
+        timeout_ms = DIAL_TIMEOUT_DEFAULT_MS;
+    if (timeout_ms > DIAL_TIMEOUT_MAX_MS) /* deadlines are compared as 32-bit deltas */
+        timeout_ms = DIAL_TIMEOUT_MAX_MS;
+    rc = hand_over(e, lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms);
     if (rc != 0)
         close(fd);
     return rc;
@@ -107,7 +109,7 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
         return -errno;
-    rc = hand_over(e, lp, WEFT__TASK_NEW_CONN, fd, ss.ss_family, ctx, 0);
+    rc = hand_over(e, lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0);
     if (rc != 0)
         (void)fcntl(fd, F_SETFL, fl);
     return rc;

@@ -113,6 +113,8 @@ static void engine_free(weft_engine *e)
     if (e->has_codec)
         weft_codec_destroy(&e->codec);
     free(e->live_snapshot);
+    pthread_cond_destroy(&e->gate_cv);
+    pthread_mutex_destroy(&e->gate_mu);
     free(e);
 }
 
@@ -185,6 +187,25 @@ static int assign_loop_listeners(weft_engine *e)
     return 0;
 }
 
+/* The start gate: threads wait for 1 (run) or -1 (exit at once). */
+static void open_gate(weft_engine *e, int how)
+{
+    pthread_mutex_lock(&e->gate_mu);
+    e->gate = how;
+    pthread_cond_broadcast(&e->gate_cv);
+    pthread_mutex_unlock(&e->gate_mu);
+}
+
+bool weft__wait_gate(weft_engine *e)
+{
+    pthread_mutex_lock(&e->gate_mu);
+    while (e->gate == 0)
+        pthread_cond_wait(&e->gate_cv, &e->gate_mu);
+    int g = e->gate;
+    pthread_mutex_unlock(&e->gate_mu);
+    return g > 0;
+}
+
 static int start_threads(weft_engine *e)
 {
     /* Our threads take no signals: they go to the program's own threads, whose handlers
@@ -231,6 +252,8 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     if (e == NULL)
         return WEFT_ENOMEM;
     e->cfg = *cfg;
+    pthread_mutex_init(&e->gate_mu, NULL);
+    pthread_cond_init(&e->gate_cv, NULL);
     for (size_t i = 0; i < WEFT_LISTEN_MAX; i++)
         e->cfg.listen[i] = NULL; /* borrowed only until we return */
     e->stop_fd = -1;
@@ -302,15 +325,17 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
         if (rc != 0)
             goto fail;
     }
-    if (cfg->handler.on_boot != NULL && cfg->handler.on_boot(e) == WEFT_ACTION_SHUTDOWN)
-        atomic_store(&e->stop_requested, 1);
+    /* Every thread is created before anything runs: they wait at the gate, so a thread
+     * that cannot be created fails the start with no callback run and nothing accepted. */
     rc = start_threads(e);
     if (rc != 0) {
-        /* Threads that did start are told to stop and joined before freeing. */
-        weft_engine_stop(e);
+        open_gate(e, -1);
         join_threads(e);
         goto fail;
     }
+    if (cfg->handler.on_boot != NULL && cfg->handler.on_boot(e) == WEFT_ACTION_SHUTDOWN)
+        atomic_store(&e->stop_requested, 1);
+    open_gate(e, 1);
     if (atomic_load(&e->stop_requested))
         weft_engine_stop(e);
     *out = e;
@@ -342,6 +367,10 @@ int weft_engine_wait(weft_engine *e)
     if (e->pool != NULL)
         weft_pool_shutdown(e->pool, WEFT_POOL_CANCEL);
     e->pool = NULL;
+    /* What is still queued for the loops is settled before on_shutdown, so no free
+     * callback or on_close comes after it. */
+    for (unsigned i = 0; i < e->nloops; i++)
+        weft__loop_drain_leftovers(&e->loops[i]);
     if (e->cfg.handler.on_shutdown != NULL)
         e->cfg.handler.on_shutdown(e);
     engine_free(e);

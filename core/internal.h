@@ -149,9 +149,10 @@ struct weft__loop {
      * period, not a scan of every connection per tick. */
     struct event wheel_ev;
     bool wheel_added;
-    uint32_t now_ms;     /* loop clock, refreshed when a dispatch starts */
+    uint32_t now_ms;     /* loop clock, refreshed when a dispatch starts (wraps: deltas only) */
+    uint64_t now64_ms;   /* the same, not wrapping */
     uint64_t clock0_ns;  /* CLOCK_MONOTONIC at loop start */
-    uint32_t wheel_tick; /* last tick processed */
+    uint64_t wheel_tick; /* last tick processed */
     uint32_t wheel[WEFT__TW_SLOTS];
 
     /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
@@ -211,12 +212,18 @@ struct weft_engine {
     _Atomic uint64_t accept_errors;
     _Atomic unsigned loops_running;
     _Atomic unsigned dial_next; /* round-robin for dial/enroll without a loop */
-    uint64_t *live_snapshot;    /* acceptor scratch for balancers that want live counts */
+    pthread_mutex_t gate_mu;    /* the start gate (engine.c) */
+    pthread_cond_t gate_cv;
+    int gate;
+    uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
 };
 
 /* ---- engine.c ---- */
 void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Waits at the start gate; true to run, false to exit at once. */
+bool weft__wait_gate(weft_engine *e);
 
 /* ---- listen.c: URL parsing and listening sockets ---- */
 /* Turns a tcp://, udp://, unix:// or unixgram:// URL into an address (tcp/udp host names
@@ -231,6 +238,9 @@ int weft__socket_tune(const weft_config *cfg, int fd, int family);
 /* ---- loop.c ---- */
 int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index);
 void weft__loop_destroy(weft__loop *loop);
+/* Runs what tasks are left once the loop has stopped: fds closed, buffers freed, a dial or
+ * enroll's on_close delivered (on the calling thread). */
+void weft__loop_drain_leftovers(weft__loop *loop);
 void *weft__loop_main(void *arg);
 /* Sets up an accepted fd as a connection on this loop (loop thread). */
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx);

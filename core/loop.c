@@ -96,6 +96,40 @@ static void listeners_off(weft__loop *loop)
     }
 }
 
+void weft__loop_drain_leftovers(weft__loop *loop)
+{
+    if (loop->queue.efd < 0)
+        return;
+    weft__task *tasks;
+    size_t n;
+    weft__queue_drain(&loop->queue, &tasks, &n);
+    for (size_t i = 0; i < n; i++) {
+        weft__task *t = &tasks[i];
+        if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL ||
+            t->kind == WEFT__TASK_ENROLL) {
+            if (t->kind != WEFT__TASK_NEW_CONN && loop->engine->cfg.handler.on_close != NULL) {
+                /* The loop is gone: on_close runs here, on a stand-in connection that
+                 * carries the caller's ctx, so what was promised is still kept. */
+                weft_conn tmp;
+                memset(&tmp, 0, sizeof(tmp));
+                tmp.loop = loop;
+                tmp.fd = t->fd;
+                tmp.ctx = t->data;
+                tmp.slot = WEFT__NO_SLOT;
+                tmp.flags = CONN_CLOSED;
+                loop->engine->cfg.handler.on_close(&tmp, WEFT_ESHUTDOWN);
+            }
+            close(t->fd);
+            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        } else if (t->kind == WEFT__TASK_WRITE) {
+            if (t->free_cb != NULL)
+                t->free_cb(t->data, t->free_ctx);
+            else
+                free(t->data);
+        }
+    }
+}
+
 void weft__loop_destroy(weft__loop *loop)
 {
     listeners_off(loop);
@@ -112,25 +146,9 @@ void weft__loop_destroy(weft__loop *loop)
     weft__wheel_destroy(loop);
     weft__loop_free_timers(loop);
     loop->wake_added = loop->tick_added = loop->stop_added = false;
-    /* Tasks nobody ran: give back what they own. */
-    if (loop->queue.efd >= 0) {
-        weft__task *tasks;
-        size_t n;
-        weft__queue_drain(&loop->queue, &tasks, &n);
-        for (size_t i = 0; i < n; i++) {
-            weft__task *t = &tasks[i];
-            if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL) {
-                close(t->fd);
-                atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
-            } else if (t->kind == WEFT__TASK_WRITE) {
-                if (t->free_cb != NULL)
-                    t->free_cb(t->data, t->free_ctx);
-                else
-                    free(t->data);
-            }
-        }
+    weft__loop_drain_leftovers(loop);
+    if (loop->queue.efd >= 0)
         weft__queue_destroy(&loop->queue);
-    }
     for (uint32_t i = 0; i < loop->nchunks; i++)
         free(atomic_load_explicit(&loop->chunks[i], memory_order_relaxed));
     loop->nchunks = 0;
@@ -316,6 +334,17 @@ static void loop_begin_stop(weft__loop *loop)
         loop->stop_added = true;
 }
 
+/* A dial or enroll the caller was told succeeded owes it on_close, even when the engine
+ * stops first: the connection is made and closed at once with WEFT_ESHUTDOWN. */
+static void refuse_promised(weft__loop *loop, weft__task *t)
+{
+    weft_conn *c = conn_setup(loop, t->fd, t->family, t->data);
+    if (c == NULL)
+        return;
+    c->flags |= CONN_CONNECTING; /* never opened: the balancer hears nothing */
+    weft__conn_close_now(c, WEFT_ESHUTDOWN);
+}
+
 static void run_task(weft__loop *loop, weft__task *t)
 {
     weft_conn *c;
@@ -327,6 +356,12 @@ static void run_task(weft__loop *loop, weft__task *t)
         } else {
             weft__loop_adopt(loop, t->fd, t->family, t->data);
         }
+        break;
+    case WEFT__TASK_ENROLL:
+        if (loop->stopping)
+            refuse_promised(loop, t);
+        else
+            weft__loop_adopt(loop, t->fd, t->family, t->data);
         break;
     case WEFT__TASK_WRITE: {
         c = ref_lookup(loop, t->ref);
@@ -360,8 +395,7 @@ static void run_task(weft__loop *loop, weft__task *t)
         break;
     case WEFT__TASK_DIAL:
         if (loop->stopping) {
-            close(t->fd);
-            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+            refuse_promised(loop, t);
         } else {
             weft__loop_adopt_dialled(loop, t->fd, t->family, t->data, (unsigned)t->len);
         }
@@ -408,6 +442,7 @@ void *weft__loop_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
     pthread_setname_np(pthread_self(), name);
-    event_base_dispatch(loop->base);
+    if (weft__wait_gate(loop->engine))
+        event_base_dispatch(loop->base);
     return NULL;
 }

@@ -18,6 +18,7 @@
 typedef enum weft__task_kind {
     WEFT__TASK_NEW_CONN = 1, /* fd: an accepted (or enrolled) connection; data: its ctx */
     WEFT__TASK_DIAL,         /* fd: connecting; data: ctx; len: connect timeout in ms */
+    WEFT__TASK_ENROLL,       /* fd: connected, from weft_engine_enroll; data: ctx */
     WEFT__TASK_WRITE,        /* ref, data/len, free_cb (NULL = free()) */
     WEFT__TASK_CLOSE,        /* ref: graceful close */
     WEFT__TASK_WAKE,         /* ref: call on_traffic */

@@ -20,7 +20,8 @@ void weft__clock_update(weft__loop *loop)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    loop->now_ms = (uint32_t)((ns - loop->clock0_ns) / 1000000u);
+    loop->now64_ms = (ns - loop->clock0_ns) / 1000000u;
+    loop->now_ms = (uint32_t)loop->now64_ms;
 }
 
 /* a is before b on the wrapping 32-bit millisecond clock. */
@@ -58,7 +59,11 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
         *why = WEFT_EIDLE;
         any = true;
     }
-    if ((c->flags & CONN_PARTIAL) && cfg->read_timeout_ms > 0) {
+    /* A partial frame counts against the peer only while we read: not while paused by the
+     * high-water mark or by weft_conn_pause_read (the clock restarts on resuming), and not
+     * once the bytes were taken outside on_traffic. */
+    if ((c->flags & (CONN_PARTIAL | CONN_READING | CONN_PAUSED)) == (CONN_PARTIAL | CONN_READING) &&
+        c->in.len > 0 && cfg->read_timeout_ms > 0) {
         uint32_t w = c->since_ms + cfg->read_timeout_ms;
         if (!any || before(w, *when)) {
             *when = w;
@@ -106,14 +111,18 @@ void weft__wheel_schedule(weft_conn *c)
         return;
     /* Ticks from the last processed one; at least the next, at most a lap ahead (a later
      * deadline is looked at again when the lap comes round). */
-    uint32_t now_tick = loop->now_ms / WEFT__TW_TICK_MS;
-    uint32_t due_tick = when / WEFT__TW_TICK_MS + 1u;
-    uint32_t ahead = before(due_tick, now_tick) ? 0u : due_tick - loop->wheel_tick;
+    /* Connections stamp 32-bit milliseconds (deltas are all that matter); the wheel counts
+     * 64-bit ticks, so neither wraps in the life of a process. */
+    uint64_t when64 = loop->now64_ms + (uint64_t)(int64_t)(int32_t)(when - loop->now_ms);
+    if ((int32_t)(when - loop->now_ms) < 0)
+        when64 = loop->now64_ms;
+    uint64_t due_tick = when64 / WEFT__TW_TICK_MS + 1u;
+    uint64_t ahead = due_tick > loop->wheel_tick ? due_tick - loop->wheel_tick : 0u;
     if (ahead < 1u)
         ahead = 1u;
     if (ahead > WEFT__TW_SLOTS - 1u)
         ahead = WEFT__TW_SLOTS - 1u;
-    file_in(c, (loop->wheel_tick + ahead) & MASK);
+    file_in(c, (uint32_t)((loop->wheel_tick + ahead) & MASK));
 }
 
 static void wheel_cb(evutil_socket_t fd, short what, void *arg)
@@ -122,12 +131,12 @@ static void wheel_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     weft__loop *loop = arg;
     weft__loop_enter(loop);
-    uint32_t target = loop->now_ms / WEFT__TW_TICK_MS;
+    uint64_t target = loop->now64_ms / WEFT__TW_TICK_MS;
     /* Never more than one lap per call, even after a long stall. */
     uint32_t laps = 0;
-    while (before(loop->wheel_tick, target) && laps++ < WEFT__TW_SLOTS) {
+    while (loop->wheel_tick < target && laps++ < WEFT__TW_SLOTS) {
         loop->wheel_tick++;
-        uint32_t b = loop->wheel_tick & MASK;
+        uint32_t b = (uint32_t)(loop->wheel_tick & MASK);
         uint32_t s = loop->wheel[b];
         loop->wheel[b] = WEFT__NO_SLOT;
         while (s != WEFT__NO_SLOT) {
@@ -164,6 +173,7 @@ int weft__wheel_init(weft__loop *loop)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     loop->clock0_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     loop->now_ms = 0;
+    loop->now64_ms = 0;
     loop->wheel_tick = 0;
     for (uint32_t i = 0; i < WEFT__TW_SLOTS; i++)
         loop->wheel[i] = WEFT__NO_SLOT;

@@ -49,7 +49,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 int weft_conn_after(weft_conn *c, unsigned ms, weft_timer_cb cb, void *arg, uint64_t *id)
 {
-    if (cb == NULL)
+    if (cb == NULL || (c->flags & CONN_DGRAM)) /* a datagram socket has no slot to name */
         return WEFT_EINVAL;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return WEFT_ECLOSED;

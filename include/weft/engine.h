@@ -57,8 +57,9 @@ typedef void (*weft_log_cb)(void *ctx, weft_log_level level, const char *msg);
 
 /* The callbacks. All optional but on_traffic. */
 typedef struct weft_handler {
-    /* Once, on the acceptor thread, after every listener is bound and before any
-     * connection is accepted. Returning WEFT_ACTION_SHUTDOWN stops the engine. */
+    /* Once, on the thread calling weft_engine_start, after every listener is bound and
+     * every thread created, before any connection is accepted. Returning
+     * WEFT_ACTION_SHUTDOWN stops the engine. */
     weft_action (*on_boot)(weft_engine *engine);
     /* A connection opened, on its loop's thread. May write (a greeting). */
     weft_action (*on_open)(weft_conn *conn);
@@ -224,7 +225,8 @@ WEFT_API const char *weft_conn_decode_error(const weft_conn *conn);
 
 /* Queues data for sending; it is copied, so data stays owned by the caller. Written to the
  * socket at once when nothing waits, otherwise in order after what waits. Returns 0,
- * WEFT_ECLOSED, or WEFT_EOUTCAP (the hard cap: the connection is then closed). */
+ * WEFT_ECLOSED, WEFT_EOUTCAP (the hard cap: the connection is then closed), or the socket's
+ * own error (WEFT_EPIPE, WEFT_ECONNRESET, ...: the connection is then closed too). */
 WEFT_API int weft_conn_write(weft_conn *conn, const void *data, size_t len);
 
 /* As weft_conn_write, for several buffers sent as one. */
