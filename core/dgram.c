@@ -2,7 +2,7 @@
  *
  * Each loop that owns a datagram socket wraps it in a connection object of its own (not in
  * the slot table: no ref, no on_open or on_close). Every datagram is one on_traffic call on
- * that object, read straight into the loop's read buffer; the sender's address is
+ * that object, received in batches (recvmmsg) into buffers as large as the read buffer; the sender's address is
  * weft_conn_peer_addr, and weft_conn_write answers it with one datagram. Datagrams are
  * never merged or split: bytes on_traffic leaves unread are dropped with the datagram.
  * A datagram larger than the read buffer arrives truncated from the kernel and is dropped
@@ -16,9 +16,24 @@
 #include "internal.h"
 
 #define DGRAM_BATCH 64
+#define DGRAM_VEC   WEFT__DGRAM_VEC
 
 weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l)
 {
+    if (loop->dgram_batch == NULL) {
+        weft__dgram_batch *b = calloc(1, sizeof(*b));
+        if (b == NULL)
+            return NULL;
+        b->data = malloc((size_t)DGRAM_VEC * loop->rbuf_size);
+        b->out_data = malloc((size_t)DGRAM_VEC * loop->rbuf_size);
+        if (b->data == NULL || b->out_data == NULL) {
+            free(b->data);
+            free(b->out_data);
+            free(b);
+            return NULL;
+        }
+        loop->dgram_batch = b;
+    }
     weft_conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
@@ -28,6 +43,30 @@ weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l)
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
     c->flags = CONN_LIVE | CONN_DGRAM | CONN_READING;
     return c;
+}
+
+/* Sends the gathered replies, in one call when the kernel takes them all. A reply the
+ * kernel refuses (a full socket buffer) is dropped and counted. */
+static void flush_replies(weft__loop *loop)
+{
+    weft__dgram_batch *b = loop->dgram_batch;
+    unsigned done = 0;
+    while (done < b->nout) {
+        int n = sendmmsg(b->out_fd, b->out_msgs + done, b->nout - done, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* The first one failed: drop it and try the rest. */
+            WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
+            done++;
+            continue;
+        }
+        for (int k = 0; k < n; k++)
+            WEFT__STAT_ADD(loop->stats.bytes_out, b->out_msgs[done + (unsigned)k].msg_len);
+        WEFT__STAT_ADD(loop->stats.dgrams_out, n);
+        done += (unsigned)n;
+    }
+    b->nout = 0;
 }
 
 int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const struct sockaddr *to,
@@ -40,6 +79,35 @@ int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const st
             return -EDESTADDRREQ;
         to = (const struct sockaddr *)&loop->dgram_peer;
         tolen = loop->dgram_peer_len;
+    }
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    weft__dgram_batch *b = loop->dgram_batch;
+    if (b != NULL && b->active && total <= loop->rbuf_size && tolen <= sizeof(b->out_peers[0])) {
+        /* Inside a receive batch: gather, so the replies leave in one syscall. */
+        if (b->nout > 0 && b->out_fd != c->fd)
+            flush_replies(loop);
+        if (b->nout == DGRAM_VEC)
+            flush_replies(loop);
+        unsigned k = b->nout++;
+        b->out_fd = c->fd;
+        uint8_t *slot = b->out_data + (size_t)k * loop->rbuf_size;
+        size_t off = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            if (iov[i].iov_len > 0)
+                memcpy(slot + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        memcpy(&b->out_peers[k], to, tolen);
+        b->out_iov[k].iov_base = slot;
+        b->out_iov[k].iov_len = total;
+        memset(&b->out_msgs[k], 0, sizeof(b->out_msgs[k]));
+        b->out_msgs[k].msg_hdr.msg_name = &b->out_peers[k];
+        b->out_msgs[k].msg_hdr.msg_namelen = tolen;
+        b->out_msgs[k].msg_hdr.msg_iov = &b->out_iov[k];
+        b->out_msgs[k].msg_hdr.msg_iovlen = 1;
+        return 0;
     }
     struct msghdr mh;
     memset(&mh, 0, sizeof(mh));
@@ -62,50 +130,96 @@ int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const st
     return 0;
 }
 
+/* Runs on_traffic for one received datagram. */
+static void dgram_dispatch(weft_conn *c, uint8_t *data, size_t n)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    WEFT__STAT_ADD(loop->stats.bytes_in, n);
+    WEFT__STAT_ADD(loop->stats.dgrams_in, 1);
+    loop->cur = c;
+    loop->view = data;
+    loop->view_len = n;
+    loop->view_used = 0;
+    loop->view_need = 0;
+    weft_action a = e->cfg.handler.on_traffic(c);
+    c->flags &= (uint16_t)~CONN_DECODE_FAILED;
+    loop->cur = NULL;
+    loop->view = NULL;
+    loop->view_len = loop->view_used = 0;
+    loop->dgram_peer_len = 0;
+    if (a == WEFT_ACTION_SHUTDOWN)
+        weft_engine_stop(e);
+}
+
+static void dropped_big(weft__loop *loop, const weft__listener *l, size_t n)
+{
+    WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
+    weft__log(loop->engine, WEFT_LOG_INFO, "%s: dropped a %zu-byte datagram (read buffer %zu)",
+              l->url, n, loop->rbuf_size);
+}
+
+/* Up to DGRAM_BATCH datagrams per readiness, DGRAM_VEC per recvmmsg call. Each slot of the
+ * batch area is as large as the read buffer, so no datagram the read buffer could hold is
+ * cut; the area is allocated once per loop that has a datagram socket, and only the pages
+ * datagrams actually touch become resident. */
 void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     weft__listener *l = arg;
     weft_conn *c = l->dgram;
     weft__loop *loop = c->loop;
-    weft_engine *e = loop->engine;
+    weft__dgram_batch *b = loop->dgram_batch;
     weft__loop_enter(loop);
-    for (int i = 0; i < DGRAM_BATCH && !loop->stopping; i++) {
-        socklen_t sl = sizeof(loop->dgram_peer);
-        ssize_t n = recvfrom(fd, loop->rbuf, loop->rbuf_size, MSG_TRUNC,
-                             (struct sockaddr *)&loop->dgram_peer, &sl);
+    b->active = true;
+    for (int got = 0; got < DGRAM_BATCH && !loop->stopping;) {
+        for (unsigned k = 0; k < DGRAM_VEC; k++) {
+            b->iov[k].iov_base = b->data + (size_t)k * loop->rbuf_size;
+            b->iov[k].iov_len = loop->rbuf_size;
+            memset(&b->msgs[k].msg_hdr, 0, sizeof(b->msgs[k].msg_hdr));
+            b->msgs[k].msg_hdr.msg_name = &b->peers[k];
+            b->msgs[k].msg_hdr.msg_namelen = sizeof(b->peers[k]);
+            b->msgs[k].msg_hdr.msg_iov = &b->iov[k];
+            b->msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(fd, b->msgs, DGRAM_VEC, MSG_DONTWAIT, NULL);
         if (n < 0) {
             int err = errno;
             if (err == EINTR)
                 continue;
             if (err != EAGAIN && err != EWOULDBLOCK)
-                weft__log(e, WEFT_LOG_WARN, "recvfrom on %s: %s", l->url, weft_strerror(-err));
+                weft__log(loop->engine, WEFT_LOG_WARN, "recvmmsg on %s: %s", l->url,
+                          weft_strerror(-err));
             break;
         }
-        if ((size_t)n > loop->rbuf_size) {
-            WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
-            weft__log(e, WEFT_LOG_INFO, "%s: dropped a %zd-byte datagram (read buffer %zu)", l->url,
-                      n, loop->rbuf_size);
-            continue;
+        for (int k = 0; k < n && !loop->stopping; k++) {
+            struct msghdr *mh = &b->msgs[k].msg_hdr;
+            if (mh->msg_flags & MSG_TRUNC) {
+                dropped_big(loop, l, b->msgs[k].msg_len);
+                continue;
+            }
+            memcpy(&loop->dgram_peer, &b->peers[k], mh->msg_namelen);
+            loop->dgram_peer_len = mh->msg_namelen;
+            dgram_dispatch(c, b->iov[k].iov_base, b->msgs[k].msg_len);
         }
-        loop->dgram_peer_len = sl;
-        WEFT__STAT_ADD(loop->stats.bytes_in, n);
-        WEFT__STAT_ADD(loop->stats.dgrams_in, 1);
-        loop->cur = c;
-        loop->view = loop->rbuf;
-        loop->view_len = (size_t)n;
-        loop->view_used = 0;
-        loop->view_need = 0;
-        weft_action a = e->cfg.handler.on_traffic(c);
-        c->flags &= (uint16_t)~CONN_DECODE_FAILED;
-        loop->cur = NULL;
-        loop->view = NULL;
-        loop->view_len = loop->view_used = 0;
-        loop->dgram_peer_len = 0;
-        if (a == WEFT_ACTION_SHUTDOWN)
-            weft_engine_stop(e);
+        flush_replies(loop);
+        got += n;
+        if ((unsigned)n < DGRAM_VEC)
+            break;
     }
+    flush_replies(loop);
+    b->active = false;
     weft__loop_leave(loop);
+}
+
+void weft__dgram_batch_free(weft__loop *loop)
+{
+    if (loop->dgram_batch != NULL) {
+        free(loop->dgram_batch->data);
+        free(loop->dgram_batch->out_data);
+    }
+    free(loop->dgram_batch);
+    loop->dgram_batch = NULL;
 }
 
 int weft_conn_sendto(weft_conn *c, const struct sockaddr *to, socklen_t tolen, const void *data,

@@ -180,6 +180,8 @@ struct weft__loop {
     struct weft__timer *timers;
     uint64_t next_timer_id;
 
+    /* Receive batch for datagram sockets (dgram.c), allocated only if the loop has one. */
+    struct weft__dgram_batch *dgram_batch;
     /* The sender of the datagram being dispatched (dgram.c). */
     struct sockaddr_storage dgram_peer;
     socklen_t dgram_peer_len;
@@ -284,6 +286,22 @@ void weft__conn_cancel_timers(weft_conn *c);
 void weft__loop_free_timers(weft__loop *loop);
 
 /* ---- dgram.c: udp:// and unixgram:// sockets ---- */
+#define WEFT__DGRAM_VEC 16
+typedef struct weft__dgram_batch {
+    struct mmsghdr msgs[WEFT__DGRAM_VEC];
+    struct iovec iov[WEFT__DGRAM_VEC];
+    struct sockaddr_storage peers[WEFT__DGRAM_VEC];
+    uint8_t *data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
+    /* Replies written while a batch is handled leave together (sendmmsg). */
+    struct mmsghdr out_msgs[WEFT__DGRAM_VEC];
+    struct iovec out_iov[WEFT__DGRAM_VEC];
+    struct sockaddr_storage out_peers[WEFT__DGRAM_VEC];
+    uint8_t *out_data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
+    unsigned nout;
+    int out_fd;
+    bool active; /* inside weft__dgram_event_cb: replies are gathered */
+} weft__dgram_batch;
+void weft__dgram_batch_free(weft__loop *loop);
 weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l);
 void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg);
 int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const struct sockaddr *to,

@@ -137,6 +137,7 @@ void weft__loop_destroy(weft__loop *loop)
         free(loop->listeners[i]->dgram);
         loop->listeners[i]->dgram = NULL;
     }
+    weft__dgram_batch_free(loop);
     if (loop->wake_added)
         event_del(&loop->wake_ev);
     if (loop->tick_added)

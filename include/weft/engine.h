@@ -305,8 +305,11 @@ WEFT_API int weft_engine_enroll(weft_engine *engine, int fd, int loop, void *ctx
 /* True for the connection object of a udp:// or unixgram:// listener. Each datagram is one
  * on_traffic call on it (weft_conn_peek sees the whole datagram; what is left unread is
  * dropped with it), weft_conn_peer_addr is its sender, and weft_conn_write answers the
- * sender with one datagram, at once or not at all (a full socket buffer gives WEFT_EAGAIN;
- * nothing is queued). It has no ref, no on_open and no on_close. */
+ * sender with one datagram. Datagrams are received in batches, and the answers written
+ * while a batch is handled leave together at its end (sendmmsg); one the kernel refuses is
+ * dropped and counted in datagrams_dropped. Outside a batch (a timer, another connection)
+ * a datagram is sent at once or not at all (WEFT_EAGAIN). Nothing is ever queued. It has no
+ * ref, no on_open and no on_close. */
 WEFT_API bool weft_conn_is_datagram(const weft_conn *conn);
 
 /* Sends one datagram from a datagram connection to any address. Returns 0 or a negated
