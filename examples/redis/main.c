@@ -106,18 +106,15 @@ static weft_action on_traffic(weft_conn *conn)
     redis_client *cl = weft_conn_context(conn);
     reply_buf *rb = &g_loops[weft_conn_loop(conn)].out;
     const uint8_t *frame;
+    const void *msg;
     size_t len;
     int rc;
 
     if (cl == NULL)
         return WEFT_ACTION_CLOSE;
-    while ((rc = weft_conn_next_frame(conn, &frame, &len)) > 0) {
-        /* The codec parsed this frame already: resp_request_for hands back its argv. */
-        const resp_request *req = resp_request_for(frame, len);
-        if (req == NULL) {
-            rc = WEFT_EPROTO;
-            break;
-        }
+    while ((rc = weft_conn_next_message(conn, &frame, &len, &msg)) > 0) {
+        /* The codec parsed the request already; msg is its argument vector. */
+        const resp_request *req = msg;
         if (redis_exec(g_srv, cl, req->argc, req->argv, req->lens, rb) == REDIS_EXEC_CLOSE) {
             flush(conn, rb);
             return WEFT_ACTION_CLOSE;
@@ -127,7 +124,8 @@ static weft_action on_traffic(weft_conn *conn)
     }
     if (rc == WEFT_EPROTO) {
         /* As Redis: tell the client what was wrong, then close; the others go on. */
-        reply_errorf(rb, "ERR %s", resp_last_error());
+        const char *why = weft_conn_decode_error(conn);
+        reply_errorf(rb, "ERR %s", why != NULL ? why : "Protocol error: malformed request");
         flush(conn, rb);
         return WEFT_ACTION_CLOSE;
     }
