@@ -158,6 +158,8 @@ redis_server *redis_server_create(const redis_config *cfg)
     if (srv->cfg.clock_ms == NULL)
         srv->cfg.clock_ms = real_clock_ms;
     srv->ks = ks_create();
+    if (srv->ks != NULL && srv->cfg.nloops == 1)
+        ks_set_single_thread(srv->ks);
     srv->loops = aligned_alloc(64, sizeof(*srv->loops) * srv->cfg.nloops);
     if (srv->ks == NULL || srv->loops == NULL) {
         redis_server_destroy(srv);

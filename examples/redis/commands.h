@@ -1,8 +1,9 @@
 /* weft-redis — the command executor: Redis commands against the shared keyspace.
  *
  * Independent of the engine: redis_exec() takes an argument vector and appends the reply
- * to a reply_buf, so every command is testable without a socket. Thread-safe: any number
- * of threads may call redis_exec on one server, each with its own client and reply_buf.
+ * to a reply_buf, so every command is testable without a socket. Thread-safe: nloops
+ * threads may call redis_exec on one server, each with its own client and reply_buf. With
+ * nloops == 1 the keyspace takes no locks, so exactly one thread at a time may use it.
  */
 #ifndef WEFT_REDIS_COMMANDS_H
 #define WEFT_REDIS_COMMANDS_H
@@ -25,7 +26,7 @@ typedef struct redis_loop_info {
 typedef void (*redis_stats_cb)(void *arg, unsigned nloops, redis_loop_info *per_loop);
 
 typedef struct redis_config {
-    unsigned nloops;   /* loops that will call redis_exec; at least 1 */
+    unsigned nloops;   /* threads that will call redis_exec; at least 1 (1: no locks) */
     int port;          /* reported by INFO and CONFIG GET */
     uint64_t max_bulk; /* proto-max-bulk-len; also bounds SETRANGE/APPEND */
     redis_stats_cb stats_cb;
