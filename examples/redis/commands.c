@@ -198,6 +198,18 @@ void redis_client_init(redis_server *srv, redis_client *c, unsigned loop)
     c->loop = loop < srv->cfg.nloops ? loop : 0;
 }
 
+void redis_batch_begin(redis_client *c)
+{
+    c->batch = true;
+    c->batch_now = 0;
+}
+
+void redis_batch_end(redis_client *c)
+{
+    c->batch = false;
+    c->batch_now = 0;
+}
+
 void redis_client_free(redis_client *c)
 {
     free(c->name);
@@ -277,8 +289,17 @@ int redis_exec(redis_server *srv, redis_client *client, int argc, const uint8_t 
 
 int64_t cmd_now(cmd_ctx *c)
 {
-    if (c->now == 0)
+    redis_client *cl = c->client;
+
+    if (c->now != 0)
+        return c->now;
+    if (cl->batch && cl->batch_now != 0) {
+        c->now = cl->batch_now;
+    } else {
         c->now = c->srv->cfg.clock_ms();
+        if (cl->batch)
+            cl->batch_now = c->now;
+    }
     return c->now;
 }
 

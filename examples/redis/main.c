@@ -112,16 +112,22 @@ static weft_action on_traffic(weft_conn *conn)
 
     if (cl == NULL)
         return WEFT_ACTION_CLOSE;
+    /* The requests that arrived together share one clock reading, as in Redis. */
+    redis_batch_begin(cl);
     while ((rc = weft_conn_next_message(conn, &frame, &len, &msg)) > 0) {
         /* The codec parsed the request already; msg is its argument vector. */
         const resp_request *req = msg;
         if (redis_exec(g_srv, cl, req->argc, req->argv, req->lens, rb) == REDIS_EXEC_CLOSE) {
+            redis_batch_end(cl);
             flush(conn, rb);
             return WEFT_ACTION_CLOSE;
         }
-        if (rb->len >= FLUSH_AT && !flush(conn, rb))
+        if (rb->len >= FLUSH_AT && !flush(conn, rb)) {
+            redis_batch_end(cl);
             return WEFT_ACTION_CLOSE;
+        }
     }
+    redis_batch_end(cl);
     if (rc == WEFT_EPROTO) {
         /* As Redis: tell the client what was wrong, then close; the others go on. */
         const char *why = weft_conn_decode_error(conn);
