@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # weft-redis --loops 1 against redis-server (persistence off) with redis-benchmark: -c 50,
-# ping_inline ping_mbulk set get incr lpush mset, once plain and once with -P 16. The two
-# servers alternate within one run, REPS times (default 3), each on a fresh random loopback
-# port; the server is pinned to one CPU and redis-benchmark to another. Prints each test's
-# median requests/s, the ratio weft/redis and the geometric mean of the ratios.
+# ping_inline ping_mbulk set get incr lpush mset, once plain and once with -P 16.
 #
-#   benchmarks/redis.sh            REPS=5 N=200000 NP=1000000 benchmarks/redis.sh
+# Both servers run side by side (fresh ones for every repetition, on random loopback
+# ports), pinned to one CPU; redis-benchmark is pinned to another. Every test is run
+# against one server and then at once against the other, the order swapped on every
+# repetition, so a burst of load from elsewhere on the machine hits both alike. Prints
+# each test's median requests/s over REPS repetitions (default 5), the ratio weft/redis,
+# the geometric mean of the ratios, and the load average before and after.
+#
+#   benchmarks/redis.sh            REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REPS=${REPS:-3}
-N=${N:-100000}    # requests per test, plain
-NP=${NP:-1000000} # requests per test, pipelined
-TESTS=ping_inline,ping_mbulk,set,get,incr,lpush,mset
-for tool in redis-server redis-benchmark redis-cli taskset python3; do
-    command -v "$tool" >/dev/null || { echo "redis.sh: $tool is missing" >&2; exit 1; }
+REPS=${REPS:-5}
+N=${N:-100000}     # requests per test, plain
+NP=${NP:-1000000}  # requests per test, pipelined
+LIMIT=${LIMIT:-120} # seconds one redis-benchmark run may take
+TESTS=(ping_inline ping_mbulk set get incr lpush mset)
+
+missing=()
+for tool in redis-server redis-benchmark redis-cli taskset timeout python3 cmake; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "redis.sh: missing: ${missing[*]}" >&2
+    echo "redis.sh: install with: sudo apt-get install redis-server redis-tools util-linux" \
+        "coreutils python3 cmake" >&2
+    exit 1
+fi
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j 2 --target weft-redis >/dev/null
@@ -24,64 +37,93 @@ WEFT=build/release/examples/redis/weft-redis
 ncpu=$(nproc)
 SERVER_CPU=0
 CLIENT_CPU=$((ncpu > 1 ? 1 : 0))
+[ "$ncpu" -gt 1 ] || echo "redis.sh: one CPU only: server and client share it" >&2
+
 out=$(mktemp -d)
-server_pid=
+declare -A pid=() port=()
+stop_servers() {
+    local p
+    for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
+    pid=()
+}
+bench_pid=
 cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
+    stop_servers
     rm -rf "$out"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "redis.sh: interrupted" >&2; exit 130' INT TERM
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-start_server() { # name port
+start_server() { # name
+    local p
+    p=$(free_port)
     case $1 in
-    weft) taskset -c $SERVER_CPU "$WEFT" --port "$2" --loops 1 >/dev/null 2>&1 & ;;
-    redis) taskset -c $SERVER_CPU redis-server --port "$2" --bind 127.0.0.1 --save '' \
-        --appendonly no --daemonize no --logfile /dev/null >/dev/null 2>&1 & ;;
+    weft) taskset -c $SERVER_CPU "$WEFT" --port "$p" --loops 1 >"$out/$1.log" 2>&1 & ;;
+    redis) taskset -c $SERVER_CPU redis-server --port "$p" --bind 127.0.0.1 --save '' \
+        --appendonly no --daemonize no --logfile '' >"$out/$1.log" 2>&1 & ;;
     esac
-    server_pid=$!
+    pid[$1]=$!
+    port[$1]=$p
     for _ in $(seq 100); do
-        redis-cli -p "$2" ping >/dev/null 2>&1 && return 0
+        redis-cli -p "$p" ping >/dev/null 2>&1 && return 0
+        kill -0 "${pid[$1]}" 2>/dev/null || break
         sleep 0.05
     done
-    echo "redis.sh: $1 did not start" >&2
+    echo "redis.sh: $1 did not start on port $p:" >&2
+    cat "$out/$1.log" >&2
     exit 1
 }
 
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+bench() { # name mode test rep index
+    local args csv=$out/$1.$2.$(printf %02d "$5").$4.csv
+    if [ "$2" = plain ]; then args=(-n "$N"); else args=(-n "$NP" -P 16); fi
+    # In the background and waited for, so that a signal is handled at once, not after
+    # the run.
+    timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "${port[$1]}" -c 50 \
+        "${args[@]}" -t "$3" --csv >"$csv" 2>"$out/bench.err" &
+    bench_pid=$!
+    if ! wait "$bench_pid"; then
+        echo "redis.sh: redis-benchmark against $1 ($3, $2) failed or took over ${LIMIT}s:" >&2
+        cat "$out/bench.err" >&2
+        exit 1
+    fi
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq "$REPS"); do
-    for name in weft redis; do
-        port=$(free_port)
-        start_server $name "$port"
-        for mode in plain p16; do
-            if [ $mode = plain ]; then args=(-n "$N"); else args=(-n "$NP" -P 16); fi
-            timeout 300 taskset -c $CLIENT_CPU redis-benchmark -p "$port" -c 50 "${args[@]}" \
-                -t $TESTS --csv >"$out/$name.$mode.$rep.csv"
+    start_server weft
+    start_server redis
+    if [ $((rep % 2)) -eq 1 ]; then order=(weft redis); else order=(redis weft); fi
+    for mode in plain p16; do
+        for i in "${!TESTS[@]}"; do
+            for name in "${order[@]}"; do bench "$name" "$mode" "${TESTS[$i]}" "$rep" "$i"; done
         done
-        stop_server
-        echo "rep $rep/$REPS: $name done" >&2
     done
+    stop_servers
+    echo "rep $rep/$REPS done" >&2
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$out" "$REPS" <<'PY'
+python3 - "$out" "$REPS" "$load_before" "$load_after" "$(nproc)" <<'PY'
 import csv, glob, math, statistics, sys
-out, reps = sys.argv[1], int(sys.argv[2])
+out, reps, before, after, ncpu = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def load(name, mode):
-    runs = {}
-    for path in glob.glob(f"{out}/{name}.{mode}.*.csv"):
+    runs, order = {}, []
+    for path in sorted(glob.glob(f"{out}/{name}.{mode}.*.csv")):
         for row in csv.reader(open(path)):
             if row and row[0] != "test":
+                if row[0] not in runs:
+                    order.append(row[0])
                 runs.setdefault(row[0], []).append(float(row[1]))
-    return {t: statistics.median(v) for t, v in runs.items()}
-worst = 10.0
+    return {t: statistics.median(runs[t]) for t in order}
+print(f"load average {before} before, {after} after ({ncpu} CPUs)")
+worst = math.inf
 for mode, title in (("plain", "plain (-c 50)"), ("p16", "pipelined (-c 50 -P 16)")):
     w, r = load("weft", mode), load("redis", mode)
     print(f"\n{title}, median of {reps} alternating runs, requests/s")

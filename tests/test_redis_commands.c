@@ -253,6 +253,29 @@ static void test_keys_and_expiry(void **state)
     EXPECT("DBSIZE", ":0\r\n");
 }
 
+/* A batch of requests that arrived together reads the clock once, as a Redis event-loop
+ * iteration does: a key expiring during the batch is still there for the rest of it. */
+static void test_a_batch_shares_one_clock_reading(void **state)
+{
+    fixture *f = *state;
+
+    EXPECT("SET k 1 PX 10", "+OK\r\n");
+    redis_batch_begin(&f->client);
+    EXPECT("GET k", "$1\r\n1\r\n");
+    fake_now += 11;
+    EXPECT("GET k", "$1\r\n1\r\n");
+    EXPECT("PTTL k", ":10\r\n");
+    redis_batch_end(&f->client);
+    EXPECT("GET k", "$-1\r\n");
+    redis_batch_begin(&f->client);
+    EXPECT("SET k 2 PX 10", "+OK\r\n");
+    redis_batch_end(&f->client);
+    fake_now += 5;
+    redis_batch_begin(&f->client);
+    EXPECT("PTTL k", ":5\r\n");
+    redis_batch_end(&f->client);
+}
+
 static void test_scan_sees_every_key_across_growth(void **state)
 {
     fixture *f = *state;
@@ -414,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello_and_info_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_shares_one_clock_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_sees_every_key_across_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hashes_and_sets, setup, teardown),

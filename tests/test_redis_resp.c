@@ -226,9 +226,10 @@ static void check_bad(const bad_case *bc, size_t step, size_t split)
     resp_limits_init(&lim);
     feeder_init(&f, &lim, 4096);
     assert_int_equal(feed(&f, (const uint8_t *)bc->in, len, step, split, &s), WEFT_EPROTO);
-    assert_string_equal(f.reason, bc->reason);
-    assert_string_equal(resp_last_error(), bc->reason);
     feeder_free(&f);
+    /* Checked after the parser is gone: the engine keeps the reason pointer for
+     * weft_conn_decode_error, so it must be static text. */
+    assert_string_equal(f.reason, bc->reason);
 }
 
 static void test_malformed_requests_get_redis_errors(void **state)
@@ -331,28 +332,9 @@ static void test_big_bulk_reports_need_and_resumes(void **state)
         assert_int_equal(req->argc, 2);
         assert_int_equal(req->lens[1], vlen);
         assert_ptr_equal(req->argv[1], in + hlen);
-        /* The engine hands the same frame back: no second parse. */
-        assert_ptr_equal(resp_request_for(in, hlen + vlen + 2)->argv, req->argv);
     }
     resp_codec.state_destroy(&codec, &st);
     free(in);
-}
-
-static void test_request_for_a_copied_frame_parses_again(void **state)
-{
-    const char *in = "*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n";
-    char copy[64];
-    weft_frame fr;
-    const resp_request *req;
-
-    (void)state;
-    assert_int_equal(resp_decode_once(NULL, (const uint8_t *)in, strlen(in), &fr, &req), 0);
-    memcpy(copy, in, strlen(in));
-    req = resp_request_for((const uint8_t *)copy, strlen(in));
-    assert_non_null(req);
-    assert_int_equal(req->argc, 2);
-    assert_ptr_equal(req->argv[1], (const uint8_t *)copy + 18);
-    assert_null(resp_request_for((const uint8_t *)copy, strlen(in) - 1));
 }
 
 /* ---- replies ---- */
@@ -408,7 +390,6 @@ int main(void)
         cmocka_unit_test(test_too_long_lines_are_refused),
         cmocka_unit_test(test_configured_limits),
         cmocka_unit_test(test_big_bulk_reports_need_and_resumes),
-        cmocka_unit_test(test_request_for_a_copied_frame_parses_again),
         cmocka_unit_test(test_reply_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,6 +158,8 @@ redis_server *redis_server_create(const redis_config *cfg)
     if (srv->cfg.clock_ms == NULL)
         srv->cfg.clock_ms = real_clock_ms;
     srv->ks = ks_create();
+    if (srv->ks != NULL && srv->cfg.nloops == 1)
+        ks_set_single_thread(srv->ks);
     srv->loops = aligned_alloc(64, sizeof(*srv->loops) * srv->cfg.nloops);
     if (srv->ks == NULL || srv->loops == NULL) {
         redis_server_destroy(srv);
@@ -194,6 +196,18 @@ void redis_client_init(redis_server *srv, redis_client *c, unsigned loop)
     memset(c, 0, sizeof(*c));
     c->id = atomic_fetch_add_explicit(&srv->next_client_id, 1, memory_order_relaxed);
     c->loop = loop < srv->cfg.nloops ? loop : 0;
+}
+
+void redis_batch_begin(redis_client *c)
+{
+    c->batch = true;
+    c->batch_now = 0;
+}
+
+void redis_batch_end(redis_client *c)
+{
+    c->batch = false;
+    c->batch_now = 0;
 }
 
 void redis_client_free(redis_client *c)
@@ -275,8 +289,17 @@ int redis_exec(redis_server *srv, redis_client *client, int argc, const uint8_t 
 
 int64_t cmd_now(cmd_ctx *c)
 {
-    if (c->now == 0)
+    redis_client *cl = c->client;
+
+    if (c->now != 0)
+        return c->now;
+    if (cl->batch && cl->batch_now != 0) {
+        c->now = cl->batch_now;
+    } else {
         c->now = c->srv->cfg.clock_ms();
+        if (cl->batch)
+            cl->batch_now = c->now;
+    }
     return c->now;
 }
 

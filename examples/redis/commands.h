@@ -1,12 +1,14 @@
 /* weft-redis — the command executor: Redis commands against the shared keyspace.
  *
  * Independent of the engine: redis_exec() takes an argument vector and appends the reply
- * to a reply_buf, so every command is testable without a socket. Thread-safe: any number
- * of threads may call redis_exec on one server, each with its own client and reply_buf.
+ * to a reply_buf, so every command is testable without a socket. Thread-safe: nloops
+ * threads may call redis_exec on one server, each with its own client and reply_buf. With
+ * nloops == 1 the keyspace takes no locks, so exactly one thread at a time may use it.
  */
 #ifndef WEFT_REDIS_COMMANDS_H
 #define WEFT_REDIS_COMMANDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +27,7 @@ typedef struct redis_loop_info {
 typedef void (*redis_stats_cb)(void *arg, unsigned nloops, redis_loop_info *per_loop);
 
 typedef struct redis_config {
-    unsigned nloops;   /* loops that will call redis_exec; at least 1 */
+    unsigned nloops;   /* threads that will call redis_exec; at least 1 (1: no locks) */
     int port;          /* reported by INFO and CONFIG GET */
     uint64_t max_bulk; /* proto-max-bulk-len; also bounds SETRANGE/APPEND */
     redis_stats_cb stats_cb;
@@ -44,6 +46,8 @@ typedef struct redis_client {
     char *name; /* CLIENT SETNAME; owned by the client */
     char *lib_name;
     char *lib_ver;
+    bool batch;        /* between redis_batch_begin and redis_batch_end */
+    int64_t batch_now; /* the batch's clock reading, 0 until a command needs one */
 } redis_client;
 
 /* Returns a server with an empty keyspace, or NULL when out of memory. cfg is copied. */
@@ -54,6 +58,13 @@ int64_t redis_server_now(const redis_server *srv);
 
 void redis_client_init(redis_server *srv, redis_client *c, unsigned loop);
 void redis_client_free(redis_client *c);
+
+/* Commands run for c between these calls share one clock reading, taken when the first of
+ * them needs it, as the commands of one Redis event-loop iteration share its cached time;
+ * a pipelined batch then reads the clock once instead of once per command. Outside a batch
+ * each command reads the clock. */
+void redis_batch_begin(redis_client *c);
+void redis_batch_end(redis_client *c);
 
 #define REDIS_EXEC_OK    0
 #define REDIS_EXEC_CLOSE 1 /* QUIT: send the reply, then close */

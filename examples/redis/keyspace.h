@@ -55,6 +55,7 @@ typedef struct ks_shard {
     size_t count;
     size_t expires;   /* entries with a TTL */
     size_t sweep_pos; /* next bucket the active expiry looks at */
+    bool single;      /* one thread uses the keyspace: lock calls do nothing */
 } ks_shard;
 
 typedef struct keyspace {
@@ -65,6 +66,9 @@ typedef struct keyspace {
 
 keyspace *ks_create(void);
 void ks_destroy(keyspace *ks);
+/* From now on only one thread (the caller's, or one it hands ks to) uses ks, so the shard
+ * locks are skipped. Call before that thread starts using it. */
+void ks_set_single_thread(keyspace *ks);
 
 uint64_t ks_hash(const void *key, size_t len);
 

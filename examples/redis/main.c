@@ -106,28 +106,32 @@ static weft_action on_traffic(weft_conn *conn)
     redis_client *cl = weft_conn_context(conn);
     reply_buf *rb = &g_loops[weft_conn_loop(conn)].out;
     const uint8_t *frame;
+    const void *msg;
     size_t len;
     int rc;
 
     if (cl == NULL)
         return WEFT_ACTION_CLOSE;
-    while ((rc = weft_conn_next_frame(conn, &frame, &len)) > 0) {
-        /* The codec parsed this frame already: resp_request_for hands back its argv. */
-        const resp_request *req = resp_request_for(frame, len);
-        if (req == NULL) {
-            rc = WEFT_EPROTO;
-            break;
-        }
+    /* The requests that arrived together share one clock reading, as in Redis. */
+    redis_batch_begin(cl);
+    while ((rc = weft_conn_next_message(conn, &frame, &len, &msg)) > 0) {
+        /* The codec parsed the request already; msg is its argument vector. */
+        const resp_request *req = msg;
         if (redis_exec(g_srv, cl, req->argc, req->argv, req->lens, rb) == REDIS_EXEC_CLOSE) {
+            redis_batch_end(cl);
             flush(conn, rb);
             return WEFT_ACTION_CLOSE;
         }
-        if (rb->len >= FLUSH_AT && !flush(conn, rb))
+        if (rb->len >= FLUSH_AT && !flush(conn, rb)) {
+            redis_batch_end(cl);
             return WEFT_ACTION_CLOSE;
+        }
     }
+    redis_batch_end(cl);
     if (rc == WEFT_EPROTO) {
         /* As Redis: tell the client what was wrong, then close; the others go on. */
-        reply_errorf(rb, "ERR %s", resp_last_error());
+        const char *why = weft_conn_decode_error(conn);
+        reply_errorf(rb, "ERR %s", why != NULL ? why : "Protocol error: malformed request");
         flush(conn, rb);
         return WEFT_ACTION_CLOSE;
     }

@@ -33,20 +33,30 @@ static const resp_limits default_limits = {
     .max_inline = RESP_MAX_INLINE_DEFAULT,
 };
 
-/* The last request decoded on this thread, copied so that comparing it with a frame never
- * touches a parser that may be gone. */
-static _Thread_local resp_request tls_last;
-static _Thread_local const char *tls_err;
-static _Thread_local char tls_err_buf[64];
+/* Redis's "expected '$', got 'X'" names the offending byte, but a frame's reason must be
+ * static text that outlives the decode call: one text per byte value, made on first use. */
+static char expected_dollar[256][40];
+static pthread_once_t expected_dollar_once = PTHREAD_ONCE_INIT;
+
+static void expected_dollar_make(void)
+{
+    for (int c = 0; c < 256; c++) {
+        /* Like Redis, but a newline in the echoed byte would break the reply. */
+        char shown = (c == '\r' || c == '\n' || c == '\0') ? ' ' : (char)c;
+        snprintf(expected_dollar[c], sizeof(expected_dollar[c]),
+                 "Protocol error: expected '$', got '%c'", shown);
+    }
+}
+
+static const char *expected_dollar_reason(uint8_t c)
+{
+    (void)pthread_once(&expected_dollar_once, expected_dollar_make);
+    return expected_dollar[c];
+}
 
 void resp_limits_init(resp_limits *lim)
 {
     *lim = default_limits;
-}
-
-const char *resp_last_error(void)
-{
-    return tls_err != NULL ? tls_err : "Protocol error: malformed request";
 }
 
 static void parser_reset(resp_parser *p)
@@ -62,8 +72,6 @@ static void parser_free(resp_parser *p)
 {
     if (p == NULL)
         return;
-    if (tls_last.argv == p->argv)
-        memset(&tls_last, 0, sizeof(tls_last));
     free(p->off);
     free(p->lens);
     free(p->argv);
@@ -104,7 +112,6 @@ static int fail(weft_frame *frame, const char *reason)
     frame->consumed = 0;
     frame->reason = reason;
     frame->recoverable = false;
-    tls_err = reason;
     return WEFT_EPROTO;
 }
 
@@ -305,13 +312,8 @@ static int decode_multibulk(const resp_limits *lim, resp_parser *p, const uint8_
                 frame->consumed = 0;
                 return WEFT_AGAIN;
             }
-            if (buf[p->pos] != '$') {
-                uint8_t c = buf[p->pos];
-                /* Like Redis, but a newline in the echoed byte would break the reply. */
-                snprintf(tls_err_buf, sizeof(tls_err_buf), "Protocol error: expected '$', got '%c'",
-                         (c == '\r' || c == '\n' || c == '\0') ? ' ' : (char)c);
-                return fail(frame, tls_err_buf);
-            }
+            if (buf[p->pos] != '$')
+                return fail(frame, expected_dollar_reason(buf[p->pos]));
             end = header_end(lim, buf, len, p->pos + 1);
             if (end < 0)
                 return fail(frame, "Protocol error: too big bulk count string");
@@ -383,7 +385,6 @@ static int resp_decode(const weft_codec *codec, weft_codec_state *state, const u
         p->req.argv = p->argv;
         p->req.lens = p->lens;
         frame->message = &p->req;
-        tls_last = p->req;
         parser_reset(p);
     } else if (rc < 0) {
         parser_reset(p);
@@ -403,70 +404,3 @@ const weft_codec_vtable resp_codec = {
     .decode = resp_decode,
     .state_destroy = resp_state_destroy,
 };
-
-/* One parser per thread for frames that have to be parsed again, and for tests. */
-static pthread_key_t once_key;
-static pthread_once_t once_key_once = PTHREAD_ONCE_INIT;
-
-static void once_key_free(void *v)
-{
-    weft_codec_state *st = v;
-    resp_state_destroy(NULL, st);
-    free(st);
-}
-
-static void once_key_make(void)
-{
-    (void)pthread_key_create(&once_key, once_key_free);
-}
-
-static weft_codec_state *once_state(void)
-{
-    weft_codec_state *st;
-
-    (void)pthread_once(&once_key_once, once_key_make);
-    st = pthread_getspecific(once_key);
-    if (st == NULL) {
-        st = calloc(1, sizeof(*st));
-        if (st == NULL || pthread_setspecific(once_key, st) != 0) {
-            free(st);
-            return NULL;
-        }
-    }
-    return st;
-}
-
-int resp_decode_once(const resp_limits *lim, const uint8_t *buf, size_t len, weft_frame *frame,
-                     const resp_request **req)
-{
-    weft_codec codec;
-    weft_codec_state *st = once_state();
-    int rc;
-
-    memset(frame, 0, sizeof(*frame));
-    *req = NULL;
-    if (st == NULL)
-        return fail(frame, "Protocol error: out of memory");
-    if (st->ptr != NULL)
-        parser_reset(st->ptr);
-    memset(&codec, 0, sizeof(codec));
-    codec.vtable = &resp_codec;
-    codec.ctx = (void *)lim;
-    rc = resp_decode(&codec, st, buf, len, frame);
-    if (rc == 0)
-        *req = frame->message;
-    return rc;
-}
-
-const resp_request *resp_request_for(const uint8_t *frame, size_t len)
-{
-    static const resp_limits unlimited = {UINT64_MAX, UINT64_MAX, SIZE_MAX};
-    weft_frame f;
-    const resp_request *req;
-
-    if (tls_last.frame == frame && tls_last.frame_len == len && frame != NULL)
-        return &tls_last;
-    if (resp_decode_once(&unlimited, frame, len, &f, &req) != 0 || f.length != len)
-        return NULL;
-    return req;
-}

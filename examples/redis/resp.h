@@ -47,25 +47,9 @@ typedef struct resp_request {
 } resp_request;
 
 /* The RESP2 request codec. decode() returns 0 with one frame (frame->message is a
- * const resp_request *), WEFT_AGAIN, or WEFT_EPROTO with frame->reason set to Redis's text
- * ("Protocol error: invalid bulk length"). */
+ * const resp_request *, which weft_conn_next_message hands on), WEFT_AGAIN, or WEFT_EPROTO
+ * with frame->reason set to Redis's static text ("Protocol error: invalid bulk length"),
+ * which weft_conn_decode_error hands on. */
 extern const weft_codec_vtable resp_codec;
-
-/* The request for a frame that weft_conn_next_frame just returned on this thread: the
- * message of the last successful decode when it names exactly this frame, otherwise the
- * frame parsed again (a complete frame parses in one pass). NULL only when frame is not
- * one complete request or memory ran out. Borrowed until the next call on this thread or
- * the next decode on that connection. */
-const resp_request *resp_request_for(const uint8_t *frame, size_t len);
-
-/* The reason of the last decode error on this thread ("Protocol error: ..."), or a generic
- * text when there was none. Static or thread-local storage; never NULL. */
-const char *resp_last_error(void);
-
-/* Parses one buffer from scratch with a private state: the same as feeding it to a fresh
- * connection. Returns what decode returned; *req is valid until the next call on this
- * thread. For tests and the fuzzer. */
-int resp_decode_once(const resp_limits *lim, const uint8_t *buf, size_t len, weft_frame *frame,
-                     const resp_request **req);
 
 #endif /* WEFT_REDIS_RESP_H */
