@@ -188,11 +188,17 @@ void weft__loop_leave(weft__loop *loop)
 
 static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
 {
+    ssize_t n;
+    if (iovcnt == 1) { /* the common case: send() skips the kernel's message-header work */
+        do {
+            n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        return n;
+    }
     struct msghdr mh;
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = (struct iovec *)iov;
     mh.msg_iovlen = (size_t)iovcnt;
-    ssize_t n;
     do {
         n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
