@@ -224,7 +224,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int seconds = 60, nechos = 50, nchurn = 2, nslow = 50;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             usage();
@@ -240,7 +240,6 @@ int main(int argc, char **argv)
             nslow = atoi(v);
         else
             usage();
-        i++;
     }
     if (port <= 0 || seconds <= 0 || nechos < 0 || nchurn < 0 || nslow < 0 || nchurn > 64)
         usage();
