@@ -1,7 +1,41 @@
-# Sourced by the echo benchmarks: CPU pinning, server start/stop on a free 127.0.0.1 port
-# (never leaving one behind), the server's CPU time and small statistics helpers.
+# shellcheck shell=bash disable=SC2034 # sourced: the variables set here are used by the caller
+# Sourced by the benchmark scripts, right after they set ROOT (the source tree): the build
+# directory and build step, CPU pinning, server start/stop on a free 127.0.0.1 port (never
+# leaving one behind), the server's CPU time and small statistics helpers.
 # The caller defines SERVER_CMD (an associative array: name -> command, {port} standing for
 # the port) before calling start_server.
+
+BENCH=$(basename "$0") # names the calling script in messages
+
+# ---- build (Release) unless WEFT_BENCH_NO_BUILD is set; an up-to-date build is a no-op ----
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
+
+# bench_build TARGET...: configures BUILD_DIR if it is new, then builds the targets.
+bench_build() {
+    [ -z "${WEFT_BENCH_NO_BUILD:-}" ] || return 0
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
+            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
+    fi
+    cmake --build "$BUILD_DIR" -j 2 --target "$@" >/dev/null
+}
+
+# need_bins FILE...: exits if one of them is not an executable.
+need_bins() {
+    local b
+    for b in "$@"; do
+        [ -x "$b" ] || { echo "$BENCH: missing $b (build failed?)" >&2; exit 1; }
+    done
+}
+
+# check_run_args: exits with status 2 unless REPS and DURATION (the -r and -d options) are sane.
+check_run_args() {
+    [[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "$BENCH: -r wants a positive integer" >&2; exit 2; }
+    [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$BENCH: -d wants seconds" >&2; exit 2; }
+    # The load generator's deadline: twice the run plus room to connect and report.
+    LG_TIMEOUT=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d * 2 + 30 }')
+}
 
 # ---- pinning ----
 NCPU=$(nproc 2>/dev/null || echo 1)
@@ -19,8 +53,11 @@ fi
 TMP=$(mktemp -d)
 SRV_PID=""
 LG_PID=""
+PIDS=() # other background processes a script starts; killed on exit
 cleanup() {
+    local p
     if [ -n "$LG_PID" ]; then kill "$LG_PID" 2>/dev/null || true; fi
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     if [ -n "$SRV_PID" ]; then
         kill -TERM "$SRV_PID" 2>/dev/null || true
         sleep 0.2
@@ -32,6 +69,24 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port: prints a port on 127.0.0.1 that nothing listens on, below the usual ephemeral range.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000))
+        port_in_use "$p" || { echo "$p"; return; }
+    done
+}
+
+# wait_port PORT: waits up to 5 s for something to listen on it.
+wait_port() {
+    for _ in $(seq 100); do
+        port_in_use "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
 
 # start_server NAME: sets SRV_PID and SRV_PORT, or fails.
 start_server() {
@@ -57,7 +112,7 @@ start_server() {
         kill -KILL "$SRV_PID" 2>/dev/null || true
         wait "$SRV_PID" 2>/dev/null || true
         SRV_PID=""
-        echo "echo.sh: $name did not come up on port $port:" >&2
+        echo "$BENCH: $name did not come up on port $port:" >&2
         sed 's/^/  /' "$TMP/server.log" >&2
     done
     return 1
@@ -72,13 +127,13 @@ stop_server() {
         sleep 0.05
     done
     if kill -0 "$SRV_PID" 2>/dev/null; then
-        echo "echo.sh: $name ignored SIGTERM for 3 s; killing it" >&2
+        echo "$BENCH: $name ignored SIGTERM for 3 s; killing it" >&2
         kill -KILL "$SRV_PID" 2>/dev/null || true
     fi
     wait "$SRV_PID" 2>/dev/null || rc=$?
     SRV_PID=""
     if [ $rc -ne 0 ] && [ $rc -ne 143 ]; then
-        echo "echo.sh: $name exited with status $rc:" >&2
+        echo "$BENCH: $name exited with status $rc:" >&2
         sed 's/^/  /' "$TMP/server.log" >&2
         return 1
     fi

@@ -20,26 +20,14 @@ while getopts "d:r:h" o; do
     *) exit 2 ;;
     esac
 done
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "codec_echo.sh: -r wants a positive integer" >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
-if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
-    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
-    fi
-    cmake --build "$BUILD_DIR" -j 2 --target loadgen weft-echo >/dev/null
-fi
-LOADGEN=$BUILD_DIR/benchmarks/loadgen
-WEFT=$BUILD_DIR/examples/echo/weft-echo
-for b in "$LOADGEN" "$WEFT"; do
-    [ -x "$b" ] || { echo "codec_echo.sh: missing $b (build failed?)" >&2; exit 1; }
-done
-
 # shellcheck source=benchmarks/bench_lib.sh
 . "$ROOT/benchmarks/bench_lib.sh"
+check_run_args
+bench_build loadgen weft-echo
+LOADGEN=$BUILD_DIR/benchmarks/loadgen
+WEFT=$BUILD_DIR/examples/echo/weft-echo
+need_bins "$LOADGEN" "$WEFT"
 
 declare -A SERVER_CMD FRAME
 SERVER_CMD[raw]="$WEFT --addr tcp://127.0.0.1:{port} --loops 1"

@@ -29,28 +29,17 @@ while getopts "d:r:c:h" o; do
     *) usage >&2; exit 2 ;;
     esac
 done
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "echo.sh: -r wants a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "echo.sh: -d wants seconds" >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
+# shellcheck source=benchmarks/bench_lib.sh
+. "$ROOT/benchmarks/bench_lib.sh"
+check_run_args
 
-# ---- build (Release) unless told not to; an up-to-date build is a no-op ----
-if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
-    targets=(loadgen ref_epoll_echo ref_libevent_echo)
-    [ -d "$ROOT/examples/echo" ] && [ -z "${WEFT_ECHO_CMD:-}${WEFT_ECHO_BIN:-}" ] && targets+=(weft-echo)
-    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
-    fi
-    cmake --build "$BUILD_DIR" -j 2 --target "${targets[@]}" >/dev/null
-fi
+targets=(loadgen ref_epoll_echo ref_libevent_echo)
+[ -d "$ROOT/examples/echo" ] && [ -z "${WEFT_ECHO_CMD:-}${WEFT_ECHO_BIN:-}" ] && targets+=(weft-echo)
+bench_build "${targets[@]}"
 
 LOADGEN=$BUILD_DIR/benchmarks/loadgen
-for b in "$LOADGEN" "$BUILD_DIR/benchmarks/ref_epoll_echo" "$BUILD_DIR/benchmarks/ref_libevent_echo"; do
-    [ -x "$b" ] || { echo "echo.sh: missing $b (build failed?)" >&2; exit 1; }
-done
+need_bins "$LOADGEN" "$BUILD_DIR/benchmarks/ref_epoll_echo" "$BUILD_DIR/benchmarks/ref_libevent_echo"
 
 declare -A SERVER_CMD
 SERVER_CMD[epoll]="$BUILD_DIR/benchmarks/ref_epoll_echo --port {port}"
@@ -69,9 +58,6 @@ else
 fi
 SERVERS+=(epoll libevent)
 
-# shellcheck source=benchmarks/bench_lib.sh
-. "$ROOT/benchmarks/bench_lib.sh"
-
 # ---- case table ----
 declare -A CASE_LABEL CASE_ARGS
 CASE_LABEL[p1]="64 conns x 64 B, pipeline 1"
@@ -87,7 +73,6 @@ for c in "${CASE_LIST[@]}"; do
     [ -n "${CASE_ARGS[$c]:-}" ] || { echo "echo.sh: unknown case '$c' (p1,p16,16k,churn)" >&2; exit 2; }
 done
 
-LG_TIMEOUT=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d * 2 + 30 }')
 FAILURES=0
 echo "echo benchmark: ${#SERVERS[@]} servers x $REPS runs x ${DURATION}s per case; $PINNING"
 echo "servers: ${SERVERS[*]} (weft-echo with --loops 1)"

@@ -28,20 +28,14 @@ done
 [[ $CONNS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
+# shellcheck source=benchmarks/bench_lib.sh
+. "$ROOT/benchmarks/bench_lib.sh"
 
-if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
-    targets=(idle_conns ref_epoll_echo ref_libevent_echo)
-    [ -d "$ROOT/examples/echo" ] && [ -z "${WEFT_ECHO_CMD:-}${WEFT_ECHO_BIN:-}" ] && targets+=(weft-echo)
-    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
-    fi
-    cmake --build "$BUILD_DIR" -j 2 --target "${targets[@]}" >/dev/null
-fi
+targets=(idle_conns ref_epoll_echo ref_libevent_echo)
+[ -d "$ROOT/examples/echo" ] && [ -z "${WEFT_ECHO_CMD:-}${WEFT_ECHO_BIN:-}" ] && targets+=(weft-echo)
+bench_build "${targets[@]}"
 IDLE=$BUILD_DIR/benchmarks/idle_conns
-[ -x "$IDLE" ] || { echo "idle_mem.sh: missing $IDLE (build failed?)" >&2; exit 1; }
+need_bins "$IDLE"
 
 declare -A SERVER_CMD
 SERVERS=()
@@ -70,56 +64,15 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED" ]; then
     fi
 fi
 
-TMP=$(mktemp -d)
-SRV_PID=""
-CLI_PID=""
-cleanup() {
-    if [ -n "$CLI_PID" ]; then kill -TERM "$CLI_PID" 2>/dev/null || true; fi
-    if [ -n "$SRV_PID" ]; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        sleep 0.2
-        kill -KILL "$SRV_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Unpinned: the memory a server holds does not depend on where it runs.
+SRV_PIN=()
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-start_server() { # name: sets SRV_PID and SRV_PORT
-    local name=$1 tries=0 port cmd
-    while [ $tries -lt 10 ]; do
-        tries=$((tries + 1))
-        port=$((20000 + RANDOM % 12000))
-        port_in_use "$port" && continue
-        cmd=${SERVER_CMD[$name]//\{port\}/$port}
-        # shellcheck disable=SC2086 # the command is a word list on purpose
-        $cmd >"$TMP/server.log" 2>&1 &
-        SRV_PID=$!
-        for _ in $(seq 100); do
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            if port_in_use "$port"; then
-                SRV_PORT=$port
-                return 0
-            fi
-            sleep 0.05
-        done
-        kill -KILL "$SRV_PID" 2>/dev/null || true
-        wait "$SRV_PID" 2>/dev/null || true
-        SRV_PID=""
-        echo "idle_mem.sh: $name did not come up on port $port:" >&2
-        sed 's/^/  /' "$TMP/server.log" >&2
-    done
-    return 1
-}
 
 wait_line() { # word timeout_s: waits until the client prints a line starting with word
     local word=$1 deadline=$((SECONDS + $2))
     while [ $SECONDS -lt "$deadline" ]; do
         grep -q "^$word " "$TMP/client.out" 2>/dev/null && return 0
-        kill -0 "$CLI_PID" 2>/dev/null || return 1
+        kill -0 "$LG_PID" 2>/dev/null || return 1
         sleep 0.1
     done
     return 1
@@ -136,12 +89,12 @@ for s in "${SERVERS[@]}"; do
     rss_start=$(rss_kb "$SRV_PID")
     "$IDLE" --port "$SRV_PORT" --conns "$CONNS" --warmup "$WARMUP" --hold 300 \
         >"$TMP/client.out" 2>"$TMP/client.err" &
-    CLI_PID=$!
+    LG_PID=$!
     ok=1
     if wait_line WARM 120; then
         sleep 0.5
         rss0=$(rss_kb "$SRV_PID")
-        kill -USR1 "$CLI_PID"
+        kill -USR1 "$LG_PID"
         if wait_line READY 300; then
             sleep 1 # let the server finish with the last batch
             rss1=$(rss_kb "$SRV_PID")
@@ -151,9 +104,9 @@ for s in "${SERVERS[@]}"; do
     else
         ok=0
     fi
-    kill -USR1 "$CLI_PID" 2>/dev/null || true
-    wait "$CLI_PID" || ok=0
-    CLI_PID=""
+    kill -USR1 "$LG_PID" 2>/dev/null || true
+    wait "$LG_PID" || ok=0
+    LG_PID=""
     kill -TERM "$SRV_PID" 2>/dev/null || true
     rc=0
     wait "$SRV_PID" || rc=$?

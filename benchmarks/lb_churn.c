@@ -26,6 +26,8 @@
 
 #include <weft/weft.h>
 
+#include "bench_util.h"
+
 #define LOOPS   4
 #define CLIENTS 3
 #define SOURCES 64
@@ -34,20 +36,6 @@
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void quiet_log(void *ctx, weft_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-}
 
 static weft_action echo(weft_conn *c)
 {
@@ -109,9 +97,9 @@ static int churn_once(int port, unsigned src)
 static void *client_main(void *arg)
 {
     client *cl = arg;
-    double end = now_s() + cl->seconds;
+    double end = bench_now_s() + cl->seconds;
     unsigned src = cl->id;
-    while (now_s() < end) {
+    while (bench_now_s() < end) {
         if (churn_once(cl->port, src % SOURCES) == 0)
             cl->done++;
         else
@@ -135,7 +123,7 @@ static run churn(weft_lb_kind kind, double seconds)
     cfg.loops = LOOPS;
     cfg.lb.kind = kind;
     cfg.handler.on_traffic = echo;
-    cfg.log_cb = quiet_log;
+    cfg.log_cb = bench_quiet_log;
     weft_engine *e;
     int rc = weft_engine_start(&cfg, &e);
     if (rc != 0) {
@@ -145,7 +133,7 @@ static run churn(weft_lb_kind kind, double seconds)
     int port = weft_engine_listen_port(e, 0);
     client cls[CLIENTS];
     pthread_t th[CLIENTS];
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (unsigned i = 0; i < CLIENTS; i++) {
         cls[i] = (client){port, i, seconds, 0, 0};
         pthread_create(&th[i], NULL, client_main, &cls[i]);
@@ -158,7 +146,7 @@ static run churn(weft_lb_kind kind, double seconds)
         total += cls[i].done;
         r.failed += cls[i].failed;
     }
-    r.conns_per_s = (double)total / (now_s() - t0);
+    r.conns_per_s = (double)total / (bench_now_s() - t0);
     weft_stats st;
     weft_loop_stats pl[LOOPS];
     weft_engine_get_stats(e, &st, pl);

@@ -27,6 +27,8 @@
 
 #include <weft/weft.h>
 
+#include "bench_util.h"
+
 #define LOOPS       2
 #define WORKERS     4
 #define CLIENTS     4
@@ -38,20 +40,6 @@ typedef enum mode { MODE_DIRECT, MODE_POOL } mode;
 
 static mode g_mode;
 static _Atomic long g_refused;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void quiet_log(void *ctx, weft_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-}
 
 typedef struct job {
     weft_engine *engine;
@@ -93,25 +81,6 @@ static weft_action on_traffic(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static int io_all(int fd, void *buf, size_t n, bool out)
 {
     uint8_t *p = buf;
@@ -138,23 +107,23 @@ typedef struct client {
 static void *client_main(void *arg)
 {
     client *cl = arg;
-    int fd = connect_to(cl->port);
+    int fd = bench_connect_loopback(cl->port, 0);
     if (fd < 0) {
         cl->failed = true;
         return NULL;
     }
     uint8_t out[MSG], in[MSG];
     memset(out, 'r', sizeof(out));
-    double end = now_s() + cl->seconds;
+    double end = bench_now_s() + cl->seconds;
     for (uint32_t i = 0; cl->n < MAX_SAMPLES; i++) {
         memcpy(out, &i, sizeof(i));
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (io_all(fd, out, MSG, true) != 0 || io_all(fd, in, MSG, false) != 0 ||
             memcmp(in, out, MSG) != 0) {
             cl->failed = true;
             break;
         }
-        double t1 = now_s();
+        double t1 = bench_now_s();
         cl->samples[cl->n++] = (t1 - t0) * 1e6;
         if (t1 > end)
             break;
@@ -186,7 +155,7 @@ static weft_engine *start_engine(int *port)
     cfg.loops = LOOPS;
     cfg.workers = WORKERS;
     cfg.handler.on_traffic = on_traffic;
-    cfg.log_cb = quiet_log;
+    cfg.log_cb = bench_quiet_log;
     weft_engine *e;
     int rc = weft_engine_start(&cfg, &e);
     if (rc != 0) {
@@ -208,7 +177,7 @@ static result run_phase(mode m, double seconds)
     pthread_t th[CLIENTS];
     weft_stats before, after;
     weft_engine_get_stats(e, &before, NULL);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < CLIENTS; i++) {
         cls[i] = (client){port, seconds, malloc(MAX_SAMPLES * sizeof(double)), 0, false};
         if (cls[i].samples == NULL) {
@@ -223,7 +192,7 @@ static result run_phase(mode m, double seconds)
         total += cls[i].n;
         res.failed |= cls[i].failed;
     }
-    double elapsed = now_s() - t0;
+    double elapsed = bench_now_s() - t0;
     weft_engine_get_stats(e, &after, NULL);
     double *all = malloc((total ? total : 1) * sizeof(double));
     size_t k = 0;
@@ -284,11 +253,11 @@ static void run_burst(uint64_t *writes, uint64_t *wakeups)
     cfg.loops = 1;
     cfg.handler.on_traffic = on_traffic;
     cfg.handler.on_open = burst_open;
-    cfg.log_cb = quiet_log;
+    cfg.log_cb = bench_quiet_log;
     weft_engine *e;
     if (weft_engine_start(&cfg, &e) != 0)
         exit(1);
-    int fd = connect_to(weft_engine_listen_port(e, 0));
+    int fd = bench_connect_loopback(weft_engine_listen_port(e, 0), 0);
     while (!atomic_load_explicit(&g_burst_ready, memory_order_acquire))
         usleep(100);
     drain_arg d = {fd, (size_t)BURST * MSG};

@@ -30,19 +30,11 @@ while getopts "d:r:c:b:h" o; do
     *) usage >&2; exit 2 ;;
     esac
 done
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "proxy.sh: -r wants a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "proxy.sh: -d wants seconds" >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
-if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
-    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
-    fi
-    cmake --build "$BUILD_DIR" -j 2 --target loadgen ref_epoll_echo weft-echo weft-proxy >/dev/null
-fi
+# shellcheck source=benchmarks/bench_lib.sh
+. "$ROOT/benchmarks/bench_lib.sh"
+check_run_args
+bench_build loadgen ref_epoll_echo weft-echo weft-proxy
 LOADGEN=$BUILD_DIR/benchmarks/loadgen
 PROXY=$BUILD_DIR/examples/proxy/weft-proxy
 case $BACKEND in
@@ -50,19 +42,13 @@ weft) BACKEND_CMD="$BUILD_DIR/examples/echo/weft-echo --addr tcp://127.0.0.1:{po
 epoll) BACKEND_CMD="$BUILD_DIR/benchmarks/ref_epoll_echo --port {port}" ;;
 *) echo "proxy.sh: -b wants weft or epoll" >&2; exit 2 ;;
 esac
-for b in "$LOADGEN" "$PROXY" "${BACKEND_CMD%% *}"; do
-    [ -x "$b" ] || { echo "proxy.sh: missing $b (build failed?)" >&2; exit 1; }
-done
+need_bins "$LOADGEN" "$PROXY" "${BACKEND_CMD%% *}"
 
-NCPU=$(nproc 2>/dev/null || echo 1)
-if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
-    PIN0=(taskset -c 0)
-    PIN1=(taskset -c 1)
-    PINNING="direct: backend CPU 0, loadgen CPU 1; proxied: proxy CPU 0, backend + loadgen CPU 1"
-else
-    PIN0=()
-    PIN1=()
-    PINNING="not pinned (one CPU or no taskset)"
+# PIN0 is bench_lib's server CPU, PIN1 its load generator CPU.
+PIN0=("${SRV_PIN[@]}")
+PIN1=("${CLI_PIN[@]}")
+if [ ${#PIN0[@]} -gt 0 ]; then
+    PINNING="direct: backend CPU ${SERVER_CPU:-0}, loadgen CPU ${CLIENT_CPU:-1}; proxied: proxy CPU ${SERVER_CPU:-0}, backend + loadgen CPU ${CLIENT_CPU:-1}"
 fi
 
 declare -A CASE_LABEL CASE_ARGS
@@ -75,23 +61,6 @@ for c in "${CASE_LIST[@]}"; do
     [ -n "${CASE_ARGS[$c]:-}" ] || { echo "proxy.sh: unknown case '$c' (p16,16k)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        port_in_use "$p" || { echo "$p"; return; }
-    done
-}
 # spawn LOG PIN... -- CMD...: starts it in the background, appends its pid to PIDS.
 spawn() {
     local log=$1
@@ -99,22 +68,12 @@ spawn() {
     "$@" >"$log" 2>&1 &
     PIDS+=($!)
 }
-wait_port() {
-    for _ in $(seq 100); do
-        port_in_use "$1" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 stop_all() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     PIDS=()
 }
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-LG_TIMEOUT=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d * 2 + 30 }')
 FAILURES=0
 
 run_one() { # case mode rep

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static int port;
 static _Atomic bool done;
 static _Atomic long echo_lines, echo_errors, churn_cycles, churn_errors, slow_bytes, slow_cut;
@@ -42,24 +44,7 @@ static int64_t now_ms(void)
 
 static int connect_to(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int on = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    struct timeval tv = {5, 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return bench_connect_loopback(port, 5);
 }
 
 static void reset_close(int fd)
@@ -224,7 +209,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int seconds = 60, nechos = 50, nchurn = 2, nslow = 50;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             usage();
@@ -240,7 +225,6 @@ int main(int argc, char **argv)
             nslow = atoi(v);
         else
             usage();
-        i++;
     }
     if (port <= 0 || seconds <= 0 || nechos < 0 || nchurn < 0 || nslow < 0 || nchurn > 64)
         usage();

@@ -28,38 +28,17 @@ while getopts "d:r:c:h" o; do
     *) usage >&2; exit 2 ;;
     esac
 done
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "udp.sh: -r wants a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "udp.sh: -d wants seconds" >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
-if [ -z "${WEFT_BENCH_NO_BUILD:-}" ]; then
-    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-            -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
-    fi
-    cmake --build "$BUILD_DIR" -j 2 --target udp_echo ref_udp_echo weft-udpecho >/dev/null
-fi
+# shellcheck source=benchmarks/bench_lib.sh
+. "$ROOT/benchmarks/bench_lib.sh"
+check_run_args
+bench_build udp_echo ref_udp_echo weft-udpecho
 CLIENT=$BUILD_DIR/benchmarks/udp_echo
 declare -A SERVER_CMD
 SERVER_CMD[weft]="$BUILD_DIR/examples/udpecho/weft-udpecho --addr udp://127.0.0.1:{port} --loops 1"
 SERVER_CMD[ref]="$BUILD_DIR/benchmarks/ref_udp_echo --port {port}"
 SERVERS=(weft ref)
-for b in "$CLIENT" "$BUILD_DIR/examples/udpecho/weft-udpecho" "$BUILD_DIR/benchmarks/ref_udp_echo"; do
-    [ -x "$b" ] || { echo "udp.sh: missing $b (build failed?)" >&2; exit 1; }
-done
-
-NCPU=$(nproc 2>/dev/null || echo 1)
-if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
-    SRV_PIN=(taskset -c "${SERVER_CPU:-0}")
-    CLI_PIN=(taskset -c "${CLIENT_CPU:-1}")
-    PINNING="server on CPU ${SERVER_CPU:-0}, load generator on CPU ${CLIENT_CPU:-1}"
-else
-    SRV_PIN=()
-    CLI_PIN=()
-    PINNING="not pinned (one CPU or no taskset)"
-fi
+need_bins "$CLIENT" "$BUILD_DIR/examples/udpecho/weft-udpecho" "$BUILD_DIR/benchmarks/ref_udp_echo"
 
 declare -A CASE_LABEL CASE_ARGS
 CASE_LABEL[small]="8 sockets x window 32 x 64 B"
@@ -71,18 +50,6 @@ for c in "${CASE_LIST[@]}"; do
     [ -n "${CASE_ARGS[$c]:-}" ] || { echo "udp.sh: unknown case '$c' (small,mtu)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d)
-SRV_PID=""
-cleanup() {
-    if [ -n "$SRV_PID" ]; then kill -KILL "$SRV_PID" 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-LG_TIMEOUT=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d * 2 + 30 }')
 FAILURES=0
 
 run_one() { # case server rep

@@ -8,12 +8,13 @@
  *
  * SIGINT/SIGTERM stop it cleanly; SIGUSR1 prints the engine's statistics to stderr.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <weft/weft.h>
+
+#include "example.h"
 
 static weft_action on_traffic(weft_conn *c)
 {
@@ -36,8 +37,9 @@ static weft_action on_frames(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
-static void print_stats(weft_engine *e)
+static void print_stats(weft_engine *e, void *arg)
 {
+    (void)arg;
     unsigned n = weft_engine_loop_count(e);
     weft_loop_stats *per = calloc(n, sizeof(*per));
     weft_stats s;
@@ -155,31 +157,5 @@ int main(int argc, char **argv)
     if (naddr == 0)
         cfg.listen[0] = "tcp://127.0.0.1:9000";
 
-    /* Signals are taken synchronously on this thread: no handler races with anything. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    weft_engine *e;
-    int rc = weft_engine_start(&cfg, &e);
-    if (rc != 0) {
-        fprintf(stderr, "weft-echo: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    for (;;) {
-        int sig;
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig == SIGUSR1) {
-            print_stats(e);
-            continue;
-        }
-        break;
-    }
-    weft_engine_stop(e);
-    weft_engine_wait(e);
-    return 0;
+    return example_serve(&cfg, "weft-echo", print_stats, NULL);
 }

@@ -4,12 +4,28 @@
  *
  * SIGINT/SIGTERM stop it cleanly; SIGUSR1 prints what it did to stderr.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
 #include "proxy.h"
+
+static void print_stats(weft_engine *e, void *arg)
+{
+    proxy_state *ps = arg;
+    weft_stats s;
+    weft_engine_get_stats(e, &s, NULL);
+    fprintf(stderr,
+            "pairs %llu (live %llu), dial failures %llu, pauses %llu; connections %llu, "
+            "bytes in %llu, out %llu, buffered %llu\n",
+            (unsigned long long)atomic_load(&ps->pairs),
+            (unsigned long long)atomic_load(&ps->live_pairs),
+            (unsigned long long)atomic_load(&ps->dial_failures),
+            (unsigned long long)atomic_load(&ps->pauses), (unsigned long long)s.total.live,
+            (unsigned long long)s.total.bytes_in, (unsigned long long)s.total.bytes_out,
+            (unsigned long long)s.total.buffer_bytes);
+}
 
 static void usage(FILE *f)
 {
@@ -70,39 +86,5 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Signals are taken synchronously on this thread: no handler races with anything. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    weft_engine *e;
-    int rc = weft_engine_start(&cfg, &e);
-    if (rc != 0) {
-        fprintf(stderr, "weft-proxy: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    for (;;) {
-        int sig;
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig != SIGUSR1)
-            break;
-        weft_stats s;
-        weft_engine_get_stats(e, &s, NULL);
-        fprintf(stderr,
-                "pairs %llu (live %llu), dial failures %llu, pauses %llu; connections %llu, "
-                "bytes in %llu, out %llu, buffered %llu\n",
-                (unsigned long long)atomic_load(&ps.pairs),
-                (unsigned long long)atomic_load(&ps.live_pairs),
-                (unsigned long long)atomic_load(&ps.dial_failures),
-                (unsigned long long)atomic_load(&ps.pauses), (unsigned long long)s.total.live,
-                (unsigned long long)s.total.bytes_in, (unsigned long long)s.total.bytes_out,
-                (unsigned long long)s.total.buffer_bytes);
-    }
-    weft_engine_stop(e);
-    weft_engine_wait(e);
-    return 0;
+    return example_serve(&cfg, "weft-proxy", print_stats, &ps);
 }

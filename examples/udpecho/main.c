@@ -8,12 +8,13 @@
  *
  * SIGINT/SIGTERM stop it cleanly; SIGUSR1 prints datagram counts to stderr.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <weft/weft.h>
+
+#include "example.h"
 
 static weft_action on_traffic(weft_conn *c)
 {
@@ -22,6 +23,17 @@ static weft_action on_traffic(weft_conn *c)
     if (n >= 0)
         (void)weft_conn_write(c, p, (size_t)n); /* a full socket buffer drops the reply */
     return WEFT_ACTION_NONE;
+}
+
+static void print_stats(weft_engine *e, void *arg)
+{
+    (void)arg;
+    weft_stats s;
+    weft_engine_get_stats(e, &s, NULL);
+    fprintf(stderr, "datagrams in %llu, out %llu, dropped %llu; bytes in %llu, out %llu\n",
+            (unsigned long long)s.total.datagrams_in, (unsigned long long)s.total.datagrams_out,
+            (unsigned long long)s.total.datagrams_dropped, (unsigned long long)s.total.bytes_in,
+            (unsigned long long)s.total.bytes_out);
 }
 
 static void usage(FILE *f)
@@ -65,33 +77,5 @@ int main(int argc, char **argv)
     if (naddr == 0)
         cfg.listen[0] = "udp://127.0.0.1:9002";
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    weft_engine *e;
-    int rc = weft_engine_start(&cfg, &e);
-    if (rc != 0) {
-        fprintf(stderr, "weft-udpecho: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    for (;;) {
-        int sig;
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig != SIGUSR1)
-            break;
-        weft_stats s;
-        weft_engine_get_stats(e, &s, NULL);
-        fprintf(stderr, "datagrams in %llu, out %llu, dropped %llu; bytes in %llu, out %llu\n",
-                (unsigned long long)s.total.datagrams_in, (unsigned long long)s.total.datagrams_out,
-                (unsigned long long)s.total.datagrams_dropped, (unsigned long long)s.total.bytes_in,
-                (unsigned long long)s.total.bytes_out);
-    }
-    weft_engine_stop(e);
-    weft_engine_wait(e);
-    return 0;
+    return example_serve(&cfg, "weft-udpecho", print_stats, NULL);
 }

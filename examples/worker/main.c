@@ -7,13 +7,14 @@
  * "<text>" through weft_async_write, while the loop goes on serving everyone else. A full
  * worker queue answers "BUSY" instead of blocking the loop.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <weft/weft.h>
+
+#include "example.h"
 
 typedef struct job {
     weft_engine *engine;
@@ -109,20 +110,5 @@ int main(int argc, char **argv)
     }
     if (cfg.workers == 0)
         cfg.workers = 1;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    weft_engine *e;
-    int rc = weft_engine_start(&cfg, &e);
-    if (rc != 0) {
-        fprintf(stderr, "weft-worker: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    int sig;
-    sigwait(&set, &sig);
-    weft_engine_stop(e);
-    weft_engine_wait(e);
-    return 0;
+    return example_serve(&cfg, "weft-worker", NULL, NULL);
 }

@@ -1,0 +1,18 @@
+/* What the small example servers share: running an engine until SIGINT/SIGTERM. */
+#ifndef WEFT_EXAMPLE_H
+#define WEFT_EXAMPLE_H
+
+#include <weft/weft.h>
+
+/* Called on the main thread for each SIGUSR1; prints whatever the example counts. */
+typedef void (*example_stats_cb)(weft_engine *e, void *arg);
+
+/* Starts an engine with cfg and serves until SIGINT or SIGTERM, then stops it and waits for
+ * its loops. Signals are taken synchronously with sigwait() on the calling thread, so no
+ * handler races with anything; they are blocked before the engine starts so its threads
+ * inherit the mask. With stats == NULL, SIGUSR1 keeps its default action. cfg is borrowed
+ * until the call returns. Returns the process exit status: 0, or 1 if the engine did not
+ * start (the error is printed after name). */
+int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg);
+
+#endif
