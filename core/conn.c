@@ -98,6 +98,15 @@ void weft__conn_close_now(weft_conn *c, int err)
     }
 }
 
+static void publish_buffer_stats(weft__loop *loop)
+{
+    weft_bufpool_stats bs;
+    weft_bufpool_get_stats(loop->bufpool, &bs);
+    atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+}
+
 /* The real close, at a safe point (the end of the outermost dispatch). */
 static void conn_finish(weft_conn *c)
 {
@@ -122,6 +131,8 @@ static void conn_finish(weft_conn *c)
     weft__ring_release(&c->in, loop->bufpool);
     weft__ring_release(&c->out, loop->bufpool);
     mirror_out(c);
+    /* Published before on_close, so whoever learns of the close sees the buffers back. */
+    publish_buffer_stats(loop);
     if (e->cfg.handler.on_close != NULL)
         e->cfg.handler.on_close(c, err);
     /* Closed only now, so on_close still sees this connection's own addresses, and not a
@@ -178,11 +189,7 @@ void weft__loop_leave(weft__loop *loop)
         }
         break;
     }
-    weft_bufpool_stats bs;
-    weft_bufpool_get_stats(loop->bufpool, &bs);
-    atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
-    atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
-    atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+    publish_buffer_stats(loop);
     loop->depth = 0;
 }
 
