@@ -158,7 +158,7 @@ static void take_local(weft__listener *l, int fd, const struct sockaddr *sa, soc
     if (over_limit(l->engine, fd))
         return;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
-    weft__loop_adopt(loop, fd, l->family, NULL);
+    weft__loop_adopt(loop, fd, l->family, NULL, false);
 }
 
 static void acceptor_accept_cb(evutil_socket_t fd, short what, void *arg)

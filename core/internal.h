@@ -245,7 +245,8 @@ void weft__loop_destroy(weft__loop *loop);
 void weft__loop_drain_leftovers(weft__loop *loop);
 void *weft__loop_main(void *arg);
 /* Sets up an accepted fd as a connection on this loop (loop thread). */
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx);
+/* tune: set the socket options (an accepted socket inherited them from its listener). */
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
 void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- conn.c ---- */

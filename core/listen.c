@@ -111,6 +111,10 @@ static int open_inet(weft_engine *e, const char *rest, weft__listener *l, int ty
     l->fd = fd;
     l->family = res->ai_family;
     l->type = type;
+    /* Accepted TCP sockets inherit TCP_NODELAY and the keepalive settings from their
+     * listener: set once here, they cost no syscall per connection. */
+    if (type == SOCK_STREAM)
+        weft__socket_tune(&e->cfg, fd, res->ai_family);
     freeaddrinfo(res);
     return 0;
 fail:

@@ -203,7 +203,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
 }
 
 /* Makes fd a connection of this loop (not yet registered), or closes it and returns NULL. */
-static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx)
+static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune)
 {
     weft_engine *e = loop->engine;
     weft_conn *c = slot_alloc(loop);
@@ -232,7 +232,8 @@ static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx)
     weft_codec_state_init(&c->cstate);
     loop->nconns++;
     WEFT__STAT_ADD(loop->stats.accepted, 1);
-    weft__socket_tune(&e->cfg, fd, family);
+    if (tune)
+        weft__socket_tune(&e->cfg, fd, family);
     return c;
 }
 
@@ -256,16 +257,16 @@ static void conn_opened(weft_conn *c)
     }
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx)
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune)
 {
-    weft_conn *c = conn_setup(loop, fd, family, ctx);
+    weft_conn *c = conn_setup(loop, fd, family, ctx, tune);
     if (c != NULL)
         conn_opened(c);
 }
 
 void weft__loop_adopt_dialled(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms)
 {
-    weft_conn *c = conn_setup(loop, fd, family, ctx);
+    weft_conn *c = conn_setup(loop, fd, family, ctx, true);
     if (c == NULL)
         return;
     c->flags |= CONN_CONNECTING;
@@ -339,7 +340,7 @@ static void loop_begin_stop(weft__loop *loop)
  * stops first: the connection is made and closed at once with WEFT_ESHUTDOWN. */
 static void refuse_promised(weft__loop *loop, weft__task *t)
 {
-    weft_conn *c = conn_setup(loop, t->fd, t->family, t->data);
+    weft_conn *c = conn_setup(loop, t->fd, t->family, t->data, false);
     if (c == NULL)
         return;
     c->flags |= CONN_CONNECTING; /* never opened: the balancer hears nothing */
@@ -355,14 +356,14 @@ static void run_task(weft__loop *loop, weft__task *t)
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
-            weft__loop_adopt(loop, t->fd, t->family, t->data);
+            weft__loop_adopt(loop, t->fd, t->family, t->data, false);
         }
         break;
     case WEFT__TASK_ENROLL:
         if (loop->stopping)
             refuse_promised(loop, t);
         else
-            weft__loop_adopt(loop, t->fd, t->family, t->data);
+            weft__loop_adopt(loop, t->fd, t->family, t->data, true);
         break;
     case WEFT__TASK_WRITE: {
         c = ref_lookup(loop, t->ref);
