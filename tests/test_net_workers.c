@@ -49,12 +49,7 @@ static void order_writer(void *arg, int status)
             struct iovec iov[2] = {{m, WK_MSG_HDR}, {m + WK_MSG_HDR, n - WK_MSG_HDR}};
             rc = weft_async_writev(t->engine, t->refs[conn], iov, 2);
         } else {
-            uint8_t *b = malloc(n);
-            memcpy(b, m, n);
-            r->zc = true;
-            rc = weft_async_write_zc(t->engine, t->refs[conn], b, n, wk_rec_free, r);
-            if (rc != 0)
-                free(b);
+            rc = wk_write_zc_copy(t->engine, t->refs[conn], m, n, r);
         }
         r->rc = rc;
     }

@@ -57,12 +57,7 @@ static void churn_writer(void *arg, int status)
         if (i % 3 == 0) {
             r->rc = weft_async_write(t->engine, t->refs[conn], m, n);
         } else {
-            uint8_t *b = malloc(n);
-            memcpy(b, m, n);
-            r->zc = true;
-            r->rc = weft_async_write_zc(t->engine, t->refs[conn], b, n, wk_rec_free, r);
-            if (r->rc != 0)
-                free(b); /* still ours: free_cb must never run for it */
+            r->rc = wk_write_zc_copy(t->engine, t->refs[conn], m, n, r);
         }
     }
     atomic_fetch_add(t->done, 1);
@@ -150,17 +145,25 @@ static void test_connections_closing_under_writers(void **state)
 
 #define CAP_CHUNK (64u * 1024u)
 
+/* Starts a server whose write queues are capped as given and connects one client to it:
+ * returns the client's fd, whose server-side ref is wk_ref_of(0). */
+static int start_capped_server(wt_server *s, weft_config *cfg, size_t high_water, size_t hard_cap)
+{
+    wk_base_config(cfg);
+    cfg->write_high_water = high_water;
+    cfg->write_hard_cap = hard_cap;
+    wk_start_server(s, cfg);
+    int fd;
+    wk_connect_clients(s, &fd, 1);
+    return fd;
+}
+
 static void test_async_write_over_the_hard_cap_is_refused(void **state)
 {
     (void)state;
     weft_config cfg;
-    wk_base_config(&cfg);
-    cfg.write_high_water = 256u * 1024u;
-    cfg.write_hard_cap = 1024u * 1024u;
     wt_server s;
-    wk_start_server(&s, &cfg);
-    int fd;
-    wk_connect_clients(&s, &fd, 1);
+    int fd = start_capped_server(&s, &cfg, 256u * 1024u, 1024u * 1024u);
     weft_conn_ref ref = wk_ref_of(0);
 
     /* Larger than the cap on its own: refused at once. */
@@ -256,13 +259,8 @@ static void test_writer_backing_off_at_the_cap_keeps_its_connection(void **state
 {
     (void)state;
     weft_config cfg;
-    wk_base_config(&cfg);
-    cfg.write_high_water = 64u * 1024u;
-    cfg.write_hard_cap = 256u * 1024u;
     wt_server s;
-    wk_start_server(&s, &cfg);
-    int fd;
-    wk_connect_clients(&s, &fd, 1);
+    int fd = start_capped_server(&s, &cfg, 64u * 1024u, 256u * 1024u);
     hover h;
     h.engine = s.engine;
     h.ref = wk_ref_of(0);
@@ -354,12 +352,7 @@ static void looper(void *arg, int status)
         if (i % 2 == 0) {
             r->rc = weft_async_write(t->engine, t->refs[conn], m, n);
         } else {
-            uint8_t *b = malloc(n);
-            memcpy(b, m, n);
-            r->zc = true;
-            r->rc = weft_async_write_zc(t->engine, t->refs[conn], b, n, wk_rec_free, r);
-            if (r->rc != 0)
-                free(b);
+            r->rc = wk_write_zc_copy(t->engine, t->refs[conn], m, n, r);
         }
         atomic_fetch_add(&looper_writes, 1);
         if (r->rc == WEFT_ESHUTDOWN) {

@@ -269,6 +269,17 @@ void wk_rec_free(void *data, void *ctx)
     free(data);
 }
 
+int wk_write_zc_copy(weft_engine *e, weft_conn_ref ref, const uint8_t *m, size_t n, wk_call_rec *r)
+{
+    uint8_t *b = malloc(n);
+    memcpy(b, m, n);
+    r->zc = true;
+    int rc = weft_async_write_zc(e, ref, b, n, wk_rec_free, r);
+    if (rc != 0)
+        free(b);
+    return rc;
+}
+
 /* ---- messages: a 16-byte header and a pattern, so a torn message shows ---- */
 
 size_t wk_msg_len(unsigned w, unsigned conn, unsigned seq)

@@ -80,6 +80,11 @@ typedef struct wk_call_rec {
 /* A weft_free_cb for zero-copy writes: ctx is the call's wk_call_rec, data is free()d. */
 void wk_rec_free(void *data, void *ctx);
 
+/* weft_async_write_zc of a malloc'd copy of m[0..n) to ref, marking r as a zero-copy call
+ * whose buffer wk_rec_free hands back. Returns the call's result; when it is not 0 the copy
+ * is still ours, so it is freed here and free_cb never runs for it. */
+int wk_write_zc_copy(weft_engine *e, weft_conn_ref ref, const uint8_t *m, size_t n, wk_call_rec *r);
+
 /* ---- messages: a 16-byte header and a pattern, so a torn message shows ---- */
 
 #define WK_MSG_MAGIC 0x57460000u
