@@ -197,21 +197,29 @@ static void test_dial_success(void **state)
 
 /* ---- refused ---- */
 
+/* A TCP socket bound to 127.0.0.1 on a port the kernel picks, that address in sa: a port
+ * no one else can take while the socket is held, listening or not. */
+static int bound_loopback_socket(struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    socklen_t sl = sizeof(*sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &sl), 0);
+    return fd;
+}
+
 /* A port bound by a socket that does not listen answers SYN with RST: on_close with
  * WEFT_ECONNREFUSED, on_open never. Holding the socket keeps anyone else off the port. */
 static void test_dial_refused(void **state)
 {
     (void)state;
     reset_counters();
-    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(hold >= 0);
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hold, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(getsockname(hold, (struct sockaddr *)&sa, &sl), 0);
+    int hold = bound_loopback_socket(&sa);
 
     weft_engine *e = client_start(1, NULL, NULL);
     peer p;
@@ -253,16 +261,9 @@ static void test_dial_timeout(void **state)
 {
     (void)state;
     reset_counters();
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(lfd >= 0);
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int lfd = bound_loopback_socket(&sa);
     assert_int_equal(listen(lfd, 0), 0);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
 
     int fill[16];
     int nfill = 0;
@@ -646,15 +647,9 @@ static void test_stop_while_connecting(void **state)
 {
     (void)state;
     reset_counters();
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int lfd = bound_loopback_socket(&sa);
     assert_int_equal(listen(lfd, 0), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(lfd, (struct sockaddr *)&sa, &sl);
     int fill[16], nfill = 0;
     bool hangs = false;
     while (nfill < 16 && !hangs) {
@@ -729,14 +724,8 @@ static void test_failed_dial_balancer_pairs(void **state)
     reset_counters();
     atomic_store(&lb_opens, 0);
     atomic_store(&lb_closes, 0);
-    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hold, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(hold, (struct sockaddr *)&sa, &sl);
+    int hold = bound_loopback_socket(&sa);
 
     weft_config cfg;
     wt_config(&cfg, peer_traffic, 2);
