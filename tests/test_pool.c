@@ -325,6 +325,14 @@ static void test_many_producers_every_task_runs_exactly_once(void **state)
     free(probes);
 }
 
+/* Holds both of pool's workers at g and fills the queue behind them with queued[0..n). */
+static void fill_behind_held_workers(weft_pool *pool, gate *g, probe *queued, int n)
+{
+    hold_workers(pool, g, 2);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(weft_pool_submit(pool, probe_task, &queued[i]), 0);
+}
+
 static void test_full_queue_refuses_with_eagain_and_never_calls(void **state)
 {
     (void)state;
@@ -335,9 +343,7 @@ static void test_full_queue_refuses_with_eagain_and_never_calls(void **state)
     probes_init(&refused, 1);
     weft_pool *pool = make_pool(2, 4);
 
-    hold_workers(pool, &g, 2);
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(weft_pool_submit(pool, probe_task, &queued[i]), 0);
+    fill_behind_held_workers(pool, &g, queued, 4);
     assert_int_equal(weft_pool_submit(pool, probe_task, &refused), WEFT_EAGAIN);
     assert_int_equal(weft_pool_submit(pool, probe_task, &refused), WEFT_EAGAIN);
 
@@ -435,9 +441,7 @@ static void test_drain_runs_every_task_queued_at_shutdown(void **state)
     probes_init(&refused, 1);
     weft_pool *pool = make_pool(2, N);
 
-    hold_workers(pool, &g, 2);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(weft_pool_submit(pool, probe_task, &queued[i]), 0);
+    fill_behind_held_workers(pool, &g, queued, N);
 
     /* Shutdown has begun while every task is still queued; only then may the workers go. */
     closer c;
@@ -469,9 +473,7 @@ static void test_cancel_tells_queued_tasks_and_lets_running_ones_finish(void **s
     probes_init(&refused, 1);
     weft_pool *pool = make_pool(2, N);
 
-    hold_workers(pool, &g, 2);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(weft_pool_submit(pool, probe_task, &queued[i]), 0);
+    fill_behind_held_workers(pool, &g, queued, N);
 
     closer c;
     closer_start(&c, pool, WEFT_POOL_CANCEL);
@@ -673,9 +675,7 @@ static void test_stats_add_up_through_a_pools_life(void **state)
     weft_pool_get_stats(pool, &st);
     assert_int_equal(st.queued + st.running + st.completed + st.rejected, 0);
 
-    hold_workers(pool, &g, 2);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(weft_pool_submit(pool, probe_task, &queued[i]), 0);
+    fill_behind_held_workers(pool, &g, queued, 3);
     assert_int_equal(weft_pool_submit(pool, probe_task, &refused), WEFT_EAGAIN);
     assert_int_equal(weft_pool_submit_wait(pool, probe_task, &refused, 0), WEFT_ETIMEDOUT);
     weft_pool_get_stats(pool, &st);
