@@ -27,8 +27,8 @@ static int pick_loop(weft_engine *e, int loop, weft__loop **out)
     return 0;
 }
 
-static int hand_over(weft_engine *e, weft__loop *loop, weft__task_kind kind, int fd, int family,
-                     void *ctx, unsigned timeout_ms)
+static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family, void *ctx,
+                     unsigned timeout_ms)
 {
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__task t;
@@ -41,7 +41,6 @@ static int hand_over(weft_engine *e, weft__loop *loop, weft__task_kind kind, int
     int rc = weft__queue_push(&loop->queue, &t);
     if (rc != 0)
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
-    (void)e;
     return rc;
 }
 
@@ -79,7 +78,7 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         timeout_ms = DIAL_TIMEOUT_DEFAULT_MS;
     if (timeout_ms > DIAL_TIMEOUT_MAX_MS) /* deadlines are compared as 32-bit deltas */
         timeout_ms = DIAL_TIMEOUT_MAX_MS;
-    rc = hand_over(e, lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms);
+    rc = hand_over(lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms);
     if (rc != 0)
         close(fd);
     return rc;
@@ -109,7 +108,7 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
         return -errno;
-    rc = hand_over(e, lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0);
+    rc = hand_over(lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0);
     if (rc != 0)
         (void)fcntl(fd, F_SETFL, fl);
     return rc;
