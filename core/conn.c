@@ -301,6 +301,7 @@ void weft__conn_flush(weft_conn *c)
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return;
     weft__loop *loop = c->loop;
+    bool had = c->out.len > 0;
     while (c->out.len > 0) {
         struct iovec iov[2];
         int cnt = weft__ring_iov(&c->out, iov);
@@ -324,6 +325,10 @@ void weft__conn_flush(weft_conn *c)
     }
     check_backpressure(c);
     weft__conn_update_events(c);
+    weft_engine *e = loop->engine;
+    if (had && c->out.len == 0 && e->cfg.handler.on_drain != NULL &&
+        !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)))
+        e->cfg.handler.on_drain(c);
 }
 
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)

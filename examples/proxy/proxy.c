@@ -10,9 +10,8 @@
  * Backpressure: after forwarding, if the receiving end holds more than high_mark queued
  * bytes, the sending end stops reading (weft_conn_pause_read): its bytes then wait in the
  * kernel and TCP's window holds its peer back, so the proxy holds at most high_mark plus
- * one read per direction. Nothing tells a connection that its queue drained, so the paused
- * end looks at its peer every poll_ms with a connection timer and resumes below low_mark.
- * The timer only runs while a pair is actually throttled.
+ * one read per direction. When the receiving end's queue has all gone to the kernel, the
+ * engine calls on_drain for it, and the paused end reads again: no polling.
  */
 #include "proxy.h"
 
@@ -33,8 +32,6 @@ void proxy_options_init(proxy_options *o)
     memset(o, 0, sizeof(*o));
     o->connect_timeout_ms = 5000;
     o->high_mark = 256u * 1024u;
-    o->low_mark = 0;
-    o->poll_ms = 1;
 }
 
 static proxy_state *state_of(weft_conn *c)
@@ -57,9 +54,7 @@ static void release(pair *p)
     }
 }
 
-static void check_drained(weft_conn *c, void *arg);
-
-/* Stops reading end i of p until end !i drains. */
+/* Stops reading end i of p until end !i drains (on_drain). */
 static void pause_end(pair *p, int i)
 {
     weft_conn *c = p->end[i];
@@ -69,28 +64,19 @@ static void pause_end(pair *p, int i)
         return;
     p->paused[i] = true;
     atomic_fetch_add_explicit(&p->ps->pauses, 1, memory_order_relaxed);
-    if (weft_conn_after(c, p->ps->opt.poll_ms, check_drained, p, NULL) != 0) {
-        /* Without a timer it would never resume: better to stay unthrottled. */
-        p->paused[i] = false;
-        (void)weft_conn_resume_read(c);
-    }
 }
 
-static void check_drained(weft_conn *c, void *arg)
+/* Everything queued for c went to the kernel: the end that feeds c may read again. */
+static void on_drain(weft_conn *c)
 {
-    pair *p = arg;
-    int i = end_of(p, c);
-    weft_conn *peer = p->end[!i];
-    if (peer == NULL)
-        return; /* the peer closed, and so will this end */
-    if (weft_conn_pending_out(peer) <= p->ps->opt.low_mark) {
-        p->paused[i] = false;
-        (void)weft_conn_resume_read(c); /* also offers bytes left buffered to on_traffic */
+    pair *p = weft_conn_context(c);
+    if (p == NULL)
         return;
-    }
-    if (weft_conn_after(c, p->ps->opt.poll_ms, check_drained, p, NULL) != 0) {
-        p->paused[i] = false;
-        (void)weft_conn_resume_read(c);
+    int i = end_of(p, c);
+    weft_conn *feeder = p->end[!i];
+    if (feeder != NULL && p->paused[!i]) {
+        p->paused[!i] = false;
+        (void)weft_conn_resume_read(feeder); /* also offers bytes left buffered to it */
     }
 }
 
@@ -186,10 +172,6 @@ int proxy_configure(weft_config *cfg, proxy_state *ps)
         return WEFT_EINVAL;
     if (ps->opt.high_mark == 0)
         ps->opt.high_mark = 256u * 1024u;
-    if (ps->opt.low_mark == 0 || ps->opt.low_mark > ps->opt.high_mark)
-        ps->opt.low_mark = ps->opt.high_mark / 2;
-    if (ps->opt.poll_ms == 0)
-        ps->opt.poll_ms = 1;
     atomic_init(&ps->pairs, 0);
     atomic_init(&ps->dial_failures, 0);
     atomic_init(&ps->pauses, 0);
@@ -197,6 +179,7 @@ int proxy_configure(weft_config *cfg, proxy_state *ps)
     cfg->handler.on_open = on_open;
     cfg->handler.on_traffic = on_traffic;
     cfg->handler.on_close = on_close;
+    cfg->handler.on_drain = on_drain;
     cfg->user_data = ps;
     cfg->codec.kind = WEFT_CODEC_NONE;
     /* A pipe has no frames: bytes wait only while their end is paused on purpose. */

@@ -3,8 +3,8 @@
  * Every accepted connection dials the backend onto its own loop, so the two ends of a pair
  * live on one thread and forward to each other with plain weft_conn_write. Backpressure runs
  * both ways: when one end has more than high_mark bytes queued for its peer, the proxy stops
- * reading the other end (weft_conn_pause_read) and resumes it once the queue is below
- * low_mark. When either end closes, the other is closed after its queued bytes are sent.
+ * reading the other end (weft_conn_pause_read) and resumes it once that queue has gone to
+ * the kernel (on_drain). When either end closes, the other is closed after its queued bytes are sent.
  */
 #ifndef WEFT_PROXY_H
 #define WEFT_PROXY_H
@@ -20,8 +20,6 @@ typedef struct proxy_options {
                                     engine runs */
     unsigned connect_timeout_ms; /* the backend dial's; default 5000 */
     size_t high_mark;            /* queued bytes that pause the other end; default 256 KiB */
-    size_t low_mark;             /* ... and that resume it; default high_mark / 2 */
-    unsigned poll_ms;            /* how often a paused end checks its peer's queue; default 1 */
 } proxy_options;
 
 /* What the proxy did; readable from any thread. */

@@ -71,6 +71,13 @@ typedef struct weft_handler {
      * WEFT_ACTION_CLOSE) and a negative WEFT_E* code saying why otherwise. conn is valid
      * until this returns. */
     void (*on_close)(weft_conn *conn, int err);
+    /* Optional. conn's queued output has all been handed to the kernel: the queue that
+     * writes (or the kernel's push-back) had filled is empty again. Lets a producer that
+     * stopped at a mark (or paused another connection with weft_conn_pause_read) go on,
+     * without polling weft_conn_pending_out. On the loop's thread. A write made inside a
+     * callback is queued until the callback returns, so this follows such writes too; a
+     * write that went straight out queued nothing and is not followed by it. */
+    void (*on_drain)(weft_conn *conn);
     /* Every tick_ms on every loop's thread (loop = its index). WEFT_ACTION_SHUTDOWN stops
      * the engine; other actions are ignored. */
     weft_action (*on_tick)(weft_engine *engine, unsigned loop);
