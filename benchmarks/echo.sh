@@ -13,13 +13,14 @@
 # Environment: BUILD_DIR (default build-bench), WEFT_BENCH_NO_BUILD=1 (use what is built),
 # WEFT_ECHO_BIN (a weft-echo to use), WEFT_ECHO_CMD (a full server command in place of weft's,
 # with {port} standing for the port; e.g. a reference server, to test this script),
-# SERVER_CPU / CLIENT_CPU (default 0 and 1).
+# SERVER_CPU / CLIENT_CPU (default 0 and 1), BUSY_POLL (weft-echo's --busy-poll in
+# microseconds, default 50; 0 measures weft with the engine's default of no busy polling).
 set -euo pipefail
 
 DURATION=3
 REPS=3
 CASES=p1,p16,16k,churn
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "d:r:c:h" o; do
     case $o in
     d) DURATION=$OPTARG ;;
@@ -51,7 +52,8 @@ if [ -n "${WEFT_ECHO_CMD:-}" ]; then
     echo "note: the weft slot runs: $WEFT_ECHO_CMD"
     SERVERS+=(weft)
 elif [ -x "$WEFT_BIN" ]; then
-    SERVER_CMD[weft]="$WEFT_BIN --addr tcp://127.0.0.1:{port} --loops 1"
+    SERVER_CMD[weft]="$WEFT_BIN --addr tcp://127.0.0.1:{port} --loops 1 --busy-poll ${BUSY_POLL:-50}"
+    echo "note: the weft slot runs: ${SERVER_CMD[weft]}"
     SERVERS+=(weft)
 else
     echo "note: no weft-echo at $WEFT_BIN; measuring the references only"

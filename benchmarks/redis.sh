@@ -7,9 +7,12 @@
 # against one server and then at once against the other, the order swapped on every
 # repetition, so a burst of load from elsewhere on the machine hits both alike. Prints
 # each test's median requests/s over REPS repetitions (default 5), the ratio weft/redis,
-# the geometric mean of the ratios, and the load average before and after.
+# the geometric mean of the ratios, the servers' CPU time per request (weft/redis, from
+# /proc; below 1 means weft spent less), and the load average before and after.
+# weft-redis runs with its defaults (which include --busy-poll 50) plus WEFT_ARGS.
 #
 #   benchmarks/redis.sh            REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
+#   WEFT_ARGS="--busy-poll 0" benchmarks/redis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,7 @@ REPS=${REPS:-5}
 N=${N:-100000}     # requests per test, plain
 NP=${NP:-1000000}  # requests per test, pipelined
 LIMIT=${LIMIT:-120} # seconds one redis-benchmark run may take
+read -r -a WEFT_ARGS <<<"${WEFT_ARGS:-}"
 TESTS=(ping_inline ping_mbulk set get incr lpush mset)
 
 missing=()
@@ -64,7 +68,8 @@ start_server() { # name
     local p
     p=$(free_port)
     case $1 in
-    weft) taskset -c $SERVER_CPU "$WEFT" --port "$p" --loops 1 >"$out/$1.log" 2>&1 & ;;
+    weft) taskset -c $SERVER_CPU "$WEFT" --port "$p" --loops 1 "${WEFT_ARGS[@]}" \
+        >"$out/$1.log" 2>&1 & ;;
     redis) taskset -c $SERVER_CPU redis-server --port "$p" --bind 127.0.0.1 --save '' \
         --appendonly no --daemonize no --logfile '' >"$out/$1.log" 2>&1 & ;;
     esac
@@ -88,11 +93,21 @@ bench() { # name mode test rep index
     timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "${port[$1]}" -c 50 \
         "${args[@]}" -t "$3" --csv >"$csv" 2>"$out/bench.err" &
     bench_pid=$!
+    local t0 t1
+    t0=$(cpu_ticks "${pid[$1]}")
     if ! wait "$bench_pid"; then
         echo "redis.sh: redis-benchmark against $1 ($3, $2) failed or took over ${LIMIT}s:" >&2
         cat "$out/bench.err" >&2
         exit 1
     fi
+    t1=$(cpu_ticks "${pid[$1]}")
+    echo "$((t1 - t0))" >"${csv%.csv}.cpu"
+}
+
+cpu_ticks() { # pid: user + system clock ticks of the whole process so far
+    local f
+    read -r -a f <"/proc/$1/stat"
+    echo $((f[13] + f[14]))
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -114,20 +129,25 @@ python3 - "$out" "$REPS" "$load_before" "$load_after" "$(nproc)" <<'PY'
 import csv, glob, math, statistics, sys
 out, reps, before, after, ncpu = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def load(name, mode):
-    runs, order = {}, []
+    runs, cpu, order = {}, {}, []
     for path in sorted(glob.glob(f"{out}/{name}.{mode}.*.csv")):
+        ticks = float(open(path[:-4] + ".cpu").read())
         for row in csv.reader(open(path)):
             if row and row[0] != "test":
                 if row[0] not in runs:
                     order.append(row[0])
-                runs.setdefault(row[0], []).append(float(row[1]))
-    return {t: statistics.median(runs[t]) for t in order}
+                rps = float(row[1])
+                runs.setdefault(row[0], []).append(rps)
+                # both servers get the same number of requests: ticks compare as they are
+                cpu.setdefault(row[0], []).append(ticks)
+    return ({t: statistics.median(runs[t]) for t in order},
+            {t: statistics.median(cpu[t]) for t in order})
 print(f"load average {before} before, {after} after ({ncpu} CPUs)")
 worst = math.inf
 for mode, title in (("plain", "plain (-c 50)"), ("p16", "pipelined (-c 50 -P 16)")):
-    w, r = load("weft", mode), load("redis", mode)
+    (w, wc), (r, rc) = load("weft", mode), load("redis", mode)
     print(f"\n{title}, median of {reps} alternating runs, requests/s")
-    print(f"{'test':<16} {'weft-redis':>12} {'redis-server':>13} {'ratio':>7}")
+    print(f"{'test':<16} {'weft-redis':>12} {'redis-server':>13} {'ratio':>7} {'cpu/req':>8}")
     ratios = []
     for t in r:
         if t not in w:
@@ -135,7 +155,8 @@ for mode, title in (("plain", "plain (-c 50)"), ("p16", "pipelined (-c 50 -P 16)
         ratio = w[t] / r[t]
         ratios.append(ratio)
         worst = min(worst, ratio)
-        print(f"{t:<16} {w[t]:>12.0f} {r[t]:>13.0f} {ratio:>7.2f}")
+        cpu = f"{wc[t] / rc[t]:>8.2f}" if rc[t] > 0 else f"{'-':>8}"
+        print(f"{t:<16} {w[t]:>12.0f} {r[t]:>13.0f} {ratio:>7.2f} {cpu}")
     gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"{'geometric mean':<16} {'':>12} {'':>13} {gm:>7.2f}")
 print(f"\nlowest single ratio: {worst:.2f}")

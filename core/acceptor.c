@@ -173,6 +173,7 @@ void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     weft__listener *l = arg;
+    l->owner->nio++;
     weft__loop_enter(l->owner);
     accept_batch(l, take_local);
     weft__loop_leave(l->owner);

@@ -158,8 +158,13 @@ static void conn_finish(weft_conn *c)
 
 void weft__loop_enter(weft__loop *loop)
 {
-    if (loop->depth++ == 0)
+    loop->nruns++;
+    if (loop->depth++ == 0 || loop->clock_stale) {
+        loop->clock_stale = false;
         weft__clock_update(loop);
+        if (loop->poll_ns != 0)
+            loop->woke_ns = weft__mono_ns();
+    }
 }
 
 void weft__loop_leave(weft__loop *loop)
@@ -572,6 +577,7 @@ void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     weft_conn *c = arg;
     weft__loop *loop = c->loop;
+    loop->nio++;
     weft__loop_enter(loop);
     if (c->flags & CONN_CONNECTING) {
         if (what & EV_WRITE)

@@ -170,6 +170,7 @@ void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg)
     weft_conn *c = l->dgram;
     weft__loop *loop = c->loop;
     weft__dgram_batch *b = loop->dgram_batch;
+    loop->nio++;
     weft__loop_enter(loop);
     b->active = true;
     for (int got = 0; got < DGRAM_BATCH && !loop->stopping;) {

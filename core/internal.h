@@ -149,14 +149,19 @@ struct weft__loop {
      * period, not a scan of every connection per tick. */
     struct event wheel_ev;
     bool wheel_added;
-    uint32_t now_ms;     /* loop clock, refreshed when a dispatch starts (wraps: deltas only) */
+    uint32_t now_ms;     /* loop clock, read once per wake-up (wraps: deltas only) */
     uint64_t now64_ms;   /* the same, not wrapping */
     uint64_t clock0_ns;  /* CLOCK_MONOTONIC at loop start */
     uint64_t wheel_tick; /* last tick processed */
     uint32_t wheel[WEFT__TW_SLOTS];
 
     /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
-    unsigned depth; /* callbacks running; writes cork while > 0 */
+    unsigned depth;   /* callbacks running, + 1 for the iteration: writes cork while > 0 */
+    bool clock_stale; /* the loop slept since now_ms was read */
+    uint64_t nruns;   /* callbacks run, so a busy poll can tell a pass found work */
+    uint64_t nio;     /* socket and inbox events: what makes a busy poll worth it */
+    uint64_t poll_ns; /* busy_poll_us in ns; 0 = off */
+    uint64_t woke_ns; /* when the loop last woke (read only while busy polling is on) */
     weft_conn *cur;
     const uint8_t *view;
     size_t view_len;
@@ -276,6 +281,8 @@ int weft__wheel_init(weft__loop *loop);
 void weft__wheel_destroy(weft__loop *loop);
 /* Refreshes loop->now_ms. */
 void weft__clock_update(weft__loop *loop);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t weft__mono_ns(void);
 /* (Re)files c by its current deadline; a connection without one leaves the wheel. */
 void weft__wheel_schedule(weft_conn *c);
 void weft__wheel_remove(weft_conn *c);

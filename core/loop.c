@@ -34,6 +34,7 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
 {
     loop->engine = e;
     loop->index = index;
+    loop->poll_ns = (uint64_t)e->cfg.busy_poll_us * 1000u;
     loop->free_head = WEFT__NO_SLOT;
     loop->pending_head = WEFT__NO_SLOT;
     loop->queue.efd = -1;
@@ -418,6 +419,7 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
     weft__queue_drain(&loop->queue, &tasks, &n);
     WEFT__STAT_ADD(loop->stats.wakeups, 1);
     WEFT__STAT_ADD(loop->stats.tasks, n);
+    loop->nio++;
     /* One dispatch for the whole batch: writes to one connection leave in one syscall. */
     weft__loop_enter(loop);
     for (size_t i = 0; i < n; i++)
@@ -438,6 +440,67 @@ static void loop_tick_cb(evutil_socket_t fd, short what, void *arg)
         weft_engine_stop(e);
 }
 
+/* One libevent iteration at a time, all of it one dispatch (as Redis flushes replies in
+ * beforeSleep): what the ready events wrote leaves together just before the loop sleeps,
+ * so a connection that was read from and written to by a task in the same iteration makes
+ * one send, and peers see their answers in one burst. */
+/* Busy poll: non-blocking passes until one runs a callback (true) or the budget passes.
+ * *rc is event_base_loop's answer; a break or an error ends the poll too. */
+static bool busy_poll(weft__loop *loop, uint64_t t0, int *rc)
+{
+    do {
+        uint64_t before = loop->nruns;
+        *rc = event_base_loop(loop->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        if (*rc != 0 || loop->nruns != before || event_base_got_break(loop->base))
+            return true;
+    } while (weft__mono_ns() - t0 < loop->poll_ns);
+    return false;
+}
+
+/* One libevent iteration at a time, all of it one dispatch (as Redis writes its replies
+ * before it sleeps): what the ready events wrote leaves together at the end of the
+ * iteration, so a connection that was read from and written to by a task in the same
+ * iteration makes one send.
+ *
+ * With busy_poll_us the loop polls before it sleeps, but only while it is hot: after I/O
+ * (a timer's wake-up is no reason), and while the last wait for I/O was shorter than the
+ * budget. A poll that finds nothing, or a wait longer than the budget, cools it until a
+ * wait ends within the budget again; so traffic that trickles costs at most one budget per
+ * change of pace, and an idle loop costs nothing. */
+static void loop_run(weft__loop *loop)
+{
+    uint64_t seen = loop->nio, idle_since = 0;
+    bool hot = true;
+    for (;;) {
+        loop->depth = 1;
+        loop->clock_stale = true;
+        int rc = 0;
+        bool io = loop->nio != seen;
+        seen = loop->nio;
+        if (loop->poll_ns == 0) {
+            rc = event_base_loop(loop->base, EVLOOP_ONCE);
+        } else {
+            uint64_t t0 = weft__mono_ns();
+            if (io)
+                idle_since = t0;
+            if (io && hot && busy_poll(loop, t0, &rc)) {
+                hot = true;
+            } else {
+                loop->woke_ns = 0;
+                rc = event_base_loop(loop->base, EVLOOP_ONCE);
+                /* The gap between two I/O wake-ups; timers in between do not split it. */
+                if (loop->nio != seen)
+                    hot = loop->woke_ns >= idle_since && loop->woke_ns - idle_since < loop->poll_ns;
+            }
+        }
+        weft__loop_leave(loop);
+        /* A loopbreak may also come from that leave (the last connection of a stop); it
+         * would be forgotten by the next event_base_loop. */
+        if (rc != 0 || event_base_got_break(loop->base))
+            break;
+    }
+}
+
 void *weft__loop_main(void *arg)
 {
     weft__loop *loop = arg;
@@ -445,6 +508,6 @@ void *weft__loop_main(void *arg)
     snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
     pthread_setname_np(pthread_self(), name);
     if (weft__wait_gate(loop->engine))
-        event_base_dispatch(loop->base);
+        loop_run(loop);
     return NULL;
 }

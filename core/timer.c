@@ -15,6 +15,13 @@
 
 #define MASK (WEFT__TW_SLOTS - 1u)
 
+uint64_t weft__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void weft__clock_update(weft__loop *loop)
 {
     struct timespec ts;

@@ -112,6 +112,7 @@ static void usage(FILE *f)
                "  --codec NAME echo whole frames: none (raw bytes), line, length-field "
                "(4-byte big-endian length)\n"
                "  --idle-ms MS, --read-timeout-ms MS, --max-conns N   limits (0 = off)\n"
+               "  --busy-poll US  poll this long before sleeping (default 0 = off)\n"
                "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
 }
 
@@ -143,6 +144,9 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--max-conns") == 0 && v != NULL) {
             cfg.max_connections = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--busy-poll") == 0 && v != NULL) {
+            cfg.busy_poll_us = (unsigned)strtoul(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--codec") == 0 && v != NULL && parse_codec(v, &cfg) == 0) {
             i++;
