@@ -159,11 +159,15 @@ static void conn_finish(weft_conn *c)
 void weft__loop_enter(weft__loop *loop)
 {
     loop->nruns++;
-    if (loop->depth++ == 0 || loop->clock_stale) {
-        loop->clock_stale = false;
+    /* Each callback the iteration runs reads the (coarse, cheap) clock, so a long batch
+     * does not date what follows it. */
+    if (loop->depth++ <= 1) {
         weft__clock_update(loop);
-        if (loop->poll_ns != 0)
-            loop->woke_ns = weft__mono_ns();
+        if (loop->clock_stale) {
+            loop->clock_stale = false;
+            if (loop->poll_ns != 0)
+                loop->woke_ns = weft__mono_ns();
+        }
     }
 }
 
@@ -578,6 +582,10 @@ void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg)
     weft_conn *c = arg;
     weft__loop *loop = c->loop;
     loop->nio++;
+    /* Closed earlier in this iteration (its event goes when the iteration ends): a dial
+     * that completes now must not be opened. */
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
     weft__loop_enter(loop);
     if (c->flags & CONN_CONNECTING) {
         if (what & EV_WRITE)

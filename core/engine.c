@@ -461,6 +461,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.datagrams_out = LOAD(s->dgrams_out);
         l.datagrams_dropped = LOAD(s->dgrams_dropped);
         l.tasks = LOAD(s->tasks);
+        l.sleeps = LOAD(s->sleeps);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -480,6 +481,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->datagrams_out += l.datagrams_out;
         t->datagrams_dropped += l.datagrams_dropped;
         t->tasks += l.tasks;
+        t->sleeps += l.sleeps;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -98,6 +98,7 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t dgrams_dropped;
     _Atomic uint64_t wakeups;
     _Atomic uint64_t tasks;
+    _Atomic uint64_t sleeps;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -149,7 +150,7 @@ struct weft__loop {
      * period, not a scan of every connection per tick. */
     struct event wheel_ev;
     bool wheel_added;
-    uint32_t now_ms;     /* loop clock, read once per wake-up (wraps: deltas only) */
+    uint32_t now_ms;     /* loop clock, read as each callback starts (wraps: deltas only) */
     uint64_t now64_ms;   /* the same, not wrapping */
     uint64_t clock0_ns;  /* CLOCK_MONOTONIC at loop start */
     uint64_t wheel_tick; /* last tick processed */
@@ -157,7 +158,7 @@ struct weft__loop {
 
     /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
     unsigned depth;   /* callbacks running, + 1 for the iteration: writes cork while > 0 */
-    bool clock_stale; /* the loop slept since now_ms was read */
+    bool clock_stale; /* no callback ran since the loop woke */
     uint64_t nruns;   /* callbacks run, so a busy poll can tell a pass found work */
     uint64_t nio;     /* socket and inbox events: what makes a busy poll worth it */
     uint64_t poll_ns; /* busy_poll_us in ns; 0 = off */

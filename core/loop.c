@@ -478,6 +478,7 @@ static void loop_run(weft__loop *loop)
         bool io = loop->nio != seen;
         seen = loop->nio;
         if (loop->poll_ns == 0) {
+            WEFT__STAT_ADD(loop->stats.sleeps, 1);
             rc = event_base_loop(loop->base, EVLOOP_ONCE);
         } else {
             uint64_t t0 = weft__mono_ns();
@@ -487,6 +488,7 @@ static void loop_run(weft__loop *loop)
                 hot = true;
             } else {
                 loop->woke_ns = 0;
+                WEFT__STAT_ADD(loop->stats.sleeps, 1);
                 rc = event_base_loop(loop->base, EVLOOP_ONCE);
                 /* The gap between two I/O wake-ups; timers in between do not split it. */
                 if (loop->nio != seen)

@@ -47,16 +47,17 @@ static void print_stats(weft_engine *e, void *arg)
         free(per);
         return;
     }
-    fprintf(stderr, "%-6s %8s %10s %10s %14s %14s %8s\n", "loop", "live", "accepted", "closed",
-            "bytes_in", "bytes_out", "pauses");
+    fprintf(stderr, "%-6s %8s %10s %10s %14s %14s %8s %10s\n", "loop", "live", "accepted", "closed",
+            "bytes_in", "bytes_out", "pauses", "sleeps");
     for (unsigned i = 0; i <= n; i++) {
         const weft_loop_stats *l = i < n ? &per[i] : &s.total;
         char name[16];
         snprintf(name, sizeof(name), i < n ? "%u" : "total", i);
-        fprintf(stderr, "%-6s %8llu %10llu %10llu %14llu %14llu %8llu\n", name,
+        fprintf(stderr, "%-6s %8llu %10llu %10llu %14llu %14llu %8llu %10llu\n", name,
                 (unsigned long long)l->live, (unsigned long long)l->accepted,
                 (unsigned long long)l->closed, (unsigned long long)l->bytes_in,
-                (unsigned long long)l->bytes_out, (unsigned long long)l->backpressure_pauses);
+                (unsigned long long)l->bytes_out, (unsigned long long)l->backpressure_pauses,
+                (unsigned long long)l->sleeps);
     }
     free(per);
 }

@@ -190,6 +190,7 @@ typedef struct weft_loop_stats {
     uint64_t datagrams_dropped;    /* too big for the read buffer, or refused by the kernel */
     uint64_t wakeups;              /* cross-thread wakeups of the loop (one per burst) */
     uint64_t tasks;                /* cross-thread tasks run (hand-offs, async calls) */
+    uint64_t sleeps;               /* blocking waits for events (busy_poll_us spares some) */
 } weft_loop_stats;
 
 typedef struct weft_stats {
