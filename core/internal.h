@@ -259,8 +259,6 @@ void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
 weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot);
 /* Called when the socket is ready. */
 void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg);
-/* Runs on_traffic over what conn has buffered (and the bytes just read, if any). */
-void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
 /* Closes now (or at the end of the running dispatch). */
 void weft__conn_close_now(weft_conn *c, int err);
 /* Graceful close: stop reading, flush, then close with err. */
@@ -276,6 +274,12 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
 void weft__loop_enter(weft__loop *loop);
 void weft__loop_leave(weft__loop *loop);
 void weft__conn_update_events(weft_conn *c);
+
+/* ---- conn_read.c ---- */
+/* Runs on_traffic over what conn has buffered (and the bytes just read, if any). */
+void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
+/* Reads what the socket holds and dispatches it; at end of input starts a graceful close. */
+void weft__conn_read(weft_conn *c);
 
 /* ---- timer.c ---- */
 int weft__wheel_init(weft__loop *loop);

@@ -1,0 +1,294 @@
+/* weft — a connection's inbound side: borrowed spans, on_traffic dispatch and the read API. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* ---- inbound ---- */
+
+/* The unread bytes of c as one span. */
+static const uint8_t *in_view(weft_conn *c, size_t *len)
+{
+    weft__loop *loop = c->loop;
+    if (loop->cur == c) {
+        *len = loop->view_len - loop->view_used;
+        /* A wake with nothing buffered has no view at all: NULL + 0 is undefined. */
+        return loop->view != NULL ? loop->view + loop->view_used : NULL;
+    }
+    *len = c->in.len;
+    return weft__ring_linearize(&c->in);
+}
+
+static void in_consume(weft_conn *c, size_t n)
+{
+    weft__loop *loop = c->loop;
+    if (loop->cur == c)
+        loop->view_used += n;
+    else /* keep the buffer: a span handed out must outlive this call */
+        weft__ring_consume(&c->in, loop->bufpool, n, 1);
+}
+
+static void handle_action(weft_conn *c, weft_action a)
+{
+    if (a == WEFT_ACTION_CLOSE)
+        weft__conn_close_graceful(c, 0);
+    else if (a == WEFT_ACTION_SHUTDOWN)
+        weft_engine_stop(c->loop->engine);
+}
+
+void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    weft__loop_enter(loop);
+    bool in_ring = fresh == NULL;
+    loop->cur = c;
+    if (in_ring) {
+        loop->view = weft__ring_linearize(&c->in);
+        loop->view_len = c->in.len;
+    } else {
+        loop->view = fresh;
+        loop->view_len = fresh_len;
+    }
+    loop->view_used = 0;
+    loop->view_need = 0;
+    loop->view_in_ring = in_ring;
+    weft_action a = e->cfg.handler.on_traffic(c);
+    size_t used = loop->view_used;
+    size_t len = loop->view_len;
+    size_t need = loop->view_need;
+    loop->cur = NULL;
+    loop->view = NULL;
+    loop->view_len = loop->view_used = 0;
+
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_DECODE_FAILED | CONN_PEER_EOF)) {
+        /* Nobody will read what is left. */
+        weft__ring_release(&c->in, loop->bufpool);
+    } else if (in_ring) {
+        weft__ring_consume(&c->in, loop->bufpool, used, 0);
+    } else if (used < len) {
+        int rc =
+            weft__ring_append(&c->in, loop->bufpool, fresh + used, len - used, e->cfg.max_inbound);
+        if (rc != 0) {
+            weft__log(e, WEFT_LOG_WARN, "conn %u/%u: %zu unread bytes: over max_inbound, closing",
+                      loop->index, c->slot, len - used);
+            weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+        }
+    }
+    if (need > 0 && c->in.len > 0 && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
+        size_t room;
+        (void)weft__ring_reserve(&c->in, loop->bufpool, need, e->cfg.max_inbound, &room);
+    }
+    if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
+        if (c->in.len == 0) {
+            c->flags &= (uint16_t)~CONN_PARTIAL;
+        } else if (!(c->flags & CONN_PARTIAL) || used > 0) {
+            /* The read timeout runs from the last progress, so a fast stream that always
+             * ends mid-frame is not mistaken for a slow one. */
+            c->since_ms = loop->now_ms;
+            if (!(c->flags & CONN_PARTIAL)) {
+                c->flags |= CONN_PARTIAL;
+                weft__wheel_schedule(c);
+            }
+        }
+    }
+    if (c->flags & CONN_DECODE_FAILED)
+        weft__conn_close_graceful(c, c->close_err);
+    handle_action(c, a);
+    weft__loop_leave(loop);
+}
+
+void weft__conn_read(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    ssize_t n;
+    if (c->in.len == 0) {
+        if (c->in.buf != NULL)
+            weft__ring_release(&c->in, loop->bufpool);
+        do {
+            n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
+            weft__conn_dispatch(c, loop->rbuf, (size_t)n);
+            return;
+        }
+    } else {
+        /* A partial frame waits: read straight behind it, so the frame ends up in one
+         * span without copying what was read before. */
+        size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
+        if (want < 4096)
+            want = 4096;
+        size_t room;
+        uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, &room);
+        if (p == NULL) {
+            weft__log(e, WEFT_LOG_WARN,
+                      "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing",
+                      loop->index, c->slot, c->in.len);
+            weft__conn_close_now(c, WEFT_EINCAP);
+            return;
+        }
+        do {
+            n = recv(c->fd, p, room, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            weft__ring_commit(&c->in, (size_t)n);
+            WEFT__STAT_ADD(loop->stats.bytes_in, n);
+            c->active_ms = loop->now_ms;
+            weft__conn_dispatch(c, NULL, 0);
+            return;
+        }
+    }
+    if (n == 0) {
+        /* The peer finished sending (maybe only half-closed): answer what is queued, then
+         * close. */
+        c->flags |= CONN_PEER_EOF;
+        weft__conn_close_graceful(c, 0);
+        return;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return;
+    weft__conn_close_now(c, -err);
+}
+
+/* ---- public connection API (owning loop's thread) ---- */
+
+size_t weft_conn_buffered(const weft_conn *c)
+{
+    const weft__loop *loop = c->loop;
+    if (loop->cur == c)
+        return loop->view_len - loop->view_used;
+    return c->in.len;
+}
+
+int weft_conn_peek(weft_conn *c, size_t n, const uint8_t **out)
+{
+    size_t len;
+    const uint8_t *p = in_view(c, &len);
+    if (n == 0 || n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    *out = p;
+    return (int)n;
+}
+
+int weft_conn_discard(weft_conn *c, size_t n)
+{
+    size_t len;
+    (void)in_view(c, &len);
+    if (n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    in_consume(c, n);
+    return (int)n;
+}
+
+int weft_conn_read(weft_conn *c, void *buf, size_t n)
+{
+    size_t len;
+    const uint8_t *p = in_view(c, &len);
+    if (n > len)
+        n = len;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    if (n > 0)
+        memcpy(buf, p, n);
+    in_consume(c, n);
+    return (int)n;
+}
+
+static bool codec_closes_on_recoverable(const weft_engine *e)
+{
+    const weft_codec_config *cc = &e->codec.config;
+    if (cc->kind == WEFT_CODEC_LINE)
+        return cc->line.close_on_error;
+    if (cc->kind == WEFT_CODEC_DELIMITER)
+        return cc->delimiter.close_on_error;
+    return false;
+}
+
+int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, const void **message)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    if (!e->has_codec)
+        return WEFT_ENOCODEC;
+    if (c->flags & CONN_DECODE_FAILED)
+        return c->close_err;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return WEFT_ECLOSED;
+    for (;;) {
+        size_t len;
+        const uint8_t *p = in_view(c, &len);
+        if (len == 0)
+            return 0;
+        weft_frame fr;
+        memset(&fr, 0, sizeof(fr));
+        int rc = weft_codec_decode(&e->codec, &c->cstate, p, len, &fr);
+        if (fr.consumed > len)
+            rc = WEFT_ECORRUPT, fr.reason = "codec consumed more than it was given",
+            fr.recoverable = false, fr.consumed = len;
+        in_consume(c, fr.consumed);
+        if (rc == 0) {
+            if (fr.offset > len || fr.length > len - fr.offset) {
+                rc = WEFT_ECORRUPT;
+                fr.reason = "codec reported a frame outside its input";
+            } else {
+                WEFT__STAT_ADD(loop->stats.frames, 1);
+                *frame = p + fr.offset;
+                *flen = fr.length;
+                if (message != NULL)
+                    *message = fr.message;
+                return 1;
+            }
+        }
+        if (rc == WEFT_AGAIN) {
+            /* The codec knows how big the frame will be: make room once instead of
+             * growing the buffer read by read. */
+            if (loop->cur == c && fr.need > len - fr.consumed)
+                loop->view_need = fr.need - (len - fr.consumed);
+            return 0;
+        }
+        if (rc > 0)
+            rc = WEFT_ECORRUPT;
+        WEFT__STAT_ADD(loop->stats.decode_errors, 1);
+        loop->err_slot = c->slot;
+        loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+        loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
+        bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
+        weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
+                  loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
+                  fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
+        if (!fatal && fr.consumed > 0)
+            continue;
+        /* A "recoverable" error that skipped nothing would be met again forever. */
+        c->flags |= CONN_DECODE_FAILED;
+        c->flags &= (uint16_t)~CONN_READING;
+        c->close_err = (int16_t)(rc < INT16_MIN ? WEFT_ECORRUPT : rc);
+        if (loop->cur != c) /* outside its on_traffic: nothing else will close it */
+            weft__conn_close_graceful(c, rc);
+        return rc;
+    }
+}
+
+int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
+{
+    return weft_conn_next_message(c, frame, flen, NULL);
+}
+
+const char *weft_conn_decode_error(const weft_conn *c)
+{
+    const weft__loop *loop = c->loop;
+    if (loop->err_reason == NULL || loop->err_slot != c->slot ||
+        loop->err_gen != atomic_load_explicit(&c->gen, memory_order_relaxed))
+        return NULL;
+    return loop->err_reason;
+}
