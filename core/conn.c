@@ -161,11 +161,8 @@ void weft__loop_enter(weft__loop *loop)
      * does not date what follows it. */
     if (loop->depth++ <= 1) {
         weft__clock_update(loop);
-        if (loop->clock_stale) {
-            loop->clock_stale = false;
-            if (loop->poll_ns != 0)
-                loop->woke_ns = weft__mono_ns();
-        }
+        if (loop->poll_ns != 0 && loop->woke_ns == 0) /* the first callback after a sleep */
+            loop->woke_ns = weft__mono_ns();
     }
 }
 

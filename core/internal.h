@@ -158,11 +158,11 @@ struct weft__loop {
 
     /* Dispatch state: the connection whose on_traffic runs and its inbound view. */
     unsigned depth;   /* callbacks running, + 1 for the iteration: writes cork while > 0 */
-    bool clock_stale; /* no callback ran since the loop woke */
     uint64_t nruns;   /* callbacks run, so a busy poll can tell a pass found work */
     uint64_t nio;     /* socket and inbox events: what makes a busy poll worth it */
     uint64_t poll_ns; /* busy_poll_us in ns; 0 = off */
-    uint64_t woke_ns; /* when the loop last woke (read only while busy polling is on) */
+    uint64_t woke_ns; /* when the loop last woke; 0 until a callback after the sleep reads it
+                         (only while busy polling is on) */
     weft_conn *cur;
     const uint8_t *view;
     size_t view_len;

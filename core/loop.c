@@ -473,27 +473,22 @@ static void loop_run(weft__loop *loop)
     bool hot = true;
     for (;;) {
         loop->depth = 1;
-        loop->clock_stale = true;
         int rc = 0;
-        bool io = loop->nio != seen;
+        bool io = loop->nio != seen, polled = false;
         seen = loop->nio;
-        if (loop->poll_ns == 0) {
-            WEFT__STAT_ADD(loop->stats.sleeps, 1);
-            rc = event_base_loop(loop->base, EVLOOP_ONCE);
-        } else {
+        if (loop->poll_ns != 0) {
             uint64_t t0 = weft__mono_ns();
             if (io)
                 idle_since = t0;
-            if (io && hot && busy_poll(loop, t0, &rc)) {
-                hot = true;
-            } else {
-                loop->woke_ns = 0;
-                WEFT__STAT_ADD(loop->stats.sleeps, 1);
-                rc = event_base_loop(loop->base, EVLOOP_ONCE);
-                /* The gap between two I/O wake-ups; timers in between do not split it. */
-                if (loop->nio != seen)
-                    hot = loop->woke_ns >= idle_since && loop->woke_ns - idle_since < loop->poll_ns;
-            }
+            polled = io && hot && busy_poll(loop, t0, &rc);
+        }
+        if (!polled) {
+            loop->woke_ns = 0;
+            WEFT__STAT_ADD(loop->stats.sleeps, 1);
+            rc = event_base_loop(loop->base, EVLOOP_ONCE);
+            /* The gap between two I/O wake-ups; timers in between do not split it. */
+            if (loop->poll_ns != 0 && loop->nio != seen)
+                hot = loop->woke_ns >= idle_since && loop->woke_ns - idle_since < loop->poll_ns;
         }
         weft__loop_leave(loop);
         /* A loopbreak may also come from that leave (the last connection of a stop); it

@@ -15,18 +15,21 @@
 
 #define MASK (WEFT__TW_SLOTS - 1u)
 
-uint64_t weft__mono_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t weft__mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 void weft__clock_update(weft__loop *loop)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t ns = clock_ns(CLOCK_MONOTONIC_COARSE);
     loop->now64_ms = (ns - loop->clock0_ns) / 1000000u;
     loop->now_ms = (uint32_t)loop->now64_ms;
 }
@@ -176,9 +179,7 @@ static void wheel_cb(evutil_socket_t fd, short what, void *arg)
 
 int weft__wheel_init(weft__loop *loop)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    loop->clock0_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    loop->clock0_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
     loop->now_ms = 0;
     loop->now64_ms = 0;
     loop->wheel_tick = 0;
