@@ -140,10 +140,7 @@ stop_server() {
     return 0
 }
 
-# cpu_ticks PID: user + system time of all its threads so far, in clock ticks.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# cpu_ticks, CLK_TCK, median, ratio
+# shellcheck source=benchmarks/bench_stats.sh
+. "$ROOT/benchmarks/bench_stats.sh"
 

@@ -15,6 +15,8 @@
 #   WEFT_ARGS="--busy-poll 0" benchmarks/redis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/bench_stats.sh
+. benchmarks/bench_stats.sh # cpu_ticks
 
 REPS=${REPS:-5}
 N=${N:-100000}     # requests per test, plain
@@ -102,12 +104,6 @@ bench() { # name mode test rep index
     fi
     t1=$(cpu_ticks "${pid[$1]}")
     echo "$((t1 - t0))" >"${csv%.csv}.cpu"
-}
-
-cpu_ticks() { # pid: user + system clock ticks of the whole process so far
-    local f
-    read -r -a f <"/proc/$1/stat"
-    echo $((f[13] + f[14]))
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
