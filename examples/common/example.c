@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg)
 {
@@ -30,4 +31,22 @@ int example_serve(const weft_config *cfg, const char *name, example_stats_cb sta
     weft_engine_stop(e);
     weft_engine_wait(e);
     return 0;
+}
+
+int example_parse_lb(const char *s, weft_lb_kind *out)
+{
+    static const struct {
+        const char *name;
+        weft_lb_kind kind;
+    } names[] = {{"rr", WEFT_LB_ROUND_ROBIN},
+                 {"lc", WEFT_LB_LEAST_CONNECTIONS},
+                 {"ch", WEFT_LB_CONSISTENT_HASH},
+                 {"random", WEFT_LB_RANDOM}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].kind;
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -1,4 +1,4 @@
-/* What the small example servers share: running an engine until SIGINT/SIGTERM. */
+/* What the example servers share: running an engine until SIGINT/SIGTERM, parsing --lb. */
 #ifndef WEFT_EXAMPLE_H
 #define WEFT_EXAMPLE_H
 
@@ -14,5 +14,8 @@ typedef void (*example_stats_cb)(weft_engine *e, void *arg);
  * until the call returns. Returns the process exit status: 0, or 1 if the engine did not
  * start (the error is printed after name). */
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg);
+
+/* --lb NAME: rr, lc, ch or random into *out. 0, or -1 for an unknown name. */
+int example_parse_lb(const char *s, weft_lb_kind *out);
 
 #endif

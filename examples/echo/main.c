@@ -62,24 +62,6 @@ static void print_stats(weft_engine *e, void *arg)
     free(per);
 }
 
-static int parse_lb(const char *s, weft_lb_kind *out)
-{
-    static const struct {
-        const char *name;
-        weft_lb_kind kind;
-    } names[] = {{"rr", WEFT_LB_ROUND_ROBIN},
-                 {"lc", WEFT_LB_LEAST_CONNECTIONS},
-                 {"ch", WEFT_LB_CONSISTENT_HASH},
-                 {"random", WEFT_LB_RANDOM}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].kind;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int parse_codec(const char *s, weft_config *cfg)
 {
     if (strcmp(s, "none") == 0) {
@@ -135,7 +117,7 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--reuseport") == 0) {
             cfg.reuse_port = true;
-        } else if (strcmp(a, "--lb") == 0 && v != NULL && parse_lb(v, &cfg.lb.kind) == 0) {
+        } else if (strcmp(a, "--lb") == 0 && v != NULL && example_parse_lb(v, &cfg.lb.kind) == 0) {
             i++;
         } else if (strcmp(a, "--idle-ms") == 0 && v != NULL) {
             cfg.idle_timeout_ms = (unsigned)strtoul(v, NULL, 10);

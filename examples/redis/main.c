@@ -1,7 +1,7 @@
 /* weft-redis: a Redis-protocol server on weft. Real Redis clients (redis-cli,
  * redis-benchmark, client libraries) talk to it.
  *
- *   weft-redis [--port 6380] [--bind 127.0.0.1] [--loops N] [--lb rr|lc|ch] [--busy-poll US]
+ *   weft-redis [--port 6380] [--bind 127.0.0.1] [--loops N] [--lb rr|lc|ch|random] [--busy-poll US]
  *
  * The RESP codec (resp.c) turns bytes into requests; this file only glues the engine to the
  * executor (commands.c): each batch of pipelined requests is executed in order and its
@@ -17,6 +17,7 @@
 #include <weft/weft.h>
 
 #include "commands.h"
+#include "example.h"
 #include "reply.h"
 #include "resp.h"
 
@@ -149,33 +150,20 @@ static weft_action on_tick(weft_engine *e, unsigned loop)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: weft-redis [--port N] [--bind ADDR] [--loops N] [--lb rr|lc|ch]\n"
+    fprintf(f, "usage: weft-redis [--port N] [--bind ADDR] [--loops N] [--lb rr|lc|ch|random]\n"
                "                 [--busy-poll US]\n"
                "  --port N     TCP port (default 6380; 0 picks a free one and prints it)\n"
                "  --bind ADDR  address to listen on (default 127.0.0.1)\n"
                "  --loops N    event loops; 0 = one per CPU (default 1)\n"
                "  --lb NAME    how connections are spread over loops: rr round-robin\n"
                "               (default), lc least-connections, ch consistent hash of the\n"
-               "               client address\n"
+               "               client address, random\n"
                "  --busy-poll US  after serving, keep polling this many microseconds before\n"
                "               sleeping, so a client's next request does not have to wake\n"
                "               the loop; costs CPU while traffic trickles, none when idle;\n"
                "               0 = off (default 50)\n"
                "  --help       this text\n"
                "SIGINT/SIGTERM stop it cleanly.\n");
-}
-
-static int parse_lb(const char *s, weft_lb_kind *out)
-{
-    if (strcmp(s, "rr") == 0)
-        *out = WEFT_LB_ROUND_ROBIN;
-    else if (strcmp(s, "lc") == 0)
-        *out = WEFT_LB_LEAST_CONNECTIONS;
-    else if (strcmp(s, "ch") == 0)
-        *out = WEFT_LB_CONSISTENT_HASH;
-    else
-        return -1;
-    return 0;
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -215,7 +203,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--bind") == 0 && v != NULL) {
             bind = v;
             i++;
-        } else if (strcmp(a, "--lb") == 0 && v != NULL && parse_lb(v, &cfg.lb.kind) == 0) {
+        } else if (strcmp(a, "--lb") == 0 && v != NULL && example_parse_lb(v, &cfg.lb.kind) == 0) {
             i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
