@@ -130,7 +130,7 @@ static run churn(weft_lb_kind kind, double seconds)
         fprintf(stderr, "weft_engine_start: %s\n", weft_strerror(rc));
         exit(1);
     }
-    int port = weft_engine_listen_port(e, 0);
+    int port = weft_engine_get_listen_port(e, 0);
     client cls[CLIENTS];
     pthread_t th[CLIENTS];
     double t0 = bench_now_s();

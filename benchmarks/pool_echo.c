@@ -57,7 +57,7 @@ static void answer_job(void *arg, int status)
 
 static weft_action on_traffic(weft_conn *c)
 {
-    while (weft_conn_buffered(c) >= MSG) {
+    while (weft_conn_get_buffered(c) >= MSG) {
         if (g_mode == MODE_DIRECT) {
             const uint8_t *p;
             weft_conn_peek(c, MSG, &p);
@@ -69,9 +69,9 @@ static weft_action on_traffic(weft_conn *c)
         if (j == NULL)
             return WEFT_ACTION_CLOSE;
         weft_conn_read(c, j->msg, MSG);
-        j->engine = weft_conn_engine(c);
+        j->engine = weft_conn_get_engine(c);
         j->ref = weft_conn_get_ref(c);
-        if (weft_pool_submit(weft_engine_pool(j->engine), answer_job, j) != 0) {
+        if (weft_pool_submit(weft_engine_get_pool(j->engine), answer_job, j) != 0) {
             /* Never with one request in flight per client; counted so it would show. */
             atomic_fetch_add(&g_refused, 1);
             weft_conn_write(c, j->msg, MSG);
@@ -162,7 +162,7 @@ static weft_engine *start_engine(int *port)
         fprintf(stderr, "weft_engine_start: %s\n", weft_strerror(rc));
         exit(1);
     }
-    *port = weft_engine_listen_port(e, 0);
+    *port = weft_engine_get_listen_port(e, 0);
     return e;
 }
 
@@ -257,7 +257,7 @@ static void run_burst(uint64_t *writes, uint64_t *wakeups)
     weft_engine *e;
     if (weft_engine_start(&cfg, &e) != 0)
         exit(1);
-    int fd = bench_connect_loopback(weft_engine_listen_port(e, 0), 0);
+    int fd = bench_connect_loopback(weft_engine_get_listen_port(e, 0), 0);
     while (!atomic_load_explicit(&g_burst_ready, memory_order_acquire))
         usleep(100);
     drain_arg d = {fd, (size_t)BURST * MSG};

@@ -98,8 +98,8 @@ void weft__conn_close_now(weft_conn *c, int err)
 
 static void publish_buffer_stats(weft__loop *loop)
 {
-    weft_bufpool_stats bs;
-    weft_bufpool_get_stats(loop->bufpool, &bs);
+    weft__bufpool_stats bs;
+    weft__bufpool_get_stats(loop->bufpool, &bs);
     atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
@@ -530,7 +530,7 @@ int weft_conn_resume_read(weft_conn *c)
     return 0;
 }
 
-void *weft_conn_context(const weft_conn *c)
+void *weft_conn_get_context(const weft_conn *c)
 {
     return c->ctx;
 }
@@ -549,33 +549,33 @@ weft_conn_ref weft_conn_get_ref(const weft_conn *c)
     return r;
 }
 
-weft_engine *weft_conn_engine(const weft_conn *c)
+weft_engine *weft_conn_get_engine(const weft_conn *c)
 {
     return c->loop->engine;
 }
 
-unsigned weft_conn_loop(const weft_conn *c)
+unsigned weft_conn_get_loop(const weft_conn *c)
 {
     return c->loop->index;
 }
 
-int weft_conn_fd(const weft_conn *c)
+int weft_conn_get_fd(const weft_conn *c)
 {
     return c->fd;
 }
 
-size_t weft_conn_pending_out(const weft_conn *c)
+size_t weft_conn_get_pending_out(const weft_conn *c)
 {
     return c->out.len;
 }
 
-int weft_conn_local_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+int weft_conn_get_local_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
 {
     *len = sizeof(*addr);
     return getsockname(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
 }
 
-int weft_conn_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+int weft_conn_get_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
 {
     if (c->flags & CONN_DGRAM) {
         const weft__loop *loop = c->loop;

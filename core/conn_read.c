@@ -159,7 +159,7 @@ void weft__conn_read(weft_conn *c)
 
 /* ---- public connection API (owning loop's thread) ---- */
 
-size_t weft_conn_buffered(const weft_conn *c)
+size_t weft_conn_get_buffered(const weft_conn *c)
 {
     const weft__loop *loop = c->loop;
     if (loop->cur == c)
@@ -284,7 +284,7 @@ int weft_conn_next_frame(weft_conn *c, const uint8_t **frame, size_t *flen)
     return weft_conn_next_message(c, frame, flen, NULL);
 }
 
-const char *weft_conn_decode_error(const weft_conn *c)
+const char *weft_conn_get_decode_error(const weft_conn *c)
 {
     const weft__loop *loop = c->loop;
     if (loop->err_reason == NULL || loop->err_slot != c->slot ||

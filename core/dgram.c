@@ -3,7 +3,7 @@
  * Each loop that owns a datagram socket wraps it in a connection object of its own (not in
  * the slot table: no ref, no on_open or on_close). Every datagram is one on_traffic call on
  * that object, received in batches (recvmmsg) into buffers as large as the read buffer; the sender's address is
- * weft_conn_peer_addr, and weft_conn_write answers it with one datagram. Datagrams are
+ * weft_conn_get_peer_addr, and weft_conn_write answers it with one datagram. Datagrams are
  * never merged or split: bytes on_traffic leaves unread are dropped with the datagram.
  * A datagram larger than the read buffer arrives truncated from the kernel and is dropped
  * (counted in datagrams_dropped).

@@ -386,7 +386,7 @@ int weft_run(const weft_config *cfg)
     return weft_engine_wait(e);
 }
 
-int weft_engine_listen_addr(weft_engine *e, size_t i, char *buf, size_t len)
+int weft_engine_get_listen_addr(weft_engine *e, size_t i, char *buf, size_t len)
 {
     if (e == NULL || buf == NULL)
         return WEFT_EINVAL;
@@ -407,10 +407,10 @@ int weft_engine_listen_addr(weft_engine *e, size_t i, char *buf, size_t len)
     return WEFT_EINVAL;
 }
 
-int weft_engine_listen_port(weft_engine *e, size_t i)
+int weft_engine_get_listen_port(weft_engine *e, size_t i)
 {
     char url[200];
-    int rc = weft_engine_listen_addr(e, i, url, sizeof(url));
+    int rc = weft_engine_get_listen_addr(e, i, url, sizeof(url));
     if (rc < 0)
         return rc;
     if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0)
@@ -419,17 +419,17 @@ int weft_engine_listen_port(weft_engine *e, size_t i)
     return colon != NULL ? atoi(colon + 1) : WEFT_EINVAL;
 }
 
-void *weft_engine_user_data(const weft_engine *e)
+void *weft_engine_get_user_data(const weft_engine *e)
 {
     return e->cfg.user_data;
 }
 
-unsigned weft_engine_loop_count(const weft_engine *e)
+unsigned weft_engine_get_loop_count(const weft_engine *e)
 {
     return e->nloops;
 }
 
-weft_pool *weft_engine_pool(weft_engine *e)
+weft_pool *weft_engine_get_pool(weft_engine *e)
 {
     return e->pool;
 }

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 
 #include "weft/balancer.h"
-#include "weft/bufpool.h"
+#include "bufpool.h"
 #include "weft/codec.h"
 #include "weft/engine.h"
 #include "weft/pool.h"
@@ -136,7 +136,7 @@ struct weft__loop {
     bool tick_added, stop_added, wake_added;
     uint8_t *rbuf;
     size_t rbuf_size;
-    weft_bufpool *bufpool;
+    weft__bufpool *bufpool;
 
     /* Slot table: chunks never move or shrink while the engine lives, so another thread
      * may read a slot's generation at any time. */
@@ -192,7 +192,7 @@ struct weft__loop {
     struct sockaddr_storage dgram_peer;
     socklen_t dgram_peer_len;
 
-    /* The last decode error on this loop, for weft_conn_decode_error. */
+    /* The last decode error on this loop, for weft_conn_get_decode_error. */
     const char *err_reason;
     uint32_t err_slot;
     uint32_t err_gen;

@@ -42,7 +42,7 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     loop->rbuf = malloc(loop->rbuf_size);
     if (loop->rbuf == NULL)
         return WEFT_ENOMEM;
-    int rc = weft_bufpool_create(NULL, &loop->bufpool);
+    int rc = weft__bufpool_create(NULL, &loop->bufpool);
     if (rc != 0)
         return rc;
     rc = weft__queue_init(&loop->queue);
@@ -157,7 +157,7 @@ void weft__loop_destroy(weft__loop *loop)
     if (loop->base != NULL)
         event_base_free(loop->base);
     loop->base = NULL;
-    weft_bufpool_destroy(loop->bufpool);
+    weft__bufpool_destroy(loop->bufpool);
     loop->bufpool = NULL;
     free(loop->rbuf);
     loop->rbuf = NULL;

@@ -18,18 +18,18 @@ static size_t pow2_at_least(size_t n)
     return c;
 }
 
-static uint8_t *buf_get(weft_bufpool *pool, size_t size, size_t *cap)
+static uint8_t *buf_get(weft__bufpool *pool, size_t size, size_t *cap)
 {
     if (pool != NULL)
-        return weft_bufpool_get(pool, size, cap);
+        return weft__bufpool_get(pool, size, cap);
     *cap = pow2_at_least(size);
     return malloc(*cap);
 }
 
-static void buf_put(weft_bufpool *pool, uint8_t *buf, size_t cap)
+static void buf_put(weft__bufpool *pool, uint8_t *buf, size_t cap)
 {
     if (pool != NULL)
-        weft_bufpool_put(pool, buf, cap);
+        weft__bufpool_put(pool, buf, cap);
     else
         free(buf);
 }
@@ -47,7 +47,7 @@ static void copy_out(const weft__ring *r, uint8_t *dst)
 }
 
 /* Moves the held bytes into a new buffer of at least size bytes, starting at index 0. */
-static int move_to(weft__ring *r, weft_bufpool *pool, size_t size)
+static int move_to(weft__ring *r, weft__bufpool *pool, size_t size)
 {
     size_t cap;
     uint8_t *nb = buf_get(pool, size, &cap);
@@ -65,7 +65,7 @@ static int move_to(weft__ring *r, weft_bufpool *pool, size_t size)
     return 0;
 }
 
-int weft__ring_append(weft__ring *r, weft_bufpool *pool, const void *data, size_t n, size_t limit)
+int weft__ring_append(weft__ring *r, weft__bufpool *pool, const void *data, size_t n, size_t limit)
 {
     if (n == 0)
         return 0;
@@ -109,7 +109,7 @@ int weft__ring_iov(const weft__ring *r, struct iovec iov[2])
     return 2;
 }
 
-void weft__ring_release(weft__ring *r, weft_bufpool *pool)
+void weft__ring_release(weft__ring *r, weft__bufpool *pool)
 {
     if (r->buf != NULL)
         buf_put(pool, r->buf, r->cap);
@@ -119,7 +119,7 @@ void weft__ring_release(weft__ring *r, weft_bufpool *pool)
     r->len = 0;
 }
 
-void weft__ring_consume(weft__ring *r, weft_bufpool *pool, size_t n, int keep)
+void weft__ring_consume(weft__ring *r, weft__bufpool *pool, size_t n, int keep)
 {
     assert(n <= r->len);
     r->len -= (uint32_t)n;
@@ -168,7 +168,7 @@ uint8_t *weft__ring_linearize(weft__ring *r)
     return r->buf;
 }
 
-uint8_t *weft__ring_reserve(weft__ring *r, weft_bufpool *pool, size_t want, size_t limit,
+uint8_t *weft__ring_reserve(weft__ring *r, weft__bufpool *pool, size_t want, size_t limit,
                             size_t *room)
 {
     *room = 0;

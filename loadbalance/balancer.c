@@ -118,7 +118,7 @@ bool weft_balancer_needs_live(const weft_balancer *b)
     return b != NULL && (b->vt->flags & WEFT_LB_NEEDS_LIVE) != 0;
 }
 
-const char *weft_balancer_name(const weft_balancer *b)
+const char *weft_balancer_get_name(const weft_balancer *b)
 {
     if (b == NULL || b->vt->name == NULL)
         return "custom";

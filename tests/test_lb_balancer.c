@@ -45,7 +45,7 @@ static void test_every_builtin_kind_creates(void **unused)
         cfg.kind = kinds[i].kind;
         weft_balancer *b = NULL;
         assert_int_equal(weft_balancer_create(&cfg, 1, &b), 0);
-        assert_string_equal(weft_balancer_name(b), kinds[i].name);
+        assert_string_equal(weft_balancer_get_name(b), kinds[i].name);
         assert_int_equal(weft_balancer_needs_live(b), kinds[i].live);
         /* One loop: every balancer has only one answer. */
         uint64_t live[1] = {5};
@@ -186,7 +186,7 @@ static void test_custom_balancer_plugs_in(void **unused)
     weft_balancer *b = NULL;
     assert_int_equal(weft_balancer_create(&cfg, 6, &b), 0);
     assert_int_equal(ctx.creates, 1);
-    assert_string_equal(weft_balancer_name(b), "sticky");
+    assert_string_equal(weft_balancer_get_name(b), "sticky");
     assert_true(weft_balancer_needs_live(b));
 
     uint64_t live[6] = {0};
@@ -241,7 +241,7 @@ static void test_stateless_custom_uses_its_context(void **unused)
     cfg.custom_ctx = &answer;
     weft_balancer *b = NULL;
     assert_int_equal(weft_balancer_create(&cfg, 2, &b), 0);
-    assert_string_equal(weft_balancer_name(b), "custom"); /* unnamed */
+    assert_string_equal(weft_balancer_get_name(b), "custom"); /* unnamed */
     assert_false(weft_balancer_needs_live(b));
     assert_int_equal(weft_balancer_pick(b, NULL, 0, NULL), 1);
     weft_balancer_on_open(b, 0); /* no hooks: nothing happens */

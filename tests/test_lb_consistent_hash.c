@@ -109,7 +109,7 @@ static void test_defaults_and_name(void **unused)
     assert_int_equal(cfg.vnodes, 160);
     assert_false(cfg.hash_port);
     weft_balancer *b = make_ch(4, 0, 0, false);
-    assert_string_equal(weft_balancer_name(b), "consistent-hash");
+    assert_string_equal(weft_balancer_get_name(b), "consistent-hash");
     assert_false(weft_balancer_needs_live(b));
     weft_balancer_destroy(b);
 }

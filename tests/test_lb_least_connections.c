@@ -45,7 +45,7 @@ static void test_asks_for_live_counts(void **unused)
     (void)unused;
     weft_balancer *b = make_lc(4);
     assert_true(weft_balancer_needs_live(b));
-    assert_string_equal(weft_balancer_name(b), "least-connections");
+    assert_string_equal(weft_balancer_get_name(b), "least-connections");
     weft_balancer_destroy(b);
 }
 

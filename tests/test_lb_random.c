@@ -73,7 +73,7 @@ static void test_describes_itself(void **unused)
 {
     (void)unused;
     weft_balancer *b = make_random(3, 0);
-    assert_string_equal(weft_balancer_name(b), "random");
+    assert_string_equal(weft_balancer_get_name(b), "random");
     assert_false(weft_balancer_needs_live(b));
     weft_balancer_destroy(b);
 }

@@ -56,7 +56,7 @@ static void test_describes_itself(void **unused)
 {
     (void)unused;
     weft_balancer *b = make_rr(2);
-    assert_string_equal(weft_balancer_name(b), "round-robin");
+    assert_string_equal(weft_balancer_get_name(b), "round-robin");
     assert_false(weft_balancer_needs_live(b));
     /* No-op notifications are allowed on a balancer that does not track them. */
     weft_balancer_on_open(b, 1);

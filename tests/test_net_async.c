@@ -55,7 +55,7 @@ static atomic_int loop_held;
 /* Echoes bytes; a call with nothing buffered can only be a wake, and says so. */
 static weft_action echo_or_wake(weft_conn *c)
 {
-    if (weft_conn_buffered(c) == 0) {
+    if (weft_conn_get_buffered(c) == 0) {
         if (atomic_load(&hold_loop)) {
             atomic_store(&loop_held, 1);
             int64_t end = wt_now_ms() + WT_TIMEOUT_MS;

@@ -20,7 +20,7 @@
 
 static _Atomic long closed;
 static _Atomic long close_err;
-static _Atomic long max_pending; /* the largest weft_conn_pending_out seen after a write */
+static _Atomic long max_pending; /* the largest weft_conn_get_pending_out seen after a write */
 
 static void reset_counters(void)
 {
@@ -33,7 +33,7 @@ static void reset_counters(void)
 static weft_action echo_watching_queue(weft_conn *c)
 {
     weft_action a = wt_echo_on_traffic(c);
-    long pending = (long)weft_conn_pending_out(c);
+    long pending = (long)weft_conn_get_pending_out(c);
     long seen = atomic_load(&max_pending);
     while (pending > seen && !atomic_compare_exchange_weak(&max_pending, &seen, pending))
         ;
@@ -232,7 +232,7 @@ static _Atomic long flood_rc; /* the first failing weft_conn_write's result */
 static weft_action flood_on_request(weft_conn *c)
 {
     static uint8_t chunk[64 * 1024];
-    weft_conn_discard(c, weft_conn_buffered(c));
+    weft_conn_discard(c, weft_conn_get_buffered(c));
     for (int i = 0; i < 200; i++) {
         int rc = weft_conn_write(c, chunk, sizeof(chunk));
         if (rc != 0) {
@@ -331,7 +331,7 @@ static weft_action pause_then_drain(weft_conn *c)
         return WEFT_ACTION_NONE;
     }
     (void)weft_conn_resume_read(c);
-    atomic_fetch_add(&drained, weft_conn_discard(c, weft_conn_buffered(c)));
+    atomic_fetch_add(&drained, weft_conn_discard(c, weft_conn_get_buffered(c)));
     return WEFT_ACTION_NONE;
 }
 

@@ -4,7 +4,7 @@
  * leaves the spreading to the kernel, and the statistics count exactly what happened.
  *
  * Every connection is greeted with one byte, the index of the loop that owns it (taken with
- * weft_conn_loop in on_open), so each client learns where it landed without shared state. */
+ * weft_conn_get_loop in on_open), so each client learns where it landed without shared state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,7 +39,7 @@ static void reset_counters(void)
 
 static weft_action greet_with_loop(weft_conn *c)
 {
-    unsigned k = weft_conn_loop(c);
+    unsigned k = weft_conn_get_loop(c);
     if (k < LOOPS)
         atomic_fetch_add(&opened_on[k], 1);
     uint8_t b = (uint8_t)k;
@@ -51,7 +51,7 @@ static weft_action greet_with_loop(weft_conn *c)
 static void count_close(weft_conn *c, int err)
 {
     (void)err;
-    unsigned k = weft_conn_loop(c);
+    unsigned k = weft_conn_get_loop(c);
     if (k < LOOPS)
         atomic_fetch_add(&closed_on[k], 1);
     atomic_fetch_add(&closed, 1);
@@ -82,7 +82,7 @@ static int landed_on(int fd)
 static void per_loop_stats(weft_engine *e, weft_loop_stats out[LOOPS])
 {
     weft_stats s;
-    assert_int_equal(weft_engine_loop_count(e), LOOPS);
+    assert_int_equal(weft_engine_get_loop_count(e), LOOPS);
     assert_int_equal(weft_engine_get_stats(e, &s, out), 0);
     assert_int_equal(s.nloops, LOOPS);
 }

@@ -72,7 +72,7 @@ static void peer_free(peer *p)
 
 static peer *peer_of(weft_conn *c)
 {
-    peer *p = weft_conn_context(c);
+    peer *p = weft_conn_get_context(c);
     if (p == NULL || p->self != p)
         return NULL;
     return p;
@@ -95,7 +95,7 @@ static weft_action peer_traffic(weft_conn *c)
     atomic_fetch_add(&traffic, 1);
     peer *p = peer_of(c);
     if (p == NULL) {
-        weft_conn_discard(c, weft_conn_buffered(c));
+        weft_conn_discard(c, weft_conn_get_buffered(c));
         return WEFT_ACTION_CLOSE;
     }
     const uint8_t *b;
@@ -115,7 +115,7 @@ static weft_action peer_traffic(weft_conn *c)
 
 static void peer_close(weft_conn *c, int err)
 {
-    peer *p = weft_conn_context(c);
+    peer *p = weft_conn_get_context(c);
     if (p == NULL || p->self != p) {
         atomic_fetch_add(&closes, 1);
         return;
@@ -464,7 +464,7 @@ static void test_dial_codec(void **state)
 
 static weft_action enrolled_echo(weft_conn *c)
 {
-    peer *p = weft_conn_context(c);
+    peer *p = weft_conn_get_context(c);
     if (p == NULL || p->self != p)
         atomic_store(&lines_bad, 1);
     return wt_echo_on_traffic(c);

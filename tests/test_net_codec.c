@@ -646,7 +646,7 @@ static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp
     codec_server_config(&cfg, &cc->codec);
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
-    assert_int_equal(weft_engine_loop_count(s.engine), 1);
+    assert_int_equal(weft_engine_get_loop_count(s.engine), 1);
 
     int good = wt_connect_tcp(s.port);
     int bad = wt_connect_tcp(s.port);

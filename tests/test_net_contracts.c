@@ -31,13 +31,13 @@ static weft_action count_open(weft_conn *c)
 static void count_close(weft_conn *c, int err)
 {
     atomic_fetch_add(&closed, 1);
-    if (weft_conn_context(c) == (void *)&closed_with_ctx)
+    if (weft_conn_get_context(c) == (void *)&closed_with_ctx)
         atomic_fetch_add(&closed_with_ctx, 1);
     if (err == WEFT_EREADTIMEOUT)
         atomic_fetch_add(&timeouts, 1);
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (weft_conn_peer_addr(c, &ss, &sl) == 0 && ss.ss_family == AF_INET)
+    if (weft_conn_get_peer_addr(c, &ss, &sl) == 0 && ss.ss_family == AF_INET)
         atomic_fetch_add(&peer_ok, 1);
 }
 
@@ -109,7 +109,7 @@ static void test_every_dial_ends_in_on_close(void **state)
 
 static weft_action close_at_once(weft_conn *c)
 {
-    weft_conn_discard(c, weft_conn_buffered(c));
+    weft_conn_discard(c, weft_conn_get_buffered(c));
     return WEFT_ACTION_CLOSE;
 }
 
@@ -147,7 +147,7 @@ static weft_action pause_on_partial(weft_conn *c)
     size_t len;
     while (weft_conn_next_frame(c, &line, &len) == 1)
         weft_conn_write_frame(c, line, len);
-    if (weft_conn_buffered(c) > 0 && weft_conn_pause_read(c) == 0)
+    if (weft_conn_get_buffered(c) > 0 && weft_conn_pause_read(c) == 0)
         weft_conn_after(c, 1200, resume_later, NULL, NULL);
     return WEFT_ACTION_NONE;
 }

@@ -25,12 +25,12 @@ static size_t produced; /* loop thread only: one connection */
 /* Writes chunks until the queue passes the mark or everything is out. */
 static void produce(weft_conn *c)
 {
-    while (produced < TOTAL && weft_conn_pending_out(c) <= MARK) {
+    while (produced < TOTAL && weft_conn_get_pending_out(c) <= MARK) {
         size_t n = TOTAL - produced < CHUNK ? TOTAL - produced : CHUNK;
         if (weft_conn_write(c, pattern + produced % 251, n) != 0)
             return;
         produced += n;
-        long p = (long)weft_conn_pending_out(c);
+        long p = (long)weft_conn_get_pending_out(c);
         if (p > atomic_load(&max_pending))
             atomic_store(&max_pending, p);
     }
@@ -44,7 +44,7 @@ static void on_drain(weft_conn *c)
 
 static weft_action on_traffic(weft_conn *c)
 {
-    weft_conn_discard(c, weft_conn_buffered(c));
+    weft_conn_discard(c, weft_conn_get_buffered(c));
     produced = 0;
     produce(c);
     return WEFT_ACTION_NONE;

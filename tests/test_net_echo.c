@@ -80,7 +80,7 @@ static void echo_with_loops(unsigned loops)
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
     assert_true(s.port > 0);
-    assert_int_equal(weft_engine_loop_count(s.engine), loops);
+    assert_int_equal(weft_engine_get_loop_count(s.engine), loops);
     int fds[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         fds[i] = wt_connect_tcp(s.port);

@@ -102,7 +102,7 @@ static weft_action subscribe_or_echo(weft_conn *c)
 {
     const uint8_t *p;
     if (weft_conn_peek(c, 3, &p) == 3 && memcmp(p, "sub", 3) == 0) {
-        weft_conn_discard(c, weft_conn_buffered(c));
+        weft_conn_discard(c, weft_conn_get_buffered(c));
         subscriber = c;
         return WEFT_ACTION_NONE;
     }
@@ -124,7 +124,7 @@ static weft_action push_on_tick(weft_engine *e, unsigned loop)
         return WEFT_ACTION_NONE;
     }
     atomic_fetch_add(&pushed, (long)sizeof(chunk));
-    long pending = (long)weft_conn_pending_out(subscriber);
+    long pending = (long)weft_conn_get_pending_out(subscriber);
     if (pending > atomic_load(&max_pending))
         atomic_store(&max_pending, pending);
     return WEFT_ACTION_NONE;

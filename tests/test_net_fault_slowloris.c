@@ -400,7 +400,7 @@ static weft_action answer_and_close(weft_conn *c)
     const uint8_t *p;
     if (weft_conn_peek(c, 1, &p) == 1 && p[0] != 'g')
         return wt_echo_on_traffic(c);
-    weft_conn_discard(c, weft_conn_buffered(c));
+    weft_conn_discard(c, weft_conn_get_buffered(c));
     for (size_t n = 0; n < BIG_ANSWER; n += sizeof(chunk)) {
         if (weft_conn_write(c, chunk, sizeof(chunk)) != 0)
             return WEFT_ACTION_NONE;

@@ -39,7 +39,7 @@ static int peer_port(weft_conn *c)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (weft_conn_peer_addr(c, &ss, &len) != 0 || ss.ss_family != AF_INET)
+    if (weft_conn_get_peer_addr(c, &ss, &len) != 0 || ss.ss_family != AF_INET)
         return 0;
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
@@ -53,7 +53,7 @@ static weft_action on_open(weft_conn *c)
 /* Echo, counting what weft_conn_write accepted. */
 static weft_action counting_echo(weft_conn *c)
 {
-    int port = (int)(intptr_t)weft_conn_context(c);
+    int port = (int)(intptr_t)weft_conn_get_context(c);
     const uint8_t *p;
     int n = weft_conn_peek(c, 0, &p);
     if (n > 0 && weft_conn_write(c, p, (size_t)n) == 0) {
@@ -65,7 +65,7 @@ static weft_action counting_echo(weft_conn *c)
 
 static void on_close(weft_conn *c, int err)
 {
-    int port = (int)(intptr_t)weft_conn_context(c);
+    int port = (int)(intptr_t)weft_conn_get_context(c);
     atomic_store(&close_err[port], err);
     atomic_fetch_add(&closed, 1);
 }

@@ -192,15 +192,15 @@ static void test_port_zero_is_reported(void **state)
     assert_int_equal(wt_server_start(&s, &cfg), 0);
     char url[64], want[64];
 
-    int len = weft_engine_listen_addr(s.engine, 0, url, sizeof(url));
+    int len = weft_engine_get_listen_addr(s.engine, 0, url, sizeof(url));
 
     assert_true(s.port > 0 && s.port < 65536);
     snprintf(want, sizeof(want), "tcp://127.0.0.1:%d", s.port);
     assert_string_equal(url, want);
     assert_int_equal(len, (int)strlen(want));
-    assert_int_equal(weft_engine_listen_addr(s.engine, 0, url, 5), WEFT_ENOSPC);
-    assert_int_equal(weft_engine_listen_addr(s.engine, 1, url, sizeof(url)), WEFT_EINVAL);
-    assert_int_equal(weft_engine_listen_port(s.engine, 1), WEFT_EINVAL);
+    assert_int_equal(weft_engine_get_listen_addr(s.engine, 0, url, 5), WEFT_ENOSPC);
+    assert_int_equal(weft_engine_get_listen_addr(s.engine, 1, url, sizeof(url)), WEFT_EINVAL);
+    assert_int_equal(weft_engine_get_listen_port(s.engine, 1), WEFT_EINVAL);
     assert_int_equal(atomic_load(&booted), 1);
     int fd = wt_connect_tcp(s.port);
     assert_true(fd >= 0);
@@ -240,9 +240,9 @@ static void test_unix_socket_listener(void **state)
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
 
-    assert_true(weft_engine_listen_addr(s.engine, 0, got, sizeof(got)) > 0);
+    assert_true(weft_engine_get_listen_addr(s.engine, 0, got, sizeof(got)) > 0);
     assert_string_equal(got, url);
-    assert_int_equal(weft_engine_listen_port(s.engine, 0), WEFT_EINVAL); /* not TCP */
+    assert_int_equal(weft_engine_get_listen_port(s.engine, 0), WEFT_EINVAL); /* not TCP */
     int fds[3];
     for (int i = 0; i < 3; i++) {
         fds[i] = wt_connect_unix(path);
@@ -274,14 +274,14 @@ static void test_several_listeners_in_one_engine(void **state)
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
 
-    int p0 = weft_engine_listen_port(s.engine, 0);
-    int p1 = weft_engine_listen_port(s.engine, 1);
+    int p0 = weft_engine_get_listen_port(s.engine, 0);
+    int p1 = weft_engine_get_listen_port(s.engine, 1);
     assert_true(p0 > 0);
     assert_true(p1 > 0);
     assert_int_not_equal(p0, p1);
-    assert_true(weft_engine_listen_addr(s.engine, 2, got, sizeof(got)) > 0);
+    assert_true(weft_engine_get_listen_addr(s.engine, 2, got, sizeof(got)) > 0);
     assert_string_equal(got, url);
-    assert_int_equal(weft_engine_listen_addr(s.engine, 3, got, sizeof(got)), WEFT_EINVAL);
+    assert_int_equal(weft_engine_get_listen_addr(s.engine, 3, got, sizeof(got)), WEFT_EINVAL);
 
     int fds[3] = {wt_connect_tcp(p0), wt_connect_tcp(p1), wt_connect_unix(path)};
     for (int i = 0; i < 3; i++) {
@@ -307,7 +307,7 @@ static void test_reuse_port_with_two_loops(void **state)
 
     /* Two sockets, one per loop, but one address to report. */
     assert_true(s.port > 0);
-    assert_int_equal(weft_engine_listen_addr(s.engine, 1, got, sizeof(got)), WEFT_EINVAL);
+    assert_int_equal(weft_engine_get_listen_addr(s.engine, 1, got, sizeof(got)), WEFT_EINVAL);
     int fds[8];
     for (int i = 0; i < 8; i++) {
         fds[i] = wt_connect_tcp(s.port);

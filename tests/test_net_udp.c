@@ -1,5 +1,5 @@
 /* Datagrams: udp:// and unixgram:// listeners. Each datagram is one on_traffic call, the
- * reply is one datagram, and nothing is ever merged or split; weft_conn_peer_addr is the
+ * reply is one datagram, and nothing is ever merged or split; weft_conn_get_peer_addr is the
  * sender; a datagram too big for the read buffer is dropped and counted.
  *
  * The server's handler echoes, except for a few requests that start with '?', which ask it
@@ -60,14 +60,14 @@ static weft_action dgram_handler(weft_conn *c)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         char buf[200];
-        if (weft_conn_peer_addr(c, &ss, &sl) != 0)
+        if (weft_conn_get_peer_addr(c, &ss, &sl) != 0)
             snprintf(buf, sizeof(buf), "no peer");
         else
             format_addr(&ss, buf, sizeof(buf));
         weft_conn_write(c, buf, strlen(buf));
     } else if (n >= 5 && memcmp(p, "?loop", 5) == 0) {
         char buf[32];
-        snprintf(buf, sizeof(buf), "loop %u", weft_conn_loop(c));
+        snprintf(buf, sizeof(buf), "loop %u", weft_conn_get_loop(c));
         weft_conn_write(c, buf, strlen(buf));
     } else if (n >= 4 && memcmp(p, "?fwd", 4) == 0) {
         if (weft_conn_sendto(c, (struct sockaddr *)&fwd_to, fwd_len, p + 4, (size_t)n - 4) != 0)
@@ -299,7 +299,7 @@ static void check_peer_addr(int fd, int family)
     assert_string_equal(got, want);
 }
 
-/* The handler formats weft_conn_peer_addr; it must be each client's own address and port,
+/* The handler formats weft_conn_get_peer_addr; it must be each client's own address and port,
  * from a non-default loopback address too. */
 static void test_udp_peer_ipv4(void **state)
 {

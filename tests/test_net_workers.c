@@ -116,7 +116,8 @@ static void test_workers_writes_arrive_whole_and_in_order(void **state)
             tasks[w].refs[c] = wk_ref_of(c);
         tasks[w].recs = recs + (size_t)w * ORDER_WRITES;
         tasks[w].done = &done;
-        assert_int_equal(weft_pool_submit(weft_engine_pool(s.engine), order_writer, &tasks[w]), 0);
+        assert_int_equal(weft_pool_submit(weft_engine_get_pool(s.engine), order_writer, &tasks[w]),
+                         0);
     }
     assert_true(wt_wait_count(&done, WK_WORKERS, WT_TIMEOUT_MS));
     wk_drainer_finish(d);
@@ -158,7 +159,7 @@ static int64_t now_us(void)
 static uint64_t pool_running(weft_engine *e)
 {
     weft_pool_stats ps;
-    weft_pool_get_stats(weft_engine_pool(e), &ps);
+    weft_pool_get_stats(weft_engine_get_pool(e), &ps);
     return ps.running;
 }
 

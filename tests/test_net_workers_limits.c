@@ -104,7 +104,8 @@ static void test_connections_closing_under_writers(void **state)
             tasks[w].refs[c] = wk_ref_of(c);
         tasks[w].recs = recs + (size_t)w * CHURN_WRITES;
         tasks[w].done = &done;
-        assert_int_equal(weft_pool_submit(weft_engine_pool(s.engine), churn_writer, &tasks[w]), 0);
+        assert_int_equal(weft_pool_submit(weft_engine_get_pool(s.engine), churn_writer, &tasks[w]),
+                         0);
     }
 
     /* Close while every worker is busy writing. */
@@ -363,7 +364,7 @@ static void looper(void *arg, int status)
     t->calls = i;
     /* Hold this worker until the pool itself stops, so what waits in its queue is
      * cancelled rather than run. Probes that get in are counted like any task. */
-    weft_pool *pool = weft_engine_pool(t->engine);
+    weft_pool *pool = weft_engine_get_pool(t->engine);
     int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
     while (wt_now_ms() < end) {
         int rc = weft_pool_submit(pool, probe_task, NULL);
@@ -395,7 +396,7 @@ static void test_stop_while_workers_write(void **state)
     static looper_task tasks[WK_WORKERS];
     wk_call_rec *recs = calloc((size_t)WK_WORKERS * STOP_MAX_WRITES, sizeof(*recs));
     assert_non_null(recs);
-    weft_pool *pool = weft_engine_pool(s.engine);
+    weft_pool *pool = weft_engine_get_pool(s.engine);
     for (unsigned w = 0; w < WK_WORKERS; w++) {
         tasks[w].engine = s.engine;
         tasks[w].w = w;

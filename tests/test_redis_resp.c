@@ -228,7 +228,7 @@ static void check_bad(const bad_case *bc, size_t step, size_t split)
     assert_int_equal(feed(&f, (const uint8_t *)bc->in, len, step, split, &s), WEFT_EPROTO);
     feeder_free(&f);
     /* Checked after the parser is gone: the engine keeps the reason pointer for
-     * weft_conn_decode_error, so it must be static text. */
+     * weft_conn_get_decode_error, so it must be static text. */
     assert_string_equal(f.reason, bc->reason);
 }
 

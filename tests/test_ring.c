@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "ring.h"
-#include "weft/bufpool.h"
+#include "bufpool.h"
 #include "weft/error.h"
 
 #define NO_LIMIT ((size_t)64 << 20)
@@ -30,7 +30,7 @@ static void fill_stream(uint8_t *p, size_t n, size_t from)
 }
 
 /* Appends n stream bytes starting at stream offset from. */
-static void append_stream(weft__ring *r, weft_bufpool *pool, size_t from, size_t n)
+static void append_stream(weft__ring *r, weft__bufpool *pool, size_t from, size_t n)
 {
     uint8_t *tmp = malloc(n ? n : 1);
     assert_non_null(tmp);
@@ -321,14 +321,14 @@ static void test_reserve_grows_and_respects_limit(void **state)
 static void test_consume_to_empty_releases_unless_kept(void **state)
 {
     (void)state;
-    weft_bufpool *pool;
-    assert_int_equal(weft_bufpool_create(NULL, &pool), 0);
-    weft_bufpool_stats st;
+    weft__bufpool *pool;
+    assert_int_equal(weft__bufpool_create(NULL, &pool), 0);
+    weft__bufpool_stats st;
     weft__ring r = {0};
 
     append_stream(&r, pool, 0, 100);
     weft__ring_consume(&r, pool, 100, 1);
-    weft_bufpool_get_stats(pool, &st);
+    weft__bufpool_get_stats(pool, &st);
     assert_non_null(r.buf); /* kept: a span handed out may still point into it */
     assert_int_equal(st.outstanding, 1);
     assert_int_equal(r.head, 0);
@@ -336,24 +336,24 @@ static void test_consume_to_empty_releases_unless_kept(void **state)
     append_stream(&r, pool, 100, 50);
     assert_holds_stream(&r, 100, 50);
     weft__ring_consume(&r, pool, 50, 0);
-    weft_bufpool_get_stats(pool, &st);
+    weft__bufpool_get_stats(pool, &st);
     assert_null(r.buf);
     assert_int_equal(r.cap, 0);
     assert_int_equal(st.outstanding, 0);
     assert_int_equal(st.cached_bytes, 4096); /* back in the pool for the next ring */
 
     append_stream(&r, pool, 0, 10);
-    weft_bufpool_get_stats(pool, &st);
+    weft__bufpool_get_stats(pool, &st);
     assert_int_equal(st.hits, 1);
     weft__ring_release(&r, pool);
-    weft_bufpool_destroy(pool);
+    weft__bufpool_destroy(pool);
 }
 
 static void test_big_buffer_holding_little_shrinks(void **state)
 {
     (void)state;
-    weft_bufpool *pool;
-    assert_int_equal(weft_bufpool_create(NULL, &pool), 0);
+    weft__bufpool *pool;
+    assert_int_equal(weft__bufpool_create(NULL, &pool), 0);
     weft__ring r = {0};
     append_stream(&r, pool, 0, 256 * 1024);
     assert_int_equal(r.cap, 256 * 1024);
@@ -368,12 +368,12 @@ static void test_big_buffer_holding_little_shrinks(void **state)
     assert_true(r.cap >= weft__ring_len(&r));
     assert_holds_stream(&r, 250 * 1024 + 1, 6 * 1024 - 1);
 
-    weft_bufpool_stats st;
-    weft_bufpool_get_stats(pool, &st);
+    weft__bufpool_stats st;
+    weft__bufpool_get_stats(pool, &st);
     assert_int_equal(st.outstanding, 1);
     assert_int_equal(st.out_bytes, r.cap);
     weft__ring_release(&r, pool);
-    weft_bufpool_destroy(pool);
+    weft__bufpool_destroy(pool);
 }
 
 static void test_half_full_big_buffer_stays(void **state)
@@ -445,7 +445,7 @@ typedef struct model {
 
 #define MODEL_LIMIT ((size_t)512 * 1024)
 
-static void check_invariants(const weft__ring *r, const model *m, weft_bufpool *pool)
+static void check_invariants(const weft__ring *r, const model *m, weft__bufpool *pool)
 {
     assert_int_equal(weft__ring_len(r), m->len);
     assert_true(r->len <= r->cap);
@@ -457,15 +457,15 @@ static void check_invariants(const weft__ring *r, const model *m, weft_bufpool *
         assert_true(r->head < r->cap);
     }
     if (pool != NULL) {
-        weft_bufpool_stats st;
-        weft_bufpool_get_stats(pool, &st);
+        weft__bufpool_stats st;
+        weft__bufpool_get_stats(pool, &st);
         assert_int_equal(st.outstanding, r->buf != NULL ? 1 : 0);
         assert_int_equal(st.out_bytes, r->cap);
     }
     assert_holds(r, m->bytes, m->len);
 }
 
-static void run_random_ops(weft_bufpool *pool, uint64_t seed, int nops)
+static void run_random_ops(weft__bufpool *pool, uint64_t seed, int nops)
 {
     rng_state = seed;
     weft__ring r = {0};
@@ -546,8 +546,8 @@ static void run_random_ops(weft_bufpool *pool, uint64_t seed, int nops)
     }
     weft__ring_release(&r, pool);
     if (pool != NULL) {
-        weft_bufpool_stats st;
-        weft_bufpool_get_stats(pool, &st);
+        weft__bufpool_stats st;
+        weft__bufpool_get_stats(pool, &st);
         assert_int_equal(st.outstanding, 0);
         assert_int_equal(st.out_bytes, 0);
     }
@@ -564,13 +564,13 @@ static void test_random_ops_match_model_with_malloc(void **state)
 static void test_random_ops_match_model_with_pool(void **state)
 {
     (void)state;
-    weft_bufpool *pool;
-    assert_int_equal(weft_bufpool_create(NULL, &pool), 0);
+    weft__bufpool *pool;
+    assert_int_equal(weft__bufpool_create(NULL, &pool), 0);
     run_random_ops(pool, 0xdeadbeefcafef00dull, 6000);
-    weft_bufpool_stats st;
-    weft_bufpool_get_stats(pool, &st);
+    weft__bufpool_stats st;
+    weft__bufpool_get_stats(pool, &st);
     assert_true(st.hits > 0); /* rings did reuse cached buffers */
-    weft_bufpool_destroy(pool);
+    weft__bufpool_destroy(pool);
 }
 
 int main(void)

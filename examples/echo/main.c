@@ -40,7 +40,7 @@ static weft_action on_frames(weft_conn *c)
 static void print_stats(weft_engine *e, void *arg)
 {
     (void)arg;
-    unsigned n = weft_engine_loop_count(e);
+    unsigned n = weft_engine_get_loop_count(e);
     weft_loop_stats *per = calloc(n, sizeof(*per));
     weft_stats s;
     if (per == NULL || weft_engine_get_stats(e, &s, per) != 0) {

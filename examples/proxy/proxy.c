@@ -1,6 +1,6 @@
 /* weft-proxy's core; see proxy.h.
  *
- * Why both ends on one loop: the backend is dialled with loop = weft_conn_loop(client), so
+ * Why both ends on one loop: the backend is dialled with loop = weft_conn_get_loop(client), so
  * every callback of a pair runs on one thread. The ends then hold plain pointers to each
  * other (cleared in on_close, on that same thread), forward with weft_conn_write (no copy
  * into a cross-thread task, no queue hop) and read each other's queue length directly,
@@ -36,7 +36,7 @@ void proxy_options_init(proxy_options *o)
 
 static proxy_state *state_of(weft_conn *c)
 {
-    return weft_engine_user_data(weft_conn_engine(c));
+    return weft_engine_get_user_data(weft_conn_get_engine(c));
 }
 
 /* Which end of p is c. The client end is set first and kept until it closes, so anything
@@ -69,7 +69,7 @@ static void pause_end(pair *p, int i)
 /* Everything queued for c went to the kernel: the end that feeds c may read again. */
 static void on_drain(weft_conn *c)
 {
-    pair *p = weft_conn_context(c);
+    pair *p = weft_conn_get_context(c);
     if (p == NULL)
         return;
     int i = end_of(p, c);
@@ -83,7 +83,7 @@ static void on_drain(weft_conn *c)
 static weft_action on_open(weft_conn *c)
 {
     proxy_state *ps = state_of(c);
-    pair *p = weft_conn_context(c);
+    pair *p = weft_conn_get_context(c);
     if (p != NULL) {
         /* The backend connected. */
         if (p->end[0] == NULL)
@@ -103,11 +103,11 @@ static weft_action on_open(weft_conn *c)
     p->refs = 1;
     atomic_fetch_add_explicit(&ps->live_pairs, 1, memory_order_relaxed);
     weft_conn_set_context(c, p);
-    int rc = weft_engine_dial(weft_conn_engine(c), ps->opt.backend, (int)weft_conn_loop(c),
+    int rc = weft_engine_dial(weft_conn_get_engine(c), ps->opt.backend, (int)weft_conn_get_loop(c),
                               ps->opt.connect_timeout_ms, p);
     if (rc != 0) {
         atomic_fetch_add_explicit(&ps->dial_failures, 1, memory_order_relaxed);
-        weft_engine_log(weft_conn_engine(c), WEFT_LOG_WARN, "dial %s: %s", ps->opt.backend,
+        weft_engine_log(weft_conn_get_engine(c), WEFT_LOG_WARN, "dial %s: %s", ps->opt.backend,
                         weft_strerror(rc));
         return WEFT_ACTION_CLOSE;
     }
@@ -120,7 +120,7 @@ static weft_action on_open(weft_conn *c)
 
 static weft_action on_traffic(weft_conn *c)
 {
-    pair *p = weft_conn_context(c);
+    pair *p = weft_conn_get_context(c);
     if (p == NULL)
         return WEFT_ACTION_CLOSE;
     int i = end_of(p, c);
@@ -131,7 +131,7 @@ static weft_action on_traffic(weft_conn *c)
             pause_end(p, i);
             return WEFT_ACTION_NONE;
         }
-        weft_conn_discard(c, weft_conn_buffered(c)); /* the other end is gone */
+        weft_conn_discard(c, weft_conn_get_buffered(c)); /* the other end is gone */
         return WEFT_ACTION_CLOSE;
     }
     const uint8_t *b;
@@ -143,21 +143,21 @@ static weft_action on_traffic(weft_conn *c)
         }
         weft_conn_discard(c, (size_t)n);
     }
-    if (weft_conn_pending_out(peer) > p->ps->opt.high_mark)
+    if (weft_conn_get_pending_out(peer) > p->ps->opt.high_mark)
         pause_end(p, i);
     return WEFT_ACTION_NONE;
 }
 
 static void on_close(weft_conn *c, int err)
 {
-    pair *p = weft_conn_context(c);
+    pair *p = weft_conn_get_context(c);
     if (p == NULL)
         return;
     int i = end_of(p, c);
     if (i == 1 && p->end[1] == NULL && err != 0) {
         atomic_fetch_add_explicit(&p->ps->dial_failures, 1, memory_order_relaxed);
-        weft_engine_log(weft_conn_engine(c), WEFT_LOG_WARN, "backend %s: %s", p->ps->opt.backend,
-                        weft_strerror(err));
+        weft_engine_log(weft_conn_get_engine(c), WEFT_LOG_WARN, "backend %s: %s",
+                        p->ps->opt.backend, weft_strerror(err));
     }
     p->end[i] = NULL;
     weft_conn *peer = p->end[!i];

@@ -44,7 +44,7 @@ static void stats_cb(void *arg, unsigned nloops, redis_loop_info *per_loop)
     (void)arg;
     if (e == NULL)
         return;
-    ls = calloc(weft_engine_loop_count(e), sizeof(*ls));
+    ls = calloc(weft_engine_get_loop_count(e), sizeof(*ls));
     if (ls == NULL)
         return;
     if (weft_engine_get_stats(e, &st, ls) == 0) {
@@ -61,8 +61,8 @@ static void stats_cb(void *arg, unsigned nloops, redis_loop_info *per_loop)
 static weft_action on_boot(weft_engine *e)
 {
     atomic_store(&g_engine, e);
-    printf("weft-redis ready on port %d with %u loop(s)\n", weft_engine_listen_port(e, 0),
-           weft_engine_loop_count(e));
+    printf("weft-redis ready on port %d with %u loop(s)\n", weft_engine_get_listen_port(e, 0),
+           weft_engine_get_loop_count(e));
     fflush(stdout);
     return WEFT_ACTION_NONE;
 }
@@ -72,14 +72,14 @@ static weft_action on_open(weft_conn *conn)
     redis_client *cl = malloc(sizeof(*cl));
     if (cl == NULL)
         return WEFT_ACTION_CLOSE;
-    redis_client_init(g_srv, cl, weft_conn_loop(conn));
+    redis_client_init(g_srv, cl, weft_conn_get_loop(conn));
     weft_conn_set_context(conn, cl);
     return WEFT_ACTION_NONE;
 }
 
 static void on_close(weft_conn *conn, int err)
 {
-    redis_client *cl = weft_conn_context(conn);
+    redis_client *cl = weft_conn_get_context(conn);
     (void)err;
     if (cl != NULL) {
         redis_client_free(cl);
@@ -104,8 +104,8 @@ static bool flush(weft_conn *conn, reply_buf *rb)
 
 static weft_action on_traffic(weft_conn *conn)
 {
-    redis_client *cl = weft_conn_context(conn);
-    reply_buf *rb = &g_loops[weft_conn_loop(conn)].out;
+    redis_client *cl = weft_conn_get_context(conn);
+    reply_buf *rb = &g_loops[weft_conn_get_loop(conn)].out;
     const uint8_t *frame;
     const void *msg;
     size_t len;
@@ -131,7 +131,7 @@ static weft_action on_traffic(weft_conn *conn)
     redis_batch_end(cl);
     if (rc == WEFT_EPROTO) {
         /* As Redis: tell the client what was wrong, then close; the others go on. */
-        const char *why = weft_conn_decode_error(conn);
+        const char *why = weft_conn_get_decode_error(conn);
         reply_errorf(rb, "ERR %s", why != NULL ? why : "Protocol error: malformed request");
         flush(conn, rb);
         return WEFT_ACTION_CLOSE;

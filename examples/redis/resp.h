@@ -49,7 +49,7 @@ typedef struct resp_request {
 /* The RESP2 request codec. decode() returns 0 with one frame (frame->message is a
  * const resp_request *, which weft_conn_next_message hands on), WEFT_AGAIN, or WEFT_EPROTO
  * with frame->reason set to Redis's static text ("Protocol error: invalid bulk length"),
- * which weft_conn_decode_error hands on. */
+ * which weft_conn_get_decode_error hands on. */
 extern const weft_codec_vtable resp_codec;
 
 #endif /* WEFT_REDIS_RESP_H */

@@ -57,13 +57,13 @@ static void handle_line(weft_conn *c, const uint8_t *line, size_t len)
                 weft_conn_write_frame(c, "ERR no memory", 13);
                 return;
             }
-            j->engine = weft_conn_engine(c);
+            j->engine = weft_conn_get_engine(c);
             j->ref = weft_conn_get_ref(c);
             j->ms = (unsigned)strtoul(num, NULL, 10);
             memcpy(j->text, line + i, tlen);
             j->text[tlen] = '\n';
             j->len = tlen + 1;
-            int rc = weft_pool_submit(weft_engine_pool(j->engine), run_job, j);
+            int rc = weft_pool_submit(weft_engine_get_pool(j->engine), run_job, j);
             if (rc != 0) {
                 free(j); /* a failed submit never runs the task */
                 weft_conn_write_frame(c, "BUSY", 4);

@@ -81,7 +81,7 @@ WEFT_API void weft_balancer_on_open(weft_balancer *b, size_t loop);
 WEFT_API void weft_balancer_on_close(weft_balancer *b, size_t loop);
 /* True when pick wants view->live filled in. */
 WEFT_API bool weft_balancer_needs_live(const weft_balancer *b);
-WEFT_API const char *weft_balancer_name(const weft_balancer *b);
+WEFT_API const char *weft_balancer_get_name(const weft_balancer *b);
 
 WEFT_API extern const weft_balancer_vtable weft_lb_round_robin;
 WEFT_API extern const weft_balancer_vtable weft_lb_least_connections;

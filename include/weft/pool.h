@@ -1,7 +1,7 @@
 /* weft — worker-thread pool for blocking work.
  *
  * A fixed set of threads with a bounded queue. Usable on its own; an engine with
- * cfg.workers > 0 owns one (weft_engine_pool). Tasks that answer a connection do so with
+ * cfg.workers > 0 owns one (weft_engine_get_pool). Tasks that answer a connection do so with
  * weft_async_write() and friends, which are safe from any thread.
  */
 #ifndef WEFT_POOL_H

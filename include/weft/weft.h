@@ -12,9 +12,10 @@
 #include "weft/version.h"
 #include "weft/error.h"
 #include "weft/codec.h"
+#include "weft/conn.h"
 #include "weft/balancer.h"
-#include "weft/bufpool.h"
 #include "weft/pool.h"
 #include "weft/engine.h"
+#include "weft/deprecated.h"
 
 #endif /* WEFT_H */

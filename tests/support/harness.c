@@ -97,9 +97,9 @@ int wt_server_start(wt_server *s, const weft_config *cfg)
     int rc = weft_engine_start(&c, &s->engine);
     if (rc != 0)
         return rc;
-    if (weft_engine_listen_addr(s->engine, 0, s->url, sizeof(s->url)) < 0)
+    if (weft_engine_get_listen_addr(s->engine, 0, s->url, sizeof(s->url)) < 0)
         s->url[0] = '\0';
-    int port = weft_engine_listen_port(s->engine, 0);
+    int port = weft_engine_get_listen_port(s->engine, 0);
     s->port = port > 0 ? port : 0;
     return 0;
 }

@@ -63,9 +63,9 @@ static void sleeping_job(void *arg, int status)
 
 static weft_action on_traffic(weft_conn *c)
 {
-    if (weft_conn_context(c) == NULL) {
+    if (weft_conn_get_context(c) == NULL) {
         uint32_t id;
-        if (weft_conn_buffered(c) < sizeof(id))
+        if (weft_conn_get_buffered(c) < sizeof(id))
             return WEFT_ACTION_NONE;
         weft_conn_read(c, &id, sizeof(id));
         if (id >= WK_MAX_CONNS)
@@ -87,9 +87,9 @@ static weft_action on_traffic(weft_conn *c)
             job *j = malloc(sizeof(*j));
             if (j == NULL)
                 return WEFT_ACTION_CLOSE;
-            j->engine = weft_conn_engine(c);
+            j->engine = weft_conn_get_engine(c);
             j->ref = weft_conn_get_ref(c);
-            if (weft_pool_submit(weft_engine_pool(j->engine), sleeping_job, j) != 0) {
+            if (weft_pool_submit(weft_engine_get_pool(j->engine), sleeping_job, j) != 0) {
                 free(j); /* a failed submit never runs the task */
                 atomic_fetch_add(&wk_jobs_refused, 1);
                 weft_conn_write(c, "B", 1);
@@ -109,7 +109,7 @@ static void on_close(weft_conn *c, int err)
 void wk_start_server(wt_server *s, weft_config *cfg)
 {
     assert_int_equal(wt_server_start(s, cfg), 0);
-    assert_non_null(weft_engine_pool(s->engine));
+    assert_non_null(weft_engine_get_pool(s->engine));
 }
 
 void wk_base_config(weft_config *cfg)

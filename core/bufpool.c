@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "weft/bufpool.h"
+#include "bufpool.h"
 #include "weft/error.h"
 
 #define CLASS_MAX 32
@@ -12,15 +12,15 @@ typedef struct free_buf {
     struct free_buf *next;
 } free_buf;
 
-struct weft_bufpool {
-    weft_bufpool_config cfg;
+struct weft__bufpool {
+    weft__bufpool_config cfg;
     unsigned min_shift;
     unsigned nclasses;
     free_buf *free[CLASS_MAX];
-    weft_bufpool_stats stats;
+    weft__bufpool_stats stats;
 };
 
-void weft_bufpool_config_init(weft_bufpool_config *cfg)
+void weft__bufpool_config_init(weft__bufpool_config *cfg)
 {
     cfg->min_size = 4096;
     cfg->max_pooled_size = 1u << 20;
@@ -32,17 +32,17 @@ static int is_pow2(size_t n)
     return n != 0 && (n & (n - 1)) == 0;
 }
 
-int weft_bufpool_create(const weft_bufpool_config *cfg, weft_bufpool **out)
+int weft__bufpool_create(const weft__bufpool_config *cfg, weft__bufpool **out)
 {
-    weft_bufpool_config def;
+    weft__bufpool_config def;
     if (cfg == NULL) {
-        weft_bufpool_config_init(&def);
+        weft__bufpool_config_init(&def);
         cfg = &def;
     }
     if (out == NULL || !is_pow2(cfg->min_size) || cfg->min_size < sizeof(free_buf) ||
         cfg->max_pooled_size < cfg->min_size)
         return WEFT_EINVAL;
-    weft_bufpool *p = calloc(1, sizeof(*p));
+    weft__bufpool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return WEFT_ENOMEM;
     p->cfg = *cfg;
@@ -57,7 +57,7 @@ int weft_bufpool_create(const weft_bufpool_config *cfg, weft_bufpool **out)
     return 0;
 }
 
-void weft_bufpool_destroy(weft_bufpool *p)
+void weft__bufpool_destroy(weft__bufpool *p)
 {
     if (p == NULL)
         return;
@@ -73,7 +73,7 @@ void weft_bufpool_destroy(weft_bufpool *p)
 }
 
 /* The class index of a power-of-two capacity, or -1 when it is not pooled. */
-static int class_of(const weft_bufpool *p, size_t cap)
+static int class_of(const weft__bufpool *p, size_t cap)
 {
     unsigned shift = p->min_shift;
     for (unsigned c = 0; c < p->nclasses; c++, shift++) {
@@ -83,7 +83,7 @@ static int class_of(const weft_bufpool *p, size_t cap)
     return -1;
 }
 
-void *weft_bufpool_get(weft_bufpool *p, size_t size, size_t *capacity)
+void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
 {
     size_t cap = p->cfg.min_size;
     while (cap < size) {
@@ -111,7 +111,7 @@ void *weft_bufpool_get(weft_bufpool *p, size_t size, size_t *capacity)
     return buf;
 }
 
-void weft_bufpool_put(weft_bufpool *p, void *buf, size_t capacity)
+void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
 {
     if (buf == NULL)
         return;
@@ -128,7 +128,7 @@ void weft_bufpool_put(weft_bufpool *p, void *buf, size_t capacity)
     p->stats.cached_bytes += capacity;
 }
 
-void weft_bufpool_get_stats(const weft_bufpool *p, weft_bufpool_stats *out)
+void weft__bufpool_get_stats(const weft__bufpool *p, weft__bufpool_stats *out)
 {
     *out = p->stats;
 }
