@@ -1,21 +1,26 @@
 /* weft — accepting connections and handing them to loops.
  *
- * The acceptor thread owns the listeners of the hand-off mode and the engine's stop
- * signal. In reuse_port mode each loop accepts on its own listener with the same code. */
+ * The acceptor thread runs a loop of its own kind: it owns the listeners of the hand-off
+ * mode and the engine's stop signal, and no connections. In reuse_port mode (and with a
+ * single loop) each loop accepts on its own listener through the same code. Either way the
+ * backend accepts, and tells weft__listener_accepted what came of it.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#define ACCEPT_BATCH   64
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
 
-struct event_base *weft__new_base(void);
+/* The loop whose backend accepts on l. */
+static weft__loop *listener_loop(weft__listener *l)
+{
+    return l->owner != NULL ? l->owner : &l->engine->acceptor;
+}
 
 /* Past max_connections a new connection is closed at once, before any loop sees it: the
  * peer gets a clean close and the connections already open are not disturbed. */
@@ -38,10 +43,9 @@ static bool over_limit(weft_engine *e, int fd)
     return true;
 }
 
-void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen)
+/* Hands fd to a loop chosen by the balancer; closes it on failure. */
+static void hand_off(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen)
 {
-    if (over_limit(e, fd))
-        return;
     size_t k = 0;
     if (e->nloops > 1 && e->balancer != NULL) {
         weft_lb_view view = {e->nloops, NULL};
@@ -71,13 +75,12 @@ void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, sock
     }
 }
 
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
+static void resume_fire(weft__timer_node *n)
 {
-    (void)fd;
-    (void)what;
-    weft__listener *l = arg;
-    if (l->fd >= 0 && !l->ev_added && event_add(&l->ev, NULL) == 0)
-        l->ev_added = true;
+    weft__listener *l = WEFT__CONTAINER_OF(n, weft__listener, resume);
+    weft__loop *loop = listener_loop(l);
+    if (l->fd >= 0 && !loop->stopping && !l->active && loop->be->listener_start(loop, l) == 0)
+        l->active = true;
 }
 
 /* Out of descriptors (or kernel memory): stop watching this listener for a while instead
@@ -86,6 +89,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 static void pause_listener(weft__listener *l, int err)
 {
     weft_engine *e = l->engine;
+    weft__loop *loop = listener_loop(l);
     atomic_fetch_add_explicit(&e->accept_errors, 1, memory_order_relaxed);
     if (l->backoff_ms == 0)
         weft__log(e, WEFT_LOG_WARN, "accept on %s: %s; pausing accepts", l->url,
@@ -93,109 +97,94 @@ static void pause_listener(weft__listener *l, int err)
     l->backoff_ms = l->backoff_ms == 0 ? BACKOFF_MIN_MS : l->backoff_ms * 2;
     if (l->backoff_ms > BACKOFF_MAX_MS)
         l->backoff_ms = BACKOFF_MAX_MS;
-    if (l->ev_added)
-        event_del(&l->ev);
-    l->ev_added = false;
-    struct timeval tv = {(time_t)(l->backoff_ms / 1000),
-                         (suseconds_t)((l->backoff_ms % 1000) * 1000)};
-    evtimer_add(&l->resume_ev, &tv);
+    if (l->active)
+        loop->be->listener_stop(loop, l);
+    l->active = false;
+    if (weft__loop_timer_arm(loop, &l->resume, l->backoff_ms) != 0)
+        resume_fire(&l->resume); /* no memory to wait: try again at once */
 }
 
-/* Accepts up to a batch; calls take(fd) for each. */
-static void accept_batch(weft__listener *l,
-                         void (*take)(weft__listener *, int, const struct sockaddr *, socklen_t))
+bool weft__listener_accepted(weft__listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
 {
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int err = errno;
-            switch (err) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
-                return;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-            case EPERM:
-                continue;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                pause_listener(l, -err);
-                return;
-            default:
-                atomic_fetch_add_explicit(&l->engine->accept_errors, 1, memory_order_relaxed);
-                weft__log(l->engine, WEFT_LOG_ERROR, "accept on %s: %s", l->url,
-                          weft_strerror(-err));
-                return;
-            }
+    weft_engine *e = l->engine;
+    if (fd < 0) {
+        switch (-fd) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+            return true; /* that peer is gone or refused; the next one may be fine */
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            pause_listener(l, fd);
+            return false;
+        default:
+            atomic_fetch_add_explicit(&e->accept_errors, 1, memory_order_relaxed);
+            weft__log(e, WEFT_LOG_ERROR, "accept on %s: %s", l->url, weft_strerror(fd));
+            return false;
         }
-        if (l->backoff_ms != 0) {
-            weft__log(l->engine, WEFT_LOG_INFO, "accept on %s: resumed", l->url);
-            l->backoff_ms = 0;
-        }
-        take(l, fd, (const struct sockaddr *)&ss, sl);
     }
-}
-
-static void take_handoff(weft__listener *l, int fd, const struct sockaddr *sa, socklen_t sl)
-{
-    /* A Unix peer is unnamed: no address to balance on. */
-    weft__dispatch_fd(l->engine, fd, l->family != AF_UNIX ? sa : NULL,
-                      l->family != AF_UNIX ? sl : 0);
-}
-
-static void take_local(weft__listener *l, int fd, const struct sockaddr *sa, socklen_t sl)
-{
-    (void)sa;
-    (void)sl;
+    if (l->backoff_ms != 0) {
+        weft__log(e, WEFT_LOG_INFO, "accept on %s: resumed", l->url);
+        l->backoff_ms = 0;
+    }
+    if (over_limit(e, fd))
+        return true;
+    if (l->owner == NULL) {
+        /* A Unix peer is unnamed: no address to balance on. */
+        bool named = l->family != AF_UNIX;
+        hand_off(e, fd, named ? peer : NULL, named ? plen : 0);
+        return true;
+    }
     weft__loop *loop = l->owner;
-    if (over_limit(l->engine, fd))
-        return;
+    loop->nio++;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    weft__loop_enter(loop);
     weft__loop_adopt(loop, fd, l->family, NULL, false);
+    weft__loop_leave(loop);
+    return true;
 }
 
-static void acceptor_accept_cb(evutil_socket_t fd, short what, void *arg)
+int weft__listeners_start(weft__loop *loop)
 {
-    (void)fd;
-    (void)what;
-    accept_batch(arg, take_handoff);
-}
-
-void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    weft__listener *l = arg;
-    l->owner->nio++;
-    weft__loop_enter(l->owner);
-    accept_batch(l, take_local);
-    weft__loop_leave(l->owner);
-}
-
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    weft_engine *e = arg;
-    uint64_t v;
-    (void)!read(fd, &v, sizeof(v));
-    /* Stop accepting first, so no hand-off can follow the loops' STOP. */
-    for (size_t i = 0; i < e->nlisteners; i++) {
-        weft__listener *l = &e->listeners[i];
-        if (l->owner != NULL)
-            continue;
-        if (l->ev_added)
-            event_del(&l->ev);
-        l->ev_added = false;
-        event_del(&l->resume_ev);
-        weft__listener_close(l);
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        weft__timer_node_init(&l->resume, resume_fire);
+        int rc = loop->be->listener_start(loop, l);
+        if (rc != 0)
+            return rc;
+        l->active = true;
     }
+    return 0;
+}
+
+void weft__listeners_stop(weft__loop *loop)
+{
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        if (l->active)
+            loop->be->listener_stop(loop, l);
+        l->active = false;
+        weft__timer_heap_cancel(&loop->timers, &l->resume);
+    }
+}
+
+/* The acceptor's wake-up: weft_engine_stop kicked it. */
+static void acceptor_woken(weft__loop *acc)
+{
+    weft_engine *e = acc->engine;
+    weft__task *tasks;
+    size_t n;
+    weft__queue_drain(&acc->queue, &tasks, &n); /* nothing is queued here; clears the wakeup */
+    if (!atomic_load(&e->stop_requested) || acc->stopping)
+        return;
+    acc->stopping = true;
+    /* Stop accepting first, so no hand-off can follow the loops' STOP. */
+    weft__listeners_stop(acc);
+    for (size_t i = 0; i < acc->nlisteners; i++)
+        weft__listener_close(acc->listeners[i]);
     weft__task t;
     memset(&t, 0, sizeof(t));
     t.kind = WEFT__TASK_STOP;
@@ -203,53 +192,22 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         while (weft__queue_push(&e->loops[i].queue, &t) != 0)
             usleep(1000); /* out of memory: the STOP must get through */
     }
-    event_base_loopbreak(e->abase);
+    acc->quit = true;
 }
 
 int weft__acceptor_setup(weft_engine *e)
 {
-    e->abase = weft__new_base();
-    if (e->abase == NULL)
-        return WEFT_ENOMEM;
-    e->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (e->stop_fd < 0)
-        return -errno;
-    event_assign(&e->stop_ev, e->abase, e->stop_fd, EV_READ | EV_PERSIST, stop_cb, e);
-    if (event_add(&e->stop_ev, NULL) != 0)
-        return WEFT_ENOMEM;
-    for (size_t i = 0; i < e->nlisteners; i++) {
-        weft__listener *l = &e->listeners[i];
-        struct event_base *b = l->owner != NULL ? l->owner->base : e->abase;
-        evtimer_assign(&l->resume_ev, b, resume_cb, l);
-        l->resume_assigned = true;
-        if (l->owner != NULL)
-            continue; /* the loop registered it */
-        event_assign(&l->ev, e->abase, l->fd, EV_READ | EV_PERSIST, acceptor_accept_cb, l);
-        if (event_add(&l->ev, NULL) != 0)
-            return WEFT_ENOMEM;
-        l->ev_added = true;
-    }
-    return 0;
+    weft__loop *acc = &e->acceptor;
+    int rc = weft__loop_init_acceptor(e, acc);
+    if (rc != 0)
+        return rc;
+    acc->woken = acceptor_woken;
+    return weft__listeners_start(acc);
 }
 
 void weft__acceptor_teardown(weft_engine *e)
 {
-    for (size_t i = 0; i < e->nlisteners; i++) {
-        weft__listener *l = &e->listeners[i];
-        if (l->owner == NULL && l->ev_added)
-            event_del(&l->ev);
-        if (l->resume_assigned && l->owner == NULL)
-            event_del(&l->resume_ev);
-        l->ev_added = false;
-    }
-    if (e->abase != NULL) {
-        event_del(&e->stop_ev);
-        event_base_free(e->abase);
-        e->abase = NULL;
-    }
-    if (e->stop_fd >= 0)
-        close(e->stop_fd);
-    e->stop_fd = -1;
+    weft__loop_destroy(&e->acceptor);
 }
 
 void *weft__acceptor_main(void *arg)
@@ -257,6 +215,6 @@ void *weft__acceptor_main(void *arg)
     weft_engine *e = arg;
     pthread_setname_np(pthread_self(), "weft-accept");
     if (weft__wait_gate(e))
-        event_base_dispatch(e->abase);
+        weft__loop_run(&e->acceptor);
     return NULL;
 }

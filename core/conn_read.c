@@ -1,4 +1,5 @@
-/* weft — a connection's inbound side: borrowed spans, on_traffic dispatch and the read API. */
+/* weft — a connection's inbound side: where bytes land, on_traffic dispatch, borrowed spans
+ * and the read API. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -101,48 +102,76 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
     weft__loop_leave(loop);
 }
 
-void weft__conn_read(weft_conn *c)
+/* Reading is what c wants now: not while paused, closing or closed. */
+static bool wants_input(const weft_conn *c)
+{
+    return (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_CLOSED |
+                        CONN_CLOSE_PENDING)) == CONN_READING;
+}
+
+uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
 {
     weft__loop *loop = c->loop;
-    weft_engine *e = loop->engine;
-    ssize_t n;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return NULL;
+    if (c->flags & CONN_LINGER) { /* dropped anyway: any place will do */
+        *room = loop->rbuf_size;
+        return loop->rbuf;
+    }
+    if (!wants_input(c))
+        return NULL;
     if (c->in.len == 0) {
         if (c->in.buf != NULL)
             weft__ring_release(&c->in, loop->bufpool);
-        do {
-            n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0) {
-            WEFT__STAT_ADD(loop->stats.bytes_in, n);
-            c->active_ms = loop->now_ms;
-            weft__conn_dispatch(c, loop->rbuf, (size_t)n);
-            return;
-        }
-    } else {
-        /* A partial frame waits: read straight behind it, so the frame ends up in one
-         * span without copying what was read before. */
-        size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
-        if (want < 4096)
-            want = 4096;
-        size_t room;
-        uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, &room);
-        if (p == NULL) {
-            weft__log(e, WEFT_LOG_WARN,
-                      "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing",
-                      loop->index, c->slot, c->in.len);
-            weft__conn_close_now(c, WEFT_EINCAP);
-            return;
-        }
-        do {
-            n = recv(c->fd, p, room, 0);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0) {
+        *room = loop->rbuf_size;
+        return loop->rbuf;
+    }
+    /* A partial frame waits: read straight behind it, so the frame ends up in one span
+     * without copying what was read before. */
+    weft_engine *e = loop->engine;
+    size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
+    if (want < 4096)
+        want = 4096;
+    uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, room);
+    if (p == NULL) {
+        weft__log(e, WEFT_LOG_WARN,
+                  "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing", loop->index,
+                  c->slot, c->in.len);
+        weft__conn_close_now(c, WEFT_EINCAP);
+    }
+    return p;
+}
+
+void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
+{
+    weft__loop *loop = c->loop;
+    loop->nio++;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    if (c->flags & CONN_LINGER) {
+        weft__conn_linger_input(c, n);
+        return;
+    }
+    if (n > 0) {
+        WEFT__STAT_ADD(loop->stats.bytes_in, n);
+        c->active_ms = loop->now_ms;
+        if (c->in.len > 0 && data == c->in.buf + c->in.head + c->in.len) {
+            /* Read behind the partial frame, where weft__conn_recv_buf pointed. */
             weft__ring_commit(&c->in, (size_t)n);
-            WEFT__STAT_ADD(loop->stats.bytes_in, n);
-            c->active_ms = loop->now_ms;
             weft__conn_dispatch(c, NULL, 0);
-            return;
+        } else if (c->in.len > 0) {
+            /* A span of the backend's own: join it to what waits. */
+            int rc = weft__ring_append(&c->in, loop->bufpool, data, (size_t)n,
+                                       loop->engine->cfg.max_inbound);
+            if (rc != 0) {
+                weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+                return;
+            }
+            weft__conn_dispatch(c, NULL, 0);
+        } else {
+            weft__conn_dispatch(c, data, (size_t)n);
         }
+        return;
     }
     if (n == 0) {
         /* The peer finished sending (maybe only half-closed): answer what is queued, then
@@ -151,10 +180,7 @@ void weft__conn_read(weft_conn *c)
         weft__conn_close_graceful(c, 0);
         return;
     }
-    int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK)
-        return;
-    weft__conn_close_now(c, -err);
+    weft__conn_close_now(c, (int)n);
 }
 
 /* ---- public connection API (owning loop's thread) ---- */

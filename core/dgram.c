@@ -163,10 +163,9 @@ static void dropped_big(weft__loop *loop, const weft__listener *l, size_t n)
  * batch area is as large as the read buffer, so no datagram the read buffer could hold is
  * cut; the area is allocated once per loop that has a datagram socket, and only the pages
  * datagrams actually touch become resident. */
-void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg)
+void weft__dgram_ready(weft__listener *l)
 {
-    (void)what;
-    weft__listener *l = arg;
+    int fd = l->fd;
     weft_conn *c = l->dgram;
     weft__loop *loop = c->loop;
     weft__dgram_batch *b = loop->dgram_batch;

@@ -27,6 +27,18 @@ static int pick_loop(weft_engine *e, int loop, weft__loop **out)
     return 0;
 }
 
+/* Past max_connections a dial or enroll is refused at once, as an accept would be. */
+static bool at_limit(weft_engine *e)
+{
+    unsigned max = e->cfg.max_connections;
+    if (max == 0)
+        return false;
+    uint64_t live = 0;
+    for (unsigned i = 0; i < e->nloops; i++)
+        live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
+    return live >= max;
+}
+
 static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family, void *ctx,
                      unsigned timeout_ms)
 {
@@ -50,6 +62,8 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         return WEFT_EINVAL;
     if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
+    if (at_limit(e))
+        return WEFT_EMAXCONN;
     weft__loop *lp;
     int rc = pick_loop(e, loop, &lp);
     if (rc != 0)
@@ -101,6 +115,8 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
         return -errno;
     /* Every check before the fd changes: on failure it stays the caller's as it was. */
+    if (at_limit(e))
+        return WEFT_EMAXCONN;
     weft__loop *lp;
     int rc = pick_loop(e, loop, &lp);
     if (rc != 0)
@@ -112,4 +128,34 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     if (rc != 0)
         (void)fcntl(fd, F_SETFL, fl);
     return rc;
+}
+
+/* ---- the loop side (the dial's loop thread) ---- */
+
+void weft__dial_adopt(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms)
+{
+    weft_conn *c = weft__conn_setup(loop, fd, family, ctx, true);
+    if (c == NULL)
+        return;
+    c->flags |= CONN_CONNECTING;
+    c->active_ms = loop->now_ms + timeout_ms; /* the connect deadline, for the wheel */
+    weft__conn_update_interest(c);
+    weft__wheel_schedule(c);
+}
+
+void weft__dial_finish(weft_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EALREADY)
+        return;
+    if (err != 0) {
+        weft__conn_close_now(c, -err);
+        return;
+    }
+    c->flags &= (uint16_t)~CONN_CONNECTING;
+    c->active_ms = c->loop->now_ms;
+    weft__conn_opened(c);
 }

@@ -1,7 +1,7 @@
-/* weft — the engine: configuration, start, stop, statistics and logging. */
+/* weft — the engine: configuration, start, stop and statistics. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,49 +33,10 @@ void weft_config_init(weft_config *cfg)
     cfg->worker_queue = 1024;
 }
 
-static const char *level_name(weft_log_level l)
-{
-    switch (l) {
-    case WEFT_LOG_DEBUG:
-        return "debug";
-    case WEFT_LOG_INFO:
-        return "info";
-    case WEFT_LOG_WARN:
-        return "warn";
-    case WEFT_LOG_ERROR:
-        return "error";
-    default:
-        return "log";
-    }
-}
-
-static void vlog(weft_engine *e, weft_log_level level, const char *fmt, va_list ap)
-{
-    if (level < e->cfg.log_level || level >= WEFT_LOG_OFF)
-        return;
-    char msg[512];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (e->cfg.log_cb != NULL)
-        e->cfg.log_cb(e->cfg.log_ctx, level, msg);
-    else
-        fprintf(stderr, "weft: %s: %s\n", level_name(level), msg);
-}
-
-void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(e, level, fmt, ap);
-    va_end(ap);
-}
-
-void weft_engine_log(weft_engine *e, weft_log_level level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(e, level, fmt, ap);
-    va_end(ap);
-}
+/* The I/O backends this build has, best first. */
+static const weft__backend *const backends[] = {
+    &weft__backend_event,
+};
 
 static int validate(const weft_config *cfg)
 {
@@ -174,9 +135,7 @@ static int open_listeners(weft_engine *e, const weft_config *cfg)
 static int assign_loop_listeners(weft_engine *e)
 {
     for (size_t i = 0; i < e->nlisteners; i++) {
-        weft__loop *loop = e->listeners[i].owner;
-        if (loop == NULL)
-            continue;
+        weft__loop *loop = e->listeners[i].owner != NULL ? e->listeners[i].owner : &e->acceptor;
         weft__listener **nl =
             realloc(loop->listeners, (loop->nlisteners + 1) * sizeof(*loop->listeners));
         if (nl == NULL)
@@ -220,7 +179,7 @@ static int start_threads(weft_engine *e)
             e->loops[i].thread_started = true;
     }
     if (rc == 0) {
-        rc = -pthread_create(&e->acceptor, NULL, weft__acceptor_main, e);
+        rc = -pthread_create(&e->acceptor.thread, NULL, weft__acceptor_main, e);
         if (rc == 0)
             e->acceptor_started = true;
     }
@@ -231,7 +190,7 @@ static int start_threads(weft_engine *e)
 static void join_threads(weft_engine *e)
 {
     if (e->acceptor_started)
-        pthread_join(e->acceptor, NULL);
+        pthread_join(e->acceptor.thread, NULL);
     e->acceptor_started = false;
     for (unsigned i = 0; i < e->nloops; i++) {
         if (e->loops[i].thread_started)
@@ -256,7 +215,6 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     pthread_cond_init(&e->gate_cv, NULL);
     for (size_t i = 0; i < WEFT_LISTEN_MAX; i++)
         e->cfg.listen[i] = NULL; /* borrowed only until we return */
-    e->stop_fd = -1;
     if (cfg->loops == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         e->nloops = n > 0 ? (unsigned)n : 1u;
@@ -293,6 +251,8 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     }
     for (unsigned i = 0; i < e->nloops; i++)
         e->loops[i].queue.efd = -1;
+    e->acceptor.queue.efd = -1;
+    e->be = backends[0];
     if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
         weft__log(e, WEFT_LOG_INFO,
                   "reuse_port: the kernel spreads TCP connections over the "
@@ -350,10 +310,8 @@ int weft_engine_stop(weft_engine *e)
     if (e == NULL)
         return WEFT_EINVAL;
     atomic_store(&e->stop_requested, 1);
-    uint64_t one = 1;
-    /* write(2) is async-signal-safe; EAGAIN means a stop is already signalled. */
-    ssize_t n = write(e->stop_fd, &one, sizeof(one));
-    (void)n;
+    /* The acceptor's wakeup: one write(2), which is async-signal-safe. */
+    weft__queue_kick(&e->acceptor.queue);
     return 0;
 }
 

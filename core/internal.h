@@ -1,39 +1,52 @@
 /* weft — what the core's files share: the engine, its loops and their connections.
  *
- * Ownership: a loop thread owns its event_base, its read buffer, its buffer pool and every
- * connection in its slot table. Other threads touch a loop only through its queue, its
- * statistics (atomics) and a slot's generation (atomic), which is how a weft_conn_ref is
- * checked without a lock.
+ * The core has three layers; a file calls only into its own layer and the ones below it:
+ *
+ *   control side (any thread)  engine.c acceptor.c listen.c dial.c async.c
+ *   per-thread loop            loop.c (the iteration, and what runs before it sleeps)
+ *                              conn.c conn_read.c conn_write.c conn_close.c
+ *                              wheel.c conn_timer.c dgram.c
+ *                              backend.h, and one file per I/O backend: backend_event.c
+ *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
+ *
+ * Only the loop / connection / wheel group calls each other in a circle (a connection
+ * closes on a timer, a timer is re-filed by a read). The control side reaches a loop only
+ * through its queue, its statistics (atomics) and a slot's generation (atomic), which is
+ * how a weft_conn_ref is checked without a lock. A loop thread owns its backend instance,
+ * its read buffer, its buffer pool, its timers and every connection in its slot table.
+ * The acceptor thread is a loop too, of its own kind: it owns the hand-off listeners and
+ * no connections.
  */
 #ifndef WEFT_INTERNAL_H
 #define WEFT_INTERNAL_H
 
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "weft/balancer.h"
-#include "bufpool.h"
 #include "weft/codec.h"
+#include "weft/conn.h"
 #include "weft/engine.h"
 #include "weft/pool.h"
+#include "backend.h"
+#include "bufpool.h"
 #include "queue.h"
 #include "ring.h"
+#include "timer_heap.h"
 
 /* Connection flags (loop thread only). */
 enum {
-    CONN_READING = 1u << 0,       /* EV_READ is wanted */
-    CONN_EV_READ = 1u << 1,       /* EV_READ is registered */
-    CONN_EV_WRITE = 1u << 2,      /* EV_WRITE is registered */
+    CONN_READING = 1u << 0,       /* reading is wanted (weft_conn_pause_read clears it) */
+    CONN_SENDING = 1u << 1,       /* completion backends: a send of the queue is in flight */
     CONN_PAUSED = 1u << 3,        /* reading paused by the high-water mark */
     CONN_CLOSING = 1u << 4,       /* graceful close: flush, then close */
     CONN_CLOSE_PENDING = 1u << 5, /* close requested inside a callback */
     CONN_CLOSED = 1u << 6,
-    CONN_CORKED = 1u << 7, /* on the loop's corked list: flush at end of dispatch */
+    CONN_CORKED = 1u << 7, /* on the loop's corked list: flush before the loop sleeps */
     CONN_PEER_EOF = 1u << 8,
     CONN_LINGER = 1u << 9,         /* closing, output all with the kernel and FIN sent:
                                       dropping input until the peer took every byte */
@@ -47,9 +60,12 @@ enum {
 
 typedef struct weft__loop weft__loop;
 
+/* The struct that holds member m at p (timer nodes find their owners this way). */
+#define WEFT__CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
+
 struct weft_conn {
-    struct event ev; /* one event for both directions; interest changes only on a short
-                        write, so toggling it is rare */
+    /* The backend's own per-connection state (backend.h): opaque here. */
+    _Alignas(8) unsigned char be[WEFT__BE_CONN_BYTES];
     weft__loop *loop;
     void *ctx;
     weft__ring in;
@@ -60,7 +76,7 @@ struct weft_conn {
     _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;
-    /* Links by slot number. tw_next/tw_prev chain the timer wheel (timer.c; a bucket's
+    /* Links by slot number. tw_next/tw_prev chain the timer wheel (wheel.c; a bucket's
      * first entry has WEFT__TW_HEAD | bucket as its prev). A connection leaves the wheel
      * when its close is requested, so tw_next then chains the pending-close list, and
      * later the free list. Activity only stamps active_ms; the wheel finds the real
@@ -108,32 +124,38 @@ typedef struct weft__loop_stats {
                           memory_order_relaxed)
 
 typedef struct weft__listener {
+    /* The backend's own per-listener state (backend.h): opaque here. */
+    _Alignas(8) unsigned char be[WEFT__BE_LISTENER_BYTES];
     int fd;
     int family;       /* AF_INET, AF_INET6, AF_UNIX */
     int type;         /* SOCK_STREAM (accepting) or SOCK_DGRAM (datagrams, through dgram) */
     weft_conn *dgram; /* SOCK_DGRAM: the socket as a connection of its owner loop */
     char url[160];
     char unix_path[108];
-    struct event ev;
-    struct event resume_ev; /* re-arms accepting after EMFILE and friends */
-    bool ev_added;
-    bool resume_assigned;
+    bool active;             /* the backend is accepting (or receiving) on it */
+    weft__timer_node resume; /* re-arms accepting after EMFILE and friends */
     unsigned backoff_ms;
-    weft__loop *owner; /* reuse_port: the loop that accepts on it; NULL: the acceptor */
+    weft__loop *owner; /* reuse_port and single loop: the loop that accepts on it; NULL: the
+                          acceptor, which hands connections off */
     struct weft_engine *engine;
 } weft__listener;
 
 struct weft__loop {
     struct weft_engine *engine;
-    unsigned index;
+    unsigned index; /* the acceptor's is the loop count */
     pthread_t thread;
     bool thread_started;
-    struct event_base *base;
+    const weft__backend *be;
+    void *be_state; /* the backend's instance for this thread */
     weft__queue queue;
-    struct event wake_ev;
-    struct event tick_ev;
-    struct event stop_ev;
-    bool tick_added, stop_added, wake_added;
+    /* What a wake-up does: run the inbox (loops) or look at the stop flag (the acceptor). */
+    void (*woken)(weft__loop *loop);
+    weft__timer_heap timers;
+    weft__timer_node tick_timer;  /* on_tick */
+    weft__timer_node stop_timer;  /* stop_timeout_ms after a stop began */
+    weft__timer_node wheel_timer; /* the timeout wheel's tick */
+    uint64_t mono0_ns;            /* CLOCK_MONOTONIC at loop start: the timers' zero */
+    bool quit;                    /* leave the loop once this iteration ends */
     uint8_t *rbuf;
     size_t rbuf_size;
     weft__bufpool *bufpool;
@@ -148,11 +170,9 @@ struct weft__loop {
 
     /* Timer wheel for idle, read and close timeouts: one visit per connection per timeout
      * period, not a scan of every connection per tick. */
-    struct event wheel_ev;
-    bool wheel_added;
     uint32_t now_ms;     /* loop clock, read as each callback starts (wraps: deltas only) */
     uint64_t now64_ms;   /* the same, not wrapping */
-    uint64_t clock0_ns;  /* CLOCK_MONOTONIC at loop start */
+    uint64_t clock0_ns;  /* CLOCK_MONOTONIC_COARSE at loop start */
     uint64_t wheel_tick; /* last tick processed */
     uint32_t wheel[WEFT__TW_SLOTS];
 
@@ -170,20 +190,22 @@ struct weft__loop {
     size_t view_need; /* bytes the codec still wants beyond the view, if it said */
     bool view_in_ring;
 
-    /* Intrusive stacks of slot numbers, so deferring never allocates: connections with
-     * output to flush at the end of the dispatch, and connections to close then. */
-    weft_conn **corked; /* connections with output to flush at the end of the dispatch */
+    /* Work deferred to the end of the iteration (weft__loop_before_sleep): connections with
+     * corked output, in a growable array (a connection that cannot be remembered there is
+     * flushed through its writable event instead), and connections to close, chained
+     * through their slots' tw_next, which never allocates. */
+    weft_conn **corked;
     uint32_t ncorked, corked_cap;
     uint32_t pending_head;
 
-    weft__listener **listeners; /* reuse_port listeners this loop accepts on */
+    weft__listener **listeners; /* the listeners this loop accepts (or receives) on */
     size_t nlisteners;
 
     bool stopping;
     weft__loop_stats stats;
 
     /* User timers (weft_conn_after) of this loop's connections. */
-    struct weft__timer *timers;
+    struct weft__timer *timers_user;
     uint64_t next_timer_id;
 
     /* Receive batch for datagram sockets (dgram.c), allocated only if the loop has one. */
@@ -202,19 +224,15 @@ struct weft_engine {
     weft_config cfg;
     weft_codec codec;
     bool has_codec;
+    const weft__backend *be;
     unsigned nloops;
     weft__loop *loops;
+    weft__loop acceptor; /* the acceptor thread's loop: hand-off listeners, the stop signal */
     weft__listener *listeners;
     size_t nlisteners;
     weft_balancer *balancer;
     weft_pool *pool;
-
-    /* The acceptor ("main") thread: non-reuse_port listeners and the stop signal. */
-    pthread_t acceptor;
     bool acceptor_started;
-    struct event_base *abase;
-    int stop_fd;
-    struct event stop_ev;
     _Atomic int stop_requested;
     _Atomic uint64_t rejected;
     _Atomic uint64_t accept_errors;
@@ -226,74 +244,93 @@ struct weft_engine {
     uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
 };
 
-/* ---- engine.c ---- */
+/* ==== leaf helpers ==== */
+
+/* ---- log.c ---- */
 void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Waits at the start gate; true to run, false to exit at once. */
-bool weft__wait_gate(weft_engine *e);
+/* ---- clock.c ---- */
+/* CLOCK_MONOTONIC, and its cheaper coarse variant, in nanoseconds. */
+uint64_t weft__mono_ns(void);
+uint64_t weft__coarse_ns(void);
 
-/* ---- listen.c: URL parsing and listening sockets ---- */
-/* Turns a tcp://, udp://, unix:// or unixgram:// URL into an address (tcp/udp host names
- * are resolved, blocking). Returns 0 or WEFT_EBADADDR. */
-int weft__resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len, int *type);
-int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool reuse_port,
-                        int bind_port);
-void weft__listener_close(weft__listener *l);
-int weft__listener_format(const weft__listener *l, char *buf, size_t len);
-int weft__socket_tune(const weft_config *cfg, int fd, int family);
+/* ==== per-thread loop ==== */
 
-/* ---- loop.c ---- */
+/* ---- loop.c: the iteration, slots, the inbox ---- */
+/* Sets up a loop's common parts (backend instance, inbox, timers); worker loops also get
+ * their read buffer, buffer pool, wheel and listeners. */
 int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index);
+int weft__loop_init_acceptor(weft_engine *e, weft__loop *loop);
 void weft__loop_destroy(weft__loop *loop);
 /* Runs what tasks are left once the loop has stopped: fds closed, buffers freed, a dial or
  * enroll's on_close delivered (on the calling thread). */
 void weft__loop_drain_leftovers(weft__loop *loop);
 void *weft__loop_main(void *arg);
-/* Sets up an accepted fd as a connection on this loop (loop thread). */
-/* tune: set the socket options (an accepted socket inherited them from its listener). */
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
-void weft__loop_accept_cb(evutil_socket_t fd, short what, void *arg);
-
-/* ---- conn.c ---- */
+/* Runs the loop until it quits (the acceptor's thread calls this too). */
+void weft__loop_run(weft__loop *loop);
+/* Milliseconds on the loop's timer clock (CLOCK_MONOTONIC since the loop started). */
+uint64_t weft__loop_timer_now(const weft__loop *loop);
+/* Arms a timer node ms from now on loop's heap. 0 or WEFT_ENOMEM. */
+int weft__loop_timer_arm(weft__loop *loop, weft__timer_node *n, uint64_t ms);
+/* Refreshes loop->now_ms (the coarse clock connections are stamped with). */
+void weft__loop_clock_update(weft__loop *loop);
+/* Enter / leave a callback. Leaving the outermost runs weft__loop_before_sleep. */
+void weft__loop_enter(weft__loop *loop);
+void weft__loop_leave(weft__loop *loop);
+/* What runs once per iteration before the loop sleeps (Redis's beforeSleep): corked output
+ * is flushed and the closes requested during the iteration are carried out. */
+void weft__loop_before_sleep(weft__loop *loop);
 weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot);
-/* Called when the socket is ready. */
-void weft__conn_event_cb(evutil_socket_t fd, short what, void *arg);
-/* Closes now (or at the end of the running dispatch). */
-void weft__conn_close_now(weft_conn *c, int err);
-/* Graceful close: stop reading, flush, then close with err. */
-void weft__conn_close_graceful(weft_conn *c, int err);
-/* A lingering close (CONN_LINGER): closes c if the peer took every byte; otherwise, past
- * since_ms + stop_timeout_ms, closes it with WEFT_ETIMEDOUT. Returns true if it closed. */
-bool weft__conn_linger_check(weft_conn *c, bool timed_out);
+/* Publishes the buffer pool's figures in the loop's statistics. */
+void weft__loop_publish_buffers(weft__loop *loop);
+/* Makes fd a connection of this loop (not yet watched), or closes it and returns NULL.
+ * tune: set the socket options (an accepted socket inherited them from its listener). */
+weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+/* Sets up an accepted (or enrolled) fd as a connection on this loop and opens it. */
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+/* Posts a wake of ref's connection to its own loop (inside the engine: no stop check). */
+int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref);
+
+/* ---- conn.c: a connection's events and accessors ---- */
+/* The connection is open: watch it and tell the user (on_open). */
+void weft__conn_opened(weft_conn *c);
+/* Tells the backend what c wants now (read, write), from its flags and queued output. */
+void weft__conn_update_interest(weft_conn *c);
+
+/* ---- conn_write.c: output queue, corking, backpressure ---- */
 /* Tries to send what is queued; updates interest, backpressure and closing. */
 void weft__conn_flush(weft_conn *c);
 /* Queues bytes (copied) behind what waits, or sends them at once. */
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
-/* Enter / leave a dispatch: at depth 0 corked output is flushed and pending closes run. */
-void weft__loop_enter(weft__loop *loop);
-void weft__loop_leave(weft__loop *loop);
-void weft__conn_update_events(weft_conn *c);
 
-/* ---- conn_read.c ---- */
+/* ---- conn_close.c: closing now, gracefully, lingering ---- */
+/* Closes now (or at the end of the running dispatch). */
+void weft__conn_close_now(weft_conn *c, int err);
+/* Graceful close: stop reading, flush, then close with err. */
+void weft__conn_close_graceful(weft_conn *c, int err);
+/* The output of a closing connection is all with the kernel: close, or linger. */
+void weft__conn_closing_drained(weft_conn *c);
+/* A lingering close (CONN_LINGER): closes c if the peer took every byte; otherwise, past
+ * since_ms + stop_timeout_ms, closes it with WEFT_ETIMEDOUT. Returns true if it closed. */
+bool weft__conn_linger_check(weft_conn *c, bool timed_out);
+/* Lingering: input is read and dropped (n: what the backend delivered). */
+void weft__conn_linger_input(weft_conn *c, ssize_t n);
+/* The real close, at a safe point (weft__loop_before_sleep). */
+void weft__conn_finish(weft_conn *c);
+
+/* ---- conn_read.c: inbound bytes, on_traffic and the read API ---- */
 /* Runs on_traffic over what conn has buffered (and the bytes just read, if any). */
 void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
-/* Reads what the socket holds and dispatches it; at end of input starts a graceful close. */
-void weft__conn_read(weft_conn *c);
 
-/* ---- timer.c ---- */
+/* ---- wheel.c: idle, read, close and connect timeouts ---- */
 int weft__wheel_init(weft__loop *loop);
-void weft__wheel_destroy(weft__loop *loop);
-/* Refreshes loop->now_ms. */
-void weft__clock_update(weft__loop *loop);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t weft__mono_ns(void);
 /* (Re)files c by its current deadline; a connection without one leaves the wheel. */
 void weft__wheel_schedule(weft_conn *c);
 void weft__wheel_remove(weft_conn *c);
 
-/* ---- user_timer.c ---- */
-/* Cancels c's user timers (its callbacks never run). */
+/* ---- conn_timer.c: user timers (weft_conn_after) ---- */
+/* Cancels c's user timers (their callbacks never run). */
 void weft__conn_cancel_timers(weft_conn *c);
 /* Frees every user timer of the loop (at loop teardown). */
 void weft__loop_free_timers(weft__loop *loop);
@@ -312,24 +349,41 @@ typedef struct weft__dgram_batch {
     uint8_t *out_data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
     unsigned nout;
     int out_fd;
-    bool active; /* inside weft__dgram_event_cb: replies are gathered */
+    bool active; /* inside weft__dgram_ready: replies are gathered */
 } weft__dgram_batch;
 void weft__dgram_batch_free(weft__loop *loop);
 weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l);
-void weft__dgram_event_cb(evutil_socket_t fd, short what, void *arg);
 int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const struct sockaddr *to,
                      socklen_t tolen);
 
+/* ==== control side ==== */
+
+/* ---- engine.c ---- */
+/* Waits at the start gate; true to run, false to exit at once. */
+bool weft__wait_gate(weft_engine *e);
+
+/* ---- listen.c: URL parsing and listening sockets ---- */
+/* Turns a tcp://, udp://, unix:// or unixgram:// URL into an address (tcp/udp host names
+ * are resolved, blocking). Returns 0 or WEFT_EBADADDR. */
+int weft__resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len, int *type);
+int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool reuse_port,
+                        int bind_port);
+void weft__listener_close(weft__listener *l);
+int weft__listener_format(const weft__listener *l, char *buf, size_t len);
+int weft__socket_tune(const weft_config *cfg, int fd, int family);
+
 /* ---- dial.c: outbound connections ---- */
 /* The loop side of a dial: fd is connecting (or connected); on_open once it is. */
-void weft__loop_adopt_dialled(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms);
-void weft__conn_finish_connect(weft_conn *c);
+void weft__dial_adopt(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms);
+/* The dialled socket became writable: the connect finished, one way or the other. */
+void weft__dial_finish(weft_conn *c);
 
 /* ---- acceptor.c ---- */
-void *weft__acceptor_main(void *arg);
 int weft__acceptor_setup(weft_engine *e);
 void weft__acceptor_teardown(weft_engine *e);
-/* Hands fd to a loop chosen by the balancer; closes it on failure. */
-void weft__dispatch_fd(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
+void *weft__acceptor_main(void *arg);
+/* Starts accepting (or receiving) on the listeners a loop owns; stops them all. */
+int weft__listeners_start(weft__loop *loop);
+void weft__listeners_stop(weft__loop *loop);
 
 #endif /* WEFT_INTERNAL_H */

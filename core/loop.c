@@ -1,4 +1,11 @@
-/* weft — an event loop: one thread, one event_base, its connections and its inbox. */
+/* weft — an event loop: one thread, one backend instance, its connections, timers and inbox.
+ *
+ * An iteration waits for I/O (as long as the earliest timer allows), runs what is due, and
+ * ends with weft__loop_before_sleep: corked writes leave and requested closes happen once
+ * per iteration, as Redis writes its replies in beforeSleep. The whole iteration is one
+ * dispatch, so a connection that was read from and written to by a task in the same
+ * iteration makes one send.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,164 +15,128 @@
 
 #include "internal.h"
 
-static struct event_base *new_base(void)
+/* ---- clocks and timers ---- */
+
+void weft__loop_clock_update(weft__loop *loop)
 {
-    /* One thread per base and cross-thread work through our own queue: libevent's locks
-     * would only cost time. */
-    struct event_config *ec = event_config_new();
-    if (ec == NULL)
+    loop->now64_ms = (weft__coarse_ns() - loop->clock0_ns) / 1000000u;
+    loop->now_ms = (uint32_t)loop->now64_ms;
+}
+
+uint64_t weft__loop_timer_now(const weft__loop *loop)
+{
+    return (weft__mono_ns() - loop->mono0_ns) / 1000000u;
+}
+
+int weft__loop_timer_arm(weft__loop *loop, weft__timer_node *n, uint64_t ms)
+{
+    /* One millisecond more than asked: the clock is read in whole milliseconds, and a
+     * timer must never fire before its time. */
+    return weft__timer_heap_arm(&loop->timers, n, weft__loop_timer_now(loop) + ms + 1u);
+}
+
+/* Runs the timers that are due; returns how many ran. */
+static unsigned run_timers(weft__loop *loop)
+{
+    if (weft__timer_heap_next(&loop->timers) == UINT64_MAX)
+        return 0;
+    uint64_t now = weft__loop_timer_now(loop);
+    unsigned n = 0;
+    weft__timer_node *t;
+    while ((t = weft__timer_heap_pop_due(&loop->timers, now)) != NULL) {
+        t->fn(t);
+        n++;
+    }
+    return n;
+}
+
+/* How long the backend may wait: until the earliest timer, or without limit. */
+static int wait_ms(weft__loop *loop)
+{
+    uint64_t next = weft__timer_heap_next(&loop->timers);
+    if (next == UINT64_MAX)
+        return -1;
+    uint64_t now = weft__loop_timer_now(loop);
+    if (next <= now)
+        return 0;
+    uint64_t ms = next - now;
+    return ms > 60000u ? 60000 : (int)ms;
+}
+
+/* ---- dispatch depth and the end of an iteration ---- */
+
+weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot)
+{
+    uint32_t chunk = slot >> WEFT__CHUNK_SHIFT;
+    if (chunk >= WEFT__CHUNK_MAX)
         return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    event_config_set_flag(ec, EVENT_BASE_FLAG_IGNORE_ENV);
-    struct event_base *b = event_base_new_with_config(ec);
-    event_config_free(ec);
-    return b;
+    weft_conn *base = atomic_load_explicit(&loop->chunks[chunk], memory_order_acquire);
+    if (base == NULL)
+        return NULL;
+    return &base[slot & (WEFT__CHUNK_SIZE - 1u)];
 }
 
-struct event_base *weft__new_base(void)
+void weft__loop_publish_buffers(weft__loop *loop)
 {
-    return new_base();
-}
-
-static void loop_wake_cb(evutil_socket_t fd, short what, void *arg);
-static void loop_tick_cb(evutil_socket_t fd, short what, void *arg);
-
-int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
-{
-    loop->engine = e;
-    loop->index = index;
-    loop->poll_ns = (uint64_t)e->cfg.busy_poll_us * 1000u;
-    loop->free_head = WEFT__NO_SLOT;
-    loop->pending_head = WEFT__NO_SLOT;
-    loop->queue.efd = -1;
-    loop->rbuf_size = e->cfg.read_buffer_size;
-    loop->rbuf = malloc(loop->rbuf_size);
-    if (loop->rbuf == NULL)
-        return WEFT_ENOMEM;
-    int rc = weft__bufpool_create(NULL, &loop->bufpool);
-    if (rc != 0)
-        return rc;
-    rc = weft__queue_init(&loop->queue);
-    if (rc != 0)
-        return rc;
-    loop->base = new_base();
-    if (loop->base == NULL)
-        return WEFT_ENOMEM;
-    event_assign(&loop->wake_ev, loop->base, loop->queue.efd, EV_READ | EV_PERSIST, loop_wake_cb,
-                 loop);
-    if (event_add(&loop->wake_ev, NULL) != 0)
-        return WEFT_ENOMEM;
-    loop->wake_added = true;
-    rc = weft__wheel_init(loop);
-    if (rc != 0)
-        return rc;
-    if (e->cfg.tick_ms > 0 && e->cfg.handler.on_tick != NULL) {
-        struct timeval tv = {(time_t)(e->cfg.tick_ms / 1000),
-                             (suseconds_t)((e->cfg.tick_ms % 1000) * 1000)};
-        event_assign(&loop->tick_ev, loop->base, -1, EV_PERSIST, loop_tick_cb, loop);
-        if (event_add(&loop->tick_ev, &tv) != 0)
-            return WEFT_ENOMEM;
-        loop->tick_added = true;
-    }
-    for (size_t i = 0; i < loop->nlisteners; i++) {
-        weft__listener *l = loop->listeners[i];
-        if (l->type == SOCK_DGRAM) {
-            l->dgram = weft__dgram_new(loop, l);
-            if (l->dgram == NULL)
-                return WEFT_ENOMEM;
-            event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__dgram_event_cb, l);
-        } else {
-            event_assign(&l->ev, loop->base, l->fd, EV_READ | EV_PERSIST, weft__loop_accept_cb, l);
-        }
-        if (event_add(&l->ev, NULL) != 0)
-            return WEFT_ENOMEM;
-        l->ev_added = true;
-    }
-    return 0;
-}
-
-/* Stops watching this loop's own listeners (reuse_port, datagram, single-loop). */
-static void listeners_off(weft__loop *loop)
-{
-    for (size_t i = 0; i < loop->nlisteners; i++) {
-        weft__listener *l = loop->listeners[i];
-        if (l->ev_added)
-            event_del(&l->ev);
-        if (l->resume_assigned)
-            event_del(&l->resume_ev);
-        l->ev_added = false;
-    }
-}
-
-void weft__loop_drain_leftovers(weft__loop *loop)
-{
-    if (loop->queue.efd < 0)
+    if (loop->bufpool == NULL)
         return;
-    weft__task *tasks;
-    size_t n;
-    weft__queue_drain(&loop->queue, &tasks, &n);
-    for (size_t i = 0; i < n; i++) {
-        weft__task *t = &tasks[i];
-        if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL ||
-            t->kind == WEFT__TASK_ENROLL) {
-            if (t->kind != WEFT__TASK_NEW_CONN && loop->engine->cfg.handler.on_close != NULL) {
-                /* The loop is gone: on_close runs here, on a stand-in connection that
-                 * carries the caller's ctx, so what was promised is still kept. */
-                weft_conn tmp;
-                memset(&tmp, 0, sizeof(tmp));
-                tmp.loop = loop;
-                tmp.fd = t->fd;
-                tmp.ctx = t->data;
-                tmp.slot = WEFT__NO_SLOT;
-                tmp.flags = CONN_CLOSED;
-                loop->engine->cfg.handler.on_close(&tmp, WEFT_ESHUTDOWN);
-            }
-            close(t->fd);
-            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
-        } else if (t->kind == WEFT__TASK_WRITE) {
-            if (t->free_cb != NULL)
-                t->free_cb(t->data, t->free_ctx);
-            else
-                free(t->data);
-        }
+    weft__bufpool_stats bs;
+    weft__bufpool_get_stats(loop->bufpool, &bs);
+    atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+}
+
+void weft__loop_enter(weft__loop *loop)
+{
+    loop->nruns++;
+    /* Each callback the iteration runs reads the (coarse, cheap) clock, so a long batch
+     * does not date what follows it. */
+    if (loop->depth++ <= 1) {
+        weft__loop_clock_update(loop);
+        if (loop->poll_ns != 0 && loop->woke_ns == 0) /* the first callback after a sleep */
+            loop->woke_ns = weft__mono_ns();
     }
 }
 
-void weft__loop_destroy(weft__loop *loop)
+void weft__loop_leave(weft__loop *loop)
 {
-    listeners_off(loop);
-    for (size_t i = 0; i < loop->nlisteners; i++) {
-        free(loop->listeners[i]->dgram);
-        loop->listeners[i]->dgram = NULL;
+    if (loop->depth > 1) {
+        loop->depth--;
+        return;
     }
-    weft__dgram_batch_free(loop);
-    if (loop->wake_added)
-        event_del(&loop->wake_ev);
-    if (loop->tick_added)
-        event_del(&loop->tick_ev);
-    if (loop->stop_added)
-        event_del(&loop->stop_ev);
-    weft__wheel_destroy(loop);
-    weft__loop_free_timers(loop);
-    loop->wake_added = loop->tick_added = loop->stop_added = false;
-    weft__loop_drain_leftovers(loop);
-    if (loop->queue.efd >= 0)
-        weft__queue_destroy(&loop->queue);
-    for (uint32_t i = 0; i < loop->nchunks; i++)
-        free(atomic_load_explicit(&loop->chunks[i], memory_order_relaxed));
-    loop->nchunks = 0;
-    if (loop->base != NULL)
-        event_base_free(loop->base);
-    loop->base = NULL;
-    weft__bufpool_destroy(loop->bufpool);
-    loop->bufpool = NULL;
-    free(loop->rbuf);
-    loop->rbuf = NULL;
-    free(loop->listeners);
-    loop->listeners = NULL;
-    free(loop->corked);
-    loop->corked = NULL;
+    weft__loop_before_sleep(loop);
+    loop->depth = 0;
 }
+
+void weft__loop_before_sleep(weft__loop *loop)
+{
+    /* Flush what the iteration corked, then run the closes it asked for. Both may add to
+     * either list (on_close may write to other connections), so go on until both are
+     * empty. */
+    for (;;) {
+        if (loop->ncorked > 0) {
+            weft_conn *c = loop->corked[--loop->ncorked];
+            c->flags &= (uint16_t)~CONN_CORKED;
+            if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+                weft__conn_flush(c);
+            continue;
+        }
+        if (loop->pending_head != WEFT__NO_SLOT) {
+            weft_conn *c = weft__slot_get(loop, loop->pending_head);
+            loop->pending_head = c->tw_next;
+            if (c->flags & CONN_CLOSE_PENDING)
+                weft__conn_finish(c);
+            continue;
+        }
+        break;
+    }
+    weft__loop_publish_buffers(loop);
+    if (loop->stopping && loop->nconns == 0)
+        loop->quit = true;
+}
+
+/* ---- slots ---- */
 
 /* Finds the live connection a ref names, or NULL. */
 static weft_conn *ref_lookup(weft__loop *loop, weft_conn_ref ref)
@@ -203,24 +174,37 @@ static weft_conn *slot_alloc(weft__loop *loop)
     return weft__slot_get(loop, loop->high_slot++);
 }
 
-/* Makes fd a connection of this loop (not yet registered), or closes it and returns NULL. */
-static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune)
+/* Refuses fd: no connection could be made for it. */
+static void refuse_fd(weft__loop *loop, int fd, const char *why)
+{
+    weft_engine *e = loop->engine;
+    weft__log(e, WEFT_LOG_ERROR, "loop %u: %s; refusing a connection", loop->index, why);
+    close(fd);
+    atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
+}
+
+weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune)
 {
     weft_engine *e = loop->engine;
     weft_conn *c = slot_alloc(loop);
     if (c == NULL) {
-        weft__log(e, WEFT_LOG_ERROR, "loop %u: no memory for a connection; refusing it",
-                  loop->index);
-        close(fd);
-        atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
+        refuse_fd(loop, fd, "no memory for a connection");
+        return NULL;
+    }
+    c->loop = loop;
+    c->fd = fd;
+    if (loop->be->conn_open(c) != 0) {
+        /* The slot was never live: straight back on the free list, same generation. */
+        c->fd = -1;
+        c->tw_next = loop->free_head;
+        loop->free_head = c->slot;
+        refuse_fd(loop, fd, "the backend cannot take a connection");
         return NULL;
     }
     /* Odd generations are live, even ones free: a ref can only ever match a live slot. */
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);
-    c->loop = loop;
-    c->fd = fd;
     c->ctx = ctx;
     c->flags = CONN_LIVE | CONN_READING;
     c->close_err = 0;
@@ -238,60 +222,14 @@ static weft_conn *conn_setup(weft__loop *loop, int fd, int family, void *ctx, bo
     return c;
 }
 
-/* The connection is open: watch it and tell the user. */
-static void conn_opened(weft_conn *c)
-{
-    weft__loop *loop = c->loop;
-    weft_engine *e = loop->engine;
-    weft__conn_update_events(c);
-    weft__wheel_schedule(c);
-    if (e->balancer != NULL)
-        weft_balancer_on_open(e->balancer, loop->index);
-    if (e->cfg.handler.on_open != NULL) {
-        weft__loop_enter(loop);
-        weft_action a = e->cfg.handler.on_open(c);
-        if (a == WEFT_ACTION_CLOSE)
-            weft__conn_close_graceful(c, 0);
-        else if (a == WEFT_ACTION_SHUTDOWN)
-            weft_engine_stop(e);
-        weft__loop_leave(loop);
-    }
-}
-
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune)
 {
-    weft_conn *c = conn_setup(loop, fd, family, ctx, tune);
+    weft_conn *c = weft__conn_setup(loop, fd, family, ctx, tune);
     if (c != NULL)
-        conn_opened(c);
+        weft__conn_opened(c);
 }
 
-void weft__loop_adopt_dialled(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms)
-{
-    weft_conn *c = conn_setup(loop, fd, family, ctx, true);
-    if (c == NULL)
-        return;
-    c->flags |= CONN_CONNECTING;
-    c->active_ms = loop->now_ms + timeout_ms; /* the connect deadline, for the wheel */
-    weft__conn_update_events(c);
-    weft__wheel_schedule(c);
-}
-
-void weft__conn_finish_connect(weft_conn *c)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err == EINPROGRESS || err == EALREADY)
-        return;
-    if (err != 0) {
-        weft__conn_close_now(c, -err);
-        return;
-    }
-    c->flags &= (uint16_t)~CONN_CONNECTING;
-    c->active_ms = c->loop->now_ms;
-    conn_opened(c);
-}
+/* ---- stopping ---- */
 
 /* Graceful shutdown of this loop: no more accepting; every connection flushes and closes;
  * the loop ends when the last one is gone or stop_timeout_ms passes. */
@@ -306,46 +244,51 @@ static void close_every_conn(weft__loop *loop, void (*how)(weft_conn *, int), in
     weft__loop_leave(loop);
 }
 
-static void loop_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void stop_timeout(weft__timer_node *n)
 {
-    (void)fd;
-    (void)what;
-    weft__loop *loop = arg;
+    weft__loop *loop = WEFT__CONTAINER_OF(n, weft__loop, stop_timer);
     close_every_conn(loop, weft__conn_close_now, WEFT_ETIMEDOUT);
-    event_base_loopbreak(loop->base);
+    loop->quit = true;
 }
 
-static void loop_begin_stop(weft__loop *loop)
+static void begin_stop(weft__loop *loop)
 {
     weft_engine *e = loop->engine;
     if (loop->stopping)
         return;
     loop->stopping = true;
-    listeners_off(loop);
-    if (loop->tick_added)
-        event_del(&loop->tick_ev);
-    loop->tick_added = false;
+    weft__listeners_stop(loop);
+    weft__timer_heap_cancel(&loop->timers, &loop->tick_timer);
     close_every_conn(loop, weft__conn_close_graceful, WEFT_ESHUTDOWN);
     if (loop->nconns == 0) {
-        event_base_loopbreak(loop->base);
+        loop->quit = true;
         return;
     }
-    unsigned ms = e->cfg.stop_timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_assign(&loop->stop_ev, loop->base, loop_stop_timeout_cb, loop);
-    if (evtimer_add(&loop->stop_ev, &tv) == 0)
-        loop->stop_added = true;
+    weft__timer_node_init(&loop->stop_timer, stop_timeout);
+    if (weft__loop_timer_arm(loop, &loop->stop_timer, e->cfg.stop_timeout_ms) != 0)
+        stop_timeout(&loop->stop_timer); /* no memory to wait: close them now */
 }
 
 /* A dial or enroll the caller was told succeeded owes it on_close, even when the engine
  * stops first: the connection is made and closed at once with WEFT_ESHUTDOWN. */
 static void refuse_promised(weft__loop *loop, weft__task *t)
 {
-    weft_conn *c = conn_setup(loop, t->fd, t->family, t->data, false);
+    weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, false);
     if (c == NULL)
         return;
     c->flags |= CONN_CONNECTING; /* never opened: the balancer hears nothing */
     weft__conn_close_now(c, WEFT_ESHUTDOWN);
+}
+
+/* ---- the inbox ---- */
+
+int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref)
+{
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = WEFT__TASK_WAKE;
+    t.ref = ref;
+    return weft__queue_push(&loop->queue, &t);
 }
 
 static void run_task(weft__loop *loop, weft__task *t)
@@ -397,29 +340,24 @@ static void run_task(weft__loop *loop, weft__task *t)
             weft__conn_dispatch(c, NULL, 0);
         break;
     case WEFT__TASK_DIAL:
-        if (loop->stopping) {
+        if (loop->stopping)
             refuse_promised(loop, t);
-        } else {
-            weft__loop_adopt_dialled(loop, t->fd, t->family, t->data, (unsigned)t->len);
-        }
+        else
+            weft__dial_adopt(loop, t->fd, t->family, t->data, (unsigned)t->len);
         break;
     case WEFT__TASK_STOP:
-        loop_begin_stop(loop);
+        begin_stop(loop);
         break;
     }
 }
 
-static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
+static void run_inbox(weft__loop *loop)
 {
-    (void)fd;
-    (void)what;
-    weft__loop *loop = arg;
     weft__task *tasks;
     size_t n;
     weft__queue_drain(&loop->queue, &tasks, &n);
     WEFT__STAT_ADD(loop->stats.wakeups, 1);
     WEFT__STAT_ADD(loop->stats.tasks, n);
-    loop->nio++;
     /* One dispatch for the whole batch: writes to one connection leave in one syscall. */
     weft__loop_enter(loop);
     for (size_t i = 0; i < n; i++)
@@ -427,12 +365,53 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg)
     weft__loop_leave(loop);
 }
 
-static void loop_tick_cb(evutil_socket_t fd, short what, void *arg)
+void weft__loop_woken(weft__loop *loop)
 {
-    (void)fd;
-    (void)what;
-    weft__loop *loop = arg;
+    loop->nio++;
+    loop->woken(loop);
+}
+
+void weft__loop_drain_leftovers(weft__loop *loop)
+{
+    if (loop->queue.efd < 0)
+        return;
+    weft__task *tasks;
+    size_t n;
+    weft__queue_drain(&loop->queue, &tasks, &n);
+    for (size_t i = 0; i < n; i++) {
+        weft__task *t = &tasks[i];
+        if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL ||
+            t->kind == WEFT__TASK_ENROLL) {
+            if (t->kind != WEFT__TASK_NEW_CONN && loop->engine->cfg.handler.on_close != NULL) {
+                /* The loop is gone: on_close runs here, on a stand-in connection that
+                 * carries the caller's ctx, so what was promised is still kept. */
+                weft_conn tmp;
+                memset(&tmp, 0, sizeof(tmp));
+                tmp.loop = loop;
+                tmp.fd = t->fd;
+                tmp.ctx = t->data;
+                tmp.slot = WEFT__NO_SLOT;
+                tmp.flags = CONN_CLOSED;
+                loop->engine->cfg.handler.on_close(&tmp, WEFT_ESHUTDOWN);
+            }
+            close(t->fd);
+            atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        } else if (t->kind == WEFT__TASK_WRITE) {
+            if (t->free_cb != NULL)
+                t->free_cb(t->data, t->free_ctx);
+            else
+                free(t->data);
+        }
+    }
+}
+
+/* ---- setup and teardown ---- */
+
+static void tick_fire(weft__timer_node *n)
+{
+    weft__loop *loop = WEFT__CONTAINER_OF(n, weft__loop, tick_timer);
     weft_engine *e = loop->engine;
+    (void)weft__loop_timer_arm(loop, &loop->tick_timer, e->cfg.tick_ms); /* its place is free */
     weft__loop_enter(loop);
     weft_action a = e->cfg.handler.on_tick(e, loop->index);
     weft__loop_leave(loop);
@@ -440,38 +419,126 @@ static void loop_tick_cb(evutil_socket_t fd, short what, void *arg)
         weft_engine_stop(e);
 }
 
-/* One libevent iteration at a time, all of it one dispatch (as Redis flushes replies in
- * beforeSleep): what the ready events wrote leaves together just before the loop sleeps,
- * so a connection that was read from and written to by a task in the same iteration makes
- * one send, and peers see their answers in one burst. */
+/* What every loop has, the acceptor's included: a backend instance, an inbox, timers. */
+static int init_common(weft_engine *e, weft__loop *loop, unsigned index)
+{
+    loop->engine = e;
+    loop->index = index;
+    loop->be = e->be;
+    loop->free_head = WEFT__NO_SLOT;
+    loop->pending_head = WEFT__NO_SLOT;
+    loop->woken = run_inbox;
+    loop->mono0_ns = weft__mono_ns();
+    loop->clock0_ns = weft__coarse_ns();
+    weft__timer_node_init(&loop->tick_timer, tick_fire);
+    weft__timer_node_init(&loop->stop_timer, stop_timeout);
+    int rc = weft__queue_init(&loop->queue);
+    if (rc != 0)
+        return rc;
+    return loop->be->loop_init(loop);
+}
+
+int weft__loop_init_acceptor(weft_engine *e, weft__loop *loop)
+{
+    return init_common(e, loop, e->nloops);
+}
+
+int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
+{
+    loop->poll_ns = (uint64_t)e->cfg.busy_poll_us * 1000u;
+    loop->rbuf_size = e->cfg.read_buffer_size;
+    loop->rbuf = malloc(loop->rbuf_size);
+    if (loop->rbuf == NULL)
+        return WEFT_ENOMEM;
+    int rc = weft__bufpool_create(NULL, &loop->bufpool);
+    if (rc != 0)
+        return rc;
+    rc = init_common(e, loop, index);
+    if (rc != 0)
+        return rc;
+    rc = weft__wheel_init(loop);
+    if (rc != 0)
+        return rc;
+    if (e->cfg.tick_ms > 0 && e->cfg.handler.on_tick != NULL) {
+        rc = weft__loop_timer_arm(loop, &loop->tick_timer, e->cfg.tick_ms);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        if (l->type == SOCK_DGRAM) {
+            l->dgram = weft__dgram_new(loop, l);
+            if (l->dgram == NULL)
+                return WEFT_ENOMEM;
+        }
+    }
+    return weft__listeners_start(loop);
+}
+
+void weft__loop_destroy(weft__loop *loop)
+{
+    if (loop->be_state != NULL)
+        weft__listeners_stop(loop);
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        free(loop->listeners[i]->dgram);
+        loop->listeners[i]->dgram = NULL;
+    }
+    weft__dgram_batch_free(loop);
+    weft__loop_free_timers(loop);
+    weft__timer_heap_destroy(&loop->timers);
+    weft__loop_drain_leftovers(loop);
+    for (uint32_t i = 0; i < loop->nchunks; i++)
+        free(atomic_load_explicit(&loop->chunks[i], memory_order_relaxed));
+    loop->nchunks = 0;
+    if (loop->be != NULL)
+        loop->be->loop_destroy(loop);
+    if (loop->queue.efd >= 0)
+        weft__queue_destroy(&loop->queue);
+    weft__bufpool_destroy(loop->bufpool);
+    loop->bufpool = NULL;
+    free(loop->rbuf);
+    loop->rbuf = NULL;
+    free(loop->listeners);
+    loop->listeners = NULL;
+    free(loop->corked);
+    loop->corked = NULL;
+}
+
+/* ---- the iteration ---- */
+
+/* One wait of the backend and the timers it made due; returns how many events and timers
+ * ran, or a negative code when the backend failed. */
+static int iterate(weft__loop *loop, int timeout_ms)
+{
+    int n = loop->be->poll(loop, timeout_ms);
+    if (n < 0)
+        return n;
+    return n + (int)run_timers(loop);
+}
+
 /* Busy poll: non-blocking passes until one runs a callback (true) or the budget passes.
- * *rc is event_base_loop's answer; a break or an error ends the poll too. */
+ * *rc is the last pass's answer; a failure or a quit ends the poll too. */
 static bool busy_poll(weft__loop *loop, uint64_t t0, int *rc)
 {
     do {
         uint64_t before = loop->nruns;
-        *rc = event_base_loop(loop->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        if (*rc != 0 || loop->nruns != before || event_base_got_break(loop->base))
+        *rc = iterate(loop, 0);
+        if (*rc < 0 || loop->nruns != before || loop->quit)
             return true;
     } while (weft__mono_ns() - t0 < loop->poll_ns);
     return false;
 }
 
-/* One libevent iteration at a time, all of it one dispatch (as Redis writes its replies
- * before it sleeps): what the ready events wrote leaves together at the end of the
- * iteration, so a connection that was read from and written to by a task in the same
- * iteration makes one send.
- *
- * With busy_poll_us the loop polls before it sleeps, but only while it is hot: after I/O
+/* With busy_poll_us the loop polls before it sleeps, but only while it is hot: after I/O
  * (a timer's wake-up is no reason), and while the last wait for I/O was shorter than the
  * budget. A poll that finds nothing, or a wait longer than the budget, cools it until a
  * wait ends within the budget again; so traffic that trickles costs at most one budget per
  * change of pace, and an idle loop costs nothing. */
-static void loop_run(weft__loop *loop)
+void weft__loop_run(weft__loop *loop)
 {
     uint64_t seen = loop->nio, idle_since = 0;
     bool hot = true;
-    for (;;) {
+    while (!loop->quit) {
         loop->depth = 1;
         int rc = 0;
         bool io = loop->nio != seen, polled = false;
@@ -485,16 +552,17 @@ static void loop_run(weft__loop *loop)
         if (!polled) {
             loop->woke_ns = 0;
             WEFT__STAT_ADD(loop->stats.sleeps, 1);
-            rc = event_base_loop(loop->base, EVLOOP_ONCE);
+            rc = iterate(loop, wait_ms(loop));
             /* The gap between two I/O wake-ups; timers in between do not split it. */
             if (loop->poll_ns != 0 && loop->nio != seen)
                 hot = loop->woke_ns >= idle_since && loop->woke_ns - idle_since < loop->poll_ns;
         }
         weft__loop_leave(loop);
-        /* A loopbreak may also come from that leave (the last connection of a stop); it
-         * would be forgotten by the next event_base_loop. */
-        if (rc != 0 || event_base_got_break(loop->base))
+        if (rc < 0) {
+            weft__log(loop->engine, WEFT_LOG_ERROR, "loop %u: %s backend failed: %s", loop->index,
+                      loop->be->name, weft_strerror(rc));
             break;
+        }
     }
 }
 
@@ -505,6 +573,6 @@ void *weft__loop_main(void *arg)
     snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
     pthread_setname_np(pthread_self(), name);
     if (weft__wait_gate(loop->engine))
-        loop_run(loop);
+        weft__loop_run(loop);
     return NULL;
 }

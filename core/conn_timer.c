@@ -1,15 +1,16 @@
 /* weft — user timers on a connection (weft_conn_after).
  *
- * A timer is a libevent timer of its own, allocated only when a user asks for one, so a
- * connection that never uses timers pays nothing. Timers name their connection by slot and
- * generation: when the connection closes they are cancelled and their callbacks never run.
+ * A timer is a node in the loop's timer heap, allocated only when a user asks for one, so
+ * a connection that never uses timers pays nothing. Timers name their connection by slot
+ * and generation: when the connection closes they are cancelled and their callbacks never
+ * run.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 
 typedef struct weft__timer {
-    struct event ev;
+    weft__timer_node node;
     weft__loop *loop;
     struct weft__timer *prev, *next;
     uint64_t id;
@@ -24,17 +25,22 @@ static void unlink_timer(weft__timer *t)
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
-        t->loop->timers = t->next;
+        t->loop->timers_user = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
     t->prev = t->next = NULL;
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void drop_timer(weft__timer *t)
 {
-    (void)fd;
-    (void)what;
-    weft__timer *t = arg;
+    weft__timer_heap_cancel(&t->loop->timers, &t->node);
+    unlink_timer(t);
+    free(t);
+}
+
+static void timer_fire(weft__timer_node *n)
+{
+    weft__timer *t = WEFT__CONTAINER_OF(n, weft__timer, node);
     weft__loop *loop = t->loop;
     unlink_timer(t);
     weft_conn *c = weft__slot_get(loop, t->slot);
@@ -63,16 +69,15 @@ int weft_conn_after(weft_conn *c, unsigned ms, weft_timer_cb cb, void *arg, uint
     t->gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
     t->cb = cb;
     t->arg = arg;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_assign(&t->ev, loop->base, timer_cb, t);
-    if (evtimer_add(&t->ev, &tv) != 0) {
+    weft__timer_node_init(&t->node, timer_fire);
+    if (weft__loop_timer_arm(loop, &t->node, ms) != 0) {
         free(t);
         return WEFT_ENOMEM;
     }
-    t->next = loop->timers;
+    t->next = loop->timers_user;
     if (t->next != NULL)
         t->next->prev = t;
-    loop->timers = t;
+    loop->timers_user = t;
     c->flags |= CONN_HAS_TIMERS;
     if (id != NULL)
         *id = t->id;
@@ -81,11 +86,9 @@ int weft_conn_after(weft_conn *c, unsigned ms, weft_timer_cb cb, void *arg, uint
 
 int weft_conn_cancel_timer(weft_conn *c, uint64_t id)
 {
-    for (weft__timer *t = c->loop->timers; t != NULL; t = t->next) {
+    for (weft__timer *t = c->loop->timers_user; t != NULL; t = t->next) {
         if (t->id == id && t->slot == c->slot) {
-            event_del(&t->ev);
-            unlink_timer(t);
-            free(t);
+            drop_timer(t);
             return 0;
         }
     }
@@ -94,15 +97,11 @@ int weft_conn_cancel_timer(weft_conn *c, uint64_t id)
 
 void weft__conn_cancel_timers(weft_conn *c)
 {
-    weft__loop *loop = c->loop;
-    weft__timer *t = loop->timers;
+    weft__timer *t = c->loop->timers_user;
     while (t != NULL) {
         weft__timer *next = t->next;
-        if (t->slot == c->slot) {
-            event_del(&t->ev);
-            unlink_timer(t);
-            free(t);
-        }
+        if (t->slot == c->slot)
+            drop_timer(t);
         t = next;
     }
     c->flags &= (uint16_t)~CONN_HAS_TIMERS;
@@ -110,10 +109,6 @@ void weft__conn_cancel_timers(weft_conn *c)
 
 void weft__loop_free_timers(weft__loop *loop)
 {
-    while (loop->timers != NULL) {
-        weft__timer *t = loop->timers;
-        event_del(&t->ev);
-        unlink_timer(t);
-        free(t);
-    }
+    while (loop->timers_user != NULL)
+        drop_timer(loop->timers_user);
 }

@@ -9,30 +9,11 @@
  * tick costs the connections due around then, and each connection is visited about once
  * per timeout period, whatever the number of connections.
  */
-#include <time.h>
+#include <stddef.h>
 
 #include "internal.h"
 
 #define MASK (WEFT__TW_SLOTS - 1u)
-
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t weft__mono_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-void weft__clock_update(weft__loop *loop)
-{
-    uint64_t ns = clock_ns(CLOCK_MONOTONIC_COARSE);
-    loop->now64_ms = (ns - loop->clock0_ns) / 1000000u;
-    loop->now_ms = (uint32_t)loop->now64_ms;
-}
 
 /* a is before b on the wrapping 32-bit millisecond clock. */
 static bool before(uint32_t a, uint32_t b)
@@ -135,11 +116,11 @@ void weft__wheel_schedule(weft_conn *c)
     file_in(c, (uint32_t)((loop->wheel_tick + ahead) & MASK));
 }
 
-static void wheel_cb(evutil_socket_t fd, short what, void *arg)
+static void wheel_tick(weft__timer_node *n)
 {
-    (void)fd;
-    (void)what;
-    weft__loop *loop = arg;
+    weft__loop *loop = WEFT__CONTAINER_OF(n, weft__loop, wheel_timer);
+    /* Re-armed first; it cannot fail, since popping it just freed its place in the heap. */
+    (void)weft__loop_timer_arm(loop, &loop->wheel_timer, WEFT__TW_TICK_MS);
     weft__loop_enter(loop);
     uint64_t target = loop->now64_ms / WEFT__TW_TICK_MS;
     /* Never more than one lap per call, even after a long stall. */
@@ -179,24 +160,13 @@ static void wheel_cb(evutil_socket_t fd, short what, void *arg)
 
 int weft__wheel_init(weft__loop *loop)
 {
-    loop->clock0_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
+    loop->clock0_ns = weft__coarse_ns();
     loop->now_ms = 0;
     loop->now64_ms = 0;
     loop->wheel_tick = 0;
     for (uint32_t i = 0; i < WEFT__TW_SLOTS; i++)
         loop->wheel[i] = WEFT__NO_SLOT;
     /* Always running: connect timeouts need it even with every other timeout off. */
-    struct timeval tv = {0, (suseconds_t)WEFT__TW_TICK_MS * 1000};
-    event_assign(&loop->wheel_ev, loop->base, -1, EV_PERSIST, wheel_cb, loop);
-    if (event_add(&loop->wheel_ev, &tv) != 0)
-        return WEFT_ENOMEM;
-    loop->wheel_added = true;
-    return 0;
-}
-
-void weft__wheel_destroy(weft__loop *loop)
-{
-    if (loop->wheel_added)
-        event_del(&loop->wheel_ev);
-    loop->wheel_added = false;
+    weft__timer_node_init(&loop->wheel_timer, wheel_tick);
+    return weft__loop_timer_arm(loop, &loop->wheel_timer, WEFT__TW_TICK_MS);
 }

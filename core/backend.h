@@ -1,0 +1,102 @@
+/* weft — the I/O backend seam: what a loop and its connections need from an I/O model.
+ *
+ * A backend is how one loop thread talks to the kernel. Two models fit behind this table:
+ * readiness (epoll through libevent: "this socket can be read", then the backend reads
+ * into the buffer the connection layer names) and completion (io_uring, IOCP: "these
+ * bytes arrived, in this buffer the kernel picked", "this send finished"). The connection
+ * layer is written only against the calls and upcalls below; it never asks which backend
+ * runs. Each backend is one file that fills in a weft__backend and is listed once, in
+ * engine.c, where weft_engine_start picks one for every loop of the engine.
+ *
+ * Rules every backend keeps:
+ * - Everything runs on the loop's thread; upcalls are made only from inside poll.
+ * - A span handed to weft__conn_recv_done is the backend's until the upcall returns; the
+ *   connection layer copies what it keeps.
+ * - A completion backend never reuses a buffer the kernel may still write into, and never
+ *   lets a connection's slot be reused while an operation on it is in flight.
+ * - Timers are not the backend's: the loop keeps its own heap (timer_heap.h) and tells
+ *   poll how long it may wait.
+ */
+#ifndef WEFT_BACKEND_H
+#define WEFT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Room in every connection and listener for the backend's own state (libevent's struct
+ * event and the interest bits it registered), so no backend allocates per connection. */
+#define WEFT__BE_CONN_BYTES     136
+#define WEFT__BE_LISTENER_BYTES 136
+
+struct weft__loop;
+struct weft__listener;
+struct weft_conn;
+
+typedef struct weft__backend {
+    const char *name;
+    /* Completion model: a send is submitted and finishes later, so the bytes it names must
+     * stay put until weft__conn_sent; the connection layer then sends only from its own
+     * output queue. Readiness model (false): conn_send is done with the memory when it
+     * returns. */
+    bool completion;
+
+    /* Makes the loop's instance (loop->be_state) and starts watching the loop's wakeup
+     * (its queue's eventfd). Returns 0 or a negative WEFT_E* code. */
+    int (*loop_init)(struct weft__loop *loop);
+    /* Frees the instance; every connection and listener was closed or stopped before. */
+    void (*loop_destroy)(struct weft__loop *loop);
+    /* Waits at most timeout_ms (-1: until something happens; 0: not at all) and delivers
+     * what happened through the upcalls. Returns how many events it delivered, or a
+     * negative WEFT_E* code when the loop cannot go on. */
+    int (*poll)(struct weft__loop *loop, int timeout_ms);
+
+    /* c->fd joins the loop; called once, before any conn_want. 0 or a WEFT_E* code. */
+    int (*conn_open)(struct weft_conn *c);
+    /* What c wants now: bytes (weft__conn_recv_done) and, in the readiness model, to hear
+     * when its socket takes more output or a connect finished (weft__conn_writable).
+     * Cheap when nothing changes: called after every flush. */
+    void (*conn_want)(struct weft_conn *c, bool read, bool write);
+    /* Sends iov[0..iovcnt) in order. Readiness: returns the bytes the kernel took now (maybe
+     * fewer than asked, 0 for none), or a negated errno. Completion: submits them and
+     * returns 0; weft__conn_sent follows. */
+    ssize_t (*conn_send)(struct weft_conn *c, const struct iovec *iov, int iovcnt);
+    /* c closes: no upcall for it follows; its fd is closed by the caller right after. */
+    void (*conn_close)(struct weft_conn *c);
+
+    /* Starts / stops accepting on a stream listener (weft__listener_accepted for every
+     * connection) or receiving on a datagram socket (weft__dgram_ready), on this loop. */
+    int (*listener_start)(struct weft__loop *loop, struct weft__listener *l);
+    void (*listener_stop)(struct weft__loop *loop, struct weft__listener *l);
+} weft__backend;
+
+/* The backends, one file each. */
+extern const weft__backend weft__backend_event; /* backend_event.c: epoll through libevent */
+
+/* ---- Upcalls: the core's side of the seam, called by a backend from poll. ---- */
+
+/* Where the next bytes for c should land, and how many fit: the loop's read buffer, or the
+ * free space behind a partial frame in c's inbound buffer (so the frame ends up in one
+ * span without a copy). NULL when c must not read now (it was closed, at max_inbound). */
+uint8_t *weft__conn_recv_buf(struct weft_conn *c, size_t *room);
+/* n > 0: bytes arrived at data (where weft__conn_recv_buf pointed, or a span the backend
+ * owns until this returns); 0: the peer ended its side; < 0: a negated errno. */
+void weft__conn_recv_done(struct weft_conn *c, const uint8_t *data, ssize_t n);
+/* Readiness: c's socket takes more output now, or its connect finished. */
+void weft__conn_writable(struct weft_conn *c);
+/* Completion: the send that conn_send submitted for c finished: n bytes went (n >= 0), or
+ * it failed with a negated errno. */
+void weft__conn_sent(struct weft_conn *c, ssize_t n);
+/* An accept on l gave fd (non-blocking, close-on-exec) from peer, or, when fd < 0, failed
+ * with that negated errno. Returns false when the backend must stop this batch. */
+bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sockaddr *peer,
+                             socklen_t plen);
+/* Readiness: datagrams wait on the datagram socket l. */
+void weft__dgram_ready(struct weft__listener *l);
+/* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
+void weft__loop_woken(struct weft__loop *loop);
+
+#endif /* WEFT_BACKEND_H */

@@ -1,0 +1,172 @@
+/* weft — closing a connection: now, gracefully after its output, lingering until the peer
+ * has every byte, and the real close at the end of the iteration. */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void push_pending(weft__loop *loop, weft_conn *c)
+{
+    weft__wheel_remove(c); /* tw_next now chains the pending list */
+    c->tw_next = loop->pending_head;
+    loop->pending_head = c->slot;
+}
+
+void weft__conn_close_now(weft_conn *c, int err)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return;
+    weft__loop *loop = c->loop;
+    c->flags |= CONN_CLOSE_PENDING;
+    c->close_err = (int16_t)err;
+    /* Outside any callback (a stop, a refused dial), the close happens right here. */
+    weft__loop_enter(loop);
+    push_pending(loop, c);
+    weft__loop_leave(loop);
+}
+
+void weft__conn_finish(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    int err = c->close_err;
+    c->flags |= CONN_CLOSED;
+    c->flags &= (uint16_t)~CONN_CLOSE_PENDING;
+    loop->be->conn_close(c);
+    if (c->flags & CONN_HAS_TIMERS)
+        weft__conn_cancel_timers(c);
+    /* Refs die before anyone can see the connection closing. */
+    atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
+                          memory_order_release);
+    if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
+        /* Dropping queued bytes: reset rather than let the peer think all arrived. */
+        struct linger lg = {1, 0};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    weft__ring_release(&c->in, loop->bufpool);
+    weft__ring_release(&c->out, loop->bufpool);
+    atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
+    /* Published before on_close, so whoever learns of the close sees the buffers back. */
+    weft__loop_publish_buffers(loop);
+    if (e->cfg.handler.on_close != NULL)
+        e->cfg.handler.on_close(c, err);
+    /* Closed only now, so on_close still sees this connection's own addresses, and not a
+     * socket another thread just got the same number for. */
+    close(c->fd);
+    if (e->has_codec)
+        weft_codec_state_destroy(&e->codec, &c->cstate);
+    /* A dial that never connected was never opened in the balancer's books either. */
+    if (e->balancer != NULL && !(c->flags & CONN_CONNECTING))
+        weft_balancer_on_close(e->balancer, loop->index);
+    WEFT__STAT_ADD(loop->stats.closed, 1);
+    atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+    loop->nconns--;
+    /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
+    c->fd = -1;
+    c->flags = 0;
+    c->ctx = NULL;
+    c->tw_next = loop->free_head;
+    loop->free_head = c->slot;
+}
+
+/* Bytes the kernel still holds for the peer (not yet sent or not yet acknowledged), or
+ * -1 if it cannot say. */
+static int kernel_outq(int fd)
+{
+    int n;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+static int kernel_inq(int fd)
+{
+    int n;
+    return ioctl(fd, SIOCINQ, &n) == 0 ? n : -1;
+}
+
+/* Everything queued is with the kernel. A close() now could still lose it: closing a
+ * socket with unread input sends a reset, and the kernel drops the output it has not sent
+ * yet (the peer gets a truncated answer and we would report a clean close). So unless the
+ * peer already finished sending, or the kernel already delivered everything, send our FIN
+ * with shutdown(), drop what the peer still sends, and close once the peer acknowledged
+ * every byte, ended its side, or stop_timeout_ms passed (WEFT_ETIMEDOUT): a lingering
+ * close, as nginx's lingering_close. */
+void weft__conn_closing_drained(weft_conn *c)
+{
+    if ((c->flags & CONN_PEER_EOF) || (kernel_inq(c->fd) == 0 && kernel_outq(c->fd) == 0) ||
+        shutdown(c->fd, SHUT_WR) != 0) {
+        weft__conn_close_now(c, c->close_err);
+        return;
+    }
+    c->flags |= CONN_LINGER;
+    weft__conn_update_interest(c);
+    weft__wheel_schedule(c);
+}
+
+bool weft__conn_linger_check(weft_conn *c, bool timed_out)
+{
+    if (kernel_outq(c->fd) == 0) {
+        weft__conn_close_now(c, c->close_err);
+        return true;
+    }
+    if (timed_out) {
+        weft__conn_close_now(c, WEFT_ETIMEDOUT);
+        return true;
+    }
+    return false;
+}
+
+void weft__conn_linger_input(weft_conn *c, ssize_t n)
+{
+    if (n == 0) { /* the peer ended its side: it has taken what it will take */
+        weft__conn_close_now(c, c->close_err);
+        return;
+    }
+    if (n < 0) { /* a reset also drops whatever the peer had not acknowledged */
+        weft__conn_close_now(c, kernel_outq(c->fd) == 0 ? c->close_err : (int)n);
+        return;
+    }
+    (void)weft__conn_linger_check(c, false);
+}
+
+void weft__conn_close_graceful(weft_conn *c, int err)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_LINGER))
+        return;
+    if (!(c->flags & CONN_CLOSING)) {
+        c->flags |= CONN_CLOSING;
+        c->flags &= (uint16_t) ~(CONN_READING | CONN_PARTIAL);
+        c->close_err = (int16_t)err;
+        c->since_ms = c->loop->now_ms;
+        if (c->out.len > 0) /* a peer that never takes the rest must not keep us */
+            weft__wheel_schedule(c);
+    }
+    if (c->out.len == 0)
+        weft__conn_closing_drained(c);
+    else
+        weft__conn_update_interest(c);
+}
+
+/* ---- public connection API (owning loop's thread) ---- */
+
+int weft_conn_close(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    weft__conn_close_graceful(c, 0);
+    return 0;
+}
+
+int weft_conn_abort(weft_conn *c)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return WEFT_ECLOSED;
+    weft__conn_close_now(c, WEFT_ECANCELED);
+    return 0;
+}
