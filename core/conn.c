@@ -1,5 +1,7 @@
 /* weft — a connection: what it asks of the backend, its opening, and its accessors. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -18,6 +20,21 @@ void weft__conn_update_interest(weft_conn *c)
     c->loop->be->conn_want(c, read, write);
 }
 
+int weft__socket_tune(const weft_config *cfg, int fd, int family)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return 0;
+    int on = 1;
+    if (cfg->tcp_nodelay)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (cfg->tcp_keepalive_s > 0) {
+        int idle = cfg->tcp_keepalive_s;
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    }
+    return 0;
+}
+
 void weft__conn_opened(weft_conn *c)
 {
     weft__loop *loop = c->loop;
@@ -32,7 +49,7 @@ void weft__conn_opened(weft_conn *c)
         if (a == WEFT_ACTION_CLOSE)
             weft__conn_close_graceful(c, 0);
         else if (a == WEFT_ACTION_SHUTDOWN)
-            weft_engine_stop(e);
+            weft__loop_request_stop(e);
         weft__loop_leave(loop);
     }
 }

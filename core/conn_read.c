@@ -35,7 +35,7 @@ static void handle_action(weft_conn *c, weft_action a)
     if (a == WEFT_ACTION_CLOSE)
         weft__conn_close_graceful(c, 0);
     else if (a == WEFT_ACTION_SHUTDOWN)
-        weft_engine_stop(c->loop->engine);
+        weft__loop_request_stop(c->loop->engine);
 }
 
 void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)

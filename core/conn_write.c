@@ -120,7 +120,7 @@ void weft__conn_writable(weft_conn *c)
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return;
     if (c->flags & CONN_CONNECTING)
-        weft__dial_finish(c);
+        c->loop->engine->connect_done(c);
     else
         weft__conn_flush(c);
 }

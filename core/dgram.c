@@ -149,7 +149,7 @@ static void dgram_dispatch(weft_conn *c, uint8_t *data, size_t n)
     loop->view_len = loop->view_used = 0;
     loop->dgram_peer_len = 0;
     if (a == WEFT_ACTION_SHUTDOWN)
-        weft_engine_stop(e);
+        weft__loop_request_stop(e);
 }
 
 static void dropped_big(weft__loop *loop, const weft__listener *l, size_t n)

@@ -39,6 +39,23 @@ static bool at_limit(weft_engine *e)
     return live >= max;
 }
 
+/* The loop side of a dial (the loop runs it through the task): fd is connecting (or
+ * connected); on_open once it is. */
+static void dial_adopt(weft__loop *loop, weft__task *t)
+{
+    if (loop->stopping) {
+        weft__loop_refuse_promised(loop, t);
+        return;
+    }
+    weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, true);
+    if (c == NULL)
+        return;
+    c->flags |= CONN_CONNECTING;
+    c->active_ms = loop->now_ms + (uint32_t)t->len; /* the connect deadline, for the wheel */
+    weft__conn_update_interest(c);
+    weft__wheel_schedule(c);
+}
+
 static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family, void *ctx,
                      unsigned timeout_ms)
 {
@@ -50,6 +67,7 @@ static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family,
     t.family = family;
     t.data = ctx;
     t.len = timeout_ms;
+    t.run = dial_adopt;
     int rc = weft__queue_push(&loop->queue, &t);
     if (rc != 0)
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
@@ -132,17 +150,7 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
 
 /* ---- the loop side (the dial's loop thread) ---- */
 
-void weft__dial_adopt(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms)
-{
-    weft_conn *c = weft__conn_setup(loop, fd, family, ctx, true);
-    if (c == NULL)
-        return;
-    c->flags |= CONN_CONNECTING;
-    c->active_ms = loop->now_ms + timeout_ms; /* the connect deadline, for the wheel */
-    weft__conn_update_interest(c);
-    weft__wheel_schedule(c);
-}
-
+/* The engine's connect_done: the dialled socket is writable. */
 void weft__dial_finish(weft_conn *c)
 {
     int err = 0;

@@ -165,6 +165,21 @@ bool weft__wait_gate(weft_engine *e)
     return g > 0;
 }
 
+/* Every engine thread: named, held at the start gate, then its loop. */
+static void *thread_main(void *arg)
+{
+    weft__loop *loop = arg;
+    char name[16];
+    if (loop == &loop->engine->acceptor)
+        snprintf(name, sizeof(name), "weft-accept");
+    else
+        snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
+    pthread_setname_np(pthread_self(), name);
+    if (weft__wait_gate(loop->engine))
+        weft__loop_run(loop);
+    return NULL;
+}
+
 static int start_threads(weft_engine *e)
 {
     /* Our threads take no signals: they go to the program's own threads, whose handlers
@@ -174,12 +189,12 @@ static int start_threads(weft_engine *e)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = 0;
     for (unsigned i = 0; i < e->nloops && rc == 0; i++) {
-        rc = -pthread_create(&e->loops[i].thread, NULL, weft__loop_main, &e->loops[i]);
+        rc = -pthread_create(&e->loops[i].thread, NULL, thread_main, &e->loops[i]);
         if (rc == 0)
             e->loops[i].thread_started = true;
     }
     if (rc == 0) {
-        rc = -pthread_create(&e->acceptor.thread, NULL, weft__acceptor_main, e);
+        rc = -pthread_create(&e->acceptor.thread, NULL, thread_main, &e->acceptor);
         if (rc == 0)
             e->acceptor_started = true;
     }
@@ -253,6 +268,7 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
         e->loops[i].queue.efd = -1;
     e->acceptor.queue.efd = -1;
     e->be = backends[0];
+    e->connect_done = weft__dial_finish;
     if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
         weft__log(e, WEFT_LOG_INFO,
                   "reuse_port: the kernel spreads TCP connections over the "
@@ -309,9 +325,7 @@ int weft_engine_stop(weft_engine *e)
 {
     if (e == NULL)
         return WEFT_EINVAL;
-    atomic_store(&e->stop_requested, 1);
-    /* The acceptor's wakeup: one write(2), which is async-signal-safe. */
-    weft__queue_kick(&e->acceptor.queue);
+    weft__loop_request_stop(e);
     return 0;
 }
 

@@ -5,12 +5,15 @@
  *   control side (any thread)  engine.c acceptor.c listen.c dial.c async.c
  *   per-thread loop            loop.c (the iteration, and what runs before it sleeps)
  *                              conn.c conn_read.c conn_write.c conn_close.c
- *                              wheel.c conn_timer.c dgram.c
+ *                              wheel.c conn_timer.c accept.c dgram.c
  *                              backend.h, and one file per I/O backend: backend_event.c
  *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
  *
  * Only the loop / connection / wheel group calls each other in a circle (a connection
- * closes on a timer, a timer is re-filed by a read). The control side reaches a loop only
+ * closes on a timer, a timer is re-filed by a read). Where the loop layer must call back
+ * up (a hand-off, a finished connect, a dial to adopt) it goes through a function pointer
+ * the control side set, as libuv's handles call their callbacks. The control side reaches
+ * a loop only
  * through its queue, its statistics (atomics) and a slot's generation (atomic), which is
  * how a weft_conn_ref is checked without a lock. A loop thread owns its backend instance,
  * its read buffer, its buffer pool, its timers and every connection in its slot table.
@@ -232,6 +235,11 @@ struct weft_engine {
     size_t nlisteners;
     weft_balancer *balancer;
     weft_pool *pool;
+    /* How the loop layer calls back into the control side, so that its arrows point one
+     * way: a hand-off listener's connection goes to a loop (acceptor.c), a dialled socket
+     * finished connecting (dial.c). */
+    void (*hand_off)(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
+    void (*connect_done)(weft_conn *c);
     bool acceptor_started;
     _Atomic int stop_requested;
     _Atomic uint64_t rejected;
@@ -266,8 +274,7 @@ void weft__loop_destroy(weft__loop *loop);
 /* Runs what tasks are left once the loop has stopped: fds closed, buffers freed, a dial or
  * enroll's on_close delivered (on the calling thread). */
 void weft__loop_drain_leftovers(weft__loop *loop);
-void *weft__loop_main(void *arg);
-/* Runs the loop until it quits (the acceptor's thread calls this too). */
+/* Runs the loop until it quits (on its own thread; the acceptor's too). */
 void weft__loop_run(weft__loop *loop);
 /* Milliseconds on the loop's timer clock (CLOCK_MONOTONIC since the loop started). */
 uint64_t weft__loop_timer_now(const weft__loop *loop);
@@ -289,6 +296,12 @@ void weft__loop_publish_buffers(weft__loop *loop);
 weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
 /* Sets up an accepted (or enrolled) fd as a connection on this loop and opens it. */
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+/* Asks the engine to stop (what weft_engine_stop does; async-signal-safe), for the loop
+ * layer's WEFT_ACTION_SHUTDOWN. */
+void weft__loop_request_stop(weft_engine *e);
+/* A dial or enroll the caller was told succeeded owes it on_close: on a stopping loop the
+ * connection is made and closed at once with WEFT_ESHUTDOWN. */
+void weft__loop_refuse_promised(weft__loop *loop, weft__task *t);
 /* Posts a wake of ref's connection to its own loop (inside the engine: no stop check). */
 int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref);
 
@@ -297,6 +310,9 @@ int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref);
 void weft__conn_opened(weft_conn *c);
 /* Tells the backend what c wants now (read, write), from its flags and queued output. */
 void weft__conn_update_interest(weft_conn *c);
+/* Sets TCP_NODELAY and keepalive as configured (on a listener, so accepted sockets inherit
+ * them, or on a dialled or enrolled socket). */
+int weft__socket_tune(const weft_config *cfg, int fd, int family);
 
 /* ---- conn_write.c: output queue, corking, backpressure ---- */
 /* Tries to send what is queued; updates interest, backpressure and closing. */
@@ -335,6 +351,11 @@ void weft__conn_cancel_timers(weft_conn *c);
 /* Frees every user timer of the loop (at loop teardown). */
 void weft__loop_free_timers(weft__loop *loop);
 
+/* ---- accept.c: accepting on a loop ---- */
+/* Starts accepting (or receiving) on the listeners a loop owns; stops them all. */
+int weft__listeners_start(weft__loop *loop);
+void weft__listeners_stop(weft__loop *loop);
+
 /* ---- dgram.c: udp:// and unixgram:// sockets ---- */
 #define WEFT__DGRAM_VEC 16
 typedef struct weft__dgram_batch {
@@ -370,20 +391,14 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
                         int bind_port);
 void weft__listener_close(weft__listener *l);
 int weft__listener_format(const weft__listener *l, char *buf, size_t len);
-int weft__socket_tune(const weft_config *cfg, int fd, int family);
 
 /* ---- dial.c: outbound connections ---- */
-/* The loop side of a dial: fd is connecting (or connected); on_open once it is. */
-void weft__dial_adopt(weft__loop *loop, int fd, int family, void *ctx, unsigned timeout_ms);
-/* The dialled socket became writable: the connect finished, one way or the other. */
+/* The dialled socket became writable: the connect finished, one way or the other (the
+ * engine's connect_done). */
 void weft__dial_finish(weft_conn *c);
 
 /* ---- acceptor.c ---- */
 int weft__acceptor_setup(weft_engine *e);
 void weft__acceptor_teardown(weft_engine *e);
-void *weft__acceptor_main(void *arg);
-/* Starts accepting (or receiving) on the listeners a loop owns; stops them all. */
-int weft__listeners_start(weft__loop *loop);
-void weft__listeners_stop(weft__loop *loop);
 
 #endif /* WEFT_INTERNAL_H */

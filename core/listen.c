@@ -52,21 +52,6 @@ static int split_host_port(const char *s, char *host, size_t hostlen, char *port
     return 0;
 }
 
-int weft__socket_tune(const weft_config *cfg, int fd, int family)
-{
-    if (family != AF_INET && family != AF_INET6)
-        return 0;
-    int on = 1;
-    if (cfg->tcp_nodelay)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (cfg->tcp_keepalive_s > 0) {
-        int idle = cfg->tcp_keepalive_s;
-        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    }
-    return 0;
-}
-
 /* tcp:// (type SOCK_STREAM, listening) and udp:// (SOCK_DGRAM, bound). */
 static int open_inet(weft_engine *e, const char *rest, weft__listener *l, int type, bool reuse_port,
                      int bind_port)

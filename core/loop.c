@@ -269,9 +269,7 @@ static void begin_stop(weft__loop *loop)
         stop_timeout(&loop->stop_timer); /* no memory to wait: close them now */
 }
 
-/* A dial or enroll the caller was told succeeded owes it on_close, even when the engine
- * stops first: the connection is made and closed at once with WEFT_ESHUTDOWN. */
-static void refuse_promised(weft__loop *loop, weft__task *t)
+void weft__loop_refuse_promised(weft__loop *loop, weft__task *t)
 {
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, false);
     if (c == NULL)
@@ -281,6 +279,13 @@ static void refuse_promised(weft__loop *loop, weft__task *t)
 }
 
 /* ---- the inbox ---- */
+
+void weft__loop_request_stop(weft_engine *e)
+{
+    atomic_store(&e->stop_requested, 1);
+    /* The acceptor's wakeup: one write(2), which is async-signal-safe. */
+    weft__queue_kick(&e->acceptor.queue);
+}
 
 int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref)
 {
@@ -305,7 +310,7 @@ static void run_task(weft__loop *loop, weft__task *t)
         break;
     case WEFT__TASK_ENROLL:
         if (loop->stopping)
-            refuse_promised(loop, t);
+            weft__loop_refuse_promised(loop, t);
         else
             weft__loop_adopt(loop, t->fd, t->family, t->data, true);
         break;
@@ -340,10 +345,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             weft__conn_dispatch(c, NULL, 0);
         break;
     case WEFT__TASK_DIAL:
-        if (loop->stopping)
-            refuse_promised(loop, t);
-        else
-            weft__dial_adopt(loop, t->fd, t->family, t->data, (unsigned)t->len);
+        t->run(loop, t);
         break;
     case WEFT__TASK_STOP:
         begin_stop(loop);
@@ -416,7 +418,7 @@ static void tick_fire(weft__timer_node *n)
     weft_action a = e->cfg.handler.on_tick(e, loop->index);
     weft__loop_leave(loop);
     if (a == WEFT_ACTION_SHUTDOWN)
-        weft_engine_stop(e);
+        weft__loop_request_stop(e);
 }
 
 /* What every loop has, the acceptor's included: a backend instance, an inbox, timers. */
@@ -564,15 +566,4 @@ void weft__loop_run(weft__loop *loop)
             break;
         }
     }
-}
-
-void *weft__loop_main(void *arg)
-{
-    weft__loop *loop = arg;
-    char name[16];
-    snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
-    pthread_setname_np(pthread_self(), name);
-    if (weft__wait_gate(loop->engine))
-        weft__loop_run(loop);
-    return NULL;
 }

@@ -25,6 +25,8 @@ typedef enum weft__task_kind {
     WEFT__TASK_STOP          /* begin the loop's shutdown */
 } weft__task_kind;
 
+struct weft__loop;
+
 typedef struct weft__task {
     weft__task_kind kind;
     int fd;
@@ -34,6 +36,9 @@ typedef struct weft__task {
     size_t len;
     weft_free_cb free_cb;
     void *free_ctx;
+    /* DIAL: what the loop runs for it (dial.c's side), so the loop needs no arrow back
+     * into the control side. */
+    void (*run)(struct weft__loop *loop, struct weft__task *t);
 } weft__task;
 
 typedef struct weft__queue {
