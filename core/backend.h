@@ -29,7 +29,7 @@
 
 /* Room in every connection and listener for the backend's own state (libevent's struct
  * event and the interest bits it registered), so no backend allocates per connection. */
-#define WEFT__BE_CONN_BYTES     136
+#define WEFT__BE_CONN_BYTES     128
 #define WEFT__BE_LISTENER_BYTES 136
 
 struct weft__loop;

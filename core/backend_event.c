@@ -28,7 +28,6 @@ typedef struct ev_state {
 
 typedef struct ev_conn {
     struct event ev;
-    uint8_t have; /* EV_READ | EV_WRITE as registered */
 } ev_conn;
 
 typedef struct ev_listener {
@@ -48,6 +47,15 @@ static ev_conn *conn_state(weft_conn *c)
 static ev_listener *listener_state(weft__listener *l)
 {
     return (ev_listener *)(void *)l->be;
+}
+
+/* EV_READ | EV_WRITE as registered now. Read from the event itself (a zeroed or deleted
+ * event is not inserted), so a connection carries no byte more than libevent's event. */
+static short registered(const ev_conn *s)
+{
+    if (!(s->ev.ev_evcallback.evcb_flags & EVLIST_INSERTED))
+        return 0;
+    return (short)(s->ev.ev_events & (EV_READ | EV_WRITE));
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -154,32 +162,31 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
     if (what & EV_WRITE)
         weft__conn_writable(c);
     /* The write side may have closed it, or changed what it wants. */
-    if ((what & EV_READ) && (conn_state(c)->have & EV_READ))
+    if ((what & EV_READ) && (registered(conn_state(c)) & EV_READ))
         conn_read(c);
     weft__loop_leave(c->loop);
 }
 
 static int ev_conn_open(weft_conn *c)
 {
-    conn_state(c)->have = 0;
+    memset(conn_state(c), 0, sizeof(ev_conn));
     return 0;
 }
 
 static void ev_conn_want(weft_conn *c, bool read, bool write)
 {
     ev_conn *s = conn_state(c);
-    uint8_t want = (uint8_t)((read ? EV_READ : 0) | (write ? EV_WRITE : 0));
-    if (want == s->have)
+    short want = (short)((read ? EV_READ : 0) | (write ? EV_WRITE : 0));
+    short have = registered(s);
+    if (want == have)
         return;
-    if (s->have != 0)
+    if (have != 0)
         event_del(&s->ev);
-    s->have = 0;
     if (want == 0)
         return;
     event_assign(&s->ev, ((ev_state *)c->loop->be_state)->base, c->fd, (short)(want | EV_PERSIST),
                  conn_cb, c);
-    if (event_add(&s->ev, NULL) == 0)
-        s->have = want;
+    (void)event_add(&s->ev, NULL); /* on failure nothing is registered, and we know it */
 }
 
 static ssize_t ev_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)

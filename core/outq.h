@@ -1,0 +1,55 @@
+/* weft — a connection's output queue: a list of fixed-size chunks from the loop's pool.
+ *
+ * netty's ChannelOutboundBuffer and Redis's reply blocks: appending fills the last chunk
+ * and takes new ones as needed, so growing the queue never copies what is already queued,
+ * and a queue of N bytes holds at most N plus one chunk. A chunk may also be a segment of
+ * someone else's memory (a zero-copy write), released through its free callback once the
+ * bytes are sent or dropped. The queue is sent with scatter/gather over several chunks.
+ * An empty queue holds nothing. Not thread-safe: the owning loop only.
+ */
+#ifndef WEFT_OUTQ_H
+#define WEFT_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "bufpool.h"
+#include "weft/engine.h"
+
+/* Bytes of data in a chunk of our own (its header included, a chunk is one pool buffer). */
+#define WEFT__OUTQ_CHUNK 16384u
+
+typedef struct weft__chunk weft__chunk;
+
+typedef struct weft__outq {
+    weft__chunk *head;
+    weft__chunk *tail;
+    size_t len;      /* bytes queued */
+    uint32_t chunks; /* chunks held */
+} weft__outq;
+
+/* Appends a copy of data[0..n). Returns 0 or WEFT_ENOMEM (what fitted stays queued: the
+ * caller closes the connection). */
+int weft__outq_append(weft__outq *q, weft__bufpool *pool, const void *data, size_t n);
+
+/* Appends data[0..n) without copying: ownership passes to the queue, which calls
+ * free_cb(data, free_ctx) once the bytes are sent or dropped. Returns 0 or WEFT_ENOMEM
+ * (then nothing was queued and data stays the caller's). */
+int weft__outq_append_ref(weft__outq *q, weft__bufpool *pool, void *data, size_t n,
+                          weft_free_cb free_cb, void *free_ctx);
+
+/* Fills iov[0..max) with the queued bytes in order, at most max_bytes in all; returns how
+ * many entries it used. */
+int weft__outq_iov(const weft__outq *q, struct iovec *iov, int max, size_t max_bytes);
+
+/* Drops the first n queued bytes (n <= len); emptied chunks go back to the pool. */
+void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n);
+
+/* Drops everything. */
+void weft__outq_release(weft__outq *q, weft__bufpool *pool);
+
+/* The memory the queue holds: its chunks' capacity (segments count their length). */
+size_t weft__outq_footprint(const weft__outq *q);
+
+#endif /* WEFT_OUTQ_H */
