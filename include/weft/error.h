@@ -29,6 +29,7 @@ extern "C" {
     XX(ENOENT, -ENOENT, "no such file or directory")                               \
     XX(EINTR, -EINTR, "interrupted system call")                                   \
     XX(EBADF, -EBADF, "bad file descriptor")                                       \
+    XX(ENOTSOCK, -ENOTSOCK, "not a socket")                                        \
     XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                        \
     XX(ENOMEM, -ENOMEM, "not enough memory")                                       \
     XX(EACCES, -EACCES, "permission denied")                                       \
@@ -42,6 +43,7 @@ extern "C" {
     XX(ERANGE, -ERANGE, "result out of range")                                     \
     XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                               \
     XX(ENOSYS, -ENOSYS, "function not implemented")                                \
+    XX(EDESTADDRREQ, -EDESTADDRREQ, "destination address required")                \
     XX(EMSGSIZE, -EMSGSIZE, "message too long")                                    \
     XX(EPROTO, -EPROTO, "protocol error")                                          \
     XX(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")                \
@@ -64,7 +66,7 @@ extern "C" {
     XX(EOUTCAP, -4005, "outbound buffer hard cap reached")                         \
     XX(EINCAP, -4006, "inbound buffer cap reached")                                \
     XX(ESHUTDOWN, -4007, "engine is shutting down")                                \
-    XX(EBADADDR, -4008, "malformed listen address")                                \
+    XX(EBADADDR, -4008, "malformed or unresolvable address")                       \
     XX(ENOCODEC, -4009, "no codec configured on this connection")                  \
     XX(EIDLE, -4011, "idle timeout")                                               \
     XX(EREADTIMEOUT, -4012, "partial frame not completed within the read timeout") \
@@ -81,8 +83,8 @@ typedef enum weft_errno {
  * negated errno). Never NULL; thread-safe. */
 WEFT_API const char *weft_strerror(int err);
 
-/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", ...). Never
- * NULL; thread-safe. */
+/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", "WEFT_OK" for 0,
+ * ...), or "WEFT_EUNKNOWN" for a value the table above does not hold. Never NULL; thread-safe. */
 WEFT_API const char *weft_err_name(int err);
 
 #ifdef __cplusplus
