@@ -35,7 +35,8 @@ typedef enum weft_log_level {
     WEFT_LOG_OFF
 } weft_log_level;
 
-/* msg is borrowed until the callback returns. Called from any weft thread, concurrently. */
+/* msg is borrowed until the callback returns. Called on whichever thread logs (weft's own, or
+ * a weft_engine_log caller's), concurrently. */
 typedef void (*weft_log_cb)(void *ctx, weft_log_level level, const char *msg);
 
 /* The callbacks. All optional but on_traffic. */
@@ -44,7 +45,8 @@ typedef struct weft_handler {
      * every thread created, before any connection is accepted. Returning
      * WEFT_ACTION_SHUTDOWN stops the engine. */
     weft_action (*on_boot)(weft_engine *engine);
-    /* A connection opened, on its loop's thread. May write (a greeting). */
+    /* A connection opened, on its loop's thread. May write (a greeting); WEFT_ACTION_CLOSE
+     * closes it. */
     weft_action (*on_open)(weft_conn *conn);
     /* Bytes arrived (or weft_async_wake was called). Read them with weft_conn_peek /
      * weft_conn_discard / weft_conn_read, or frames with weft_conn_next_frame. Bytes left
