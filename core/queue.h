@@ -16,13 +16,14 @@
 #include "weft/engine.h"
 
 typedef enum weft__task_kind {
-    WEFT__TASK_NEW_CONN = 1, /* fd: an accepted (or enrolled) connection; data: its ctx */
+    WEFT__TASK_NEW_CONN = 1, /* fd: a connection the acceptor took (data: NULL) */
     WEFT__TASK_DIAL,         /* fd: connecting; data: ctx; len: connect timeout in ms */
     WEFT__TASK_ENROLL,       /* fd: connected, from weft_engine_enroll; data: ctx */
-    WEFT__TASK_WRITE,        /* ref, data/len, free_cb (NULL = free()) */
+    WEFT__TASK_WRITE,        /* ref, data/len, free_cb + free_ctx (NULL = free()) */
     WEFT__TASK_CLOSE,        /* ref: graceful close */
     WEFT__TASK_WAKE,         /* ref: call on_traffic */
-    WEFT__TASK_STOP          /* begin the loop's shutdown */
+    WEFT__TASK_STOP          /* begin the loop's shutdown; from the acceptor, once it
+                                stopped accepting */
 } weft__task_kind;
 
 struct weft__loop;
@@ -30,7 +31,7 @@ struct weft__loop;
 typedef struct weft__task {
     weft__task_kind kind;
     int fd;
-    int family; /* NEW_CONN: the socket's address family */
+    int family; /* NEW_CONN, DIAL, ENROLL: the socket's address family */
     weft_conn_ref ref;
     void *data;
     size_t len;
@@ -63,7 +64,8 @@ int weft__queue_push(weft__queue *q, const weft__task *t);
  * until the next drain. Clears the wakeup first so no push is ever left unseen. */
 void weft__queue_drain(weft__queue *q, weft__task **out, size_t *n);
 
-/* Writes the eventfd; async-signal-safe (used by stop). */
+/* Writes the eventfd. Outside the tests only push calls it, when no wakeup is pending
+ * (weft_engine_stop writes the acceptor's own eventfd, not a loop's). */
 void weft__queue_kick(weft__queue *q);
 
 #endif /* WEFT_QUEUE_H */

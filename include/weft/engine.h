@@ -35,7 +35,8 @@ typedef enum weft_log_level {
     WEFT_LOG_OFF
 } weft_log_level;
 
-/* msg is borrowed until the callback returns. Called from any weft thread, concurrently. */
+/* msg is borrowed until the callback returns. Called on whichever thread logs (weft's own, or
+ * a weft_engine_log caller's), concurrently. */
 typedef void (*weft_log_cb)(void *ctx, weft_log_level level, const char *msg);
 
 /* The callbacks. All optional but on_traffic. */
@@ -44,22 +45,25 @@ typedef struct weft_handler {
      * every thread created, before any connection is accepted. Returning
      * WEFT_ACTION_SHUTDOWN stops the engine. */
     weft_action (*on_boot)(weft_engine *engine);
-    /* A connection opened, on its loop's thread. May write (a greeting). */
+    /* A connection opened, on its loop's thread. May write (a greeting); WEFT_ACTION_CLOSE
+     * closes it. */
     weft_action (*on_open)(weft_conn *conn);
     /* Bytes arrived (or weft_async_wake was called). Read them with weft_conn_peek /
      * weft_conn_discard / weft_conn_read, or frames with weft_conn_next_frame. Bytes left
      * unread stay buffered for the next call. */
     weft_action (*on_traffic)(weft_conn *conn);
     /* The connection is gone. err is 0 for an orderly close (peer EOF, weft_conn_close,
-     * WEFT_ACTION_CLOSE) and a negative WEFT_E* code saying why otherwise. conn is valid
-     * until this returns. */
+     * weft_async_close, WEFT_ACTION_CLOSE) and a negative WEFT_E* code saying why otherwise
+     * (WEFT_ESHUTDOWN when the engine stopped). conn is valid until this returns. On the
+     * loop's thread, except for a dial or enroll no loop took before the engine stopped: then
+     * on_close(conn, WEFT_ESHUTDOWN) runs in weft_engine_wait, on a stand-in carrying ctx. */
     void (*on_close)(weft_conn *conn, int err);
     /* Optional. conn's queued output has all been handed to the kernel: the queue that
      * writes (or the kernel's push-back) had filled is empty again. Lets a producer that
      * stopped at a mark (or paused another connection with weft_conn_pause_read) go on,
-     * without polling weft_conn_get_pending_out. On the loop's thread. A write made inside a
-     * callback is queued until the callback returns, so this follows such writes too; a
-     * write that went straight out queued nothing and is not followed by it. */
+     * without polling weft_conn_get_pending_out. On the loop's thread. A write under 16 KiB
+     * is queued until the loop iteration ends (see weft_conn_write), so this follows it once
+     * it left; a write the socket took whole at once queued nothing and is not followed. */
     void (*on_drain)(weft_conn *conn);
     /* Every tick_ms on every loop's thread (loop = its index). WEFT_ACTION_SHUTDOWN stops
      * the engine; other actions are ignored. */
@@ -78,30 +82,38 @@ typedef struct weft_config {
      * (served by loop 0); see weft_conn_is_datagram. Borrowed until weft_engine_start
      * returns. Unused entries are NULL; none at all makes a client-only engine. */
     const char *listen[WEFT_LISTEN_MAX];
-    unsigned loops;           /* event loops (threads); 0 = one per CPU; default 0 */
-    bool reuse_port;          /* a SO_REUSEPORT listener per loop, no acceptor hand-off;
-                                      the kernel balances and lb is unused; default false */
-    bool tcp_nodelay;         /* default true */
+    unsigned loops;           /* event loops (threads), at most 1024; 0 = one per CPU;
+                                      default 0 */
+    bool reuse_port;          /* a SO_REUSEPORT listener per loop for each tcp:// URL, no
+                                      acceptor hand-off: the kernel balances, and lb serves
+                                      only unix:// listeners; default false */
+    bool tcp_nodelay;         /* on TCP connections, accepted, dialled or enrolled;
+                                      default true */
     int tcp_keepalive_s;      /* keepalive idle seconds; 0 = off; default 0 */
-    int backlog;              /* listen() backlog; default 1024 */
-    size_t read_buffer_size;  /* per-loop read buffer; default 64 KiB */
-    size_t write_high_water;  /* queued outbound bytes that pause reading the
-                                      connection until it drains below half; default 1 MiB */
+    int backlog;              /* listen() backlog; <= 0 means 1024; default 1024 */
+    size_t read_buffer_size;  /* per-loop read buffer, 1 KiB to 2 GiB; also the largest
+                                      datagram taken; default 64 KiB */
+    size_t write_high_water;  /* queued outbound bytes that pause reading the connection
+                                      until it drains below half; at most write_hard_cap;
+                                      default 1 MiB */
     size_t write_hard_cap;    /* queued outbound bytes that close the connection
                                       (WEFT_EOUTCAP); default 64 MiB */
     size_t max_inbound;       /* buffered unread inbound bytes that close the
                                       connection (WEFT_EINCAP); default 4 MiB */
     unsigned tick_ms;         /* on_tick period; 0 = no tick; default 0 */
-    unsigned stop_timeout_ms; /* how long stop, and a graceful close, wait for
-                                      queued output; default 5000 */
+    unsigned stop_timeout_ms; /* how long stop, and a graceful close, wait for queued
+                                      output before closing anyway (WEFT_ETIMEDOUT); 0 = a
+                                      graceful close waits for ever, a stop not at all;
+                                      default 5000 */
     unsigned idle_timeout_ms; /* close a connection with no bytes either way for this
                                       long (WEFT_EIDLE); 0 = never; default 300000 */
     unsigned read_timeout_ms; /* close a connection whose unread bytes (a partial frame)
                                       wait this long without progress (WEFT_EREADTIMEOUT,
                                       slowloris); 0 = never; default 30000 */
     unsigned max_connections; /* open connections in the whole engine; past it new ones
-                                      are accepted and closed at once (stats: rejected);
-                                      0 = no limit; default 100000 */
+                                      are accepted and closed at once (stats: rejected) and
+                                      weft_engine_dial / weft_engine_enroll return
+                                      WEFT_EMAXCONN; 0 = no limit; default 100000 */
     unsigned busy_poll_us;    /* after I/O a loop polls without sleeping for up to this
                                       long before it blocks, so a peer that answers within
                                       it does not pay a cross-CPU wake-up. Only while I/O
@@ -110,55 +122,67 @@ typedef struct weft_config {
                                       trickling traffic costs (almost) nothing; 0 = off;
                                       default 0 */
     weft_log_cb log_cb;       /* NULL = write to stderr */
-    void *log_ctx;
+    void *log_ctx;            /* passed to log_cb; weft never frees it */
     weft_log_level log_level; /* default WEFT_LOG_WARN */
     weft_handler handler;
     void *user_data;         /* weft_engine_get_user_data() */
     weft_codec_config codec; /* default WEFT_CODEC_NONE */
     weft_lb_config lb;       /* default round-robin */
-    unsigned workers;        /* worker-pool threads; 0 = no pool; default 0 */
-    size_t worker_queue;     /* worker-pool queue capacity; default 1024 */
+    unsigned workers;        /* worker-pool threads, at most 1024; 0 = no pool; default 0 */
+    size_t worker_queue;     /* worker-pool queue capacity (1 to 2^24); default 1024 */
 } weft_config;
 
 /* Fills every field with its default. */
 WEFT_API void weft_config_init(weft_config *cfg);
 
-/* Starts an engine and returns it in *out: listeners bound, threads running, on_boot
- * called. cfg is copied; strings are borrowed until this returns. Returns 0 or a negative
- * WEFT_E* code (nothing started, no callback called). Any thread. */
+/* Starts an engine and returns it in *out (owned by the caller until weft_engine_wait):
+ * listeners bound, threads running, on_boot called. cfg is copied; strings are borrowed
+ * until this returns. Returns 0 or, with nothing started and no callback called: WEFT_EINVAL
+ * (a NULL argument, no on_traffic, a setting out of range), WEFT_EBADADDR (a listen URL),
+ * WEFT_ENOMEM, a user codec's or balancer's own error, or a negated errno from a socket or a
+ * thread (e.g. WEFT_EADDRINUSE, WEFT_EACCES, WEFT_EAGAIN). Any thread. */
 WEFT_API int weft_engine_start(const weft_config *cfg, weft_engine **out);
 
 /* Asks the engine to stop: no more accepts, queued output flushed (up to stop_timeout_ms),
- * on_close for every connection, then on_shutdown. Returns at once. Safe from any thread
- * and async-signal-safe (it sets a flag and writes one eventfd). */
+ * on_close for every connection, then on_shutdown. Returns 0 at once (WEFT_EINVAL for a NULL
+ * engine); calling it again is harmless. Safe from any thread while the engine exists
+ * (until weft_engine_wait returns), and async-signal-safe: it sets a flag and writes one
+ * eventfd. */
 WEFT_API int weft_engine_stop(weft_engine *engine);
 
-/* Waits until the engine stopped, joins its threads and frees it. engine is invalid
- * afterwards. Call once, from a thread that is not one of the engine's. Returns 0. */
+/* Waits until the engine stopped (it does not stop it), joins its threads, shuts its
+ * worker pool down and frees it. engine is invalid afterwards. Call once, from a thread that
+ * is not one of the engine's. Returns 0 (WEFT_EINVAL for a NULL engine). */
 WEFT_API int weft_engine_wait(weft_engine *engine);
 
-/* weft_engine_start + weft_engine_wait: runs until stopped. Returns 0 or the start error. */
+/* weft_engine_start + weft_engine_wait on the calling thread: runs until stopped. Returns 0
+ * or weft_engine_start's error. */
 WEFT_API int weft_run(const weft_config *cfg);
 
-/* Writes listener i's bound address as a URL ("tcp://127.0.0.1:40211") into buf. Returns
- * its length, or WEFT_EINVAL / WEFT_ENOSPC. Any thread. */
+/* Writes listen URL i's bound address ("tcp://127.0.0.1:40211"; i counts the non-NULL
+ * cfg.listen entries) into buf (owned by the caller). Returns its length, WEFT_EINVAL (NULL
+ * engine or buf, no listener i), or WEFT_ENOSPC (len too small). Any thread. */
 WEFT_API int weft_engine_get_listen_addr(weft_engine *engine, size_t i, char *buf, size_t len);
 
-/* Listener i's bound TCP or UDP port, or WEFT_EINVAL. Any thread. */
+/* Listener i's bound TCP or UDP port, or WEFT_EINVAL (no listener i, or a Unix one). Any
+ * thread. */
 WEFT_API int weft_engine_get_listen_port(weft_engine *engine, size_t i);
 
+/* cfg.user_data (weft never frees it), and the number of loops (cfg.loops, or the CPU count
+ * it stood for). Any thread. */
 WEFT_API void *weft_engine_get_user_data(const weft_engine *engine);
 WEFT_API unsigned weft_engine_get_loop_count(const weft_engine *engine);
 
-/* Logs through the engine's log callback (printf-style). Any thread. */
+/* Logs through the engine's log callback (printf-style; fmt is borrowed until this returns;
+ * below cfg.log_level nothing is written; longer than 511 bytes is cut). Any thread. */
 WEFT_API void weft_engine_log(weft_engine *engine, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- Statistics: readable from any thread while the engine runs. ---- */
 
 typedef struct weft_loop_stats {
-    uint64_t live;     /* connections open now */
-    uint64_t accepted; /* opened, in all */
+    uint64_t live;     /* connections open now, or handed to the loop and not yet open */
+    uint64_t accepted; /* taken on (accepted, dialled or enrolled), in all */
     uint64_t closed;   /* closed, in all */
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -179,30 +203,38 @@ typedef struct weft_loop_stats {
 typedef struct weft_stats {
     unsigned nloops;
     weft_loop_stats total;
-    uint64_t rejected; /* accepted then refused (max_connections, fd limits) */
-    uint64_t accept_errors;
+    uint64_t rejected;      /* accepted then closed at once (max_connections, no memory) */
+    uint64_t accept_errors; /* accept() failures (EMFILE and such pause the listener) */
 } weft_stats;
 
 /* Fills out with totals and, when per_loop is not NULL, per_loop[0..nloops) with each
- * loop's figures (the caller sizes it with weft_engine_get_loop_count). Any thread. */
+ * loop's figures (both owned by the caller, who sizes per_loop with
+ * weft_engine_get_loop_count). Returns 0 or WEFT_EINVAL (engine or out NULL). Any thread. */
 WEFT_API int weft_engine_get_stats(weft_engine *engine, weft_stats *out, weft_loop_stats *per_loop);
 
 /* ---- Outbound connections and datagrams ---- */
 
-/* Dials url (tcp://host:port, unix:///path) from the engine. The connection joins loop
- * (or, when loop < 0, the next loop round-robin) and is served like an accepted one, with
- * ctx as its context (weft_conn_get_context): on_open once connected, or on_close(conn, err)
- * if the connect fails or takes longer than timeout_ms (0 = 10 s; WEFT_ETIMEDOUT) — then
- * on_open never runs. Host names are resolved on the calling thread (blocking). Returns 0,
- * or a negative WEFT_E* code when it fails at once (no callback runs). Any thread; an
- * engine without listeners is a client-only engine. */
+/* Dials url (tcp://host:port, unix:///path; borrowed until this returns) from the engine.
+ * The connection joins loop (or, when loop < 0, the next loop round-robin) and is served like
+ * an accepted one, with ctx as its context (weft_conn_get_context): on_open once connected,
+ * or on_close(conn, err) if the connect fails, takes longer than timeout_ms (0 = 10 s;
+ * WEFT_ETIMEDOUT) or the engine stops first (WEFT_ESHUTDOWN) — then on_open never runs.
+ * Host names are resolved on the calling thread (blocking). Returns 0, or when it fails at
+ * once (no callback runs): WEFT_EINVAL (NULL engine or url, loop past the last one),
+ * WEFT_ESHUTDOWN, WEFT_EMAXCONN (the engine is at max_connections), WEFT_EBADADDR (malformed,
+ * unresolvable or a datagram URL), WEFT_ENOMEM, or the socket's own error (a negated errno
+ * such as WEFT_EMFILE; for a Unix path WEFT_ENOENT, WEFT_ECONNREFUSED, or WEFT_EAGAIN when
+ * its backlog is full). Any thread; an engine without listeners is a client-only engine. */
 WEFT_API int weft_engine_dial(weft_engine *engine, const char *url, int loop, unsigned timeout_ms,
                               void *ctx);
 
-/* Adopts a connected stream socket made elsewhere: ownership of fd passes to weft, which
- * makes it non-blocking and serves it on loop (< 0: round-robin) with ctx as its context;
- * on_open follows. Returns 0 or a negative WEFT_E* code (fd stays the caller's). Any
- * thread. */
+/* Adopts a connected stream socket made elsewhere: on success ownership of fd passes to
+ * weft, which makes it non-blocking and serves it on loop (< 0: round-robin) with ctx as its
+ * context; on_open follows (or on_close(conn, WEFT_ESHUTDOWN) alone if the engine stops
+ * first). Returns 0, or with fd left the caller's and unchanged: WEFT_EINVAL (NULL engine,
+ * fd < 0, not a stream socket, loop past the last one), WEFT_ESHUTDOWN, WEFT_EMAXCONN (the
+ * engine is at max_connections), WEFT_ENOMEM, or a negated errno (WEFT_EBADF, WEFT_ENOTSOCK).
+ * Any thread. */
 WEFT_API int weft_engine_enroll(weft_engine *engine, int fd, int loop, void *ctx);
 
 /* ---- Across threads, by ref: safe from any thread, including the loops. ---- */
@@ -210,30 +242,38 @@ WEFT_API int weft_engine_enroll(weft_engine *engine, int fd, int loop, void *ctx
 /* Frees a zero-copy buffer once weft is done with it. */
 typedef void (*weft_free_cb)(void *data, void *ctx);
 
-/* Copies data and queues it for ref's connection. Returns 0, WEFT_ESTALE (closed),
- * WEFT_EOUTCAP (its queue is at the hard cap), WEFT_ESHUTDOWN or WEFT_ENOMEM. Writes to one
- * connection leave in the order of the calls. */
+/* Copies data (borrowed until this returns) and queues it for ref's connection. Returns 0
+ * (queued: if the connection closes before its loop runs the write, it is dropped),
+ * WEFT_EINVAL (NULL engine, or data NULL with len > 0), WEFT_ESTALE (closed), WEFT_EOUTCAP
+ * (it would pass the hard cap), WEFT_ESHUTDOWN (weft_engine_stop was called) or
+ * WEFT_ENOMEM. Writes to one connection leave in the order of the calls. */
 WEFT_API int weft_async_write(weft_engine *engine, weft_conn_ref ref, const void *data, size_t len);
 
-/* As weft_async_write without the copy. On success ownership of data passes to weft, which
- * calls free_cb(data, free_ctx) exactly once (on the loop thread, or in weft_engine_wait for
- * a write still queued at stop), after the bytes were
+/* As weft_async_write without the copy, and also WEFT_EINVAL for a NULL free_cb. On success
+ * ownership of data passes to weft, which calls free_cb(data, free_ctx) exactly once (on the
+ * loop thread, or in weft_engine_wait for a write still queued at stop), after the bytes were
  * handed to the socket or queued, or when the connection turned out to be gone. On failure
  * data stays the caller's and free_cb is never called. */
 WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *data, size_t len,
                                  weft_free_cb free_cb, void *free_ctx);
 
-/* Copies and queues several buffers, sent as one. */
+/* As weft_async_write for several buffers (copied, borrowed until this returns) sent as
+ * one; WEFT_EINVAL also for iovcnt < 0 or a NULL iov. */
 WEFT_API int weft_async_writev(weft_engine *engine, weft_conn_ref ref, const struct iovec *iov,
                                int iovcnt);
 
-/* Closes ref's connection after what is queued before this call is sent. */
+/* Closes ref's connection gracefully (as weft_conn_close) after what was queued before this
+ * call is sent. Returns 0, WEFT_EINVAL (NULL engine), WEFT_ESTALE, WEFT_ESHUTDOWN or
+ * WEFT_ENOMEM. */
 WEFT_API int weft_async_close(weft_engine *engine, weft_conn_ref ref);
 
-/* Schedules on_traffic for ref's connection (even with no new bytes). */
+/* Schedules on_traffic for ref's connection (even with no new bytes; not once it is
+ * closing). Returns 0, WEFT_EINVAL (NULL engine), WEFT_ESTALE, WEFT_ESHUTDOWN or
+ * WEFT_ENOMEM. */
 WEFT_API int weft_async_wake(weft_engine *engine, weft_conn_ref ref);
 
-/* The engine's worker pool (cfg.workers > 0), or NULL. Borrowed until the engine stops. */
+/* The engine's worker pool (cfg.workers > 0), or NULL. Any thread. Borrowed until
+ * weft_engine_wait, which shuts it down (WEFT_POOL_CANCEL): never weft_pool_shutdown it. */
 struct weft_pool;
 WEFT_API struct weft_pool *weft_engine_get_pool(weft_engine *engine);
 

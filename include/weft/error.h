@@ -20,52 +20,56 @@ extern "C" {
 /* "Not yet": a decoder needs more bytes. Positive, so `rc < 0` still means failure. */
 #define WEFT_AGAIN 1
 
-/* One table generates the enum, weft_strerror() and weft_err_name(). */
-#define WEFT_ERRNO_MAP(XX)                                                           \
-    XX(EPERM, -EPERM, "operation not permitted")                                     \
-    XX(ENOENT, -ENOENT, "no such file or directory")                                 \
-    XX(EINTR, -EINTR, "interrupted system call")                                     \
-    XX(EBADF, -EBADF, "bad file descriptor")                                         \
-    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                          \
-    XX(ENOMEM, -ENOMEM, "not enough memory")                                         \
-    XX(EACCES, -EACCES, "permission denied")                                         \
-    XX(EBUSY, -EBUSY, "resource busy")                                               \
-    XX(EEXIST, -EEXIST, "file exists")                                               \
-    XX(EINVAL, -EINVAL, "invalid argument")                                          \
-    XX(ENFILE, -ENFILE, "file table overflow")                                       \
-    XX(EMFILE, -EMFILE, "too many open files")                                       \
-    XX(ENOSPC, -ENOSPC, "no space left on device")                                   \
-    XX(EPIPE, -EPIPE, "broken pipe")                                                 \
-    XX(ERANGE, -ERANGE, "result out of range")                                       \
-    XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                 \
-    XX(ENOSYS, -ENOSYS, "function not implemented")                                  \
-    XX(EMSGSIZE, -EMSGSIZE, "message too long")                                      \
-    XX(EPROTO, -EPROTO, "protocol error")                                            \
-    XX(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")                  \
-    XX(EADDRINUSE, -EADDRINUSE, "address already in use")                            \
-    XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available")                       \
-    XX(ENETUNREACH, -ENETUNREACH, "network is unreachable")                          \
-    XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                            \
-    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                          \
-    XX(ENOBUFS, -ENOBUFS, "no buffer space available")                               \
-    XX(ENOTCONN, -ENOTCONN, "socket is not connected")                               \
-    XX(ETIMEDOUT, -ETIMEDOUT, "connection timed out")                                \
-    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                            \
-    XX(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                           \
-    XX(EALREADY, -EALREADY, "operation already in progress")                         \
-    XX(ECANCELED, -ECANCELED, "operation canceled")                                  \
-    XX(ESTALE, -4001, "stale connection reference")                                  \
-    XX(ETOOLONG, -4002, "frame too long")                                            \
-    XX(ECORRUPT, -4003, "corrupt frame")                                             \
-    XX(ECLOSED, -4004, "connection is closing or closed")                            \
-    XX(EOUTCAP, -4005, "outbound buffer hard cap reached")                           \
-    XX(EINCAP, -4006, "inbound buffer cap reached")                                  \
-    XX(ESHUTDOWN, -4007, "engine is shutting down")                                  \
-    XX(EBADADDR, -4008, "malformed listen address")                                  \
-    XX(ENOCODEC, -4009, "no codec configured on this connection")                    \
-    XX(EWRONGTHREAD, -4010, "called from a thread that does not own the connection") \
-    XX(EIDLE, -4011, "idle timeout")                                                 \
-    XX(EREADTIMEOUT, -4012, "partial frame not completed within the read timeout")   \
+/* One table generates the enum, weft_strerror() and weft_err_name(). A code keeps its number
+ * for good: -4010 stays reserved (it was WEFT_EWRONGTHREAD, which nothing returned; a thread
+ * check on every call would cost on the hot path, so the rule is documented instead:
+ * weft_conn_* calls are for the owning loop's thread only, see conn.h). */
+#define WEFT_ERRNO_MAP(XX)                                                         \
+    XX(EPERM, -EPERM, "operation not permitted")                                   \
+    XX(ENOENT, -ENOENT, "no such file or directory")                               \
+    XX(EINTR, -EINTR, "interrupted system call")                                   \
+    XX(EBADF, -EBADF, "bad file descriptor")                                       \
+    XX(ENOTSOCK, -ENOTSOCK, "not a socket")                                        \
+    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                        \
+    XX(ENOMEM, -ENOMEM, "not enough memory")                                       \
+    XX(EACCES, -EACCES, "permission denied")                                       \
+    XX(EBUSY, -EBUSY, "resource busy")                                             \
+    XX(EEXIST, -EEXIST, "file exists")                                             \
+    XX(EINVAL, -EINVAL, "invalid argument")                                        \
+    XX(ENFILE, -ENFILE, "file table overflow")                                     \
+    XX(EMFILE, -EMFILE, "too many open files")                                     \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                                 \
+    XX(EPIPE, -EPIPE, "broken pipe")                                               \
+    XX(ERANGE, -ERANGE, "result out of range")                                     \
+    XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                               \
+    XX(ENOSYS, -ENOSYS, "function not implemented")                                \
+    XX(EDESTADDRREQ, -EDESTADDRREQ, "destination address required")                \
+    XX(EMSGSIZE, -EMSGSIZE, "message too long")                                    \
+    XX(EPROTO, -EPROTO, "protocol error")                                          \
+    XX(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")                \
+    XX(EADDRINUSE, -EADDRINUSE, "address already in use")                          \
+    XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available")                     \
+    XX(ENETUNREACH, -ENETUNREACH, "network is unreachable")                        \
+    XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                          \
+    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                        \
+    XX(ENOBUFS, -ENOBUFS, "no buffer space available")                             \
+    XX(ENOTCONN, -ENOTCONN, "socket is not connected")                             \
+    XX(ETIMEDOUT, -ETIMEDOUT, "connection timed out")                              \
+    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                          \
+    XX(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                         \
+    XX(EALREADY, -EALREADY, "operation already in progress")                       \
+    XX(ECANCELED, -ECANCELED, "operation canceled")                                \
+    XX(ESTALE, -4001, "stale connection reference")                                \
+    XX(ETOOLONG, -4002, "frame too long")                                          \
+    XX(ECORRUPT, -4003, "corrupt frame")                                           \
+    XX(ECLOSED, -4004, "connection is closing or closed")                          \
+    XX(EOUTCAP, -4005, "outbound buffer hard cap reached")                         \
+    XX(EINCAP, -4006, "inbound buffer cap reached")                                \
+    XX(ESHUTDOWN, -4007, "engine is shutting down")                                \
+    XX(EBADADDR, -4008, "malformed or unresolvable address")                       \
+    XX(ENOCODEC, -4009, "no codec configured on this connection")                  \
+    XX(EIDLE, -4011, "idle timeout")                                               \
+    XX(EREADTIMEOUT, -4012, "partial frame not completed within the read timeout") \
     XX(EMAXCONN, -4013, "max_connections reached")
 
 typedef enum weft_errno {
@@ -79,8 +83,8 @@ typedef enum weft_errno {
  * negated errno). Never NULL; thread-safe. */
 WEFT_API const char *weft_strerror(int err);
 
-/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", ...). Never
- * NULL; thread-safe. */
+/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", "WEFT_OK" for 0,
+ * ...), or "WEFT_EUNKNOWN" for a value the table above does not hold. Never NULL; thread-safe. */
 WEFT_API const char *weft_err_name(int err);
 
 #ifdef __cplusplus

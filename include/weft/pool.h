@@ -19,29 +19,35 @@ extern "C" {
 
 typedef struct weft_pool weft_pool;
 
-/* Runs a task. status is 0 when the task runs normally and WEFT_ECANCELED when the pool
- * shut down with WEFT_POOL_CANCEL before it ran: every submitted task is called exactly
- * once, either way, so it can free arg. */
+/* Runs a task, on a worker thread with status 0, or with WEFT_ECANCELED on the thread calling
+ * weft_pool_shutdown(WEFT_POOL_CANCEL) when the pool shut down before it ran: every submitted
+ * task is called exactly once, either way, so it can free arg. */
 typedef void (*weft_task_cb)(void *arg, int status);
 
 typedef struct weft_pool_config {
-    size_t threads;        /* default 4 */
-    size_t queue_capacity; /* tasks waiting, beyond the running ones; default 1024 */
-    const char *name;      /* thread name prefix (for debuggers); default "weft-worker" */
+    size_t threads;        /* 1 to 1024; default 4 */
+    size_t queue_capacity; /* tasks waiting, beyond the running ones, 1 to 2^24; default 1024 */
+    const char *name;      /* thread name prefix (for debuggers), cut so "<name>-<i>" fits
+                              15 bytes; NULL = the default; default "weft-worker" */
 } weft_pool_config;
 
+/* Fills every field with its default (a NULL cfg is ignored). */
 WEFT_API void weft_pool_config_init(weft_pool_config *cfg);
 
-/* Starts the threads. *out is owned by the caller until weft_pool_shutdown. Returns 0,
- * WEFT_EINVAL or a negated errno. */
+/* Starts the threads. cfg is copied (name borrowed until this returns); *out is owned by the
+ * caller until weft_pool_shutdown. Returns 0, or with *out NULL and no thread left running:
+ * WEFT_EINVAL (a NULL argument, threads or queue_capacity out of range), WEFT_ENOMEM, or a
+ * negated errno from creating a thread (e.g. WEFT_EAGAIN). Any thread. */
 WEFT_API int weft_pool_create(const weft_pool_config *cfg, weft_pool **out);
 
-/* Queues fn(arg) and returns at once: 0, WEFT_EAGAIN when the queue is full, WEFT_ESHUTDOWN
- * once shutdown began. On failure fn is never called. Any thread. */
+/* Queues fn(arg) and returns at once: 0, WEFT_EINVAL (pool or fn NULL), WEFT_EAGAIN when the
+ * queue is full, WEFT_ESHUTDOWN once shutdown began. On failure fn is never called. Any
+ * thread. */
 WEFT_API int weft_pool_submit(weft_pool *pool, weft_task_cb fn, void *arg);
 
-/* Like weft_pool_submit, but waits up to timeout_ms (< 0: forever) for room: 0,
- * WEFT_ETIMEDOUT or WEFT_ESHUTDOWN. On failure fn is never called. Any thread. */
+/* Like weft_pool_submit, but waits up to timeout_ms (< 0: forever; 0: not at all) for room:
+ * 0, WEFT_EINVAL (pool or fn NULL), WEFT_ETIMEDOUT (still full) or WEFT_ESHUTDOWN. On failure
+ * fn is never called. Any thread. */
 WEFT_API int weft_pool_submit_wait(weft_pool *pool, weft_task_cb fn, void *arg, int timeout_ms);
 
 typedef enum weft_pool_shutdown_mode {
@@ -53,7 +59,8 @@ typedef enum weft_pool_shutdown_mode {
  * Returns 0; WEFT_EINVAL for a NULL pool or unknown mode; WEFT_EBUSY, leaving the pool
  * untouched, when called from one of its own threads (it would have to join itself).
  * Cancelled tasks are called on the calling thread; callers blocked in submit_wait get
- * WEFT_ESHUTDOWN. Call it once; no other call on pool may still run when it returns. */
+ * WEFT_ESHUTDOWN. Call it once; no other call on pool may still run when it returns. Never
+ * on the engine's pool (weft_engine_get_pool): weft_engine_wait shuts that one down. */
 WEFT_API int weft_pool_shutdown(weft_pool *pool, weft_pool_shutdown_mode mode);
 
 typedef struct weft_pool_stats {
@@ -63,7 +70,8 @@ typedef struct weft_pool_stats {
     uint64_t rejected;  /* refused by submit (full, timed out, shut down) */
 } weft_pool_stats;
 
-/* Any thread; the numbers are a consistent snapshot. */
+/* Fills out (owned by the caller; all zeros for a NULL pool). Any thread; the numbers are a
+ * consistent snapshot. */
 WEFT_API void weft_pool_get_stats(weft_pool *pool, weft_pool_stats *out);
 
 #ifdef __cplusplus
