@@ -47,7 +47,7 @@ void weft__conn_finish(weft_conn *c)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     weft__ring_release(&c->in, loop->bufpool);
-    weft__ring_release(&c->out, loop->bufpool);
+    weft__outq_release(&c->out, loop->bufpool);
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
     /* Published before on_close, so whoever learns of the close sees the buffers back. */
     weft__loop_publish_buffers(loop);
@@ -143,7 +143,7 @@ void weft__conn_close_graceful(weft_conn *c, int err)
         if (c->out.len > 0) /* a peer that never takes the rest must not keep us */
             weft__wheel_schedule(c);
     }
-    if (c->out.len == 0)
+    if (c->out.len == 0 && !(c->flags & CONN_STAGED)) /* staged: the corked flush goes on */
         weft__conn_closing_drained(c);
     else
         weft__conn_update_interest(c);

@@ -1,4 +1,14 @@
-/* weft — a connection's output: the queue, corking inside callbacks, backpressure. */
+/* weft — a connection's output: corking inside callbacks, the queue, backpressure.
+ *
+ * A write first tries to leave at once (outside a callback, or when it is large and
+ * nothing waits before it). Small writes made inside callbacks are corked: their bytes go
+ * to the loop's staging area, one for all connections, with a record of (connection,
+ * offset, length), and each connection's records leave in one send when the iteration
+ * ends; only what the kernel does not take then is copied into the connection's own
+ * queue. So a burst of every connection writing at once costs the loop one area, not a
+ * buffer per connection. What must wait goes to the connection's chunked queue (outq.c),
+ * drained when the backend says the socket takes more.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,19 +16,45 @@
 
 #include "internal.h"
 
-/* Inside a dispatch, writes smaller than this go to the queue and leave in one syscall when
- * the iteration ends; larger ones go straight out when nothing waits. */
+/* Inside a dispatch, writes smaller than this are corked and leave in one syscall when the
+ * iteration ends; larger ones go straight out when nothing waits. */
 #define DIRECT_WRITE_MIN (16u * 1024u)
+/* The staging area: kept at its base size, grown for a burst up to its cap (beyond it,
+ * writes go to their connections' queues), and shrunk back once the burst has gone out. */
+#define STAGE_BASE      (64u * 1024u)
+#define STAGE_MAX       (4u << 20)
+#define STAGE_RECS_BASE 1024u
+#define STAGE_RECS_MAX  (64u * 1024u)
+/* iovecs per send: a queue of many chunks leaves in several sends. */
+#define SEND_IOV 64
 
+typedef struct weft__staged {
+    weft_conn *c;
+    uint32_t off, len;
+    uint32_t next; /* this connection's next record, or WEFT__NO_SLOT */
+} weft__staged;
+
+size_t weft__conn_pending(const weft_conn *c)
+{
+    size_t n = c->out.len;
+    if (c->flags & CONN_STAGED)
+        for (uint32_t k = c->stage_head; k != WEFT__NO_SLOT; k = c->loop->recs[k].next)
+            n += c->loop->recs[k].len;
+    return n;
+}
+
+/* Other threads check the hard cap against this: staged bytes count too. */
 static void mirror_out(weft_conn *c)
 {
-    atomic_store_explicit(&c->out_len, c->out.len, memory_order_relaxed);
+    atomic_store_explicit(&c->out_len, (uint32_t)weft__conn_pending(c), memory_order_relaxed);
 }
 
 /* Returns false when there is no memory to remember c: the caller then lets the writable
  * event drain it instead. */
 static bool push_corked(weft__loop *loop, weft_conn *c)
 {
+    if (c->flags & CONN_CORKED)
+        return true;
     if (loop->ncorked == loop->corked_cap) {
         uint32_t ncap = loop->corked_cap ? loop->corked_cap * 2u : 64u;
         weft_conn **n = realloc(loop->corked, ncap * sizeof(*n));
@@ -43,8 +79,113 @@ static void check_backpressure(weft_conn *c)
         c->flags &= (uint16_t)~CONN_PAUSED;
         c->since_ms = c->loop->now_ms; /* the read timeout restarts with reading */
         weft__conn_update_interest(c);
+        /* Input held back at the mark waits in the buffer: offer it again, from the loop's
+         * queue, since this may run inside another connection's callback. */
+        if (c->in.len > 0)
+            (void)weft__loop_post_wake(c->loop, weft_conn_get_ref(c));
     }
 }
+
+/* ---- the staging area ---- */
+
+static bool stage_room(weft__loop *loop, size_t n)
+{
+    if (n > STAGE_MAX - loop->stage_len)
+        return false;
+    if (loop->stage_len + n > loop->stage_cap) {
+        size_t cap = loop->stage_cap ? loop->stage_cap : STAGE_BASE;
+        while (cap < loop->stage_len + n)
+            cap *= 2;
+        uint8_t *p = realloc(loop->stage, cap);
+        if (p == NULL)
+            return false;
+        loop->stage = p;
+        loop->stage_cap = (uint32_t)cap;
+    }
+    if (loop->nrecs == loop->recs_cap) {
+        if (loop->recs_cap == STAGE_RECS_MAX)
+            return false;
+        uint32_t cap = loop->recs_cap ? loop->recs_cap * 2u : STAGE_RECS_BASE;
+        weft__staged *r = realloc(loop->recs, cap * sizeof(*r));
+        if (r == NULL)
+            return false;
+        loop->recs = r;
+        loop->recs_cap = cap;
+    }
+    return true;
+}
+
+/* Copies iov into the staging area for c. Returns false (nothing staged) when the area is
+ * full or out of memory, or c cannot be remembered for the end of the iteration. */
+static bool stage(weft_conn *c, const struct iovec *iov, int iovcnt, size_t total)
+{
+    weft__loop *loop = c->loop;
+    if (!stage_room(loop, total) || !push_corked(loop, c))
+        return false;
+    uint32_t off = loop->stage_len;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > 0)
+            memcpy(loop->stage + loop->stage_len, iov[i].iov_base, iov[i].iov_len);
+        loop->stage_len += (uint32_t)iov[i].iov_len;
+    }
+    if (c->flags & CONN_STAGED) {
+        weft__staged *t = &loop->recs[c->stage_tail];
+        if (t->off + t->len == off) { /* right behind its last write: one record */
+            t->len += (uint32_t)total;
+            mirror_out(c);
+            return true;
+        }
+    }
+    uint32_t k = loop->nrecs++;
+    loop->recs[k] = (weft__staged){c, off, (uint32_t)total, WEFT__NO_SLOT};
+    if (c->flags & CONN_STAGED)
+        loop->recs[c->stage_tail].next = k;
+    else
+        c->stage_head = k;
+    c->stage_tail = k;
+    c->flags |= CONN_STAGED;
+    mirror_out(c);
+    return true;
+}
+
+/* Moves what c staged, from record k on and skipping its first skip bytes, into its queue
+ * (it must wait there: the kernel did not take it, or a write must follow it). */
+static int unstage_from(weft_conn *c, uint32_t k, size_t skip)
+{
+    weft__loop *loop = c->loop;
+    c->flags &= (uint16_t)~CONN_STAGED;
+    for (; k != WEFT__NO_SLOT; k = loop->recs[k].next) {
+        const weft__staged *r = &loop->recs[k];
+        if (skip >= r->len) {
+            skip -= r->len;
+            continue;
+        }
+        int rc =
+            weft__outq_append(&c->out, loop->bufpool, loop->stage + r->off + skip, r->len - skip);
+        skip = 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void weft__loop_stage_reset(weft__loop *loop)
+{
+    loop->stage_len = 0;
+    loop->nrecs = 0;
+    if (loop->stage_cap > STAGE_BASE) {
+        free(loop->stage);
+        loop->stage = NULL;
+        loop->stage_cap = 0;
+    }
+    if (loop->recs_cap > STAGE_RECS_BASE) {
+        free(loop->recs);
+        loop->recs = NULL;
+        loop->recs_cap = 0;
+    }
+}
+
+/* ---- sending ---- */
 
 /* What the backend took of the queue: n bytes, or a negated errno. Returns false when c
  * closed. */
@@ -58,7 +199,7 @@ static bool took(weft_conn *c, ssize_t n)
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
         c->active_ms = loop->now_ms;
-        weft__ring_consume(&c->out, loop->bufpool, (size_t)n, 0);
+        weft__outq_consume(&c->out, loop->bufpool, (size_t)n);
     }
     return true;
 }
@@ -86,11 +227,11 @@ void weft__conn_flush(weft_conn *c)
         return;
     const weft__backend *be = c->loop->be;
     bool had = c->out.len > 0;
+    struct iovec iov[SEND_IOV];
     if (be->completion) {
         /* One send in flight at a time; weft__conn_sent goes on from there. */
         if (c->out.len > 0 && !(c->flags & CONN_SENDING)) {
-            struct iovec iov[2];
-            int cnt = weft__ring_iov(&c->out, iov);
+            int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
             ssize_t n = be->conn_send(c, iov, cnt);
             if (n < 0) {
                 weft__conn_close_now(c, (int)n);
@@ -101,8 +242,7 @@ void weft__conn_flush(weft_conn *c)
         return;
     }
     while (c->out.len > 0) {
-        struct iovec iov[2];
-        int cnt = weft__ring_iov(&c->out, iov);
+        int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
         ssize_t n = be->conn_send(c, iov, cnt);
         if (!took(c, n))
             return;
@@ -110,6 +250,61 @@ void weft__conn_flush(weft_conn *c)
             break;
     }
     after_flush(c, had);
+}
+
+/* Sends c's staged records, as few sends as their count allows; the rest waits in c's
+ * queue. Returns false when c closed. */
+static bool send_staged(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    uint32_t k = c->stage_head;
+    while (k != WEFT__NO_SLOT) {
+        struct iovec iov[SEND_IOV];
+        int cnt = 0;
+        size_t total = 0;
+        uint32_t first = k;
+        for (; k != WEFT__NO_SLOT && cnt < SEND_IOV; k = loop->recs[k].next) {
+            iov[cnt].iov_base = loop->stage + loop->recs[k].off;
+            iov[cnt].iov_len = loop->recs[k].len;
+            total += loop->recs[k].len;
+            cnt++;
+        }
+        ssize_t n = loop->be->conn_send(c, iov, cnt);
+        if (n < 0) {
+            c->flags &= (uint16_t)~CONN_STAGED;
+            weft__conn_close_now(c, (int)n);
+            return false;
+        }
+        if (n > 0) {
+            WEFT__STAT_ADD(loop->stats.bytes_out, n);
+            c->active_ms = loop->now_ms;
+        }
+        if ((size_t)n < total) {
+            int rc = unstage_from(c, first, (size_t)n);
+            if (rc != 0) {
+                weft__conn_close_now(c, rc);
+                return false;
+            }
+            return true;
+        }
+    }
+    c->flags &= (uint16_t)~CONN_STAGED;
+    return true;
+}
+
+void weft__conn_flush_corked(weft_conn *c)
+{
+    c->flags &= (uint16_t)~CONN_CORKED;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) {
+        c->flags &= (uint16_t)~CONN_STAGED; /* dropped with the connection */
+        return;
+    }
+    if (!(c->flags & CONN_STAGED)) {
+        weft__conn_flush(c);
+        return;
+    }
+    if (send_staged(c))
+        after_flush(c, true);
 }
 
 void weft__conn_writable(weft_conn *c)
@@ -141,6 +336,58 @@ void weft__conn_sent(weft_conn *c, ssize_t n)
     weft__loop_leave(c->loop);
 }
 
+/* Over the hard cap with n more bytes: closes c (WEFT_EOUTCAP). */
+static bool over_cap(weft_conn *c, size_t n)
+{
+    weft__loop *loop = c->loop;
+    size_t cap = loop->engine->cfg.write_hard_cap;
+    size_t queued = weft__conn_pending(c);
+    if (n <= cap && queued <= cap - n)
+        return false;
+    weft__log(loop->engine, WEFT_LOG_WARN,
+              "conn %u/%u: %zu bytes queued for a peer that does not read: over the hard cap "
+              "of %zu, closing",
+              loop->index, c->slot, queued + n, cap);
+    weft__conn_close_now(c, WEFT_EOUTCAP);
+    return true;
+}
+
+/* The bytes could not all leave at once: c's queue holds them now. */
+static void queued(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    mirror_out(c);
+    if (loop->depth > 0) {
+        if (!push_corked(loop, c))
+            weft__conn_update_interest(c); /* the writable event drains it instead */
+    } else if (loop->be->completion) {
+        weft__conn_flush(c);
+    } else {
+        weft__conn_update_interest(c); /* the direct send left a rest: wait for room */
+    }
+    check_backpressure(c);
+}
+
+/* Tries to send iov straight away: when nothing waits before it, and outside a callback or
+ * when large. Returns the bytes sent (maybe 0), or a negated errno (c is then closing). */
+static ssize_t send_direct(weft_conn *c, const struct iovec *iov, int iovcnt, size_t total)
+{
+    weft__loop *loop = c->loop;
+    if (c->out.len > 0 || (c->flags & CONN_STAGED) || loop->be->completion ||
+        (loop->depth > 0 && total < DIRECT_WRITE_MIN))
+        return 0;
+    ssize_t n = loop->be->conn_send(c, iov, iovcnt);
+    if (n < 0) {
+        weft__conn_close_now(c, (int)n);
+        return n;
+    }
+    if (n > 0) {
+        WEFT__STAT_ADD(loop->stats.bytes_out, n);
+        c->active_ms = loop->now_ms;
+    }
+    return n;
+}
+
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
 {
     if (c->flags & CONN_DGRAM)
@@ -148,63 +395,84 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
     weft__loop *loop = c->loop;
-    const weft_config *cfg = &loop->engine->cfg;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     if (total == 0)
         return 0;
-    size_t sent = 0;
-    /* Straight out when nothing waits, outside a callback or when large; a completion
-     * backend sends from the queue only, since the caller's memory is not ours to keep. */
-    if (c->out.len == 0 && !loop->be->completion &&
-        (loop->depth == 0 || total >= DIRECT_WRITE_MIN)) {
-        ssize_t n = loop->be->conn_send(c, iov, iovcnt);
-        if (n < 0) {
-            weft__conn_close_now(c, (int)n);
-            return (int)n;
-        }
-        WEFT__STAT_ADD(loop->stats.bytes_out, n);
-        if (n > 0)
-            c->active_ms = loop->now_ms;
-        sent = (size_t)n;
-        if (sent == total)
-            return 0;
-    }
-    if (total - sent > cfg->write_hard_cap || c->out.len > cfg->write_hard_cap - (total - sent)) {
-        weft__log(loop->engine, WEFT_LOG_WARN,
-                  "conn %u/%u: %zu bytes queued for a peer that does not read: over the hard "
-                  "cap of %zu, closing",
-                  loop->index, c->slot, (size_t)c->out.len + (total - sent), cfg->write_hard_cap);
-        weft__conn_close_now(c, WEFT_EOUTCAP);
+    ssize_t sent = send_direct(c, iov, iovcnt, total);
+    if (sent < 0)
+        return (int)sent;
+    if ((size_t)sent == total)
+        return 0;
+    /* Corked: a small write inside a callback with no queue before it. A completion backend
+     * sends from memory that lives until the send completes, so it queues instead. */
+    if (sent == 0 && loop->depth > 0 && total < DIRECT_WRITE_MIN && c->out.len == 0 &&
+        !loop->be->completion && stage(c, iov, iovcnt, total))
+        return 0;
+    if (over_cap(c, total - (size_t)sent))
         return WEFT_EOUTCAP;
-    }
-    size_t skip = sent;
-    for (int i = 0; i < iovcnt; i++) {
-        const uint8_t *p = iov[i].iov_base;
+    /* Whatever this connection staged goes before these bytes. */
+    int rc = (c->flags & CONN_STAGED) ? unstage_from(c, c->stage_head, 0) : 0;
+    size_t skip = (size_t)sent;
+    for (int i = 0; i < iovcnt && rc == 0; i++) {
         size_t l = iov[i].iov_len;
         if (skip >= l) {
             skip -= l;
             continue;
         }
-        int rc = weft__ring_append(&c->out, loop->bufpool, p + skip, l - skip, cfg->write_hard_cap);
+        rc = weft__outq_append(&c->out, loop->bufpool, (const uint8_t *)iov[i].iov_base + skip,
+                               l - skip);
         skip = 0;
-        if (rc != 0) {
-            weft__conn_close_now(c, rc);
-            return rc;
-        }
     }
-    mirror_out(c);
-    if (loop->depth > 0) {
-        if (!(c->flags & CONN_CORKED))
-            if (!push_corked(loop, c))
-                weft__conn_update_interest(c); /* the writable event drains it instead */
-    } else if (loop->be->completion) {
-        weft__conn_flush(c);
-    } else {
-        weft__conn_update_interest(c); /* the direct send above left a rest: wait for room */
+    if (rc != 0) {
+        weft__conn_close_now(c, rc);
+        return rc;
     }
-    check_backpressure(c);
+    queued(c);
+    return 0;
+}
+
+static void free_plain(void *data, void *ctx)
+{
+    (void)ctx;
+    free(data);
+}
+
+int weft__conn_send_ref(weft_conn *c, void *data, size_t len, weft_free_cb free_cb, void *free_ctx)
+{
+    if (free_cb == NULL)
+        free_cb = free_plain;
+    weft__loop *loop = c->loop;
+    int rc = WEFT_ECLOSED;
+    ssize_t sent = 0;
+    if (len == 0 || (c->flags & CONN_DGRAM) || loop->depth == 0 || len < DIRECT_WRITE_MIN ||
+        (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
+        /* Small, or not a stream: copied like any write, and ours to release now. */
+        struct iovec iov = {data, len};
+        rc = weft__conn_send(c, &iov, 1);
+        free_cb(data, free_ctx);
+        return rc;
+    }
+    struct iovec iov = {data, len};
+    sent = send_direct(c, &iov, 1, len);
+    if (sent < 0 || (size_t)sent == len) {
+        free_cb(data, free_ctx);
+        return sent < 0 ? (int)sent : 0;
+    }
+    if (over_cap(c, len - (size_t)sent)) {
+        free_cb(data, free_ctx);
+        return WEFT_EOUTCAP;
+    }
+    rc = (c->flags & CONN_STAGED) ? unstage_from(c, c->stage_head, 0) : 0;
+    if (rc == 0)
+        rc = weft__outq_append_ref(&c->out, data, (size_t)sent, len, free_cb, free_ctx);
+    if (rc != 0) {
+        free_cb(data, free_ctx);
+        weft__conn_close_now(c, rc);
+        return rc;
+    }
+    queued(c);
     return 0;
 }
 

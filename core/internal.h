@@ -37,6 +37,7 @@
 #include "weft/pool.h"
 #include "backend.h"
 #include "bufpool.h"
+#include "outq.h"
 #include "queue.h"
 #include "ring.h"
 #include "timer_heap.h"
@@ -45,6 +46,7 @@
 enum {
     CONN_READING = 1u << 0,       /* reading is wanted (weft_conn_pause_read clears it) */
     CONN_SENDING = 1u << 1,       /* completion backends: a send of the queue is in flight */
+    CONN_STAGED = 1u << 2,        /* small writes wait in the loop's staging area (stage_head) */
     CONN_PAUSED = 1u << 3,        /* reading paused by the high-water mark */
     CONN_CLOSING = 1u << 4,       /* graceful close: flush, then close */
     CONN_CLOSE_PENDING = 1u << 5, /* close requested inside a callback */
@@ -72,7 +74,7 @@ struct weft_conn {
     weft__loop *loop;
     void *ctx;
     weft__ring in;
-    weft__ring out;
+    weft__outq out;
     weft_codec_state cstate;
     int fd;
     _Atomic uint32_t gen;           /* odd while open, even while the slot is free */
@@ -88,6 +90,10 @@ struct weft_conn {
     uint32_t tw_next;
     uint32_t active_ms; /* last read or write progress (loop clock) */
     uint32_t since_ms;  /* CONN_PARTIAL: unread bytes wait since; CONN_CLOSING: closing since */
+    /* CONN_STAGED: the first and last of this connection's records in the loop's staging
+     * area, chained by their next (conn_write.c). */
+    uint32_t stage_head;
+    uint32_t stage_tail;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
 };
@@ -200,6 +206,13 @@ struct weft__loop {
     weft_conn **corked;
     uint32_t ncorked, corked_cap;
     uint32_t pending_head;
+    /* The staging area for corked small writes (conn_write.c): their bytes, and records of
+     * (connection, offset, length). Per loop, not per connection: a burst of every
+     * connection writing at once costs one area, which shrinks back afterwards. */
+    uint8_t *stage;
+    uint32_t stage_len, stage_cap;
+    struct weft__staged *recs;
+    uint32_t nrecs, recs_cap;
 
     weft__listener **listeners; /* the listeners this loop accepts (or receives) on */
     size_t nlisteners;
@@ -317,6 +330,17 @@ int weft__socket_tune(const weft_config *cfg, int fd, int family);
 /* ---- conn_write.c: output queue, corking, backpressure ---- */
 /* Tries to send what is queued; updates interest, backpressure and closing. */
 void weft__conn_flush(weft_conn *c);
+/* Sends what c corked during the iteration (weft__loop_before_sleep). */
+void weft__conn_flush_corked(weft_conn *c);
+/* The iteration's corked writes are all out: the staging area empties (and shrinks back
+ * after a burst). */
+void weft__loop_stage_reset(weft__loop *loop);
+/* Bytes waiting to go out: queued, and staged in this iteration. */
+size_t weft__conn_pending(const weft_conn *c);
+/* As weft__conn_send for one buffer that is not ours: sent or queued without a copy where
+ * it must wait; free_cb(data, free_ctx) (NULL: free(data)) runs once weft is done with it,
+ * whatever this returns. */
+int weft__conn_send_ref(weft_conn *c, void *data, size_t len, weft_free_cb free_cb, void *free_ctx);
 /* Queues bytes (copied) behind what waits, or sends them at once. */
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
 

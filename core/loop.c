@@ -116,10 +116,7 @@ void weft__loop_before_sleep(weft__loop *loop)
      * empty. */
     for (;;) {
         if (loop->ncorked > 0) {
-            weft_conn *c = loop->corked[--loop->ncorked];
-            c->flags &= (uint16_t)~CONN_CORKED;
-            if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
-                weft__conn_flush(c);
+            weft__conn_flush_corked(loop->corked[--loop->ncorked]);
             continue;
         }
         if (loop->pending_head != WEFT__NO_SLOT) {
@@ -131,6 +128,7 @@ void weft__loop_before_sleep(weft__loop *loop)
         }
         break;
     }
+    weft__loop_stage_reset(loop);
     weft__loop_publish_buffers(loop);
     if (loop->stopping && loop->nconns == 0)
         loop->quit = true;
@@ -317,8 +315,9 @@ static void run_task(weft__loop *loop, weft__task *t)
     case WEFT__TASK_WRITE: {
         c = ref_lookup(loop, t->ref);
         if (c != NULL) {
-            struct iovec iov = {t->data, t->len};
-            (void)weft__conn_send(c, &iov, 1);
+            /* Ownership of the bytes passes to the connection: queued without a copy. */
+            (void)weft__conn_send_ref(c, t->data, t->len, t->free_cb, t->free_ctx);
+            t->data = NULL;
         }
         /* The slot's count goes down whether or not the connection lived on: the push
          * raised it on the same slot, maybe just before the slot was reused. Only now, once
@@ -328,10 +327,12 @@ static void run_task(weft__loop *loop, weft__task *t)
         weft_conn *slot = weft__slot_get(loop, t->ref.slot);
         if (slot != NULL)
             atomic_fetch_sub_explicit(&slot->async_pending, (uint32_t)t->len, memory_order_release);
-        if (t->free_cb != NULL)
-            t->free_cb(t->data, t->free_ctx);
-        else
-            free(t->data);
+        if (t->data != NULL) {
+            if (t->free_cb != NULL)
+                t->free_cb(t->data, t->free_ctx);
+            else
+                free(t->data);
+        }
         break;
     }
     case WEFT__TASK_CLOSE:
@@ -504,6 +505,10 @@ void weft__loop_destroy(weft__loop *loop)
     loop->listeners = NULL;
     free(loop->corked);
     loop->corked = NULL;
+    free(loop->stage);
+    loop->stage = NULL;
+    free(loop->recs);
+    loop->recs = NULL;
 }
 
 /* ---- the iteration ---- */

@@ -26,7 +26,6 @@ static void push(weft__outq *q, weft__chunk *k)
     else
         q->head = k;
     q->tail = k;
-    q->chunks++;
 }
 
 static weft__chunk *new_chunk(weft__bufpool *pool)
@@ -76,23 +75,22 @@ int weft__outq_append(weft__outq *q, weft__bufpool *pool, const void *data, size
     return 0;
 }
 
-int weft__outq_append_ref(weft__outq *q, weft__bufpool *pool, void *data, size_t n,
-                          weft_free_cb free_cb, void *free_ctx)
+int weft__outq_append_ref(weft__outq *q, void *data, size_t skip, size_t n, weft_free_cb free_cb,
+                          void *free_ctx)
 {
-    (void)pool;
-    if (n > UINT32_MAX)
+    if (n > UINT32_MAX || skip > n)
         return WEFT_ENOMEM;
     weft__chunk *k = malloc(sizeof(*k));
     if (k == NULL)
         return WEFT_ENOMEM;
     k->data = data;
-    k->off = 0;
-    k->len = (uint32_t)n;
+    k->off = (uint32_t)skip;
+    k->len = (uint32_t)(n - skip);
     k->cap = 0;
     k->free_cb = free_cb;
     k->free_ctx = free_ctx;
     push(q, k);
-    q->len += n;
+    q->len += (uint32_t)(n - skip);
     return 0;
 }
 
@@ -117,7 +115,7 @@ int weft__outq_iov(const weft__outq *q, struct iovec *iov, int max, size_t max_b
 void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n)
 {
     assert(n <= q->len);
-    q->len -= n;
+    q->len -= (uint32_t)n;
     while (n > 0 || (q->head != NULL && q->head->len == 0)) {
         weft__chunk *k = q->head;
         if (n < k->len) {
@@ -129,7 +127,6 @@ void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n)
         q->head = k->next;
         if (q->head == NULL)
             q->tail = NULL;
-        q->chunks--;
         free_chunk(pool, k);
     }
 }
@@ -143,7 +140,6 @@ void weft__outq_release(weft__outq *q, weft__bufpool *pool)
     }
     q->tail = NULL;
     q->len = 0;
-    q->chunks = 0;
 }
 
 size_t weft__outq_footprint(const weft__outq *q)

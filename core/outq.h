@@ -25,19 +25,18 @@ typedef struct weft__chunk weft__chunk;
 typedef struct weft__outq {
     weft__chunk *head;
     weft__chunk *tail;
-    size_t len;      /* bytes queued */
-    uint32_t chunks; /* chunks held */
+    uint32_t len; /* bytes queued: the engine caps a queue well below 4 GiB */
 } weft__outq;
 
 /* Appends a copy of data[0..n). Returns 0 or WEFT_ENOMEM (what fitted stays queued: the
  * caller closes the connection). */
 int weft__outq_append(weft__outq *q, weft__bufpool *pool, const void *data, size_t n);
 
-/* Appends data[0..n) without copying: ownership passes to the queue, which calls
- * free_cb(data, free_ctx) once the bytes are sent or dropped. Returns 0 or WEFT_ENOMEM
- * (then nothing was queued and data stays the caller's). */
-int weft__outq_append_ref(weft__outq *q, weft__bufpool *pool, void *data, size_t n,
-                          weft_free_cb free_cb, void *free_ctx);
+/* Appends data[skip..n) without copying: ownership of data passes to the queue, which
+ * calls free_cb(data, free_ctx) once the bytes are sent or dropped. Returns 0 or
+ * WEFT_ENOMEM (then nothing was queued and data stays the caller's). */
+int weft__outq_append_ref(weft__outq *q, void *data, size_t skip, size_t n, weft_free_cb free_cb,
+                          void *free_ctx);
 
 /* Fills iov[0..max) with the queued bytes in order, at most max_bytes in all; returns how
  * many entries it used. */
