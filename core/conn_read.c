@@ -74,8 +74,9 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         int rc =
             weft__ring_append(&c->in, loop->bufpool, fresh + used, len - used, e->cfg.max_inbound);
         if (rc != 0) {
-            weft__log(e, WEFT_LOG_WARN, "conn %u/%u: %zu unread bytes: over max_inbound, closing",
-                      loop->index, c->slot, len - used);
+            weft__log_peer(loop, WEFT_LOG_WARN,
+                           "conn %u/%u: %zu unread bytes: over max_inbound, closing", loop->index,
+                           c->slot, len - used);
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
     }
@@ -134,9 +135,9 @@ uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
         want = 4096;
     uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, room);
     if (p == NULL) {
-        weft__log(e, WEFT_LOG_WARN,
-                  "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing", loop->index,
-                  c->slot, c->in.len);
+        weft__log_peer(loop, WEFT_LOG_WARN,
+                       "conn %u/%u: %u unread bytes buffered: max_inbound reached, closing",
+                       loop->index, c->slot, c->in.len);
         weft__conn_close_now(c, WEFT_EINCAP);
     }
     return p;

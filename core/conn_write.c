@@ -344,10 +344,10 @@ static bool over_cap(weft_conn *c, size_t n)
     size_t queued = weft__conn_pending(c);
     if (n <= cap && queued <= cap - n)
         return false;
-    weft__log(loop->engine, WEFT_LOG_WARN,
-              "conn %u/%u: %zu bytes queued for a peer that does not read: over the hard cap "
-              "of %zu, closing",
-              loop->index, c->slot, queued + n, cap);
+    weft__log_peer(loop, WEFT_LOG_WARN,
+                   "conn %u/%u: %zu bytes queued for a peer that does not read: over the hard cap "
+                   "of %zu, closing",
+                   loop->index, c->slot, queued + n, cap);
     weft__conn_close_now(c, WEFT_EOUTCAP);
     return true;
 }

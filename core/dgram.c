@@ -155,8 +155,8 @@ static void dgram_dispatch(weft_conn *c, uint8_t *data, size_t n)
 static void dropped_big(weft__loop *loop, const weft__listener *l, size_t n)
 {
     WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
-    weft__log(loop->engine, WEFT_LOG_INFO, "%s: dropped a %zu-byte datagram (read buffer %zu)",
-              l->url, n, loop->rbuf_size);
+    weft__log_peer(loop, WEFT_LOG_INFO, "%s: dropped a %zu-byte datagram (read buffer %zu)", l->url,
+                   n, loop->rbuf_size);
 }
 
 /* Up to DGRAM_BATCH datagrams per readiness, DGRAM_VEC per recvmmsg call. Each slot of the

@@ -230,6 +230,11 @@ struct weft__loop {
     struct sockaddr_storage dgram_peer;
     socklen_t dgram_peer_len;
 
+    /* Peer log lines in the current second (log.c). */
+    uint64_t peer_log_sec;
+    uint32_t peer_log_lines;
+    uint64_t peer_log_dropped;
+
     /* The last decode error on this loop, for weft_conn_get_decode_error. */
     const char *err_reason;
     uint32_t err_slot;
@@ -270,6 +275,13 @@ struct weft_engine {
 /* ---- log.c ---- */
 void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* What a peer did, at most WEFT_PEER_LOG_PER_SEC lines a second per loop; the rest are
+ * counted and summed up once the second is over (loop thread). */
+void weft__log_peer(weft__loop *loop, weft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Says what the last second held back, once it is over (the wheel's tick). */
+void weft__log_peer_tick(weft__loop *loop);
 
 /* ---- clock.c ---- */
 /* CLOCK_MONOTONIC, and its cheaper coarse variant, in nanoseconds. */

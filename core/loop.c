@@ -342,7 +342,8 @@ static void run_task(weft__loop *loop, weft__task *t)
         break;
     case WEFT__TASK_WAKE:
         c = ref_lookup(loop, t->ref);
-        if (c != NULL && !(c->flags & CONN_CLOSING))
+        /* Over the high-water mark its buffered input waits: leaving the mark offers it. */
+        if (c != NULL && !(c->flags & CONN_CLOSING) && !((c->flags & CONN_PAUSED) && c->in.len > 0))
             weft__conn_dispatch(c, NULL, 0);
         break;
     case WEFT__TASK_DIAL:

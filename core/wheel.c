@@ -122,6 +122,7 @@ static void wheel_tick(weft__timer_node *n)
     /* Re-armed first; it cannot fail, since popping it just freed its place in the heap. */
     (void)weft__loop_timer_arm(loop, &loop->wheel_timer, WEFT__TW_TICK_MS);
     weft__loop_enter(loop);
+    weft__log_peer_tick(loop);
     uint64_t target = loop->now64_ms / WEFT__TW_TICK_MS;
     /* Never more than one lap per call, even after a long stall. */
     uint32_t laps = 0;
@@ -147,8 +148,8 @@ static void wheel_tick(weft__timer_node *n)
             if (!deadline(c, &when, &why))
                 continue;
             if (!before(loop->now_ms, when)) {
-                weft__log(loop->engine, WEFT_LOG_INFO, "conn %u/%u: %s, closing", loop->index,
-                          c->slot, weft_strerror(why));
+                weft__log_peer(loop, WEFT_LOG_INFO, "conn %u/%u: %s, closing", loop->index, c->slot,
+                               weft_strerror(why));
                 weft__conn_close_now(c, why);
             } else {
                 weft__wheel_schedule(c);

@@ -178,6 +178,21 @@ WEFT_API unsigned weft_engine_get_loop_count(const weft_engine *engine);
 WEFT_API void weft_engine_log(weft_engine *engine, weft_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* As weft_engine_log, for what a peer did (a protocol error, a bad request): at most
+ * WEFT_PEER_LOG_PER_SEC lines a second per loop, the rest counted and summed up in one line
+ * ("... and 4512 more in the last second"), so a hostile peer cannot flood the log. The
+ * line says which connection. Quote peer bytes through weft_escape. Owning loop's thread. */
+#define WEFT_PEER_LOG_PER_SEC 20
+WEFT_API void weft_conn_log(weft_conn *conn, weft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes src[0..n) into dst (owned by the caller, cap bytes) as printable ASCII: bytes
+ * outside 0x20..0x7e become \xHH (and \ becomes \\), so peer bytes quoted in a log line
+ * or an error reply cannot forge lines or terminal escapes. Always NUL-terminates (cap > 0);
+ * output that does not fit is cut before an escape, never inside one. Returns the length
+ * written. Any thread. */
+WEFT_API size_t weft_escape(char *dst, size_t cap, const void *src, size_t n);
+
 /* ---- Statistics: readable from any thread while the engine runs. ---- */
 
 typedef struct weft_loop_stats {
