@@ -278,6 +278,16 @@ static int delimiter_encode(const weft_codec *codec, const uint8_t *payload, siz
     return 0;
 }
 
+/* A frame on the wire is at most max_frame_length bytes and its delimiter. */
+static void delimiter_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    const weft_delimiter_config *cfg = &codec->config.delimiter;
+    uint64_t max = (uint64_t)cfg->max_frame_length;
+    uint64_t maxd = (uint64_t)delim_max_len(cfg);
+    out->max_frame = max > UINT64_MAX - maxd ? UINT64_MAX : max + maxd;
+    out->close_on_error = cfg->close_on_error;
+}
+
 const weft_codec_vtable weft_codec_delimiter = {
     .name = "delimiter",
     .init = delimiter_init,
@@ -285,4 +295,5 @@ const weft_codec_vtable weft_codec_delimiter = {
     .decode = delimiter_decode,
     .encode = delimiter_encode,
     .state_destroy = NULL,
+    .traits = delimiter_traits,
 };

@@ -36,6 +36,11 @@ static int fixed_length_encode(const weft_codec *codec, const uint8_t *payload, 
     return payload_len == codec->config.fixed_length.frame_length ? 0 : WEFT_EINVAL;
 }
 
+static void fixed_length_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    out->max_frame = (uint64_t)codec->config.fixed_length.frame_length;
+}
+
 const weft_codec_vtable weft_codec_fixed_length = {
     .name = "fixed_length",
     .init = fixed_length_init,
@@ -43,4 +48,5 @@ const weft_codec_vtable weft_codec_fixed_length = {
     .decode = fixed_length_decode,
     .encode = fixed_length_encode,
     .state_destroy = NULL,
+    .traits = fixed_length_traits,
 };

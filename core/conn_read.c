@@ -205,16 +205,6 @@ int weft_conn_read(weft_conn *c, void *buf, size_t n)
     return (int)n;
 }
 
-static bool codec_closes_on_recoverable(const weft_engine *e)
-{
-    const weft_codec_config *cc = &e->codec.config;
-    if (cc->kind == WEFT_CODEC_LINE)
-        return cc->line.close_on_error;
-    if (cc->kind == WEFT_CODEC_DELIMITER)
-        return cc->delimiter.close_on_error;
-    return false;
-}
-
 int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, const void **message)
 {
     weft__loop *loop = c->loop;
@@ -263,7 +253,10 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         loop->err_slot = c->slot;
         loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
         loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
-        bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
+        /* Asked here, on the error path, so the frame path stays a plain decode call. */
+        weft_codec_traits traits;
+        weft_codec_get_traits(&e->codec, &traits);
+        bool fatal = !fr.recoverable || traits.close_on_error;
         weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
                   loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
                   fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");

@@ -132,6 +132,16 @@ typedef struct weft_encoding {
 
 typedef struct weft_codec weft_codec;
 
+/* What the engine needs to know about a configured codec, so that it never looks at the
+ * codec's kind or config. Filled by weft_codec_get_traits. */
+typedef struct weft_codec_traits {
+    uint64_t max_frame;  /* largest frame on the wire the codec accepts, header and delimiter
+                            included; 0 = no bound known. The engine warns at start when it
+                            exceeds max_inbound. */
+    bool close_on_error; /* close the connection even on an error the codec could skip
+                            (weft_frame.recoverable) */
+} weft_codec_traits;
+
 typedef struct weft_codec_vtable {
     const char *name;
     /* Optional. Checks codec->config and prepares codec->impl. 0 or WEFT_EINVAL. */
@@ -149,6 +159,9 @@ typedef struct weft_codec_vtable {
                   weft_encoding *enc);
     /* Optional. Frees what decode kept in state->ptr when the connection goes away. */
     void (*state_destroy)(const weft_codec *codec, weft_codec_state *state);
+    /* Optional. Describes the codec as configured: out arrives zeroed, so a codec sets only
+     * what it knows. Called after init, on any thread; must not write to codec. */
+    void (*traits)(const weft_codec *codec, weft_codec_traits *out);
 } weft_codec_vtable;
 
 /* A codec instance: vtable + a private copy of its config. Shared read-only by every loop
@@ -177,6 +190,11 @@ WEFT_API void weft_codec_state_destroy(const weft_codec *codec, weft_codec_state
 /* See weft_codec_vtable.decode. */
 WEFT_API int weft_codec_decode(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf,
                                size_t len, weft_frame *frame);
+
+/* Fills *out (owned by the caller) from the codec's traits entry; all zero for a codec
+ * without one (and for WEFT_CODEC_NONE). Thread-safe on a codec that is not being
+ * destroyed. */
+WEFT_API void weft_codec_get_traits(const weft_codec *codec, weft_codec_traits *out);
 
 /* See weft_codec_vtable.encode; a codec without an encoder gives an empty framing. */
 WEFT_API int weft_codec_encode(const weft_codec *codec, const uint8_t *payload, size_t payload_len,
