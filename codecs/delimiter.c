@@ -244,7 +244,7 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
             frame->offset = base;
             frame->length = cfg->strip_delimiter ? m.pos : m.pos + dlen;
             frame->consumed = base + m.pos + dlen;
-            return 0;
+            return WEFT_FRAME;
         }
 
         if (avail > cfg->max_frame_length) {

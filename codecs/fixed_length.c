@@ -22,7 +22,7 @@ static int fixed_length_decode(const weft_codec *codec, weft_codec_state *state,
     frame->offset = 0;
     frame->length = n;
     frame->consumed = n;
-    return 0;
+    return WEFT_FRAME;
 }
 
 /* A payload of any other size cannot be framed: the peer would split it differently. */

@@ -161,7 +161,7 @@ static int length_field_decode(const weft_codec *codec, weft_codec_state *state,
     frame->offset = base + cfg->initial_bytes_to_strip;
     frame->length = (size_t)whole - cfg->initial_bytes_to_strip;
     frame->consumed = base + (size_t)whole;
-    return 0;
+    return WEFT_FRAME;
 }
 
 /* netty's LengthFieldPrepender: the field holds payload_len + encoder_length_adjustment

@@ -79,7 +79,7 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
             frame->offset = base;
             frame->length = cfg->strip_delimiter ? line_len : line_len + delim;
             frame->consumed = eol + delim;
-            return 0;
+            return WEFT_FRAME;
         }
 
         size_t avail = len - base;

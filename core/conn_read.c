@@ -219,7 +219,7 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         size_t len;
         const uint8_t *p = in_view(c, &len);
         if (len == 0)
-            return 0;
+            return WEFT_AGAIN;
         weft_frame fr;
         memset(&fr, 0, sizeof(fr));
         int rc = weft_codec_decode(&e->codec, &c->cstate, p, len, &fr);
@@ -227,17 +227,24 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
             rc = WEFT_ECORRUPT, fr.reason = "codec consumed more than it was given",
             fr.recoverable = false, fr.consumed = len;
         in_consume(c, fr.consumed);
-        if (rc == 0) {
+        if (rc > WEFT_FRAME) {
+            /* decode answers with a count of one frame at most. */
+            rc = WEFT_ECORRUPT;
+            fr.reason = "codec returned more than one frame";
+            fr.recoverable = false;
+        }
+        if (rc == WEFT_FRAME) {
             if (fr.offset > len || fr.length > len - fr.offset) {
                 rc = WEFT_ECORRUPT;
                 fr.reason = "codec reported a frame outside its input";
+                fr.recoverable = false;
             } else {
                 WEFT__STAT_ADD(loop->stats.frames, 1);
                 *frame = p + fr.offset;
                 *flen = fr.length;
                 if (message != NULL)
                     *message = fr.message;
-                return 1;
+                return WEFT_FRAME;
             }
         }
         if (rc == WEFT_AGAIN) {
@@ -245,10 +252,8 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
              * growing the buffer read by read. */
             if (loop->cur == c && fr.need > len - fr.consumed)
                 loop->view_need = fr.need - (len - fr.consumed);
-            return 0;
+            return WEFT_AGAIN;
         }
-        if (rc > 0)
-            rc = WEFT_ECORRUPT;
         WEFT__STAT_ADD(loop->stats.decode_errors, 1);
         loop->err_slot = c->slot;
         loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);

@@ -81,7 +81,7 @@ static int one_decode(const weft_codec *codec, weft_codec_state *state, const ui
     frame->offset = 0;
     frame->length = 1;
     frame->consumed = 1;
-    return 0;
+    return WEFT_FRAME;
 }
 
 static void one_state_destroy(const weft_codec *codec, weft_codec_state *state)
@@ -114,7 +114,7 @@ static void test_custom_codec(void **unused)
     weft_codec_state st;
     weft_codec_state_init(&st);
     weft_frame f;
-    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ab", 2, &f), 0);
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ab", 2, &f), WEFT_FRAME);
     assert_int_equal(f.length, 1);
     assert_int_equal(st.u64[0], 1);
     weft_encoding enc;

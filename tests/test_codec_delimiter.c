@@ -269,8 +269,8 @@ static size_t model(const weft_codec_config *cfg, const char *in, size_t len, fe
             if (p - start > d->max_frame_length)
                 out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
             else
-                out[n++] =
-                    (feed_expect){0, in + start, d->strip_delimiter ? p - start : p - start + dl};
+                out[n++] = (feed_expect){WEFT_FRAME, in + start,
+                                         d->strip_delimiter ? p - start : p - start + dl};
             start = p + dl;
             p = start - 1;
             break;
@@ -327,7 +327,7 @@ static void test_prot_none_guard(void **unused)
                 weft_frame f;
                 const uint8_t *p = feed_guard_place(&g, inputs[i], k);
                 int rc = weft_codec_decode(&codec, &st, p, k, &f);
-                assert_true(rc == 0 || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
+                assert_true(rc == WEFT_FRAME || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
                 assert_true(f.consumed <= k);
             }
         }

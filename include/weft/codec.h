@@ -111,14 +111,14 @@ typedef union weft_codec_state {
 /* What one decode call found. Offsets are relative to the buffer passed in. */
 typedef struct weft_frame {
     size_t consumed;     /* input bytes to drop after this call, whatever it returned */
-    size_t offset;       /* rc == 0: frame starts here */
-    size_t length;       /* rc == 0: frame length */
+    size_t offset;       /* rc == WEFT_FRAME: frame starts here */
+    size_t length;       /* rc == WEFT_FRAME: frame length */
     size_t need;         /* rc == WEFT_AGAIN: total input bytes wanted, counted from the
                             first byte not consumed, if known, else 0 */
     const char *reason;  /* rc < 0: static text saying what was wrong */
     bool recoverable;    /* rc < 0: the codec skipped the bad bytes and can go on */
-    const void *message; /* rc == 0: codec-specific decoded form, or NULL; borrowed until
-                            the next decode call on the same state */
+    const void *message; /* rc == WEFT_FRAME: codec-specific decoded form, or NULL; borrowed
+                            until the next decode call on the same state */
 } weft_frame;
 
 /* A framing around an outgoing payload: head + payload + tail. */
@@ -148,8 +148,10 @@ typedef struct weft_codec_vtable {
     int (*init)(weft_codec *codec);
     /* Optional. Releases what init made. */
     void (*destroy)(weft_codec *codec);
-    /* Looks at buf[0..len) and returns 0 with one frame, WEFT_AGAIN when more bytes are
-     * needed, or a negative WEFT_E* code (reason set). Sets frame->consumed in every case.
+    /* Looks at buf[0..len) and returns how many frames it found: WEFT_FRAME (1) with one
+     * frame, WEFT_AGAIN (0) when more bytes are needed, or a negative WEFT_E* code (reason
+     * set). weft_conn_next_frame answers with the same numbers. Anything above 1 is a codec
+     * bug, which the engine treats as WEFT_ECORRUPT. Sets frame->consumed in every case.
      * Must not read outside buf[0..len). Called on one connection's loop thread. */
     int (*decode)(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf, size_t len,
                   weft_frame *frame);

@@ -64,7 +64,7 @@ static void feed_push(feed_result *r, int rc, const uint8_t *data, size_t len, b
     e->len = len;
     e->recoverable = recoverable;
     e->data = NULL;
-    if (rc == 0) {
+    if (rc == WEFT_FRAME) {
         e->data = malloc(len ? len : 1);
         assert_non_null(e->data);
         if (len)
@@ -95,10 +95,10 @@ void feed_run(const weft_codec *codec, const uint8_t *stream, size_t len, const 
             int rc = weft_codec_decode(codec, &st, buf, n, &f);
             out->calls++;
             assert_true(f.consumed <= n);
-            if (rc == 0) {
+            if (rc == WEFT_FRAME) {
                 assert_true(f.consumed > 0); /* a frame always moves the stream on */
                 assert_true(f.offset <= f.consumed && f.length <= f.consumed - f.offset);
-                feed_push(out, 0, buf + f.offset, f.length, false);
+                feed_push(out, WEFT_FRAME, buf + f.offset, f.length, false);
                 start += f.consumed;
                 continue;
             }
@@ -140,7 +140,7 @@ void feed_result_free(feed_result *r)
 
 static void feed_print_event(const char *label, const feed_event *e)
 {
-    if (e->rc == 0) {
+    if (e->rc == WEFT_FRAME) {
         fprintf(stderr, "  %s: frame %zu bytes \"", label, e->len);
         for (size_t i = 0; i < e->len && i < 64; i++) {
             uint8_t ch = e->data[i];
@@ -162,7 +162,7 @@ void feed_assert_same(const feed_result *a, const feed_result *b, const char *wh
     for (size_t i = 0; same && i < a->count; i++) {
         const feed_event *x = &a->events[i], *y = &b->events[i];
         same = x->rc == y->rc && x->len == y->len && x->recoverable == y->recoverable &&
-               (x->rc != 0 || x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+               (x->rc != WEFT_FRAME || x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
     }
     if (same)
         return;
@@ -192,7 +192,7 @@ void feed_assert_events(const feed_result *r, const feed_expect *expect, size_t 
     for (size_t i = 0; same && i < n; i++) {
         const feed_event *e = &r->events[i];
         same = e->rc == expect[i].rc;
-        if (same && e->rc == 0)
+        if (same && e->rc == WEFT_FRAME)
             same = e->len == expect[i].len &&
                    (e->len == 0 || memcmp(e->data, expect[i].data, e->len) == 0);
     }

@@ -10,6 +10,7 @@
 #ifndef WEFT_TEST_CODEC_FEED_H
 #define WEFT_TEST_CODEC_FEED_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,15 +19,15 @@
 
 /* What a case expects, in order: frames and errors. FEED_END terminates the list. */
 typedef struct feed_expect {
-    int rc; /* 0: a frame with these bytes; < 0: that error; FEED_END_RC: end of list */
+    int rc; /* WEFT_FRAME: a frame with these bytes; < 0: that error; FEED_END_RC: end */
     const char *data;
     size_t len;
 } feed_expect;
 
-#define FEED_END_RC 1
-#define FEED_FRAME(s)         \
-    {                         \
-        0, (s), sizeof(s) - 1 \
+#define FEED_END_RC INT_MAX /* no decoder answers this */
+#define FEED_FRAME(s)                  \
+    {                                  \
+        WEFT_FRAME, (s), sizeof(s) - 1 \
     }
 #define FEED_ERROR(e) \
     {                 \
@@ -51,7 +52,7 @@ typedef struct feed_case {
 #define FEED_INPUT(s) (s), sizeof(s) - 1
 
 typedef struct feed_event {
-    int rc;
+    int rc;        /* WEFT_FRAME or the error */
     uint8_t *data; /* frame bytes, owned by the result */
     size_t len;
     bool recoverable;
