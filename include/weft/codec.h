@@ -50,8 +50,19 @@ typedef struct weft_delimiter {
     size_t len; /* 1..WEFT_DELIMITER_MAX_LEN */
 } weft_delimiter;
 
-/* netty's DelimiterBasedFrameDecoder: the delimiter giving the shortest frame wins. The
- * encoder appends delimiters[0]. */
+/* netty's DelimiterBasedFrameDecoder: among the delimiters in the bytes received so far, the
+ * one giving the shortest frame wins (ties: the one listed first), and the frame is handed
+ * over at once, without waiting to see whether a longer delimiter is still arriving.
+ *
+ * So when a delimiter occurs inside a longer one other than at its end ("\r" in "\r\n", "A"
+ * in "XAB"), the frames depend on how the bytes were split into reads, as they do in netty.
+ * With "\r\n" and "\r", in that order: "AB\r\nC\r" in one read gives "AB" and "C" at once;
+ * "C\r\nD\r" in one read gives "C" and "D", but "C\r" then "\nD\r" gives "C" and then "\nD"
+ * (a lone "\n" is no delimiter). A prefix listed before the longer delimiter always wins the
+ * tie, so that case is not split-dependent, nor is "\r\n" with "\n": every configuration
+ * without such a pair gives the same frames and errors however the stream is split.
+ *
+ * The encoder appends delimiters[0]. */
 typedef struct weft_delimiter_config {
     weft_delimiter delimiters[WEFT_DELIMITER_MAX];
     size_t count;            /* 1..WEFT_DELIMITER_MAX; default 0 (must be set) */

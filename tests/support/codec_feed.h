@@ -98,6 +98,13 @@ size_t feed_check_stream(const weft_codec_config *cfg, const char *name, const c
                          size_t len, const feed_expect *expect, size_t nexpect, long leftover,
                          bool keep_going);
 
+/* Calls visit(chunks, nchunks, what, arg) for every chunking feed_check_stream compares with
+ * one-shot decoding: split in two at every index, in three at every pair of indices (short
+ * inputs), one byte per read, and random chunkings from a fixed seed. what names the
+ * chunking. Returns the number of chunkings visited. */
+typedef void (*feed_chunking_fn)(const size_t *chunks, size_t nchunks, const char *what, void *arg);
+size_t feed_each_chunking(size_t len, feed_chunking_fn visit, void *arg);
+
 /* Runs every case of a table; returns the number of chunkings tried. */
 size_t feed_check_table(const weft_codec_config *cfg, const feed_case *cases, size_t n,
                         bool keep_going);
