@@ -66,7 +66,7 @@ static double time_decode(const weft_codec *codec, const stream *s)
         double t0 = now();
         size_t pos = 0, frames = 0, bytes = 0;
         weft_frame f;
-        while (weft_codec_decode(codec, &st, s->bytes + pos, s->len - pos, &f) == 0) {
+        while (weft_codec_decode(codec, &st, s->bytes + pos, s->len - pos, &f) == WEFT_FRAME) {
             bytes += f.length;
             frames++;
             pos += f.consumed;

@@ -123,6 +123,13 @@ int weft_codec_decode(const weft_codec *codec, weft_codec_state *state, const ui
     return codec->vtable->decode(codec, state, buf, len, frame);
 }
 
+void weft_codec_get_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (codec != NULL && codec->vtable != NULL && codec->vtable->traits != NULL)
+        codec->vtable->traits(codec, out);
+}
+
 int weft_codec_encode(const weft_codec *codec, const uint8_t *payload, size_t payload_len,
                       weft_encoding *enc)
 {

@@ -1,24 +1,26 @@
 /* weft — the delimiter codec, netty's DelimiterBasedFrameDecoder.
  *
- * Each delimiter is a byte string; when several occur, the one giving the shortest frame
- * wins, and between equally short frames the one listed first (netty compares with '<').
- * A frame longer than max_frame_length (delimiter excluded) is an error; the decoder then
- * discards up to the end of the next delimiter and goes on.
+ * Each delimiter is a byte string. Among the delimiters found in the bytes held, the one
+ * giving the shortest frame wins, and between equally short frames the one listed first
+ * (netty compares with '<'). As in netty, a frame is reported as soon as a delimiter ends
+ * it: the decoder never waits to see whether a delimiter still arriving would have won,
+ * because a peer that sent "C\r" to a "\r\n"/"\r" decoder may be waiting for the answer.
+ * So when one delimiter lies inside another (see codec.h) the frames depend on where the
+ * reads were split, exactly as they do in netty.
  *
- * netty looks only at the bytes it holds, so its answer can depend on how the stream was
- * split: a delimiter cut in half at the size limit starts discarding, and a complete
- * delimiter may win over a longer one that starts earlier but has not fully arrived. We
- * give netty's single-read answer for every split:
- *  - a frame is only reported when no delimiter that is still arriving (the buffer's tail
- *    is a proper prefix of it) could end an earlier or equally early, higher-ranked frame;
- *  - a frame is declared too long as soon as every way it could still end (a complete
- *    delimiter, or a partial one starting within max_frame_length bytes) makes it too
- *    long, and not before;
+ * A frame longer than max_frame_length (delimiter excluded) is an error; the decoder then
+ * discards up to the end of the next delimiter and goes on. netty applies the limit to the
+ * bytes it holds too, so there a delimiter cut in half at the size limit starts discarding
+ * and one cut in half while discarding is missed, dropping the next good frame. Nobody
+ * waits on that answer, so here we give netty's single-read answer for every split:
+ *  - without a delimiter in the bytes held, a frame is declared too long as soon as no
+ *    delimiter still arriving (the buffer's tail is a proper prefix of it) could end it
+ *    within max_frame_length bytes, and not before;
  *  - while discarding, a tail that may begin a delimiter is kept, not dropped, so the
  *    delimiter that ends the discarded frame is seen whole.
  *
- * State: u64[0] is the buffer length the last call looked at without finding a frame, so
- * the next call resumes the search just before it; u64[1] holds the discarding flag.
+ * State: u64[0] is the buffer length the last call looked at without finding a delimiter,
+ * so the next call resumes the search just before it; u64[1] holds the discarding flag.
  */
 #include <string.h>
 
@@ -152,26 +154,6 @@ static size_t delim_partial_start(const weft_delimiter_config *cfg, const uint8_
     return best;
 }
 
-/* Earliest start of a delimiter still arriving that could end a frame beating the complete
- * match m (starting before m, or at m's position but listed before it), or len when none. */
-static size_t delim_partial_beating(const weft_delimiter_config *cfg, const uint8_t *buf,
-                                    size_t len, const delim_match *m)
-{
-    size_t best = len;
-    for (size_t i = 0; i < cfg->count; i++) {
-        const weft_delimiter *d = &cfg->delimiters[i];
-        size_t s = len >= d->len ? len - d->len + 1 : 0;
-        size_t stop = i < m->idx ? m->pos + 1 : m->pos; /* starts that would win */
-        for (; s < stop && s < best; s++) {
-            if (delim_partial_at(d, buf, len, s)) {
-                best = s;
-                break;
-            }
-        }
-    }
-    return best;
-}
-
 static int delim_too_long(const weft_delimiter_config *cfg, weft_frame *frame, size_t consumed)
 {
     frame->consumed = consumed;
@@ -200,26 +182,6 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
         delim_match m = {0, 0};
         bool found = delim_earliest(cfg, maxd, p, avail, from, &m);
 
-        if (found) {
-            size_t open = delim_partial_beating(cfg, p, avail, &m);
-            if (open < avail) {
-                /* The frame ends at `open` or at m: not known until more bytes come. Either
-                 * way it is at least `open` long, so it may already be known too long. */
-                if (!(state->u64[1] & DELIM_DISCARDING) && open <= cfg->max_frame_length) {
-                    state->u64[0] = avail;
-                    frame->consumed = base;
-                    return WEFT_AGAIN;
-                }
-                bool first = !(state->u64[1] & DELIM_DISCARDING);
-                state->u64[0] = avail - open;
-                state->u64[1] = DELIM_DISCARDING;
-                frame->consumed = base + open;
-                if (first && cfg->fail_fast)
-                    return delim_too_long(cfg, frame, base + open);
-                return WEFT_AGAIN;
-            }
-        }
-
         if (state->u64[1] & DELIM_DISCARDING) {
             if (!found) {
                 size_t keep = avail - delim_partial_start(cfg, p, avail);
@@ -244,7 +206,7 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
             frame->offset = base;
             frame->length = cfg->strip_delimiter ? m.pos : m.pos + dlen;
             frame->consumed = base + m.pos + dlen;
-            return 0;
+            return WEFT_FRAME;
         }
 
         if (avail > cfg->max_frame_length) {
@@ -278,6 +240,16 @@ static int delimiter_encode(const weft_codec *codec, const uint8_t *payload, siz
     return 0;
 }
 
+/* A frame on the wire is at most max_frame_length bytes and its delimiter. */
+static void delimiter_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    const weft_delimiter_config *cfg = &codec->config.delimiter;
+    uint64_t max = (uint64_t)cfg->max_frame_length;
+    uint64_t maxd = (uint64_t)delim_max_len(cfg);
+    out->max_frame = max > UINT64_MAX - maxd ? UINT64_MAX : max + maxd;
+    out->close_on_error = cfg->close_on_error;
+}
+
 const weft_codec_vtable weft_codec_delimiter = {
     .name = "delimiter",
     .init = delimiter_init,
@@ -285,4 +257,5 @@ const weft_codec_vtable weft_codec_delimiter = {
     .decode = delimiter_decode,
     .encode = delimiter_encode,
     .state_destroy = NULL,
+    .traits = delimiter_traits,
 };

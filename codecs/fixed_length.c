@@ -22,7 +22,7 @@ static int fixed_length_decode(const weft_codec *codec, weft_codec_state *state,
     frame->offset = 0;
     frame->length = n;
     frame->consumed = n;
-    return 0;
+    return WEFT_FRAME;
 }
 
 /* A payload of any other size cannot be framed: the peer would split it differently. */
@@ -36,6 +36,11 @@ static int fixed_length_encode(const weft_codec *codec, const uint8_t *payload, 
     return payload_len == codec->config.fixed_length.frame_length ? 0 : WEFT_EINVAL;
 }
 
+static void fixed_length_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    out->max_frame = (uint64_t)codec->config.fixed_length.frame_length;
+}
+
 const weft_codec_vtable weft_codec_fixed_length = {
     .name = "fixed_length",
     .init = fixed_length_init,
@@ -43,4 +48,5 @@ const weft_codec_vtable weft_codec_fixed_length = {
     .decode = fixed_length_decode,
     .encode = fixed_length_encode,
     .state_destroy = NULL,
+    .traits = fixed_length_traits,
 };

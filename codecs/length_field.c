@@ -161,7 +161,7 @@ static int length_field_decode(const weft_codec *codec, weft_codec_state *state,
     frame->offset = base + cfg->initial_bytes_to_strip;
     frame->length = (size_t)whole - cfg->initial_bytes_to_strip;
     frame->consumed = base + (size_t)whole;
-    return 0;
+    return WEFT_FRAME;
 }
 
 /* netty's LengthFieldPrepender: the field holds payload_len + encoder_length_adjustment
@@ -200,6 +200,13 @@ static int length_field_encode(const weft_codec *codec, const uint8_t *payload, 
     return 0;
 }
 
+/* max_frame_length already counts the header. Every error closes the connection anyway
+ * (recoverable is false), so close_on_error stays false. */
+static void length_field_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    out->max_frame = codec->config.length_field.max_frame_length;
+}
+
 const weft_codec_vtable weft_codec_length_field = {
     .name = "length_field",
     .init = length_field_init,
@@ -207,4 +214,5 @@ const weft_codec_vtable weft_codec_length_field = {
     .decode = length_field_decode,
     .encode = length_field_encode,
     .state_destroy = NULL,
+    .traits = length_field_traits,
 };

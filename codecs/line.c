@@ -79,7 +79,7 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
             frame->offset = base;
             frame->length = cfg->strip_delimiter ? line_len : line_len + delim;
             frame->consumed = eol + delim;
-            return 0;
+            return WEFT_FRAME;
         }
 
         size_t avail = len - base;
@@ -116,6 +116,15 @@ static int line_encode(const weft_codec *codec, const uint8_t *payload, size_t p
     return 0;
 }
 
+/* A line on the wire is at most max_length bytes and its "\r\n". */
+static void line_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    const weft_line_config *cfg = &codec->config.line;
+    uint64_t max = (uint64_t)cfg->max_length;
+    out->max_frame = max > UINT64_MAX - 2 ? UINT64_MAX : max + 2;
+    out->close_on_error = cfg->close_on_error;
+}
+
 const weft_codec_vtable weft_codec_line = {
     .name = "line",
     .init = line_init,
@@ -123,4 +132,5 @@ const weft_codec_vtable weft_codec_line = {
     .decode = line_decode,
     .encode = line_encode,
     .state_destroy = NULL,
+    .traits = line_traits,
 };

@@ -232,16 +232,6 @@ int weft_conn_read(weft_conn *c, void *buf, size_t n)
     return (int)n;
 }
 
-static bool codec_closes_on_recoverable(const weft_engine *e)
-{
-    const weft_codec_config *cc = &e->codec.config;
-    if (cc->kind == WEFT_CODEC_LINE)
-        return cc->line.close_on_error;
-    if (cc->kind == WEFT_CODEC_DELIMITER)
-        return cc->delimiter.close_on_error;
-    return false;
-}
-
 int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, const void **message)
 {
     weft__loop *loop = c->loop;
@@ -256,7 +246,7 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         size_t len;
         const uint8_t *p = in_view(c, &len);
         if (len == 0)
-            return 0;
+            return WEFT_AGAIN;
         weft_frame fr;
         memset(&fr, 0, sizeof(fr));
         int rc = weft_codec_decode(&e->codec, &c->cstate, p, len, &fr);
@@ -264,17 +254,24 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
             rc = WEFT_ECORRUPT, fr.reason = "codec consumed more than it was given",
             fr.recoverable = false, fr.consumed = len;
         in_consume(c, fr.consumed);
-        if (rc == 0) {
+        if (rc > WEFT_FRAME) {
+            /* decode answers with a count of one frame at most. */
+            rc = WEFT_ECORRUPT;
+            fr.reason = "codec returned more than one frame";
+            fr.recoverable = false;
+        }
+        if (rc == WEFT_FRAME) {
             if (fr.offset > len || fr.length > len - fr.offset) {
                 rc = WEFT_ECORRUPT;
                 fr.reason = "codec reported a frame outside its input";
+                fr.recoverable = false;
             } else {
                 WEFT__STAT_ADD(loop->stats.frames, 1);
                 *frame = p + fr.offset;
                 *flen = fr.length;
                 if (message != NULL)
                     *message = fr.message;
-                return 1;
+                return WEFT_FRAME;
             }
         }
         if (rc == WEFT_AGAIN) {
@@ -282,15 +279,16 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
              * growing the buffer read by read. */
             if (loop->cur == c && fr.need > len - fr.consumed)
                 loop->view_need = fr.need - (len - fr.consumed);
-            return 0;
+            return WEFT_AGAIN;
         }
-        if (rc > 0)
-            rc = WEFT_ECORRUPT;
         WEFT__STAT_ADD(loop->stats.decode_errors, 1);
         loop->err_slot = c->slot;
         loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
         loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
-        bool fatal = !fr.recoverable || codec_closes_on_recoverable(e);
+        /* Asked here, on the error path, so the frame path stays a plain decode call. */
+        weft_codec_traits traits;
+        weft_codec_get_traits(&e->codec, &traits);
+        bool fatal = !fr.recoverable || traits.close_on_error;
         weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
                   loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
                   fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");

@@ -243,20 +243,13 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
             goto fail;
         }
         e->has_codec = true;
-        uint64_t biggest = 0;
-        if (cfg->codec.kind == WEFT_CODEC_LENGTH_FIELD)
-            biggest = cfg->codec.length_field.max_frame_length;
-        else if (cfg->codec.kind == WEFT_CODEC_LINE)
-            biggest = cfg->codec.line.max_length + 2;
-        else if (cfg->codec.kind == WEFT_CODEC_DELIMITER)
-            biggest = cfg->codec.delimiter.max_frame_length;
-        else if (cfg->codec.kind == WEFT_CODEC_FIXED_LENGTH)
-            biggest = cfg->codec.fixed_length.frame_length;
-        if (biggest > cfg->max_inbound)
+        weft_codec_traits traits;
+        weft_codec_get_traits(&e->codec, &traits);
+        if (traits.max_frame > cfg->max_inbound)
             weft__log(e, WEFT_LOG_WARN,
                       "the codec allows frames of %llu bytes but max_inbound is %zu: larger "
                       "frames close their connection (WEFT_EINCAP)",
-                      (unsigned long long)biggest, cfg->max_inbound);
+                      (unsigned long long)traits.max_frame, cfg->max_inbound);
     }
     e->loops = calloc(e->nloops, sizeof(*e->loops));
     e->live_snapshot = calloc(e->nloops, sizeof(*e->live_snapshot));

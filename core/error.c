@@ -8,10 +8,8 @@
 
 const char *weft_strerror(int err)
 {
-    if (err == 0)
+    if (err == 0) /* also WEFT_AGAIN */
         return "success";
-    if (err == WEFT_AGAIN)
-        return "need more bytes";
     switch (err) {
 #define WEFT__ERR_TEXT(name, value, text) \
     case (value):                         \
@@ -32,10 +30,8 @@ const char *weft_strerror(int err)
 
 const char *weft_err_name(int err)
 {
-    if (err == 0)
+    if (err == 0) /* also WEFT_AGAIN */
         return "WEFT_OK";
-    if (err == WEFT_AGAIN)
-        return "WEFT_AGAIN";
     switch (err) {
 #define WEFT__ERR_NAME(name, value, text) \
     case (value):                         \

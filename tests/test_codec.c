@@ -81,7 +81,7 @@ static int one_decode(const weft_codec *codec, weft_codec_state *state, const ui
     frame->offset = 0;
     frame->length = 1;
     frame->consumed = 1;
-    return 0;
+    return WEFT_FRAME;
 }
 
 static void one_state_destroy(const weft_codec *codec, weft_codec_state *state)
@@ -93,8 +93,13 @@ static void one_state_destroy(const weft_codec *codec, weft_codec_state *state)
 static void test_custom_codec(void **unused)
 {
     (void)unused;
-    static const weft_codec_vtable one = {"one",      one_init, one_destroy,
-                                          one_decode, NULL,     one_state_destroy};
+    static const weft_codec_vtable one = {
+        .name = "one",
+        .init = one_init,
+        .destroy = one_destroy,
+        .decode = one_decode,
+        .state_destroy = one_state_destroy,
+    };
     counts c = {0, 0, 0};
     weft_codec_config cfg;
     weft_codec_config_init(&cfg);
@@ -109,7 +114,7 @@ static void test_custom_codec(void **unused)
     weft_codec_state st;
     weft_codec_state_init(&st);
     weft_frame f;
-    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ab", 2, &f), 0);
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ab", 2, &f), WEFT_FRAME);
     assert_int_equal(f.length, 1);
     assert_int_equal(st.u64[0], 1);
     weft_encoding enc;
@@ -124,7 +129,7 @@ static void test_custom_codec(void **unused)
     /* Without a vtable or a decode function there is no codec. */
     cfg.custom.vtable = NULL;
     assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
-    static const weft_codec_vtable no_decode = {"broken", NULL, NULL, NULL, NULL, NULL};
+    static const weft_codec_vtable no_decode = {.name = "broken"};
     cfg.custom.vtable = &no_decode;
     assert_int_equal(weft_codec_init(&codec, &cfg), WEFT_EINVAL);
 }
@@ -138,8 +143,12 @@ static int refuse_init(weft_codec *codec)
 static void test_failed_init_leaves_nothing(void **unused)
 {
     (void)unused;
-    static const weft_codec_vtable refuse = {"refuse",   refuse_init, one_destroy,
-                                             one_decode, NULL,        NULL};
+    static const weft_codec_vtable refuse = {
+        .name = "refuse",
+        .init = refuse_init,
+        .destroy = one_destroy,
+        .decode = one_decode,
+    };
     weft_codec_config cfg;
     weft_codec_config_init(&cfg);
     cfg.kind = WEFT_CODEC_CUSTOM;
@@ -150,6 +159,108 @@ static void test_failed_init_leaves_nothing(void **unused)
     weft_codec_destroy(&codec); /* harmless: nothing to release, destroy not called */
 }
 
+/* The engine learns a codec's frame bound and error policy only through its traits. */
+static void test_builtin_traits(void **unused)
+{
+    (void)unused;
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    weft_codec codec;
+    weft_codec_traits t;
+
+    cfg.kind = WEFT_CODEC_LINE;
+    cfg.line.max_length = 100;
+    cfg.line.close_on_error = true;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 102); /* with its "\r\n" */
+    assert_true(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    cfg.kind = WEFT_CODEC_DELIMITER;
+    cfg.delimiter.count = 2;
+    cfg.delimiter.delimiters[0] = (weft_delimiter){{'|'}, 1};
+    cfg.delimiter.delimiters[1] = (weft_delimiter){{'E', 'N', 'D'}, 3};
+    cfg.delimiter.max_frame_length = 50;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 53); /* with the longest delimiter */
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    cfg.kind = WEFT_CODEC_FIXED_LENGTH;
+    cfg.fixed_length.frame_length = 7;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 7);
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    cfg.kind = WEFT_CODEC_LENGTH_FIELD;
+    cfg.length_field.max_frame_length = 4096; /* header included already */
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 4096);
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    /* A line limit at the top of the range saturates instead of wrapping to 1. */
+    cfg.kind = WEFT_CODEC_LINE;
+    cfg.line.max_length = SIZE_MAX;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_get_traits(&codec, &t);
+    assert_true(t.max_frame >= (uint64_t)SIZE_MAX);
+    weft_codec_destroy(&codec);
+}
+
+static void fill_traits(const weft_codec *codec, weft_codec_traits *out)
+{
+    (void)codec;
+    out->max_frame = 9;
+}
+
+/* Without a traits entry (or without a codec) every trait reads zero: no bound, skip. */
+static void test_traits_default_to_zero(void **unused)
+{
+    (void)unused;
+    weft_codec_traits t;
+    memset(&t, 0xff, sizeof(t));
+    weft_codec_get_traits(NULL, &t);
+    assert_int_equal(t.max_frame, 0);
+    assert_false(t.close_on_error);
+
+    weft_codec_config cfg;
+    weft_codec_config_init(&cfg);
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0); /* WEFT_CODEC_NONE */
+    memset(&t, 0xff, sizeof(t));
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 0);
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    static const weft_codec_vtable bare = {.name = "bare", .decode = one_decode};
+    cfg.kind = WEFT_CODEC_CUSTOM;
+    cfg.custom.vtable = &bare;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    memset(&t, 0xff, sizeof(t));
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 0);
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+
+    /* A traits entry that sets one field finds the others zeroed. */
+    static const weft_codec_vtable partial = {
+        .name = "partial", .decode = one_decode, .traits = fill_traits};
+    cfg.custom.vtable = &partial;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    memset(&t, 0xff, sizeof(t));
+    weft_codec_get_traits(&codec, &t);
+    assert_int_equal(t.max_frame, 9);
+    assert_false(t.close_on_error);
+    weft_codec_destroy(&codec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +268,8 @@ int main(void)
         cmocka_unit_test(test_builtin_vtables_by_kind),
         cmocka_unit_test(test_custom_codec),
         cmocka_unit_test(test_failed_init_leaves_nothing),
+        cmocka_unit_test(test_builtin_traits),
+        cmocka_unit_test(test_traits_default_to_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,8 @@
 /* The delimiter codec (netty's DelimiterBasedFrameDecoder): shortest frame wins, ties go to
- * the delimiter listed first, and no chunking of the stream changes the frames or errors. */
+ * the delimiter listed first, and a frame is handed over as soon as a delimiter ends it. Only
+ * a delimiter nested inside another makes the frames depend on how the stream was split;
+ * every other set gives the same frames and errors for every chunking, and every set is
+ * checked, chunking by chunking, against the rules written plainly (reference below). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +36,142 @@ static weft_codec_config delim_cfg(const char *const *delims, size_t max, bool s
 }
 
 static const char *const XY[] = {"XY", NULL};
+
+/* The decoder's rules written plainly, read by read: netty's frames (in the bytes held, the
+ * earliest complete delimiter ends the frame, the first listed winning a tie) and the size
+ * limit as one read would apply it (too long once no delimiter still arriving could end the
+ * frame in time; a possible delimiter start is kept while discarding). Fills out (cap
+ * entries) and *leftover; returns the number of events. */
+static size_t reference(const weft_delimiter_config *d, const char *in, const size_t *chunks,
+                        size_t nchunks, feed_expect *out, size_t cap, size_t *leftover)
+{
+    size_t n = 0, start = 0, end = 0;
+    bool discarding = false;
+    for (size_t c = 0; c < nchunks; c++) {
+        end += chunks[c];
+        for (;;) {
+            size_t pos = end, idx = 0;
+            for (size_t p = start; p < end && pos == end; p++) {
+                for (size_t i = 0; i < d->count; i++) {
+                    size_t dl = d->delimiters[i].len;
+                    if (dl <= end - p && memcmp(in + p, d->delimiters[i].bytes, dl) == 0) {
+                        pos = p;
+                        idx = i;
+                        break;
+                    }
+                }
+            }
+            if (pos < end) {
+                size_t flen = pos - start, dl = d->delimiters[idx].len;
+                assert_true(n < cap);
+                if (discarding) {
+                    discarding = false;
+                    if (!d->fail_fast)
+                        out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
+                } else if (flen > d->max_frame_length) {
+                    out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
+                } else {
+                    out[n++] = (feed_expect){WEFT_FRAME, in + start,
+                                             d->strip_delimiter ? flen : flen + dl};
+                }
+                start = pos + dl;
+                continue;
+            }
+            /* No delimiter yet: where the earliest one still arriving would start. */
+            size_t open = end;
+            for (size_t p = start; p < end && open == end; p++) {
+                for (size_t i = 0; i < d->count; i++) {
+                    size_t dl = d->delimiters[i].len;
+                    if (end - p < dl && memcmp(in + p, d->delimiters[i].bytes, end - p) == 0) {
+                        open = p;
+                        break;
+                    }
+                }
+            }
+            if (discarding) {
+                start = open;
+            } else if (open - start > d->max_frame_length) {
+                discarding = true;
+                start = open;
+                assert_true(n < cap);
+                if (d->fail_fast)
+                    out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
+            }
+            break;
+        }
+    }
+    *leftover = end - start;
+    return n;
+}
+
+typedef struct ref_check {
+    const weft_codec *codec;
+    const weft_delimiter_config *d;
+    const char *name;
+    const char *in;
+    size_t len;
+    feed_expect *want; /* scratch, cap entries */
+    size_t cap;
+} ref_check;
+
+static void check_chunking(const size_t *chunks, size_t nchunks, const char *what, void *arg)
+{
+    const ref_check *rc = arg;
+    size_t leftover;
+    size_t n = reference(rc->d, rc->in, chunks, nchunks, rc->want, rc->cap, &leftover);
+    feed_result r;
+    feed_run(rc->codec, (const uint8_t *)rc->in, rc->len, chunks, nchunks, false, &r);
+    char label[160];
+    snprintf(label, sizeof(label), "%s, %s", rc->name, what);
+    feed_assert_events(&r, rc->want, n, label);
+    if (r.leftover != leftover)
+        fail_msg("%s: leftover %zu, the reference leaves %zu", label, r.leftover, leftover);
+    feed_result_free(&r);
+}
+
+/* One read and every chunking feed_each_chunking makes give what the reference gives. */
+static void check_every_chunking(const weft_codec_config *cfg, const char *name, const char *in,
+                                 size_t len)
+{
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, cfg), 0);
+    feed_expect *want = malloc((len + 1) * sizeof(*want)); /* an event takes a byte at least */
+    assert_non_null(want);
+    ref_check rc = {&codec, &cfg->delimiter, name, in, len, want, len + 1};
+    size_t one = len;
+    if (len > 0)
+        check_chunking(&one, 1, "one read", &rc);
+    feed_each_chunking(len, check_chunking, &rc);
+    free(want);
+    weft_codec_destroy(&codec);
+}
+
+/* Decodes input in the reads given and checks the nexpect events and the leftover. */
+static void check_reads(const weft_codec_config *cfg, const char *name, const char *in, size_t len,
+                        const size_t *chunks, size_t nchunks, const feed_expect *expect,
+                        size_t nexpect, size_t leftover)
+{
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, cfg), 0);
+    feed_result r;
+    feed_run(&codec, (const uint8_t *)in, len, chunks, nchunks, false, &r);
+    feed_assert_events(&r, expect, nexpect, name);
+    if (r.leftover != leftover)
+        fail_msg("case \"%s\": leftover %zu, expected %zu", name, r.leftover, leftover);
+    feed_result_free(&r);
+    weft_codec_destroy(&codec);
+}
+
+/* For a set with a delimiter nested in another: one read gives c's events, and every
+ * chunking gives what the reference says for it. */
+static void check_nested_case(const weft_codec_config *cfg, const feed_case *c)
+{
+    size_t one = c->input_len, n = 0;
+    while (n < FEED_MAX_EXPECT && c->expect[n].rc != FEED_END_RC)
+        n++;
+    check_reads(cfg, c->name, c->input, c->input_len, &one, 1, c->expect, n, (size_t)c->leftover);
+    check_every_chunking(cfg, c->name, c->input, c->input_len);
+}
 
 static void test_defaults_match_netty(void **unused)
 {
@@ -68,8 +207,7 @@ static void test_single_delimiter(void **unused)
 static void test_shortest_frame_wins(void **unused)
 {
     (void)unused;
-    /* "A" completes first, but "XAB" starting earlier gives the shorter frame: a decoder
-     * that has only seen "abXA" must wait, or a split after the A would change the result. */
+    /* In one read "XAB", starting earlier than "A", gives the shorter frame. */
     static const char *const longer_first[] = {"XAB", "A", NULL};
     static const feed_case c1[] = {
         {"earlier longer delimiter",
@@ -82,7 +220,14 @@ static void test_shortest_frame_wins(void **unused)
          0},
     };
     weft_codec_config cfg = delim_cfg(longer_first, 8192, true, true);
-    feed_check_table(&cfg, c1, 2, false);
+    check_nested_case(&cfg, &c1[0]);
+    check_nested_case(&cfg, &c1[1]);
+    /* Read "abXA" alone and "A" is the only delimiter in it: as netty does, the decoder
+     * hands over "abX" at once rather than wait for a "B" that may never come. */
+    static const size_t after_a[] = {4, 4};
+    static const feed_expect split_c1[] = {FEED_FRAME("abX"), FEED_FRAME("Bcd")};
+    check_reads(&cfg, "earlier longer delimiter, split after A", "abXABcdA", 8, after_a, 2,
+                split_c1, 2, 0);
 
     /* Same start: netty compares with '<', so the delimiter listed first wins the tie. */
     static const char *const dd_first[] = {"\n\n", "\n", NULL};
@@ -91,11 +236,19 @@ static void test_shortest_frame_wins(void **unused)
          FEED_INPUT("ab\n\ncd\nx"),
          {FEED_FRAME("ab"), FEED_FRAME("cd"), FEED_END},
          1},
-        /* "\n" at the very end may still become "\n\n": it waits. */
-        {"tie still open at the end", FEED_INPUT("ab\n\ncd\n"), {FEED_FRAME("ab"), FEED_END}, 3},
+        /* A "\n" at the very end ends its frame at once, though it may become "\n\n". */
+        {"lone LF at the end",
+         FEED_INPUT("ab\n\ncd\n"),
+         {FEED_FRAME("ab"), FEED_FRAME("cd"), FEED_END},
+         0},
     };
     cfg = delim_cfg(dd_first, 8192, true, true);
-    feed_check_table(&cfg, c2, 2, false);
+    check_nested_case(&cfg, &c2[0]);
+    check_nested_case(&cfg, &c2[1]);
+    /* The two "\n" in two reads: the first wins alone, the second ends an empty frame. */
+    static const size_t between_lfs[] = {3, 4};
+    static const feed_expect split_c2[] = {FEED_FRAME("ab"), FEED_FRAME(""), FEED_FRAME("cd")};
+    check_reads(&cfg, "tie split between the LFs", "ab\n\ncd\n", 7, between_lfs, 2, split_c2, 3, 0);
 
     static const char *const d_first[] = {"\n", "\n\n", NULL};
     static const feed_case c3[] = {
@@ -117,6 +270,68 @@ static void test_shortest_frame_wins(void **unused)
     };
     cfg = delim_cfg(three, 8192, true, true);
     feed_check_table(&cfg, c4, 1, false);
+}
+
+/* "\r\n" and "\r", as a new user might set them up for a text protocol. */
+static const char *const CRLF_CR[] = {"\r\n", "\r", NULL};
+
+/* "C\r" ends a frame: a client that sends it and waits for the answer gets one, though no
+ * "\n" follows. Both frames of "AB\r\nC\r" come out of the one read. */
+static void test_cr_ends_a_frame_at_once(void **unused)
+{
+    (void)unused;
+    weft_codec_config cfg = delim_cfg(CRLF_CR, 8192, true, true);
+    static const feed_case both = {
+        "AB CRLF C CR", FEED_INPUT("AB\r\nC\r"), {FEED_FRAME("AB"), FEED_FRAME("C"), FEED_END}, 0};
+    check_nested_case(&cfg, &both);
+
+    /* In place, ending at a PROT_NONE page: "C" is answered without a look at the byte
+     * after its "\r", where a "\n" might have come. */
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    feed_guard g;
+    feed_guard_init(&g, 64);
+    const uint8_t *p = feed_guard_place(&g, "AB\r\nC\r", 6);
+    weft_codec_state st;
+    weft_codec_state_init(&st);
+    weft_frame f;
+    assert_int_equal(weft_codec_decode(&codec, &st, p, 6, &f), WEFT_FRAME);
+    assert_int_equal(f.offset, 0);
+    assert_int_equal(f.length, 2);
+    assert_int_equal(f.consumed, 4); /* "\r\n", listed first, wins the tie with "\r" */
+    assert_int_equal(weft_codec_decode(&codec, &st, p + 4, 2, &f), WEFT_FRAME);
+    assert_int_equal(f.length, 1);
+    assert_memory_equal(p + 4 + f.offset, "C", 1);
+    assert_int_equal(f.consumed, 2);
+    assert_int_equal(weft_codec_decode(&codec, &st, p + 6, 0, &f), WEFT_AGAIN);
+    assert_int_equal(f.consumed, 0);
+    feed_guard_free(&g);
+    weft_codec_destroy(&codec);
+}
+
+/* Where the reads split "\r\n" decides what its "\n" is, as in netty: after a "\r" that has
+ * ended its frame alone, the "\n" is the first byte of the next frame. */
+static void test_cr_then_lf_in_a_later_read(void **unused)
+{
+    (void)unused;
+    weft_codec_config cfg = delim_cfg(CRLF_CR, 8192, true, true);
+    static const size_t one_read[] = {5}, cut_crlf[] = {2, 3};
+    static const feed_expect whole[] = {FEED_FRAME("C"), FEED_FRAME("D")};
+    static const feed_expect split[] = {FEED_FRAME("C"), FEED_FRAME("\nD")};
+    check_reads(&cfg, "C CRLF D CR in one read", "C\r\nD\r", 5, one_read, 1, whole, 2, 0);
+    check_reads(&cfg, "C CR, then LF D CR", "C\r\nD\r", 5, cut_crlf, 2, split, 2, 0);
+
+    /* Every split in two of "AB\r\nC\r": only the one between "\r" and "\n" differs. */
+    static const feed_expect usual[] = {FEED_FRAME("AB"), FEED_FRAME("C")};
+    static const feed_expect lf_first[] = {FEED_FRAME("AB"), FEED_FRAME("\nC")};
+    for (size_t i = 1; i < 6; i++) {
+        size_t two[2] = {i, 6 - i};
+        char name[64];
+        snprintf(name, sizeof(name), "AB CRLF C CR split at %zu", i);
+        check_reads(&cfg, name, "AB\r\nC\r", 6, two, 2, i == 3 ? lf_first : usual, 2, 0);
+    }
+    static const size_t bytes[] = {1, 1, 1, 1, 1, 1};
+    check_reads(&cfg, "AB CRLF C CR one byte per read", "AB\r\nC\r", 6, bytes, 6, lf_first, 2, 0);
 }
 
 static void test_keep_delimiter(void **unused)
@@ -208,17 +423,17 @@ static void test_line_delimiters_behave_like_line_codec(void **unused)
     feed_check_table(&cfg, cases, 2, false);
 }
 
-/* A frame already too long at the start of a delimiter that is still arriving (and would
- * win the tie) is too long whichever delimiter ends it: fail_fast reports it at once. */
-static void test_too_long_while_delimiter_undecided(void **unused)
+/* "\n" nested in "\n\r" and the size limit: a frame too long for one delimiter is too long
+ * for the other, and each too-long frame gives one error, for both fail_fast settings. */
+static void test_too_long_with_nested_delimiters(void **unused)
 {
     (void)unused;
     static const char *const d[] = {"\n\r", "\n", NULL};
     static const feed_case cases[] = {
-        {"undecided at the end",
+        {"lone LF at the end",
          FEED_INPUT("\0\0aabbb\rab\r\n"),
          {FEED_ERROR(WEFT_ETOOLONG), FEED_END},
-         1},
+         0},
         {"first listed wins",
          FEED_INPUT("\0\0aabbb\rab\r\n\rok\n\r"),
          {FEED_ERROR(WEFT_ETOOLONG), FEED_FRAME("ok"), FEED_END},
@@ -229,16 +444,11 @@ static void test_too_long_while_delimiter_undecided(void **unused)
          0},
     };
     weft_codec_config cfg = delim_cfg(d, 3, true, true);
-    feed_check_table(&cfg, cases, 3, false);
-    static const feed_case quiet[] = {
-        {"undecided at the end", FEED_INPUT("\0\0aabbb\rab\r\n"), {FEED_END}, 1},
-        {"first listed wins",
-         FEED_INPUT("\0\0aabbb\rab\r\n\rok\n\r"),
-         {FEED_ERROR(WEFT_ETOOLONG), FEED_FRAME("ok"), FEED_END},
-         0},
-    };
+    for (size_t i = 0; i < 3; i++)
+        check_nested_case(&cfg, &cases[i]);
     cfg.delimiter.fail_fast = false;
-    feed_check_table(&cfg, quiet, 2, false);
+    for (size_t i = 0; i < 3; i++)
+        check_nested_case(&cfg, &cases[i]);
 }
 
 static void test_close_on_error(void **unused)
@@ -253,10 +463,12 @@ static void test_close_on_error(void **unused)
     feed_check_case(&cfg, &c, false);
 }
 
-/* netty's single-read decoding, written plainly: from each frame start, the first position
- * where some delimiter matches ends the frame, the first listed winning at that position. */
+/* netty's single-read decoding of a stream ending in a byte that starts no delimiter, written
+ * more plainly still: from each frame start, the first position where some delimiter matches
+ * ends the frame, the first listed winning at that position. What follows the last delimiter
+ * stays buffered, unless it is already too long and so discarded. */
 static size_t model(const weft_codec_config *cfg, const char *in, size_t len, feed_expect *out,
-                    size_t cap)
+                    size_t cap, size_t *leftover)
 {
     const weft_delimiter_config *d = &cfg->delimiter;
     size_t n = 0, start = 0;
@@ -269,41 +481,52 @@ static size_t model(const weft_codec_config *cfg, const char *in, size_t len, fe
             if (p - start > d->max_frame_length)
                 out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
             else
-                out[n++] =
-                    (feed_expect){0, in + start, d->strip_delimiter ? p - start : p - start + dl};
+                out[n++] = (feed_expect){WEFT_FRAME, in + start,
+                                         d->strip_delimiter ? p - start : p - start + dl};
             start = p + dl;
             p = start - 1;
             break;
         }
     }
+    *leftover = len - start > d->max_frame_length ? 0 : len - start;
     return n;
 }
 
 static void test_generated_streams(void **unused)
 {
     (void)unused;
-    static const char *const sets[][5] = {
-        {"XAB", "A", "\n\n", "\n", NULL},
-        {"ab", "ba", "aab", NULL, NULL},
-        {"\r\n", "\n", NULL, NULL, NULL},
+    static const struct {
+        const char *delims[5];
+        bool nested; /* a delimiter inside another, not at its end: "A" in "XAB" */
+    } sets[] = {
+        {{"XAB", "A", "\n\n", "\n", NULL}, true},
+        {{"ab", "ba", "aab", NULL, NULL}, false}, /* "ab" ends "aab" */
+        {{"\r\n", "\n", NULL, NULL, NULL}, false},
     };
     enum { LEN = 400 };
     static char in[LEN + 1];
-    static feed_expect want[LEN];
+    static feed_expect want[LEN + 1];
     uint64_t seed = 7;
     for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
         for (int strip = 0; strip < 2; strip++) {
-            weft_codec_config cfg = delim_cfg(sets[s], 6, strip, false);
+            weft_codec_config cfg = delim_cfg(sets[s].delims, 6, strip, false);
             for (size_t i = 0; i < LEN; i++)
                 in[i] = "abXAB\n\r"[feed_rand(&seed) % 7];
             /* 'Z' starts no delimiter, so nothing is left waiting on a partial one. */
             in[LEN] = 'Z';
-            size_t n = model(&cfg, in, LEN + 1, want, LEN);
-            feed_check_stream(&cfg, "generated", in, LEN + 1, want, n, FEED_NO_LEFTOVER, false);
+            size_t left;
+            size_t n = model(&cfg, in, LEN + 1, want, LEN + 1, &left);
+            size_t one = LEN + 1;
+            check_reads(&cfg, "generated, one read", in, LEN + 1, &one, 1, want, n, left);
+            check_every_chunking(&cfg, "generated", in, LEN + 1);
+            if (!sets[s].nested)
+                feed_check_stream(&cfg, "generated", in, LEN + 1, want, n, (long)left, false);
             /* fail_fast changes when errors come, never which. */
             cfg.delimiter.fail_fast = true;
-            feed_check_stream(&cfg, "generated fail_fast", in, LEN + 1, NULL, 0, FEED_NO_LEFTOVER,
-                              false);
+            check_every_chunking(&cfg, "generated fail_fast", in, LEN + 1);
+            if (!sets[s].nested)
+                feed_check_stream(&cfg, "generated fail_fast", in, LEN + 1, NULL, 0, (long)left,
+                                  false);
         }
     }
 }
@@ -327,7 +550,7 @@ static void test_prot_none_guard(void **unused)
                 weft_frame f;
                 const uint8_t *p = feed_guard_place(&g, inputs[i], k);
                 int rc = weft_codec_decode(&codec, &st, p, k, &f);
-                assert_true(rc == 0 || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
+                assert_true(rc == WEFT_FRAME || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
                 assert_true(f.consumed <= k);
             }
         }
@@ -378,11 +601,13 @@ int main(void)
         cmocka_unit_test(test_defaults_match_netty),
         cmocka_unit_test(test_single_delimiter),
         cmocka_unit_test(test_shortest_frame_wins),
+        cmocka_unit_test(test_cr_ends_a_frame_at_once),
+        cmocka_unit_test(test_cr_then_lf_in_a_later_read),
         cmocka_unit_test(test_keep_delimiter),
         cmocka_unit_test(test_too_long_fail_fast),
         cmocka_unit_test(test_too_long_not_fail_fast),
         cmocka_unit_test(test_line_delimiters_behave_like_line_codec),
-        cmocka_unit_test(test_too_long_while_delimiter_undecided),
+        cmocka_unit_test(test_too_long_with_nested_delimiters),
         cmocka_unit_test(test_close_on_error),
         cmocka_unit_test(test_generated_streams),
         cmocka_unit_test(test_prot_none_guard),

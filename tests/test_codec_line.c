@@ -171,7 +171,7 @@ static void test_fail_fast_reports_before_line_end(void **unused)
     /* The rest of the line is dropped without a second error, then decoding goes on. */
     assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"ef", 2, &f), WEFT_AGAIN);
     assert_int_equal(f.consumed, 2);
-    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"g\nhi\n", 5, &f), 0);
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"g\nhi\n", 5, &f), WEFT_FRAME);
     assert_int_equal(f.offset, 2);
     assert_int_equal(f.length, 2);
     assert_int_equal(f.consumed, 5);
@@ -218,7 +218,7 @@ static size_t model_lines(const char *in, size_t len, size_t max, feed_expect *o
         if (end - start > max)
             out[n++] = (feed_expect)FEED_ERROR(WEFT_ETOOLONG);
         else
-            out[n++] = (feed_expect){0, in + start, end - start};
+            out[n++] = (feed_expect){WEFT_FRAME, in + start, end - start};
         start = i + 1;
     }
     return n;
@@ -263,7 +263,7 @@ static void test_generated_stream(void **unused)
         c.input_len = end - pos;
         for (size_t k = 0; k < take; k++) {
             c.expect[k] = all[done + k];
-            if (c.expect[k].rc == 0)
+            if (c.expect[k].rc == WEFT_FRAME)
                 c.expect[k].data = all[done + k].data;
         }
         c.expect[take] = (feed_expect)FEED_END;
@@ -294,7 +294,7 @@ static void test_prot_none_guard(void **unused)
             for (size_t k = 0; k <= n; k++) {
                 const uint8_t *p = feed_guard_place(&g, inputs[i], k);
                 int rc = weft_codec_decode(&codec, &st, p, k, &f);
-                assert_true(rc == 0 || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
+                assert_true(rc == WEFT_FRAME || rc == WEFT_AGAIN || rc == WEFT_ETOOLONG);
                 assert_true(f.consumed <= k);
                 if (f.consumed > 0)
                     weft_codec_state_init(&st);
@@ -317,7 +317,7 @@ static void test_shrunk_buffer_is_rescanned(void **unused)
     weft_frame f;
     assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"abcdefgh", 8, &f),
                      WEFT_AGAIN);
-    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"a\n", 2, &f), 0);
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"a\n", 2, &f), WEFT_FRAME);
     assert_int_equal(f.length, 1);
     assert_int_equal(weft_codec_decode(&codec, &st, NULL, 0, &f), WEFT_AGAIN);
     assert_int_equal(f.consumed, 0);
@@ -358,7 +358,7 @@ static void test_encoder(void **unused)
     weft_codec_state st;
     weft_codec_state_init(&st);
     weft_frame f;
-    assert_int_equal(weft_codec_decode(&codec, &st, wire, 2 + enc.tail_len, &f), 0);
+    assert_int_equal(weft_codec_decode(&codec, &st, wire, 2 + enc.tail_len, &f), WEFT_FRAME);
     assert_int_equal(f.length, 2);
     assert_memory_equal(wire + f.offset, "hi", 2);
     weft_codec_destroy(&codec);

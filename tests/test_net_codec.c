@@ -800,6 +800,39 @@ static void test_length_field_corrupt_closes(void **state)
     bad_frame_on_one_connection(&cc, &bp);
 }
 
+/* The line codec as a custom codec, except that it answers the line "BUG" with a count of
+ * two frames: a codec bug, which must close that connection as WEFT_ECORRUPT. */
+static int miscounting_decode(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf,
+                              size_t len, weft_frame *frame)
+{
+    int rc = weft_codec_line.decode(codec, state, buf, len, frame);
+    if (rc == WEFT_FRAME && frame->length == 3 && memcmp(buf + frame->offset, "BUG", 3) == 0)
+        return WEFT_FRAME + 1;
+    return rc;
+}
+
+static int miscounting_encode(const weft_codec *codec, const uint8_t *payload, size_t payload_len,
+                              weft_encoding *enc)
+{
+    return weft_codec_line.encode(codec, payload, payload_len, enc);
+}
+
+static void test_decoder_counting_two_frames_closes(void **state)
+{
+    (void)state;
+    static const weft_codec_vtable miscounting = {
+        .name = "miscounting",
+        .decode = miscounting_decode,
+        .encode = miscounting_encode,
+    };
+    codec_case cc = line_case(); /* its config.line is what the wrapped decoder reads */
+    cc.name = "miscounting";
+    cc.codec.kind = WEFT_CODEC_CUSTOM;
+    cc.codec.custom.vtable = &miscounting;
+    bad_plan bp = {"BUG\n", 4, WEFT_ECORRUPT, CHUNK_ONE_BYTE};
+    bad_frame_on_one_connection(&cc, &bp);
+}
+
 /* ---- a frame many times the loop's read buffer still comes as one span ---- */
 
 static void test_frame_larger_than_read_buffer(void **state)
@@ -934,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_delimiter_too_long_closes_with_close_on_error),
         cmocka_unit_test(test_length_field_too_long_closes),
         cmocka_unit_test(test_length_field_corrupt_closes),
+        cmocka_unit_test(test_decoder_counting_two_frames_closes),
         cmocka_unit_test(test_frame_larger_than_read_buffer),
         cmocka_unit_test(test_frame_bounded_by_max_inbound),
     };

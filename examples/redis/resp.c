@@ -264,7 +264,7 @@ static int decode_inline(const resp_limits *lim, resp_parser *p, const uint8_t *
     frame->consumed = frame_len;
     frame->offset = 0;
     frame->length = frame_len;
-    return 0;
+    return WEFT_FRAME;
 }
 
 /* Finds the "\r\n" ending a header line that starts at buf[from]. Returns its offset, 0 when
@@ -352,7 +352,7 @@ done:
     frame->consumed = p->pos;
     frame->offset = 0;
     frame->length = p->pos;
-    return 0;
+    return WEFT_FRAME;
 }
 
 static int resp_decode(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf,
@@ -381,7 +381,7 @@ static int resp_decode(const weft_codec *codec, weft_codec_state *state, const u
         rc = decode_multibulk(lim, p, buf, len, frame);
     else
         rc = decode_inline(lim, p, buf, len, frame);
-    if (rc == 0) {
+    if (rc == WEFT_FRAME) {
         p->req.argv = p->argv;
         p->req.lens = p->lens;
         frame->message = &p->req;

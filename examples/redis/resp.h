@@ -46,7 +46,7 @@ typedef struct resp_request {
     size_t frame_len;
 } resp_request;
 
-/* The RESP2 request codec. decode() returns 0 with one frame (frame->message is a
+/* The RESP2 request codec. decode() returns WEFT_FRAME with one frame (frame->message is a
  * const resp_request *, which weft_conn_next_message hands on), WEFT_AGAIN, or WEFT_EPROTO
  * with frame->reason set to Redis's static text ("Protocol error: invalid bulk length"),
  * which weft_conn_get_decode_error hands on. */

@@ -50,8 +50,19 @@ typedef struct weft_delimiter {
     size_t len; /* 1..WEFT_DELIMITER_MAX_LEN */
 } weft_delimiter;
 
-/* netty's DelimiterBasedFrameDecoder: the delimiter giving the shortest frame wins. The
- * encoder appends delimiters[0]. */
+/* netty's DelimiterBasedFrameDecoder: among the delimiters in the bytes received so far, the
+ * one giving the shortest frame wins (ties: the one listed first), and the frame is handed
+ * over at once, without waiting to see whether a longer delimiter is still arriving.
+ *
+ * So when a delimiter occurs inside a longer one other than at its end ("\r" in "\r\n", "A"
+ * in "XAB"), the frames depend on how the bytes were split into reads, as they do in netty.
+ * With "\r\n" and "\r", in that order: "AB\r\nC\r" in one read gives "AB" and "C" at once;
+ * "C\r\nD\r" in one read gives "C" and "D", but "C\r" then "\nD\r" gives "C" and then "\nD"
+ * (a lone "\n" is no delimiter). A prefix listed before the longer delimiter always wins the
+ * tie, so that case is not split-dependent, nor is "\r\n" with "\n": every configuration
+ * without such a pair gives the same frames and errors however the stream is split.
+ *
+ * The encoder appends delimiters[0]. */
 typedef struct weft_delimiter_config {
     weft_delimiter delimiters[WEFT_DELIMITER_MAX];
     size_t count;            /* 1..WEFT_DELIMITER_MAX; default 0 (must be set) */
@@ -111,14 +122,14 @@ typedef union weft_codec_state {
 /* What one decode call found. Offsets are relative to the buffer passed in. */
 typedef struct weft_frame {
     size_t consumed;     /* input bytes to drop after this call, whatever it returned */
-    size_t offset;       /* rc == 0: frame starts here */
-    size_t length;       /* rc == 0: frame length */
+    size_t offset;       /* rc == WEFT_FRAME: frame starts here */
+    size_t length;       /* rc == WEFT_FRAME: frame length */
     size_t need;         /* rc == WEFT_AGAIN: total input bytes wanted, counted from the
                             first byte not consumed, if known, else 0 */
     const char *reason;  /* rc < 0: static text saying what was wrong */
     bool recoverable;    /* rc < 0: the codec skipped the bad bytes and can go on */
-    const void *message; /* rc == 0: codec-specific decoded form, or NULL; borrowed until
-                            the next decode call on the same state */
+    const void *message; /* rc == WEFT_FRAME: codec-specific decoded form, or NULL; borrowed
+                            until the next decode call on the same state */
 } weft_frame;
 
 /* A framing around an outgoing payload: head + payload + tail. */
@@ -132,14 +143,26 @@ typedef struct weft_encoding {
 
 typedef struct weft_codec weft_codec;
 
+/* What the engine needs to know about a configured codec, so that it never looks at the
+ * codec's kind or config. Filled by weft_codec_get_traits. */
+typedef struct weft_codec_traits {
+    uint64_t max_frame;  /* largest frame on the wire the codec accepts, header and delimiter
+                            included; 0 = no bound known. The engine warns at start when it
+                            exceeds max_inbound. */
+    bool close_on_error; /* close the connection even on an error the codec could skip
+                            (weft_frame.recoverable) */
+} weft_codec_traits;
+
 typedef struct weft_codec_vtable {
     const char *name;
     /* Optional. Checks codec->config and prepares codec->impl. 0 or WEFT_EINVAL. */
     int (*init)(weft_codec *codec);
     /* Optional. Releases what init made. */
     void (*destroy)(weft_codec *codec);
-    /* Looks at buf[0..len) and returns 0 with one frame, WEFT_AGAIN when more bytes are
-     * needed, or a negative WEFT_E* code (reason set). Sets frame->consumed in every case.
+    /* Looks at buf[0..len) and returns how many frames it found: WEFT_FRAME (1) with one
+     * frame, WEFT_AGAIN (0) when more bytes are needed, or a negative WEFT_E* code (reason
+     * set). weft_conn_next_frame answers with the same numbers. Anything above 1 is a codec
+     * bug, which the engine treats as WEFT_ECORRUPT. Sets frame->consumed in every case.
      * Must not read outside buf[0..len). Called on one connection's loop thread. */
     int (*decode)(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf, size_t len,
                   weft_frame *frame);
@@ -149,6 +172,9 @@ typedef struct weft_codec_vtable {
                   weft_encoding *enc);
     /* Optional. Frees what decode kept in state->ptr when the connection goes away. */
     void (*state_destroy)(const weft_codec *codec, weft_codec_state *state);
+    /* Optional. Describes the codec as configured: out arrives zeroed, so a codec sets only
+     * what it knows. Called after init, on any thread; must not write to codec. */
+    void (*traits)(const weft_codec *codec, weft_codec_traits *out);
 } weft_codec_vtable;
 
 /* A codec instance: vtable + a private copy of its config. Shared read-only by every loop
@@ -177,6 +203,11 @@ WEFT_API void weft_codec_state_destroy(const weft_codec *codec, weft_codec_state
 /* See weft_codec_vtable.decode. */
 WEFT_API int weft_codec_decode(const weft_codec *codec, weft_codec_state *state, const uint8_t *buf,
                                size_t len, weft_frame *frame);
+
+/* Fills *out (owned by the caller) from the codec's traits entry; all zero for a codec
+ * without one (and for WEFT_CODEC_NONE). Thread-safe on a codec that is not being
+ * destroyed. */
+WEFT_API void weft_codec_get_traits(const weft_codec *codec, weft_codec_traits *out);
 
 /* See weft_codec_vtable.encode; a codec without an encoder gives an empty framing. */
 WEFT_API int weft_codec_encode(const weft_codec *codec, const uint8_t *payload, size_t payload_len,

@@ -58,11 +58,12 @@ WEFT_API int weft_conn_discard(weft_conn *conn, size_t n);
  * the count (never negative). */
 WEFT_API int weft_conn_read(weft_conn *conn, void *buf, size_t n);
 
-/* With a codec: decodes the next complete frame. Returns 1 and sets *frame and *len (a span
- * borrowed until the next read call on conn or the return of on_traffic), 0 when no
- * complete frame is buffered, or a negative WEFT_E* code on a decode error that closes the
- * connection (it is closed once on_traffic returns). Recoverable errors (a too-long line)
- * are logged and skipped. WEFT_ENOCODEC without a codec. */
+/* With a codec: decodes the next complete frame. Returns WEFT_FRAME (1) and sets *frame and
+ * *len (a span borrowed until the next read call on conn or the return of on_traffic),
+ * WEFT_AGAIN (0) when no complete frame is buffered, or a negative WEFT_E* code on a decode
+ * error that closes the connection (it is closed once on_traffic returns): the same numbers
+ * as a codec's decode. Recoverable errors (a too-long line) are logged and skipped.
+ * WEFT_ENOCODEC without a codec. */
 WEFT_API int weft_conn_next_frame(weft_conn *conn, const uint8_t **frame, size_t *len);
 
 /* As weft_conn_next_frame, and sets *message (when not NULL) to the codec's decoded form of

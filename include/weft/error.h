@@ -3,8 +3,8 @@
  * Every public function returns 0 (or a count) on success and a negative WEFT_E* code on
  * failure. System errors are the negated errno value (WEFT_ECONNRESET == -ECONNRESET);
  * weft's own errors live in a range of their own, below -4000, so they never collide.
- * WEFT_AGAIN is not an error: it is the positive "not yet, need more bytes" answer of a
- * decoder (nginx's NGX_AGAIN, picohttpparser's -2).
+ * A decoder answers with a count of frames: WEFT_FRAME (one), WEFT_AGAIN (none yet, need more
+ * bytes; nginx's NGX_AGAIN, picohttpparser's -2) or a negative error.
  */
 #ifndef WEFT_ERROR_H
 #define WEFT_ERROR_H
@@ -17,8 +17,12 @@
 extern "C" {
 #endif
 
-/* "Not yet": a decoder needs more bytes. Positive, so `rc < 0` still means failure. */
-#define WEFT_AGAIN 1
+/* A decoder found one frame: a count of one. weft_conn_next_frame returns the same. */
+#define WEFT_FRAME 1
+
+/* "Not yet": a decoder needs more bytes. Not an error: a count of zero frames, so `rc < 0`
+ * still means failure. It is the same number as success (0) elsewhere in the API. */
+#define WEFT_AGAIN 0
 
 /* One table generates the enum, weft_strerror() and weft_err_name(). A code keeps its number
  * for good: -4010 stays reserved (it was WEFT_EWRONGTHREAD, which nothing returned; a thread
@@ -79,12 +83,14 @@ typedef enum weft_errno {
         WEFT__ERR_LAST_PLACEHOLDER = 0
 } weft_errno;
 
-/* Returns a static, human-readable description of err (0, WEFT_AGAIN, a WEFT_E* code or any
- * negated errno). Never NULL; thread-safe. */
+/* Returns a static, human-readable description of err (0, a WEFT_E* code or any negated
+ * errno; 0 reads "success", whether it was a plain success or WEFT_AGAIN). Never NULL;
+ * thread-safe. */
 WEFT_API const char *weft_strerror(int err);
 
-/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", "WEFT_OK" for 0,
- * ...), or "WEFT_EUNKNOWN" for a value the table above does not hold. Never NULL; thread-safe. */
+/* Returns the static symbolic name of err ("WEFT_ETOOLONG", "WEFT_ECONNRESET", ...; 0 is
+ * "WEFT_OK", which WEFT_AGAIN shares), or "WEFT_EUNKNOWN" for a value the table above does
+ * not hold. Never NULL; thread-safe. */
 WEFT_API const char *weft_err_name(int err);
 
 #ifdef __cplusplus

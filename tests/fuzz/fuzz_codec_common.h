@@ -69,7 +69,7 @@ static void fuzz_decode(const weft_codec *codec, const uint8_t *in, size_t len, 
             weft_frame f;
             int rc = weft_codec_decode(codec, &st, buf, n, &f);
             FUZZ_CHECK(f.consumed <= n);
-            if (rc == 0) {
+            if (rc == WEFT_FRAME) {
                 FUZZ_CHECK(f.consumed > 0);
                 FUZZ_CHECK(f.offset <= f.consumed && f.length <= f.consumed - f.offset);
                 uint64_t hdr[2] = {0, f.length};

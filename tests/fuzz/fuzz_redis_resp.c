@@ -11,7 +11,7 @@
 typedef struct result {
     uint8_t *text; /* the requests, serialised */
     size_t len;
-    int rc; /* 0 all consumed, WEFT_AGAIN bytes left, < 0 error */
+    int rc; /* 0 all consumed, 1 bytes left, < 0 error */
 } result;
 
 static void append(result *r, const void *p, size_t n)
@@ -55,7 +55,7 @@ static result decode_all(const uint8_t *in, size_t n, const uint8_t *splits, siz
                 break;
             }
             start += fr.consumed;
-            if (rc == 0) {
+            if (rc == WEFT_FRAME) {
                 const resp_request *req = fr.message;
                 int argc = req->argc;
                 if (fr.offset + fr.length > len)
@@ -72,7 +72,7 @@ static result decode_all(const uint8_t *in, size_t n, const uint8_t *splits, siz
         }
     }
     if (r.rc >= 0)
-        r.rc = start == n ? 0 : WEFT_AGAIN;
+        r.rc = start == n ? 0 : 1;
     resp_codec.state_destroy(&codec, &st);
     return r;
 }

@@ -64,7 +64,7 @@ static void feed_push(feed_result *r, int rc, const uint8_t *data, size_t len, b
     e->len = len;
     e->recoverable = recoverable;
     e->data = NULL;
-    if (rc == 0) {
+    if (rc == WEFT_FRAME) {
         e->data = malloc(len ? len : 1);
         assert_non_null(e->data);
         if (len)
@@ -95,10 +95,10 @@ void feed_run(const weft_codec *codec, const uint8_t *stream, size_t len, const 
             int rc = weft_codec_decode(codec, &st, buf, n, &f);
             out->calls++;
             assert_true(f.consumed <= n);
-            if (rc == 0) {
+            if (rc == WEFT_FRAME) {
                 assert_true(f.consumed > 0); /* a frame always moves the stream on */
                 assert_true(f.offset <= f.consumed && f.length <= f.consumed - f.offset);
-                feed_push(out, 0, buf + f.offset, f.length, false);
+                feed_push(out, WEFT_FRAME, buf + f.offset, f.length, false);
                 start += f.consumed;
                 continue;
             }
@@ -140,7 +140,7 @@ void feed_result_free(feed_result *r)
 
 static void feed_print_event(const char *label, const feed_event *e)
 {
-    if (e->rc == 0) {
+    if (e->rc == WEFT_FRAME) {
         fprintf(stderr, "  %s: frame %zu bytes \"", label, e->len);
         for (size_t i = 0; i < e->len && i < 64; i++) {
             uint8_t ch = e->data[i];
@@ -162,7 +162,7 @@ void feed_assert_same(const feed_result *a, const feed_result *b, const char *wh
     for (size_t i = 0; same && i < a->count; i++) {
         const feed_event *x = &a->events[i], *y = &b->events[i];
         same = x->rc == y->rc && x->len == y->len && x->recoverable == y->recoverable &&
-               (x->rc != 0 || x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+               (x->rc != WEFT_FRAME || x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
     }
     if (same)
         return;
@@ -192,7 +192,7 @@ void feed_assert_events(const feed_result *r, const feed_expect *expect, size_t 
     for (size_t i = 0; same && i < n; i++) {
         const feed_event *e = &r->events[i];
         same = e->rc == expect[i].rc;
-        if (same && e->rc == 0)
+        if (same && e->rc == WEFT_FRAME)
             same = e->len == expect[i].len &&
                    (e->len == 0 || memcmp(e->data, expect[i].data, e->len) == 0);
     }
@@ -209,14 +209,77 @@ void feed_assert_events(const feed_result *r, const feed_expect *expect, size_t 
     fail_msg("case \"%s\" decoded wrong", name);
 }
 
-static void feed_compare(const weft_codec *codec, const feed_case *c, const feed_result *whole,
-                         const size_t *chunks, size_t nchunks, bool keep_going, const char *what)
+size_t feed_each_chunking(size_t len, feed_chunking_fn visit, void *arg)
 {
+    size_t tried = 0;
+    char what[96];
+    size_t *chunks = malloc((len ? len : 1) * sizeof(*chunks));
+    assert_non_null(chunks);
+
+    /* split in two at every index */
+    for (size_t i = 1; i < len; i++) {
+        size_t two[2] = {i, len - i};
+        snprintf(what, sizeof(what), "split at %zu", i);
+        visit(two, 2, what, arg);
+        tried++;
+    }
+    /* ... and in three at every pair of indices while that stays cheap */
+    if (len <= 48) {
+        for (size_t i = 1; i < len; i++) {
+            for (size_t j = i + 1; j < len; j++) {
+                size_t three[3] = {i, j - i, len - j};
+                snprintf(what, sizeof(what), "split at %zu and %zu", i, j);
+                visit(three, 3, what, arg);
+                tried++;
+            }
+        }
+    }
+
+    /* one byte per read */
+    for (size_t i = 0; i < len; i++)
+        chunks[i] = 1;
+    if (len > 0) {
+        visit(chunks, len, "one byte per read", arg);
+        tried++;
+    }
+
+    /* random chunkings, fixed seed */
+    uint64_t seed = 0x9E3779B97F4A7C15ULL ^ (uint64_t)len;
+    for (int round = 0; round < 64 && len > 1; round++) {
+        size_t n = 0, left = len;
+        size_t cap = (round % 4 == 0) ? 3 : (round % 4 == 1) ? 17 : len;
+        while (left > 0) {
+            size_t k = 1 + (size_t)(feed_rand(&seed) % cap);
+            if (k > left)
+                k = left;
+            chunks[n++] = k;
+            left -= k;
+        }
+        snprintf(what, sizeof(what), "random chunking #%d", round);
+        visit(chunks, n, what, arg);
+        tried++;
+    }
+    free(chunks);
+    return tried;
+}
+
+typedef struct feed_compare_arg {
+    const weft_codec *codec;
+    const char *name;
+    const char *input;
+    size_t len;
+    bool keep_going;
+    const feed_result *whole;
+} feed_compare_arg;
+
+static void feed_compare(const size_t *chunks, size_t nchunks, const char *what, void *arg)
+{
+    const feed_compare_arg *a = arg;
     feed_result r;
-    feed_run(codec, (const uint8_t *)c->input, c->input_len, chunks, nchunks, keep_going, &r);
+    feed_run(a->codec, (const uint8_t *)a->input, a->len, chunks, nchunks, a->keep_going, &r);
     char label[160];
-    snprintf(label, sizeof(label), "\"%s\" %s", c->name, what);
-    feed_assert_same(whole, &r, label);
+    snprintf(label, sizeof(label), "\"%s\" %s", a->name, what);
+    feed_assert_same(a->whole, &r, label);
     feed_result_free(&r);
 }
 
@@ -235,69 +298,20 @@ size_t feed_check_stream(const weft_codec_config *cfg, const char *name, const c
 {
     weft_codec codec;
     assert_int_equal(weft_codec_init(&codec, cfg), 0);
-    feed_case one_case = {name, input, len, {FEED_END}, leftover};
-    const feed_case *c = &one_case;
-    size_t tried = 0;
-    char what[96];
 
-    /* (a) whole */
+    /* One read of everything: the events expected. */
     feed_result whole;
     size_t one = len;
     feed_run(&codec, (const uint8_t *)input, len, &one, len ? 1 : 0, keep_going, &whole);
-    tried++;
     if (expect != NULL)
         feed_assert_events(&whole, expect, nexpect, name);
     if (leftover != FEED_NO_LEFTOVER && (long)whole.leftover != leftover)
         fail_msg("case \"%s\": leftover %zu, expected %ld", name, whole.leftover, leftover);
 
-    size_t *chunks = malloc((len ? len : 1) * sizeof(*chunks));
-    assert_non_null(chunks);
+    /* Every other chunking: the same events. */
+    feed_compare_arg arg = {&codec, name, input, len, keep_going, &whole};
+    size_t tried = 1 + feed_each_chunking(len, feed_compare, &arg);
 
-    /* (b) split in two at every index */
-    for (size_t i = 1; i < len; i++) {
-        size_t two[2] = {i, len - i};
-        snprintf(what, sizeof(what), "split at %zu", i);
-        feed_compare(&codec, c, &whole, two, 2, keep_going, what);
-        tried++;
-    }
-    /* ... and in three at every pair of indices while that stays cheap */
-    if (len <= 48) {
-        for (size_t i = 1; i < len; i++) {
-            for (size_t j = i + 1; j < len; j++) {
-                size_t three[3] = {i, j - i, len - j};
-                snprintf(what, sizeof(what), "split at %zu and %zu", i, j);
-                feed_compare(&codec, c, &whole, three, 3, keep_going, what);
-                tried++;
-            }
-        }
-    }
-
-    /* (c) one byte per read */
-    for (size_t i = 0; i < len; i++)
-        chunks[i] = 1;
-    if (len > 0) {
-        feed_compare(&codec, c, &whole, chunks, len, keep_going, "one byte per read");
-        tried++;
-    }
-
-    /* (d) random chunkings, fixed seed */
-    uint64_t seed = 0x9E3779B97F4A7C15ULL ^ (uint64_t)len;
-    for (int round = 0; round < 64 && len > 1; round++) {
-        size_t n = 0, left = len;
-        size_t cap = (round % 4 == 0) ? 3 : (round % 4 == 1) ? 17 : len;
-        while (left > 0) {
-            size_t k = 1 + (size_t)(feed_rand(&seed) % cap);
-            if (k > left)
-                k = left;
-            chunks[n++] = k;
-            left -= k;
-        }
-        snprintf(what, sizeof(what), "random chunking #%d", round);
-        feed_compare(&codec, c, &whole, chunks, n, keep_going, what);
-        tried++;
-    }
-
-    free(chunks);
     feed_result_free(&whole);
     weft_codec_destroy(&codec);
     return tried;

@@ -10,6 +10,7 @@
 #ifndef WEFT_TEST_CODEC_FEED_H
 #define WEFT_TEST_CODEC_FEED_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,15 +19,15 @@
 
 /* What a case expects, in order: frames and errors. FEED_END terminates the list. */
 typedef struct feed_expect {
-    int rc; /* 0: a frame with these bytes; < 0: that error; FEED_END_RC: end of list */
+    int rc; /* WEFT_FRAME: a frame with these bytes; < 0: that error; FEED_END_RC: end */
     const char *data;
     size_t len;
 } feed_expect;
 
-#define FEED_END_RC 1
-#define FEED_FRAME(s)         \
-    {                         \
-        0, (s), sizeof(s) - 1 \
+#define FEED_END_RC INT_MAX /* no decoder answers this */
+#define FEED_FRAME(s)                  \
+    {                                  \
+        WEFT_FRAME, (s), sizeof(s) - 1 \
     }
 #define FEED_ERROR(e) \
     {                 \
@@ -51,7 +52,7 @@ typedef struct feed_case {
 #define FEED_INPUT(s) (s), sizeof(s) - 1
 
 typedef struct feed_event {
-    int rc;
+    int rc;        /* WEFT_FRAME or the error */
     uint8_t *data; /* frame bytes, owned by the result */
     size_t len;
     bool recoverable;
@@ -96,6 +97,13 @@ size_t feed_check_case(const weft_codec_config *cfg, const feed_case *c, bool ke
 size_t feed_check_stream(const weft_codec_config *cfg, const char *name, const char *input,
                          size_t len, const feed_expect *expect, size_t nexpect, long leftover,
                          bool keep_going);
+
+/* Calls visit(chunks, nchunks, what, arg) for every chunking feed_check_stream compares with
+ * one-shot decoding: split in two at every index, in three at every pair of indices (short
+ * inputs), one byte per read, and random chunkings from a fixed seed. what names the
+ * chunking. Returns the number of chunkings visited. */
+typedef void (*feed_chunking_fn)(const size_t *chunks, size_t nchunks, const char *what, void *arg);
+size_t feed_each_chunking(size_t len, feed_chunking_fn visit, void *arg);
 
 /* Runs every case of a table; returns the number of chunkings tried. */
 size_t feed_check_table(const weft_codec_config *cfg, const feed_case *cases, size_t n,
