@@ -21,5 +21,7 @@ weft_require_packages() {
     fi
 }
 
-# What building weft needs.
-WEFT_BUILD_PACKAGES=(cmake make gcc pkg-config libevent-dev libcmocka-dev libxxhash-dev)
+# What building the library and the example programs needs (run.sh).
+WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev)
+# What building everything needs: the tests add cmocka.
+WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
