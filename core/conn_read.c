@@ -242,6 +242,10 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         return c->close_err;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return WEFT_ECLOSED;
+    /* At the high-water mark no more requests are handed out, so buffered ones cannot turn
+     * into unbounded replies; they are offered again once the queue drains below half. */
+    if (c->flags & CONN_PAUSED)
+        return WEFT_AGAIN;
     for (;;) {
         size_t len;
         const uint8_t *p = in_view(c, &len);
@@ -289,9 +293,10 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         weft_codec_traits traits;
         weft_codec_get_traits(&e->codec, &traits);
         bool fatal = !fr.recoverable || traits.close_on_error;
-        weft__log(e, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
-                  loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
-                  fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
+        weft__log_peer(
+            loop, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
+            loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
+            fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
         if (!fatal && fr.consumed > 0)
             continue;
         /* A "recoverable" error that skipped nothing would be met again forever. */
