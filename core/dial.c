@@ -48,8 +48,10 @@ static void dial_adopt(weft__loop *loop, weft__task *t)
         return;
     }
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, true);
-    if (c == NULL)
+    if (c == NULL) { /* refused for want of memory: the caller was promised on_close */
+        weft__loop_promise_close(loop, -1, t->data, WEFT_ENOMEM);
         return;
+    }
     c->flags |= CONN_CONNECTING;
     c->active_ms = loop->now_ms + (uint32_t)t->len; /* the connect deadline, for the wheel */
     weft__conn_update_interest(c);

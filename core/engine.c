@@ -216,9 +216,10 @@ static void join_threads(weft_engine *e)
 
 int weft_engine_start(const weft_config *cfg, weft_engine **out)
 {
+    if (out != NULL)
+        *out = NULL;
     if (cfg == NULL || out == NULL)
         return WEFT_EINVAL;
-    *out = NULL;
     int rc = validate(cfg);
     if (rc != 0)
         return rc;
@@ -236,13 +237,14 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     } else {
         e->nloops = cfg->loops;
     }
-    if (cfg->codec.kind != WEFT_CODEC_NONE) {
-        rc = weft_codec_init(&e->codec, &cfg->codec);
-        if (rc != 0) {
-            weft__log(e, WEFT_LOG_ERROR, "codec config rejected: %s", weft_strerror(rc));
-            goto fail;
-        }
-        e->has_codec = true;
+    /* WEFT_CODEC_NONE makes a codec without a vtable: nothing to decode with. */
+    rc = weft_codec_init(&e->codec, &cfg->codec);
+    if (rc != 0) {
+        weft__log(e, WEFT_LOG_ERROR, "codec config rejected: %s", weft_strerror(rc));
+        goto fail;
+    }
+    e->has_codec = e->codec.vtable != NULL;
+    if (e->has_codec) {
         weft_codec_traits traits;
         weft_codec_get_traits(&e->codec, &traits);
         if (traits.max_frame > cfg->max_inbound)

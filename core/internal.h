@@ -319,8 +319,11 @@ void weft__loop_publish_buffers(weft__loop *loop);
 /* Makes fd a connection of this loop (not yet watched), or closes it and returns NULL.
  * tune: set the socket options (an accepted socket inherited them from its listener). */
 weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
-/* Sets up an accepted (or enrolled) fd as a connection on this loop and opens it. */
+/* Sets up an accepted fd as a connection on this loop and opens it. */
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+/* A dial or enroll was promised on_close and gets it, on a stand-in connection that carries
+ * ctx and was never opened (no connection could be made, or the loop is gone). */
+void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err);
 /* Asks the engine to stop (what weft_engine_stop does; async-signal-safe), for the loop
  * layer's WEFT_ACTION_SHUTDOWN. */
 void weft__loop_request_stop(weft_engine *e);

@@ -227,6 +227,21 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune
         weft__conn_opened(c);
 }
 
+void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err)
+{
+    if (loop->engine->cfg.handler.on_close == NULL)
+        return;
+    /* A stand-in connection that carries the caller's ctx: it was never opened. */
+    weft_conn tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.loop = loop;
+    tmp.fd = fd;
+    tmp.ctx = ctx;
+    tmp.slot = WEFT__NO_SLOT;
+    tmp.flags = CONN_CLOSED;
+    loop->engine->cfg.handler.on_close(&tmp, err);
+}
+
 /* ---- stopping ---- */
 
 /* Graceful shutdown of this loop: no more accepting; every connection flushes and closes;
@@ -270,8 +285,10 @@ static void begin_stop(weft__loop *loop)
 void weft__loop_refuse_promised(weft__loop *loop, weft__task *t)
 {
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, false);
-    if (c == NULL)
+    if (c == NULL) {
+        weft__loop_promise_close(loop, -1, t->data, WEFT_ESHUTDOWN);
         return;
+    }
     c->flags |= CONN_CONNECTING; /* never opened: the balancer hears nothing */
     weft__conn_close_now(c, WEFT_ESHUTDOWN);
 }
@@ -307,10 +324,15 @@ static void run_task(weft__loop *loop, weft__task *t)
         }
         break;
     case WEFT__TASK_ENROLL:
-        if (loop->stopping)
+        if (loop->stopping) {
             weft__loop_refuse_promised(loop, t);
-        else
-            weft__loop_adopt(loop, t->fd, t->family, t->data, true);
+        } else {
+            weft_conn *nc = weft__conn_setup(loop, t->fd, t->family, t->data, true);
+            if (nc != NULL)
+                weft__conn_opened(nc);
+            else /* refused for want of memory: the caller was promised on_close */
+                weft__loop_promise_close(loop, -1, t->data, WEFT_ENOMEM);
+        }
         break;
     case WEFT__TASK_WRITE: {
         c = ref_lookup(loop, t->ref);
@@ -386,18 +408,9 @@ void weft__loop_drain_leftovers(weft__loop *loop)
         weft__task *t = &tasks[i];
         if (t->kind == WEFT__TASK_NEW_CONN || t->kind == WEFT__TASK_DIAL ||
             t->kind == WEFT__TASK_ENROLL) {
-            if (t->kind != WEFT__TASK_NEW_CONN && loop->engine->cfg.handler.on_close != NULL) {
-                /* The loop is gone: on_close runs here, on a stand-in connection that
-                 * carries the caller's ctx, so what was promised is still kept. */
-                weft_conn tmp;
-                memset(&tmp, 0, sizeof(tmp));
-                tmp.loop = loop;
-                tmp.fd = t->fd;
-                tmp.ctx = t->data;
-                tmp.slot = WEFT__NO_SLOT;
-                tmp.flags = CONN_CLOSED;
-                loop->engine->cfg.handler.on_close(&tmp, WEFT_ESHUTDOWN);
-            }
+            /* The loop is gone: on_close runs here, so what was promised is kept. */
+            if (t->kind != WEFT__TASK_NEW_CONN)
+                weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else if (t->kind == WEFT__TASK_WRITE) {

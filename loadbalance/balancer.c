@@ -67,9 +67,9 @@ int weft_balancer_create(const weft_lb_config *cfg, size_t nloops, weft_balancer
     if (vt->create != NULL) {
         b->state = NULL;
         int rc = vt->create(cfg, nloops, &b->state);
-        if (rc < 0) {
+        if (rc != 0) { /* anything but 0 is a failure, whatever its sign */
             free(b);
-            return rc;
+            return rc < 0 ? rc : WEFT_EINVAL;
         }
     }
     *out = b;
