@@ -54,6 +54,34 @@ void weft__conn_opened(weft_conn *c)
     }
 }
 
+/* ---- the read timeout's clock ---- */
+
+static bool reading_counts(const weft_conn *c)
+{
+    return (c->flags & (CONN_READING | CONN_PAUSED)) == CONN_READING;
+}
+
+/* The read timeout counts only the time a partial frame waits while we read: since_ms is
+ * when that wait began while reading, and how long it had lasted while not. So a pause
+ * (weft_conn_pause_read, or the high-water mark) holds the clock and a resume goes on from
+ * where it stopped, instead of starting it again: a peer that trickles a frame through a
+ * server that keeps pausing still runs out of time. Call with the flags as they were
+ * before a change, and the change applied in between. */
+void weft__conn_read_clock(weft_conn *c, bool counted_before)
+{
+    bool counts = reading_counts(c);
+    if (counts == counted_before || !(c->flags & CONN_PARTIAL))
+        return;
+    c->since_ms = c->loop->now_ms - c->since_ms; /* a start time <-> a duration */
+    if (counts) /* filed by its idle deadline while paused: by the read one again */
+        weft__wheel_schedule(c);
+}
+
+void weft__conn_read_clock_start(weft_conn *c)
+{
+    c->since_ms = reading_counts(c) ? c->loop->now_ms : 0;
+}
+
 /* ---- public connection API (owning loop's thread) ---- */
 
 int weft_conn_pause_read(weft_conn *c)
@@ -62,7 +90,9 @@ int weft_conn_pause_read(weft_conn *c)
         return WEFT_EINVAL;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
+    bool counted = reading_counts(c);
     c->flags &= (uint16_t)~CONN_READING;
+    weft__conn_read_clock(c, counted);
     weft__conn_update_interest(c);
     return 0;
 }
@@ -77,8 +107,9 @@ int weft_conn_resume_read(weft_conn *c)
         return WEFT_ECLOSED;
     if (c->flags & CONN_READING)
         return 0;
+    bool counted = reading_counts(c);
     c->flags |= CONN_READING;
-    c->since_ms = c->loop->now_ms; /* the read timeout restarts with reading */
+    weft__conn_read_clock(c, counted);
     weft__conn_update_interest(c);
     /* Bytes buffered while paused may be all the peer sends for now: offer them without
      * waiting for more. Through the queue, since the caller may be inside another

@@ -90,7 +90,7 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         } else if (!(c->flags & CONN_PARTIAL) || used > 0) {
             /* The read timeout runs from the last progress, so a fast stream that always
              * ends mid-frame is not mistaken for a slow one. */
-            c->since_ms = loop->now_ms;
+            weft__conn_read_clock_start(c);
             if (!(c->flags & CONN_PARTIAL)) {
                 c->flags |= CONN_PARTIAL;
                 weft__wheel_schedule(c);

@@ -72,12 +72,14 @@ static void check_backpressure(weft_conn *c)
 {
     const weft_config *cfg = &c->loop->engine->cfg;
     if (!(c->flags & CONN_PAUSED) && c->out.len >= cfg->write_high_water) {
+        bool counted = (c->flags & CONN_READING) != 0;
         c->flags |= CONN_PAUSED;
+        weft__conn_read_clock(c, counted);
         WEFT__STAT_ADD(c->loop->stats.pauses, 1);
         weft__conn_update_interest(c);
     } else if ((c->flags & CONN_PAUSED) && c->out.len <= cfg->write_high_water / 2) {
         c->flags &= (uint16_t)~CONN_PAUSED;
-        c->since_ms = c->loop->now_ms; /* the read timeout restarts with reading */
+        weft__conn_read_clock(c, false); /* the read timeout goes on with reading */
         weft__conn_update_interest(c);
         /* Input held back at the mark waits in the buffer: offer it again, from the loop's
          * queue, since this may run inside another connection's callback. */

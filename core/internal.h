@@ -338,6 +338,10 @@ int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref);
 void weft__conn_opened(weft_conn *c);
 /* Tells the backend what c wants now (read, write), from its flags and queued output. */
 void weft__conn_update_interest(weft_conn *c);
+/* The read timeout counts only while c reads (conn.c says how): after a change to
+ * CONN_READING or CONN_PAUSED, with whether it counted before; and at a new wait. */
+void weft__conn_read_clock(weft_conn *c, bool counted_before);
+void weft__conn_read_clock_start(weft_conn *c);
 /* Sets TCP_NODELAY and keepalive as configured (on a listener, so accepted sockets inherit
  * them, or on a dialled or enrolled socket). */
 int weft__socket_tune(const weft_config *cfg, int fd, int family);
