@@ -45,6 +45,16 @@ static int push_write(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
             rc = WEFT_EOUTCAP;
         }
     }
+    if (rc == WEFT_EOUTCAP) {
+        /* Refused at the hard cap: the connection closes, as weft_conn_write closes it, so
+         * a reader never gets a stream with a hole in it. */
+        weft__task t;
+        memset(&t, 0, sizeof(t));
+        t.kind = WEFT__TASK_ABORT;
+        t.ref = ref;
+        t.err = WEFT_EOUTCAP;
+        (void)weft__queue_push(&loop->queue, &t);
+    }
     if (rc == 0) {
         weft__task t;
         memset(&t, 0, sizeof(t));
@@ -131,4 +141,72 @@ int weft_async_close(weft_engine *e, weft_conn_ref ref)
 int weft_async_wake(weft_engine *e, weft_conn_ref ref)
 {
     return push_simple(e, ref, WEFT__TASK_WAKE);
+}
+
+int weft_async_abort(weft_engine *e, weft_conn_ref ref)
+{
+    weft__loop *loop;
+    weft_conn *c;
+    int rc = ref_check(e, ref, &loop, &c);
+    if (rc != 0)
+        return rc;
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = WEFT__TASK_ABORT;
+    t.ref = ref;
+    t.err = WEFT_ECANCELED;
+    return weft__queue_push(&loop->queue, &t);
+}
+
+int weft_async_call(weft_engine *e, weft_conn_ref ref, weft_conn_call_cb fn, void *arg)
+{
+    if (fn == NULL)
+        return WEFT_EINVAL;
+    weft__loop *loop;
+    weft_conn *c;
+    int rc = ref_check(e, ref, &loop, &c);
+    if (rc != 0)
+        return rc;
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = WEFT__TASK_CALL;
+    t.ref = ref;
+    t.conn_fn = fn;
+    t.data = arg;
+    return weft__queue_push(&loop->queue, &t);
+}
+
+int weft_loop_call(weft_engine *e, unsigned loop, weft_loop_call_cb fn, void *arg)
+{
+    if (e == NULL || fn == NULL || loop >= e->nloops)
+        return WEFT_EINVAL;
+    if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
+        return WEFT_ESHUTDOWN;
+    weft__task t;
+    memset(&t, 0, sizeof(t));
+    t.kind = WEFT__TASK_LOOP_CALL;
+    t.loop_fn = fn;
+    t.data = arg;
+    return weft__queue_push(&e->loops[loop].queue, &t);
+}
+
+int weft_async_get_pending_out(weft_engine *e, weft_conn_ref ref, size_t *bytes)
+{
+    if (bytes == NULL)
+        return WEFT_EINVAL;
+    *bytes = 0;
+    weft__loop *loop;
+    weft_conn *c;
+    int rc = ref_check(e, ref, &loop, &c);
+    if (rc == WEFT_ESHUTDOWN)
+        rc = 0; /* still a fair question while the engine stops */
+    if (rc != 0)
+        return rc;
+    uint64_t n = atomic_load_explicit(&c->async_pending, memory_order_acquire) +
+                 atomic_load_explicit(&c->out_len, memory_order_relaxed);
+    /* Read again: a slot reused meanwhile answers for another connection. */
+    if (atomic_load_explicit(&c->gen, memory_order_acquire) != ref.gen)
+        return WEFT_ESTALE;
+    *bytes = (size_t)n;
+    return 0;
 }

@@ -362,6 +362,26 @@ static void run_task(weft__loop *loop, weft__task *t)
         if (c != NULL)
             weft__conn_close_graceful(c, 0);
         break;
+    case WEFT__TASK_ABORT:
+        c = ref_lookup(loop, t->ref);
+        if (c != NULL) {
+            if (t->err == WEFT_EOUTCAP)
+                weft__log_peer(loop, WEFT_LOG_WARN,
+                               "conn %u/%u: an async write would pass the hard cap of %zu; "
+                               "closing",
+                               loop->index, c->slot, loop->engine->cfg.write_hard_cap);
+            weft__conn_close_now(c, t->err);
+        }
+        break;
+    case WEFT__TASK_CALL:
+        c = ref_lookup(loop, t->ref);
+        if (c != NULL && (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+            c = NULL;
+        t->conn_fn(c, t->data);
+        break;
+    case WEFT__TASK_LOOP_CALL:
+        t->loop_fn(loop->engine, loop->index, t->data, 0);
+        break;
     case WEFT__TASK_WAKE:
         c = ref_lookup(loop, t->ref);
         /* Over the high-water mark its buffered input waits: leaving the mark offers it. */
@@ -413,6 +433,10 @@ void weft__loop_drain_leftovers(weft__loop *loop)
                 weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
+        } else if (t->kind == WEFT__TASK_CALL) {
+            t->conn_fn(NULL, t->data);
+        } else if (t->kind == WEFT__TASK_LOOP_CALL) {
+            t->loop_fn(loop->engine, loop->index, t->data, WEFT_ESHUTDOWN);
         } else if (t->kind == WEFT__TASK_WRITE) {
             if (t->free_cb != NULL)
                 t->free_cb(t->data, t->free_ctx);

@@ -22,6 +22,9 @@ typedef enum weft__task_kind {
     WEFT__TASK_WRITE,        /* ref, data/len, free_cb + free_ctx (NULL = free()) */
     WEFT__TASK_CLOSE,        /* ref: graceful close */
     WEFT__TASK_WAKE,         /* ref: call on_traffic */
+    WEFT__TASK_ABORT,        /* ref: close now; len: the reason (a WEFT_E* code) */
+    WEFT__TASK_CALL,         /* ref: conn_fn(conn, data) */
+    WEFT__TASK_LOOP_CALL,    /* loop_fn(engine, loop, data, 0) */
     WEFT__TASK_STOP          /* begin the loop's shutdown; from the acceptor, once it
                                 stopped accepting */
 } weft__task_kind;
@@ -32,6 +35,7 @@ typedef struct weft__task {
     weft__task_kind kind;
     int fd;
     int family; /* NEW_CONN, DIAL, ENROLL: the socket's address family */
+    int err;    /* ABORT: the reason */
     weft_conn_ref ref;
     void *data;
     size_t len;
@@ -40,6 +44,8 @@ typedef struct weft__task {
     /* DIAL: what the loop runs for it (dial.c's side), so the loop needs no arrow back
      * into the control side. */
     void (*run)(struct weft__loop *loop, struct weft__task *t);
+    weft_conn_call_cb conn_fn; /* CALL */
+    weft_loop_call_cb loop_fn; /* LOOP_CALL */
 } weft__task;
 
 typedef struct weft__queue {

@@ -33,6 +33,13 @@ typedef struct weft_conn_ref {
     uint32_t gen; /* odd for a live connection; 0 is never live */
 } weft_conn_ref;
 
+/* True when a and b name the same connection (the same one in its life: a ref to an earlier
+ * connection on the same slot differs). */
+static inline bool weft_conn_ref_equal(weft_conn_ref a, weft_conn_ref b)
+{
+    return a.loop == b.loop && a.slot == b.slot && a.gen == b.gen;
+}
+
 /* What a callback asks the engine to do next. */
 typedef enum weft_action {
     WEFT_ACTION_NONE = 0,

@@ -260,15 +260,20 @@ typedef void (*weft_free_cb)(void *data, void *ctx);
 /* Copies data (borrowed until this returns) and queues it for ref's connection. Returns 0
  * (queued: if the connection closes before its loop runs the write, it is dropped),
  * WEFT_EINVAL (NULL engine, or data NULL with len > 0), WEFT_ESTALE (closed), WEFT_EOUTCAP
- * (it would pass the hard cap), WEFT_ESHUTDOWN (weft_engine_stop was called) or
- * WEFT_ENOMEM. Writes to one connection leave in the order of the calls. */
+ * (it would pass write_hard_cap: the connection is then closed with on_close(conn,
+ * WEFT_EOUTCAP), as weft_conn_write closes it; a producer that wants to slow down before
+ * that asks weft_async_get_pending_out), WEFT_ESHUTDOWN (weft_engine_stop was called) or
+ * WEFT_ENOMEM. Writes, calls, wakes and closes to one connection run in the order of the
+ * calls, from whichever thread; a weft_conn_write made on the loop goes out in its own
+ * order, and so may overtake an async write still in the loop's queue. */
 WEFT_API int weft_async_write(weft_engine *engine, weft_conn_ref ref, const void *data, size_t len);
 
 /* As weft_async_write without the copy, and also WEFT_EINVAL for a NULL free_cb. On success
  * ownership of data passes to weft, which calls free_cb(data, free_ctx) exactly once (on the
- * loop thread, or in weft_engine_wait for a write still queued at stop), after the bytes were
- * handed to the socket or queued, or when the connection turned out to be gone. On failure
- * data stays the caller's and free_cb is never called. */
+ * loop thread, or in weft_engine_wait for a write still queued at stop) once it is done with
+ * the bytes: sent, copied, or dropped with the connection. Large writes wait in the
+ * connection's queue without a copy. On failure data stays the caller's and free_cb is never
+ * called. */
 WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *data, size_t len,
                                  weft_free_cb free_cb, void *free_ctx);
 
@@ -286,6 +291,39 @@ WEFT_API int weft_async_close(weft_engine *engine, weft_conn_ref ref);
  * closing). Returns 0, WEFT_EINVAL (NULL engine), WEFT_ESTALE, WEFT_ESHUTDOWN or
  * WEFT_ENOMEM. */
 WEFT_API int weft_async_wake(weft_engine *engine, weft_conn_ref ref);
+
+/* Closes ref's connection now, dropping what is queued (as weft_conn_abort):
+ * on_close(conn, WEFT_ECANCELED) follows on its loop. Returns as weft_async_close. */
+WEFT_API int weft_async_abort(weft_engine *engine, weft_conn_ref ref);
+
+/* Runs on a connection's loop: conn is the connection, valid until this returns; or NULL
+ * when it closed (or the engine stopped) before the call could run, so that arg can be
+ * released. Owning loop's thread (or, after a stop, the thread in weft_engine_wait). */
+typedef void (*weft_conn_call_cb)(weft_conn *conn, void *arg);
+
+/* Runs fn(conn, arg) on the loop that owns ref, in order with the async writes, wakes and
+ * closes made to ref before and after it (netty's eventLoop().execute, gnet's Wake). Returns
+ * 0 (fn runs exactly once), or WEFT_EINVAL (NULL engine or fn), WEFT_ESTALE, WEFT_ESHUTDOWN
+ * or WEFT_ENOMEM: then fn never runs and arg stays the caller's. Any thread. */
+WEFT_API int weft_async_call(weft_engine *engine, weft_conn_ref ref, weft_conn_call_cb fn,
+                             void *arg);
+
+/* Runs on a loop's thread for weft_loop_call; status is 0, or WEFT_ESHUTDOWN when the loop
+ * had stopped first and this runs in weft_engine_wait instead, only to release arg. */
+typedef void (*weft_loop_call_cb)(weft_engine *engine, unsigned loop, void *arg, int status);
+
+/* Runs fn(engine, loop, arg, 0) on loop's thread, for work that belongs to a loop and not to
+ * one connection (a loop-local cache, a fan-out over the loop's own connections). Returns 0
+ * (fn runs exactly once), WEFT_EINVAL (NULL engine or fn, loop out of range),
+ * WEFT_ESHUTDOWN or WEFT_ENOMEM: then fn never runs. Any thread, the loop's own included
+ * (then fn runs later, in the loop's next pass over its queue). */
+WEFT_API int weft_loop_call(weft_engine *engine, unsigned loop, weft_loop_call_cb fn, void *arg);
+
+/* How many bytes wait to go out to ref's connection: its queue, and async writes not yet
+ * run, as the hard cap counts them (so a publisher can drop a slow consumer, or skip it,
+ * before the cap). Sets *bytes; returns 0, WEFT_EINVAL or WEFT_ESTALE. Any thread; the
+ * figure is a moment's, exact only on the owning loop. */
+WEFT_API int weft_async_get_pending_out(weft_engine *engine, weft_conn_ref ref, size_t *bytes);
 
 /* The engine's worker pool (cfg.workers > 0), or NULL. Any thread. Borrowed until
  * weft_engine_wait, which shuts it down (WEFT_POOL_CANCEL): never weft_pool_shutdown it. */

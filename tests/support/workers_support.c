@@ -23,6 +23,7 @@ static pthread_mutex_t refs_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_conn_ref refs[WK_MAX_CONNS];
 _Atomic long wk_registered;
 _Atomic long wk_closed_count;
+_Atomic int wk_last_close_err;
 _Atomic int wk_job_sleep_ms;
 _Atomic long wk_jobs_refused;
 
@@ -33,6 +34,7 @@ static void reset_server_state(void)
     pthread_mutex_unlock(&refs_mu);
     atomic_store(&wk_registered, 0);
     atomic_store(&wk_closed_count, 0);
+    atomic_store(&wk_last_close_err, 0);
     atomic_store(&wk_job_sleep_ms, 0);
     atomic_store(&wk_jobs_refused, 0);
 }
@@ -102,7 +104,7 @@ static weft_action on_traffic(weft_conn *c)
 static void on_close(weft_conn *c, int err)
 {
     (void)c;
-    (void)err;
+    atomic_store(&wk_last_close_err, err);
     atomic_fetch_add(&wk_closed_count, 1);
 }
 

@@ -22,10 +22,11 @@
 
 /* ---- the server ---- */
 
-extern _Atomic long wk_registered;   /* clients whose id the server has read */
-extern _Atomic long wk_closed_count; /* connections whose on_close has run */
-extern _Atomic int wk_job_sleep_ms;  /* how long an 'S' job blocks its worker */
-extern _Atomic long wk_jobs_refused; /* 'S' jobs the pool would not take */
+extern _Atomic long wk_registered;    /* clients whose id the server has read */
+extern _Atomic long wk_closed_count;  /* connections whose on_close has run */
+extern _Atomic int wk_last_close_err; /* the err of the latest on_close */
+extern _Atomic int wk_job_sleep_ms;   /* how long an 'S' job blocks its worker */
+extern _Atomic long wk_jobs_refused;  /* 'S' jobs the pool would not take */
 
 /* Resets the state above and fills cfg: WK_LOOPS loops, WK_WORKERS workers, the commands. */
 void wk_base_config(weft_config *cfg);
