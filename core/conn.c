@@ -84,6 +84,18 @@ void weft__conn_read_clock_start(weft_conn *c)
 
 /* ---- public connection API (owning loop's thread) ---- */
 
+int weft_conn_set_timeouts(weft_conn *c, unsigned idle_ms, unsigned read_ms)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    c->idle_ms = idle_ms;
+    c->read_ms = read_ms;
+    weft__wheel_schedule(c); /* by the new deadlines */
+    return 0;
+}
+
 int weft_conn_pause_read(weft_conn *c)
 {
     if (c->flags & CONN_DGRAM)

@@ -94,6 +94,9 @@ struct weft_conn {
      * area, chained by their next (conn_write.c). */
     uint32_t stage_head;
     uint32_t stage_tail;
+    /* weft_conn_set_timeouts: this connection's own, or WEFT_TIMEOUT_DEFAULT. */
+    uint32_t idle_ms;
+    uint32_t read_ms;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
 };

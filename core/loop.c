@@ -209,6 +209,7 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
     c->active_ms = loop->now_ms;
     c->since_ms = 0;
+    c->idle_ms = c->read_ms = WEFT_TIMEOUT_DEFAULT;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
