@@ -35,6 +35,11 @@ int wt_timeout_ms(void)
     return wt_slow() ? 60000 : 10000;
 }
 
+int wt_grace_ms(int ms)
+{
+    return wt_slow() ? ms * WT_SLOW_FACTOR : ms;
+}
+
 int64_t wt_now_ms(void)
 {
     struct timespec ts;

@@ -17,11 +17,19 @@
 /* Every blocking step of a test gives up after this long: 10 s, or 60 s when wt_slow(). */
 #define WT_TIMEOUT_MS (wt_timeout_ms())
 
-/* True when the environment says the tests run under a heavy slowdown (valgrind sets
- * WEFT_TEST_SLOW=1 through scripts/valgrind.sh). Tests then relax their time bounds and
- * scale down their repetition counts; they never skip an assertion. */
+/* True when the environment says the tests run under a heavy slowdown: scripts/test.sh
+ * sets WEFT_TEST_SLOW=1 for the ThreadSanitizer suite and scripts/valgrind.sh for memcheck.
+ * Tests then relax their time bounds (wt_grace_ms) and scale down their repetition counts;
+ * they never skip an assertion. */
 bool wt_slow(void);
 int wt_timeout_ms(void);
+
+/* How much later than its deadline something may happen and still pass: ms, or
+ * WT_SLOW_FACTOR times ms when wt_slow(). For the upper bounds that only time can state
+ * (a timeout fires eventually, a stop gives up); a lower bound (not early) is never
+ * relaxed, and what a counter can state is asserted on the counter instead. */
+#define WT_SLOW_FACTOR 10
+int wt_grace_ms(int ms);
 
 /* True under valgrind (scripts/valgrind.sh sets WEFT_TEST_VALGRIND=1). valgrind emulates
  * RLIMIT_NOFILE instead of passing it to the kernel: a descriptor over the lowered limit is
