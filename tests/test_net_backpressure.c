@@ -22,7 +22,8 @@
 
 static _Atomic long max_pending; /* the largest weft_conn_get_pending_out seen after a write */
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
     wt_counters_reset();
     atomic_store(&max_pending, 0);
@@ -93,7 +94,7 @@ static void *writer_main(void *arg)
 static void test_non_reading_peer_bounds_server_memory(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, echo_watching_queue, 1);
     cfg.handler.on_close = wt_count_close;
@@ -179,7 +180,7 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
 static void test_peer_reset_mid_write(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, echo_watching_queue, 1);
     cfg.handler.on_close = wt_count_close;
@@ -250,7 +251,7 @@ static weft_action flood_on_request(weft_conn *c)
 static void test_outbound_hard_cap_closes_the_connection(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     atomic_store(&flood_rc, 0);
     weft_config cfg;
     wt_config(&cfg, flood_on_request, 1);
@@ -289,7 +290,7 @@ static weft_action never_reads(weft_conn *c)
 static void test_inbound_cap_closes_the_connection(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, never_reads, 1);
     cfg.handler.on_close = wt_count_close;
@@ -346,7 +347,7 @@ static weft_action pause_then_drain(weft_conn *c)
 static void test_pause_read_holds_the_peer_back(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     atomic_store(&release_reading, 0);
     atomic_store(&pause_rc, 1);
     atomic_store(&drained, 0);

@@ -31,7 +31,8 @@
 
 static _Atomic long write_rc; /* the first failing write's result */
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
     wt_counters_reset();
     atomic_store(&write_rc, 0);
@@ -122,7 +123,7 @@ static void forget_subscriber(weft_conn *c, int err)
 static void test_non_reader_backpressure_then_hard_cap(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     subscriber = NULL;
     atomic_store(&max_pending, 0);
     atomic_store(&pushed, 0);
@@ -258,7 +259,7 @@ static bool holds_partial_frame(void *arg)
 static void test_reset_in_the_middle_of_a_frame(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     base_config(&cfg, echo_frames, 1);
     lf_config(&cfg.codec);
@@ -327,7 +328,7 @@ static weft_action big_answer(weft_conn *c)
 static void test_reset_in_the_middle_of_a_large_write(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     base_config(&cfg, big_answer, 1);
     lf_config(&cfg.codec);
@@ -370,7 +371,7 @@ static void test_reset_in_the_middle_of_a_large_write(void **state)
 static void test_half_close_still_gets_a_large_answer(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     base_config(&cfg, big_answer, 1);
     lf_config(&cfg.codec);
@@ -492,7 +493,7 @@ static size_t read_to_end(int fd, uint8_t *out, size_t cap)
 
 static void run_bad_case(const bad_case *bc)
 {
-    reset_counters();
+    reset_state();
     weft_config cfg;
     base_config(&cfg, echo_raw_frames, 1);
     cfg.codec = bc->codec;
@@ -672,7 +673,7 @@ static bool live_15(void *arg)
 static void test_max_connections_reached_and_released(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     base_config(&cfg, wt_echo_on_traffic, 2);
     cfg.max_connections = MAXC;
