@@ -93,14 +93,13 @@ bool wt_wait_for(bool (*pred)(void *arg), void *arg, int timeout_ms);
 /* Waits until *counter >= want. */
 bool wt_wait_count(const _Atomic long *counter, long want, int timeout_ms);
 
-/* The engine's totals. */
+/* The engine's totals. What a test can state with these counters (sleeps, wakeups,
+ * accept_errors, ...) it asserts on them, not on CPU or wall time, which say as much about
+ * how busy the machine was. */
 weft_loop_stats wt_stats(weft_engine *e);
 
 /* An echo on_traffic: writes back everything buffered. */
 weft_action wt_echo_on_traffic(weft_conn *c);
-
-/* CPU time (user + system) used by this process so far, in milliseconds. */
-int64_t wt_cpu_ms(void);
 
 /* This process's resident set (VmRSS of /proc/self/status) in KiB, or -1. */
 long wt_rss_kb(void);
