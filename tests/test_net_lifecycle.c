@@ -376,6 +376,9 @@ static void test_stop_while_connections_are_busy(void **state)
         int sz = 32 * 1024;
         setsockopt(stuck[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     }
+    /* All six are open before the push (the idle ones are on the other loop, which may not
+     * have run yet). */
+    assert_true(wt_wait_count(&wt_counts.opened, 6, WT_TIMEOUT_MS));
     /* Three peers push and never read, until the server holds output for each. */
     uint8_t chunk[32 * 1024];
     wt_fill(chunk, sizeof(chunk), 40);
