@@ -200,8 +200,11 @@ static void stop_while_streaming(stop_mode mode)
     }
     wt_sleep_ms(200);
     if (mode == CLIENTS_BACKED_UP) {
+        /* Half the connections backed up: the kernel's buffers on the way (which it lets
+         * grow to MiBs each) full, and the server's own queues past the mark. That is some
+         * 400 MiB through loopback, 3-7 s on a loaded 2-core machine. */
         atomic_store(&sc->pause_reading, true);
-        end = wt_now_ms() + WT_TIMEOUT_MS;
+        end = wt_now_ms() + 3 * WT_TIMEOUT_MS;
         while (wt_stats(s.engine).backpressure_pauses < CLIENTS / 2) {
             assert_true(wt_now_ms() < end);
             wt_sleep_ms(5);
