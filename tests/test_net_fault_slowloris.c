@@ -219,6 +219,11 @@ static bool slow_all_closed(void *arg)
     return closed_readtimeout() >= SLOW_PEERS;
 }
 
+static bool only_good_peers_live(void *arg)
+{
+    return wt_stats(arg).live == GOOD_PEERS;
+}
+
 /* One run of the scenario; returns the good clients' p99s in microseconds. */
 static latency slowloris_once(int attempt)
 {
@@ -276,6 +281,8 @@ static latency slowloris_once(int attempt)
         assert_true(rc == 0 || rc == -ECONNRESET);
         close(sl->fds[i]);
     }
+    /* The engine counts a close once on_close has returned, a moment after wt_counts. */
+    assert_true(wt_wait_for(only_good_peers_live, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
     assert_int_equal(t.live, GOOD_PEERS);
     assert_int_equal(t.buffers_out, 0); /* the partial lines' buffers went back */
