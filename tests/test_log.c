@@ -426,6 +426,31 @@ static void test_filtered_lines_cost_nothing(void **state)
     wt_server_stop(&s);
 }
 
+/* With log_level above WARN the lines held back are still summed up: the summary is written
+ * at a level that passes the filter the lines it counts passed. */
+static void test_summary_passes_a_strict_filter(void **state)
+{
+    (void)state;
+    wt_server s;
+    start_log_server(&s, 1, WEFT_LOG_ERROR);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+
+    request(fd, "100 e");
+    want_summaries w = {0, 1};
+    assert_true(wt_wait_for(has_summaries, &w, WT_TIMEOUT_MS));
+
+    counts c = count_lines();
+    assert_int_equal(c.peer[0], WEFT_PEER_LOG_PER_SEC);
+    assert_int_equal(c.dropped[0], 100 - WEFT_PEER_LOG_PER_SEC);
+    pthread_mutex_lock(&cap.mu);
+    assert_true(cap.levels[c.first_summary] >= WEFT_LOG_ERROR);
+    pthread_mutex_unlock(&cap.mu);
+
+    close(fd);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_the_limit_starts_again_each_second),
         cmocka_unit_test(test_each_loop_has_its_own_budget),
         cmocka_unit_test(test_filtered_lines_cost_nothing),
+        cmocka_unit_test(test_summary_passes_a_strict_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
