@@ -136,8 +136,8 @@ static void pipeline(int fd, const char *req, int n)
     free(buf);
 }
 
-/* Waits until the server has stopped making progress for the client: nothing served and
- * nothing sent for 300 ms. Returns the largest buffer_bytes seen meanwhile. */
+/* Waits until the server has stopped making progress for the client: it paused on the mark,
+ * and nothing was served or sent for 300 ms. Returns the largest buffer_bytes seen meanwhile. */
 static uint64_t wait_until_stuck(weft_engine *e)
 {
     uint64_t max_buf = 0;
@@ -155,7 +155,7 @@ static uint64_t wait_until_stuck(weft_engine *e)
             last_served = s;
             last_out = t.bytes_out;
             still_since = wt_now_ms();
-        } else if (wt_now_ms() - still_since > 300) {
+        } else if (t.backpressure_pauses > 0 && wt_now_ms() - still_since > 300) {
             return max_buf;
         }
         wt_sleep_ms(2);
@@ -564,10 +564,12 @@ static void test_log_flood_is_limited_and_accounted(void **state)
     for (int l = 0; l < 2; l++) {
         const loop_log *ll = &logs.loops[l];
         /* At most the budget per second on each loop: 20 between two summaries, 40 before
-         * the first (the flood may have begun late in a second that was not full). */
+         * the first (the flood may have begun late in a second that was not full). Under a
+         * heavy slowdown a starved loop may see a second without a drop, and so without a
+         * summary: 40 then. */
         assert_true(ll->peer > 0);
         assert_true(ll->peer <= (long)WEFT_PEER_LOG_PER_SEC * seconds);
-        assert_true(ll->max_between <= WEFT_PEER_LOG_PER_SEC);
+        assert_true(ll->max_between <= (wt_slow() ? 2 : 1) * WEFT_PEER_LOG_PER_SEC);
         assert_true(ll->before_first <= 2 * WEFT_PEER_LOG_PER_SEC);
         /* The limit did its work: far more errors than lines. */
         assert_true(ll->summaries >= 1);
