@@ -45,8 +45,10 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
         }
         return false;
     }
-    uint32_t idle = c->idle_ms != WEFT_TIMEOUT_DEFAULT ? c->idle_ms : cfg->idle_timeout_ms;
-    uint32_t read = c->read_ms != WEFT_TIMEOUT_DEFAULT ? c->read_ms : cfg->read_timeout_ms;
+    uint32_t idle = c->idle_ticks != WEFT__TIMEOUT_DEFAULT ? c->idle_ticks * WEFT__TW_TICK_MS
+                                                           : cfg->idle_timeout_ms;
+    uint32_t read = c->read_ticks != WEFT__TIMEOUT_DEFAULT ? c->read_ticks * WEFT__TW_TICK_MS
+                                                           : cfg->read_timeout_ms;
     if (idle > 0) {
         *when = c->active_ms + idle;
         *why = WEFT_EIDLE;
