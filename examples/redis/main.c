@@ -118,7 +118,10 @@ static weft_action on_traffic(weft_conn *conn)
     while ((rc = weft_conn_next_message(conn, &frame, &len, &msg)) > 0) {
         /* The codec parsed the request already; msg is its argument vector. */
         const resp_request *req = msg;
-        if (redis_exec(g_srv, cl, req->argc, req->argv, req->lens, rb) == REDIS_EXEC_CLOSE) {
+        int done = redis_exec(g_srv, cl, req->argc, req->argv, req->lens, rb);
+        /* A huge request grew the parser: it shrinks back now, not on the next request. */
+        resp_request_done(req);
+        if (done == REDIS_EXEC_CLOSE) {
             redis_batch_end(cl);
             flush(conn, rb);
             return WEFT_ACTION_CLOSE;
