@@ -126,6 +126,38 @@ static void test_hello_and_info_report(void **state)
     assert_memory_equal(f->out.data, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n", 27);
 }
 
+/* Peer bytes quoted in an error reply come back escaped (weft_escape): an ESC, a newline or
+ * a NUL cannot reach the client's terminal or break the reply stream, and quotes are cut at
+ * 128 bytes of the peer's as Redis cuts them. */
+static void test_peer_bytes_are_escaped_in_errors(void **state)
+{
+    fixture *f = *state;
+    const uint8_t *argv[3] = {(const uint8_t *)"a\0b", (const uint8_t *)"x\r\n-ERR forged",
+                              (const uint8_t *)"\x1b[2J"};
+    size_t lens[3] = {3, 14, 4};
+    const char *want = "-ERR unknown command 'a\\x00b', with args beginning with: "
+                       "'x\\x0d\\x0a-ERR forged' '\\x1b[2J' \r\n";
+    char cmd[256], reply[256];
+
+    reply_reset(&f->out, 1 << 20);
+    redis_exec(f->srv, &f->client, 3, argv, lens, &f->out);
+    assert_int_equal(f->out.len, strlen(want));
+    assert_memory_equal(f->out.data, want, strlen(want));
+
+    EXPECT("fo\x1b]0;pwn\x07o", "-ERR unknown command 'fo\\x1b]0;pwn\\x07o', with args "
+                                "beginning with: \r\n");
+    EXPECT("CLIENT \x1b[31mred", "-ERR unknown subcommand '\\x1b[31mred'. Try CLIENT HELP.\r\n");
+    EXPECT("CONFIG back\\slash", "-ERR unknown subcommand 'back\\\\slash'. Try CONFIG HELP.\r\n");
+    EXPECT("HELLO 2 \x7f", "-ERR Syntax error in HELLO option '\\x7f'\r\n");
+    EXPECT("EXPIRE k 10 \xff", "-ERR Unsupported option \\xff\r\n");
+    /* 200 bytes of a name: the first 128 are quoted, as Redis's %.128s. */
+    memset(cmd, 'z', 200);
+    cmd[200] = '\0';
+    snprintf(reply, sizeof(reply), "-ERR unknown command '%.128s', with args beginning with: \r\n",
+             cmd);
+    EXPECT(cmd, reply);
+}
+
 static void test_strings(void **state)
 {
     fixture *f = *state;
@@ -435,6 +467,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connection_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_and_info_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_bytes_are_escaped_in_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_shares_one_clock_reading, setup, teardown),

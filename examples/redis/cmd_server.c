@@ -97,8 +97,8 @@ void cmd_hello(cmd_ctx *c)
                 return;
             j++;
         } else {
-            reply_errorf(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)c->lens[j],
-                         (const char *)c->argv[j]);
+            char q[QUOTE_BUF];
+            reply_errorf(c->out, "ERR Syntax error in HELLO option '%s'", arg_quote(c, j, q));
             return;
         }
     }
@@ -156,8 +156,8 @@ void cmd_client(cmd_ctx *c)
         } else if (arg_is(c, 2, "lib-ver")) {
             slot = &c->client->lib_ver;
         } else {
-            reply_errorf(c->out, "ERR Unrecognized option '%.*s'", (int)c->lens[2],
-                         (const char *)c->argv[2]);
+            char q[QUOTE_BUF];
+            reply_errorf(c->out, "ERR Unrecognized option '%s'", arg_quote(c, 2, q));
             return;
         }
         free(*slot);
@@ -179,8 +179,8 @@ void cmd_client(cmd_ctx *c)
         for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
             reply_simple(c->out, help[i]);
     } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try CLIENT HELP.", arg_quote(c, 1, q));
     }
 }
 
@@ -248,8 +248,8 @@ void cmd_command(cmd_ctx *c)
         for (size_t k = 0; k < redis_cmd_table_len; k++)
             reply_bulk_cstr(c->out, redis_cmd_table[k].name);
     } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try COMMAND HELP.", arg_quote(c, 1, q));
     }
 }
 
@@ -271,8 +271,8 @@ void cmd_config(cmd_ctx *c)
         return;
     }
     if (!arg_is(c, 1, "get")) {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try CONFIG HELP.", arg_quote(c, 1, q));
         return;
     }
     if (c->argc < 3) {
