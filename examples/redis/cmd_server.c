@@ -255,10 +255,18 @@ void cmd_command(cmd_ctx *c)
 
 void cmd_config(cmd_ctx *c)
 {
-    char port[NUM_LL_BUF + 1], bulk[NUM_LL_BUF + 1];
+    char port[NUM_LL_BUF + 1], bulk[NUM_LL_BUF + 1], obuf[96];
     const char *params[][2] = {
-        {"save", ""},       {"appendonly", "no"},         {"port", port},   {"databases", "1"},
-        {"maxmemory", "0"}, {"proto-max-bulk-len", bulk}, {"timeout", "0"}, {"tcp-keepalive", "0"},
+        {"save", ""},
+        {"appendonly", "no"},
+        {"port", port},
+        {"databases", "1"},
+        {"maxmemory", "0"},
+        {"proto-max-bulk-len", bulk},
+        {"timeout", "0"},
+        {"tcp-keepalive", "0"},
+        /* Only the normal class: weft-redis has no replicas and no pub/sub clients. */
+        {"client-output-buffer-limit", obuf},
     };
     size_t nparams = sizeof(params) / sizeof(params[0]);
     reply_buf tmp;
@@ -266,6 +274,7 @@ void cmd_config(cmd_ctx *c)
 
     port[num_format_ll(port, c->srv->cfg.port)] = '\0';
     bulk[num_format_ll(bulk, (int64_t)c->srv->cfg.max_bulk)] = '\0';
+    obuf_limit_format(&c->srv->cfg.obuf, obuf, sizeof(obuf));
     if (arg_is(c, 1, "resetstat") && c->argc == 2) {
         reply_ok(c->out);
         return;
@@ -327,7 +336,7 @@ void cmd_info(cmd_ctx *c)
     redis_server *srv = c->srv;
     unsigned nloops = srv->cfg.nloops;
     redis_loop_info *li = calloc(nloops, sizeof(*li));
-    uint64_t clients = 0, accepted = 0, in = 0, out = 0, commands = 0;
+    uint64_t clients = 0, accepted = 0, in = 0, out = 0, commands = 0, out_peak = 0;
     int64_t uptime = (cmd_now(c) - srv->start_ms) / 1000;
     size_t keys, expires;
     reply_buf t;
@@ -343,6 +352,8 @@ void cmd_info(cmd_ctx *c)
         accepted += li[i].accepted;
         in += li[i].bytes_in;
         out += li[i].bytes_out;
+        if (li[i].out_buffer_peak > out_peak)
+            out_peak = li[i].out_buffer_peak;
         commands += atomic_load_explicit(&srv->loops[i].commands, memory_order_relaxed);
     }
     reply_init(&t);
@@ -355,7 +366,8 @@ void cmd_info(cmd_ctx *c)
               (long long)uptime, (long long)(uptime / 86400), nloops);
     }
     if (want_section(c, "clients")) {
-        textf(&t, "# Clients\r\nconnected_clients:%llu\r\n", (unsigned long long)clients);
+        textf(&t, "# Clients\r\nconnected_clients:%llu\r\nclient_recent_max_output_buffer:%llu\r\n",
+              (unsigned long long)clients, (unsigned long long)out_peak);
         for (unsigned i = 0; i < nloops; i++)
             textf(&t, "loop%u:clients=%llu,commands=%llu\r\n", i, (unsigned long long)li[i].clients,
                   (unsigned long long)atomic_load_explicit(&srv->loops[i].commands,

@@ -145,6 +145,7 @@ void redis_config_init(redis_config *cfg)
     cfg->nloops = 1;
     cfg->port = 6380;
     cfg->max_bulk = RESP_MAX_BULK_DEFAULT;
+    obuf_limit_init(&cfg->obuf);
 }
 
 redis_server *redis_server_create(const redis_config *cfg)
