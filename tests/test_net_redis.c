@@ -522,7 +522,7 @@ static size_t drain(int fd, size_t max, bool *closed)
     size_t n = 0;
     *closed = false;
     while (n < max) {
-        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        ssize_t r = recv(fd, buf, max - n < sizeof(buf) ? max - n : sizeof(buf), 0);
         if (r == 0 || (r < 0 && errno == ECONNRESET)) {
             *closed = true;
             break;
@@ -680,10 +680,14 @@ static void test_big_set_arrives_intact(void **state)
     faults = proc_minflt(&s);
     set_pattern(fd, "huge", n);
     faults = proc_minflt(&s) - faults;
-    /* The inbound buffer, its growth and the stored value each touch the bytes about once. */
+    print_message("%lu page faults for a %zu-page value\n", faults, pages);
+#ifndef SANITIZED
+    /* The inbound buffer, its growth and the stored value each touch the bytes about once.
+     * Not under a sanitizer, whose allocator moves every realloc and faults in shadow pages:
+     * there the count measures the sanitizer. */
     if (faults > 5 * pages)
         fail_msg("%lu page faults for a %zu-page value", faults, pages);
-    print_message("%lu page faults for a %zu-page value\n", faults, pages);
+#endif
     snprintf(want, sizeof(want), ":%zu\r\n", n);
     out = ask(fd, "STRLEN huge");
     assert_string_equal(out, want);
