@@ -23,7 +23,9 @@ typedef struct ev_state {
     struct event wake_ev;
     struct event timeout_ev;
     bool wake_added;
-    int delivered; /* events delivered in the running poll */
+    bool timeout_armed;
+    uint64_t timeout_due_ms; /* when the armed timeout fires (CLOCK_MONOTONIC, ms) */
+    int delivered;           /* events delivered in the running poll */
 } ev_state;
 
 typedef struct ev_conn {
@@ -71,7 +73,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg; /* only ends the wait; the loop runs its own timers */
+    ((ev_state *)arg)->timeout_armed = false; /* only ends the wait: the loop runs its timers */
 }
 
 static int ev_loop_init(weft__loop *loop)
@@ -91,7 +93,7 @@ static int ev_loop_init(weft__loop *loop)
     event_config_free(ec);
     if (s->base == NULL)
         return WEFT_ENOMEM;
-    evtimer_assign(&s->timeout_ev, s->base, timeout_cb, NULL);
+    evtimer_assign(&s->timeout_ev, s->base, timeout_cb, s);
     event_assign(&s->wake_ev, s->base, loop->queue.efd, EV_READ | EV_PERSIST, wake_cb, loop);
     if (event_add(&s->wake_ev, NULL) != 0)
         return WEFT_ENOMEM;
@@ -121,13 +123,28 @@ static int ev_poll(weft__loop *loop, int timeout_ms)
     s->delivered = 0;
     if (timeout_ms == 0) {
         flags |= EVLOOP_NONBLOCK;
-    } else if (timeout_ms > 0) {
-        struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
-        evtimer_add(&s->timeout_ev, &tv);
+    } else {
+        /* The wait ends by the loop's next timer, mostly the same one iteration after
+         * iteration (the wheel's tick): re-armed only when that deadline moves, so an
+         * iteration costs no timer insert and delete of libevent's. A deadline armed a
+         * little early only makes one wait end early, which the loop handles anyway. */
+        uint64_t now = weft__mono_ns() / 1000000u;
+        uint64_t due = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms;
+        bool keep = s->timeout_armed && s->timeout_due_ms <= due && s->timeout_due_ms + 2 >= due;
+        if (!keep && s->timeout_armed) {
+            evtimer_del(&s->timeout_ev);
+            s->timeout_armed = false;
+        }
+        if (!keep && timeout_ms > 0) {
+            struct timeval tv = {(time_t)(timeout_ms / 1000),
+                                 (suseconds_t)(timeout_ms % 1000) * 1000};
+            if (evtimer_add(&s->timeout_ev, &tv) == 0) {
+                s->timeout_armed = true;
+                s->timeout_due_ms = due;
+            }
+        }
     }
     int rc = event_base_loop(s->base, flags);
-    if (timeout_ms > 0)
-        evtimer_del(&s->timeout_ev);
     return rc < 0 ? WEFT_ENOMEM : s->delivered;
 }
 
