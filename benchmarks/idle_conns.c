@@ -2,13 +2,18 @@
  * idle_mem.sh can read the server's memory growth per idle connection.
  *
  *   idle_conns --port PORT [--host ADDR] [--conns N] [--warmup W] [--size BYTES] [--hold S]
+ *              [--burst]
  *
  * First opens W warm-up connections (so one-time costs such as the server's read buffer and
  * its first fd-table growth are paid before the baseline) and prints "WARM W". On SIGUSR1 it
  * opens N more and prints "READY N", then holds them all until SIGUSR1, SIGINT or SIGTERM,
- * or --hold seconds, and exits 0. Connections are opened in batches whose echoes are awaited,
- * so the server has accepted and served each batch before the next one starts. A failed
- * connect or a wrong echo exits 1 with a message.
+ * or --hold seconds, and exits 0. A failed connect or a wrong echo exits 1 with a message.
+ *
+ * The N connections are opened in batches whose echoes are awaited, so the server has
+ * accepted and served each batch before the next one starts ("spread"). With --burst they
+ * all connect first, then each sends its message, and only then are the echoes read: the
+ * server sees every connection write at about the same moment, which is what an
+ * attacker's (or a reconnect storm's) burst looks like. The warm-up is always spread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +128,17 @@ static void open_conns(int *fds, unsigned first, unsigned count)
     }
 }
 
+/* Opens fds[first .. first+count) all at once: connect all, send on all, read all. */
+static void open_conns_burst(int *fds, unsigned first, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++)
+        fds[first + i] = connect_one(first + i);
+    for (unsigned i = 0; i < count; i++)
+        send_msg(fds[first + i], first + i);
+    for (unsigned i = 0; i < count; i++)
+        await_echo(fds[first + i], first + i);
+}
+
 /* Waits for SIGUSR1, SIGINT or SIGTERM (blocked in main), at most `hold` seconds. */
 static int wait_signal(const sigset_t *set, long hold)
 {
@@ -135,15 +152,15 @@ static int wait_signal(const sigset_t *set, long hold)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
-                                             {"port", required_argument, NULL, 'p'},
-                                             {"conns", required_argument, NULL, 'c'},
-                                             {"warmup", required_argument, NULL, 'w'},
-                                             {"size", required_argument, NULL, 's'},
-                                             {"hold", required_argument, NULL, 'H'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'h'},  {"port", required_argument, NULL, 'p'},
+        {"conns", required_argument, NULL, 'c'}, {"warmup", required_argument, NULL, 'w'},
+        {"size", required_argument, NULL, 's'},  {"hold", required_argument, NULL, 'H'},
+        {"burst", no_argument, NULL, 'b'},       {NULL, 0, NULL, 0},
+    };
     const char *host = "127.0.0.1";
     long port = 0, conns = 10000, warmup = 256, size = 64, hold = 120;
+    bool burst = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -164,6 +181,9 @@ int main(int argc, char **argv)
             break;
         case 'H':
             hold = strtol(optarg, NULL, 10);
+            break;
+        case 'b':
+            burst = true;
             break;
         default:
             goto usage;
@@ -216,7 +236,10 @@ int main(int argc, char **argv)
         free(fds);
         return 1;
     }
-    open_conns(fds, (unsigned)warmup, (unsigned)conns);
+    if (burst)
+        open_conns_burst(fds, (unsigned)warmup, (unsigned)conns);
+    else
+        open_conns(fds, (unsigned)warmup, (unsigned)conns);
     printf("READY %ld\n", conns);
     fflush(stdout);
     wait_signal(&set, hold);
@@ -227,6 +250,6 @@ int main(int argc, char **argv)
 
 usage:
     fprintf(stderr, "usage: idle_conns --port PORT [--host ADDR] [--conns N] [--warmup W] "
-                    "[--size BYTES] [--hold SECONDS]\n");
+                    "[--size BYTES] [--hold SECONDS] [--burst]\n");
     return 2;
 }

@@ -2,30 +2,55 @@
 # Idle-connection memory: the server's RSS growth per connection that did one echo and then
 # sits idle, for weft-echo (1 loop), the raw epoll reference and plain libevent.
 #
-#   benchmarks/idle_mem.sh [-n CONNS] [-w WARMUP]
+#   benchmarks/idle_mem.sh [-n CONNS] [-w WARMUP] [-m spread|burst|both] [--burst]
 #     -n  idle connections to measure (default 10000)
 #     -w  warm-up connections opened before the baseline (default 256)
+#     -m  how the CONNS connections do their echo (default spread):
+#         spread  in batches of 256, each batch's echoes awaited before the next connects
+#         burst   all connect, then all send 64 B, then all echoes are read, so the server
+#                 sees every connection write at about the same moment
+#         both    one run of each, side by side
+#     --burst  the same as -m burst
 #
-# For each server: start it, open WARMUP connections (one echo each) so one-time costs are paid,
-# read VmRSS, open CONNS more, wait for the server to settle, read VmRSS again, and print
-# (growth in bytes) / CONNS. RSS is user-space memory only; kernel socket buffers are not in it.
+# For each server and mode: start it, open WARMUP connections (one echo each) so one-time
+# costs are paid, read VmRSS, open CONNS more, wait for the server to settle, read VmRSS
+# again, and print (growth in bytes) / CONNS. RSS is user-space memory only; kernel socket
+# buffers are not in it.
 #
 # Environment: BUILD_DIR (default build-bench), WEFT_BENCH_NO_BUILD=1, WEFT_ECHO_BIN,
-# WEFT_ECHO_CMD (as for echo.sh, {port} stands for the port).
+# WEFT_ECHO_CMD (as for echo.sh, {port} stands for the port). GNET_ECHO_CMD and
+# LIBHV_ECHO_CMD add a gnet and a libhv echo server ({port} likewise; one event loop each)
+# when they are set; nothing is fetched or built for them.
 set -euo pipefail
 
 CONNS=10000
 WARMUP=256
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "n:w:h" o; do
+MODE=spread
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+args=()
+for a in "$@"; do
+    case $a in
+    --burst) args+=(-m burst) ;;
+    --help) args+=(-h) ;;
+    *) args+=("$a") ;;
+    esac
+done
+set -- ${args[@]+"${args[@]}"}
+while getopts "n:w:m:h" o; do
     case $o in
     n) CONNS=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
+    m) MODE=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
 done
 [[ $CONNS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
+case $MODE in
+spread | burst) MODES=("$MODE") ;;
+both) MODES=(spread burst) ;;
+*) usage >&2; exit 2 ;;
+esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benchmarks/bench_lib.sh
@@ -53,6 +78,16 @@ fi
 SERVER_CMD[epoll]="$BUILD_DIR/benchmarks/ref_epoll_echo --port {port}"
 SERVER_CMD[libevent]="$BUILD_DIR/benchmarks/ref_libevent_echo --port {port}"
 SERVERS+=(epoll libevent)
+# The other frameworks the issue compares with, only when the caller has them.
+for ref in gnet libhv; do
+    var=$(echo "$ref" | tr '[:lower:]' '[:upper:]')_ECHO_CMD
+    if [ -n "${!var:-}" ]; then
+        SERVER_CMD[$ref]=${!var}
+        SERVERS+=("$ref")
+    else
+        echo "note: $ref not measured (set $var to a command with {port} to include it)"
+    fi
+done
 
 # Servers and the client inherit this; each side needs one fd per connection and a few more.
 NEED=$((CONNS + WARMUP + 64))
@@ -80,60 +115,71 @@ wait_line() { # word timeout_s: waits until the client prints a line starting wi
 
 FAILURES=0
 declare -A RESULT
-echo "idle memory: $CONNS idle connections after $WARMUP warm-up ones; servers: ${SERVERS[*]}"
-for s in "${SERVERS[@]}"; do
-    if ! start_server "$s"; then
-        FAILURES=$((FAILURES + 1))
-        continue
-    fi
-    rss_start=$(rss_kb "$SRV_PID")
-    "$IDLE" --port "$SRV_PORT" --conns "$CONNS" --warmup "$WARMUP" --hold 300 \
-        >"$TMP/client.out" 2>"$TMP/client.err" &
-    LG_PID=$!
-    ok=1
-    if wait_line WARM 120; then
-        sleep 0.5
-        rss0=$(rss_kb "$SRV_PID")
-        kill -USR1 "$LG_PID"
-        if wait_line READY 300; then
-            sleep 1 # let the server finish with the last batch
-            rss1=$(rss_kb "$SRV_PID")
+echo "idle memory: $CONNS idle connections after $WARMUP warm-up ones; servers: ${SERVERS[*]}; modes: ${MODES[*]}"
+for mode in "${MODES[@]}"; do
+    burst_arg=()
+    [ "$mode" = burst ] && burst_arg=(--burst)
+    for s in "${SERVERS[@]}"; do
+        if ! start_server "$s"; then
+            FAILURES=$((FAILURES + 1))
+            continue
+        fi
+        rss_start=$(rss_kb "$SRV_PID")
+        "$IDLE" --port "$SRV_PORT" --conns "$CONNS" --warmup "$WARMUP" --hold 300 ${burst_arg[@]+"${burst_arg[@]}"} \
+            >"$TMP/client.out" 2>"$TMP/client.err" &
+        LG_PID=$!
+        ok=1
+        if wait_line WARM 120; then
+            sleep 0.5
+            rss0=$(rss_kb "$SRV_PID")
+            kill -USR1 "$LG_PID"
+            if wait_line READY 300; then
+                sleep 1 # let the server finish with the last batch
+                rss1=$(rss_kb "$SRV_PID")
+            else
+                ok=0
+            fi
         else
             ok=0
         fi
-    else
-        ok=0
-    fi
-    kill -USR1 "$LG_PID" 2>/dev/null || true
-    wait "$LG_PID" || ok=0
-    LG_PID=""
-    kill -TERM "$SRV_PID" 2>/dev/null || true
-    rc=0
-    wait "$SRV_PID" || rc=$?
-    SRV_PID=""
-    if [ $ok -eq 0 ]; then
-        echo "  $s: FAILED" >&2
-        sed 's/^/    /' "$TMP/client.err" "$TMP/server.log" >&2
-        FAILURES=$((FAILURES + 1))
-        continue
-    fi
-    [ $rc -eq 0 ] || [ $rc -eq 143 ] || echo "  note: $s exited with status $rc on SIGTERM" >&2
-    per=$(awk -v a="$rss0" -v b="$rss1" -v n="$CONNS" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
-    RESULT[$s]=$per
-    printf '  %-9s RSS %7s kB at start, %7s kB after warm-up, %7s kB with %d more idle: %5s bytes/conn\n' \
-        "$s" "$rss_start" "$rss0" "$rss1" "$CONNS" "$per"
-    echo "IDLE $s rss_start_kb=$rss_start rss_base_kb=$rss0 rss_idle_kb=$rss1 conns=$CONNS bytes_per_conn=$per" >>"$TMP/machine"
+        kill -USR1 "$LG_PID" 2>/dev/null || true
+        wait "$LG_PID" || ok=0
+        LG_PID=""
+        kill -TERM "$SRV_PID" 2>/dev/null || true
+        rc=0
+        wait "$SRV_PID" || rc=$?
+        SRV_PID=""
+        if [ $ok -eq 0 ]; then
+            echo "  $s ($mode): FAILED" >&2
+            sed 's/^/    /' "$TMP/client.err" "$TMP/server.log" >&2
+            FAILURES=$((FAILURES + 1))
+            continue
+        fi
+        [ $rc -eq 0 ] || [ $rc -eq 143 ] || echo "  note: $s exited with status $rc on SIGTERM" >&2
+        per=$(awk -v a="$rss0" -v b="$rss1" -v n="$CONNS" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+        RESULT[$s.$mode]=$per
+        printf '  %-9s %-6s RSS %7s kB at start, %7s kB after warm-up, %7s kB with %d more idle: %5s bytes/conn\n' \
+            "$s" "$mode" "$rss_start" "$rss0" "$rss1" "$CONNS" "$per"
+        echo "IDLE $s mode=$mode rss_start_kb=$rss_start rss_base_kb=$rss0 rss_idle_kb=$rss1 conns=$CONNS bytes_per_conn=$per" >>"$TMP/machine"
+    done
 done
 
 echo
-printf '%-10s %16s\n' server "bytes/idle conn"
+printf '%-10s' server
+for mode in "${MODES[@]}"; do printf ' %16s' "$mode B/conn"; done
+echo
 for s in "${SERVERS[@]}"; do
-    printf '%-10s %16s\n' "$s" "${RESULT[$s]:--}"
+    printf '%-10s' "$s"
+    for mode in "${MODES[@]}"; do printf ' %16s' "${RESULT[$s.$mode]:--}"; done
+    echo
 done
-if [ -n "${RESULT[weft]:-}" ] && [ -n "${SERVER_CMD[weft]:-}" ]; then
-    verdict=no
-    [ "${RESULT[weft]}" -le 320 ] && verdict=yes
-    echo "target weft <= 320 bytes per idle connection: $verdict"
+if [ -n "${SERVER_CMD[weft]:-}" ]; then
+    for mode in "${MODES[@]}"; do
+        [ -n "${RESULT[weft.$mode]:-}" ] || continue
+        verdict=no
+        [ "${RESULT[weft.$mode]}" -le 320 ] && verdict=yes
+        echo "target weft <= 320 bytes per idle connection ($mode): $verdict"
+    done
 fi
 [ -f "$TMP/machine" ] && cat "$TMP/machine"
 if [ $FAILURES -ne 0 ]; then

@@ -84,6 +84,28 @@ void weft__conn_read_clock_start(weft_conn *c)
 
 /* ---- public connection API (owning loop's thread) ---- */
 
+/* Milliseconds to wheel ticks, rounded up (a timeout never fires early), at most
+ * WEFT_TIMEOUT_MAX_MS. */
+static uint16_t timeout_ticks(unsigned ms)
+{
+    if (ms == WEFT_TIMEOUT_DEFAULT)
+        return WEFT__TIMEOUT_DEFAULT;
+    unsigned t = (ms + WEFT__TW_TICK_MS - 1u) / WEFT__TW_TICK_MS;
+    return (uint16_t)(t > WEFT__TIMEOUT_MAX_TICKS ? WEFT__TIMEOUT_MAX_TICKS : t);
+}
+
+int weft_conn_set_timeouts(weft_conn *c, unsigned idle_ms, unsigned read_ms)
+{
+    if (c->flags & CONN_DGRAM)
+        return WEFT_EINVAL;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+        return WEFT_ECLOSED;
+    c->idle_ticks = timeout_ticks(idle_ms);
+    c->read_ticks = timeout_ticks(read_ms);
+    weft__wheel_schedule(c); /* by the new deadlines */
+    return 0;
+}
+
 int weft_conn_pause_read(weft_conn *c)
 {
     if (c->flags & CONN_DGRAM)

@@ -271,6 +271,8 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
                 fr.recoverable = false;
             } else {
                 WEFT__STAT_ADD(loop->stats.frames, 1);
+                if (loop->err_reason != NULL && loop->err_slot == c->slot)
+                    loop->err_reason = NULL; /* a good frame: the error is behind it */
                 *frame = p + fr.offset;
                 *flen = fr.length;
                 if (message != NULL)
@@ -289,17 +291,28 @@ int weft_conn_next_message(weft_conn *c, const uint8_t **frame, size_t *flen, co
         loop->err_slot = c->slot;
         loop->err_gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
         loop->err_reason = fr.reason != NULL ? fr.reason : weft_strerror(rc);
-        /* Asked here, on the error path, so the frame path stays a plain decode call. */
-        weft_codec_traits traits;
-        weft_codec_get_traits(&e->codec, &traits);
-        bool fatal = !fr.recoverable || traits.close_on_error;
-        weft__log_peer(
-            loop, fatal ? WEFT_LOG_WARN : WEFT_LOG_INFO, "conn %u/%u: %s codec: %s: %s%s",
-            loop->index, c->slot, e->codec.vtable->name, weft_strerror(rc),
-            fr.reason ? fr.reason : "no reason given", fatal ? "; closing" : "; skipped");
-        if (!fatal && fr.consumed > 0)
-            continue;
         /* A "recoverable" error that skipped nothing would be met again forever. */
+        bool can_skip = fr.recoverable && fr.consumed > 0;
+        bool fatal;
+        if (e->cfg.handler.on_decode_error != NULL) {
+            /* The protocol answers for itself (an error reply), then says what to do. */
+            weft_action a = e->cfg.handler.on_decode_error(c, rc, loop->err_reason);
+            if (a == WEFT_ACTION_SHUTDOWN)
+                weft__loop_request_stop(e);
+            fatal = a != WEFT_ACTION_NONE || !can_skip;
+            if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+                return rc; /* it closed the connection itself */
+        } else {
+            /* Asked here, on the error path, so the frame path stays a plain decode call. */
+            weft_codec_traits traits;
+            weft_codec_get_traits(&e->codec, &traits);
+            fatal = !can_skip || traits.close_on_error;
+            weft__log_peer(loop, WEFT_LOG_WARN, "conn %u/%u: %s codec: %s: %s%s", loop->index,
+                           c->slot, e->codec.vtable->name, weft_strerror(rc), loop->err_reason,
+                           fatal ? "; closing" : "; skipped");
+        }
+        if (!fatal)
+            continue;
         c->flags |= CONN_DECODE_FAILED;
         c->flags &= (uint16_t)~CONN_READING;
         c->close_err = (int16_t)(rc < INT16_MIN ? WEFT_ECORRUPT : rc);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include "internal.h"
@@ -19,27 +20,36 @@
 /* Inside a dispatch, writes smaller than this are corked and leave in one syscall when the
  * iteration ends; larger ones go straight out when nothing waits. */
 #define DIRECT_WRITE_MIN (16u * 1024u)
-/* The staging area: kept at its base size, grown for a burst up to its cap (beyond it,
- * writes go to their connections' queues), and shrunk back once the burst has gone out. */
-#define STAGE_BASE      (64u * 1024u)
-#define STAGE_MAX       (4u << 20)
-#define STAGE_RECS_BASE 1024u
-#define STAGE_RECS_MAX  (64u * 1024u)
+/* The staging area has a fixed size per loop: when a burst fills it, what it holds is sent
+ * at once (spilled) and it starts over, so a burst costs the loop this much and no more. */
+#define STAGE_BYTES (64u * 1024u)
+#define STAGE_RECS  2048u
+/* The corked list grows with a burst (one entry per connection written to) and goes back
+ * to the system afterwards: big ones are mapped, not taken from the heap, whose top a
+ * freed block would stay resident in. */
+#define CORKED_KEEP 1024u
 /* iovecs per send: a queue of many chunks leaves in several sends. */
 #define SEND_IOV 64
 
+/* A run of bytes in the staging area, chained per connection. */
 typedef struct weft__staged {
-    weft_conn *c;
     uint32_t off, len;
     uint32_t next; /* this connection's next record, or WEFT__NO_SLOT */
 } weft__staged;
+
+/* A connection with output to flush before the loop sleeps, and what it staged. */
+typedef struct weft__corked {
+    weft_conn *c;
+    uint32_t head, tail; /* its staged records, or WEFT__NO_SLOT */
+    uint32_t bytes;      /* staged bytes */
+    bool spilled;        /* staged bytes already left (the area filled): on_drain follows */
+} weft__corked;
 
 size_t weft__conn_pending(const weft_conn *c)
 {
     size_t n = c->out.len;
     if (c->flags & CONN_STAGED)
-        for (uint32_t k = c->stage_head; k != WEFT__NO_SLOT; k = c->loop->recs[k].next)
-            n += c->loop->recs[k].len;
+        n += c->loop->corked[c->cork_idx].bytes;
     return n;
 }
 
@@ -49,35 +59,62 @@ static void mirror_out(weft_conn *c)
     atomic_store_explicit(&c->out_len, (uint32_t)weft__conn_pending(c), memory_order_relaxed);
 }
 
+/* Resizes the corked list; the memory of a large one is mapped. */
+static bool corked_resize(weft__loop *loop, uint32_t ncap)
+{
+    size_t old = (size_t)loop->corked_cap * sizeof(weft__corked);
+    size_t want = (size_t)ncap * sizeof(weft__corked);
+    void *p;
+    if (ncap <= CORKED_KEEP && loop->corked_cap <= CORKED_KEEP) {
+        p = ncap == 0 ? (free(loop->corked), NULL) : realloc(loop->corked, want);
+    } else if (loop->corked_cap <= CORKED_KEEP) { /* from the heap to a mapping */
+        p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return false;
+        if (loop->corked != NULL)
+            memcpy(p, loop->corked, old);
+        free(loop->corked);
+    } else if (ncap == 0) {
+        munmap(loop->corked, old);
+        p = NULL;
+    } else {
+        p = mremap(loop->corked, old, want, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED)
+            return false;
+    }
+    if (p == NULL && ncap != 0)
+        return false;
+    loop->corked = p;
+    loop->corked_cap = ncap;
+    return true;
+}
+
 /* Returns false when there is no memory to remember c: the caller then lets the writable
  * event drain it instead. */
 static bool push_corked(weft__loop *loop, weft_conn *c)
 {
     if (c->flags & CONN_CORKED)
         return true;
-    if (loop->ncorked == loop->corked_cap) {
-        uint32_t ncap = loop->corked_cap ? loop->corked_cap * 2u : 64u;
-        weft_conn **n = realloc(loop->corked, ncap * sizeof(*n));
-        if (n == NULL)
-            return false;
-        loop->corked = n;
-        loop->corked_cap = ncap;
-    }
+    if (loop->ncorked == loop->corked_cap &&
+        !corked_resize(loop, loop->corked_cap ? loop->corked_cap * 2u : 64u))
+        return false;
     c->flags |= CONN_CORKED;
-    loop->corked[loop->ncorked++] = c;
+    c->cork_idx = loop->ncorked;
+    loop->corked[loop->ncorked++] = (weft__corked){c, WEFT__NO_SLOT, WEFT__NO_SLOT, 0, false};
     return true;
 }
 
 static void check_backpressure(weft_conn *c)
 {
     const weft_config *cfg = &c->loop->engine->cfg;
-    if (!(c->flags & CONN_PAUSED) && c->out.len >= cfg->write_high_water) {
+    size_t pending = weft__conn_pending(c);
+    if (!(c->flags & CONN_PAUSED) && pending >= cfg->write_high_water) {
         bool counted = (c->flags & CONN_READING) != 0;
         c->flags |= CONN_PAUSED;
         weft__conn_read_clock(c, counted);
         WEFT__STAT_ADD(c->loop->stats.pauses, 1);
         weft__conn_update_interest(c);
-    } else if ((c->flags & CONN_PAUSED) && c->out.len <= cfg->write_high_water / 2) {
+    } else if ((c->flags & CONN_PAUSED) && pending <= cfg->write_high_water / 2) {
         c->flags &= (uint16_t)~CONN_PAUSED;
         weft__conn_read_clock(c, false); /* the read timeout goes on with reading */
         weft__conn_update_interest(c);
@@ -90,80 +127,94 @@ static void check_backpressure(weft_conn *c)
 
 /* ---- the staging area ---- */
 
-static bool stage_room(weft__loop *loop, size_t n)
+static bool send_staged(weft_conn *c, weft__corked *k);
+
+/* The area is full: everything staged leaves now, what the kernel does not take goes to
+ * its connection's queue, and the area starts over. Only bytes move here; what a flush
+ * may call back into (on_drain, a close) waits for the end of the iteration. */
+static void spill(weft__loop *loop)
 {
-    if (n > STAGE_MAX - loop->stage_len)
-        return false;
-    if (loop->stage_len + n > loop->stage_cap) {
-        size_t cap = loop->stage_cap ? loop->stage_cap : STAGE_BASE;
-        while (cap < loop->stage_len + n)
-            cap *= 2;
-        uint8_t *p = realloc(loop->stage, cap);
-        if (p == NULL)
-            return false;
-        loop->stage = p;
-        loop->stage_cap = (uint32_t)cap;
+    for (uint32_t i = 0; i < loop->ncorked; i++) {
+        weft__corked *k = &loop->corked[i];
+        weft_conn *c = k->c;
+        if (!(c->flags & CONN_STAGED))
+            continue;
+        if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+            (void)send_staged(c, k);
+        c->flags &= (uint16_t)~CONN_STAGED;
+        k->head = k->tail = WEFT__NO_SLOT;
+        k->bytes = 0;
+        k->spilled = true;
     }
-    if (loop->nrecs == loop->recs_cap) {
-        if (loop->recs_cap == STAGE_RECS_MAX)
-            return false;
-        uint32_t cap = loop->recs_cap ? loop->recs_cap * 2u : STAGE_RECS_BASE;
-        weft__staged *r = realloc(loop->recs, cap * sizeof(*r));
-        if (r == NULL)
-            return false;
-        loop->recs = r;
-        loop->recs_cap = cap;
-    }
-    return true;
+    loop->stage_len = 0;
+    loop->nrecs = 0;
 }
 
-/* Copies iov into the staging area for c. Returns false (nothing staged) when the area is
- * full or out of memory, or c cannot be remembered for the end of the iteration. */
+/* Copies iov into the staging area for c. Returns false (nothing staged) when the area
+ * cannot take it, or c cannot be remembered for the end of the iteration. */
 static bool stage(weft_conn *c, const struct iovec *iov, int iovcnt, size_t total)
 {
     weft__loop *loop = c->loop;
-    if (!stage_room(loop, total) || !push_corked(loop, c))
+    if (loop->stage == NULL) {
+        loop->stage = malloc(STAGE_BYTES);
+        loop->recs = malloc(STAGE_RECS * sizeof(weft__staged));
+        if (loop->stage == NULL || loop->recs == NULL) {
+            free(loop->stage);
+            free(loop->recs);
+            loop->stage = NULL;
+            loop->recs = NULL;
+            return false;
+        }
+    }
+    if (total > STAGE_BYTES - loop->stage_len || loop->nrecs == STAGE_RECS) {
+        spill(loop);
+        if (c->out.len > 0) /* part of what it staged is queued now: this goes behind it */
+            return false;
+    }
+    if (!push_corked(loop, c))
         return false;
+    weft__corked *k = &loop->corked[c->cork_idx];
     uint32_t off = loop->stage_len;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_len > 0)
             memcpy(loop->stage + loop->stage_len, iov[i].iov_base, iov[i].iov_len);
         loop->stage_len += (uint32_t)iov[i].iov_len;
     }
-    if (c->flags & CONN_STAGED) {
-        weft__staged *t = &loop->recs[c->stage_tail];
-        if (t->off + t->len == off) { /* right behind its last write: one record */
-            t->len += (uint32_t)total;
-            mirror_out(c);
-            return true;
-        }
+    k->bytes += (uint32_t)total;
+    if ((c->flags & CONN_STAGED) &&
+        loop->recs[k->tail].off + loop->recs[k->tail].len == off) { /* right behind: one run */
+        loop->recs[k->tail].len += (uint32_t)total;
+    } else {
+        uint32_t r = loop->nrecs++;
+        loop->recs[r] = (weft__staged){off, (uint32_t)total, WEFT__NO_SLOT};
+        if (c->flags & CONN_STAGED)
+            loop->recs[k->tail].next = r;
+        else
+            k->head = r;
+        k->tail = r;
+        c->flags |= CONN_STAGED;
     }
-    uint32_t k = loop->nrecs++;
-    loop->recs[k] = (weft__staged){c, off, (uint32_t)total, WEFT__NO_SLOT};
-    if (c->flags & CONN_STAGED)
-        loop->recs[c->stage_tail].next = k;
-    else
-        c->stage_head = k;
-    c->stage_tail = k;
-    c->flags |= CONN_STAGED;
     mirror_out(c);
+    check_backpressure(c); /* staged bytes count towards the high-water mark too */
     return true;
 }
 
-/* Moves what c staged, from record k on and skipping its first skip bytes, into its queue
+/* Moves what c staged, from record r on and skipping its first skip bytes, into its queue
  * (it must wait there: the kernel did not take it, or a write must follow it). */
-static int unstage_from(weft_conn *c, uint32_t k, size_t skip)
+static int unstage_from(weft_conn *c, weft__corked *k, uint32_t r, size_t skip)
 {
     weft__loop *loop = c->loop;
     c->flags &= (uint16_t)~CONN_STAGED;
-    for (; k != WEFT__NO_SLOT; k = loop->recs[k].next) {
-        const weft__staged *r = &loop->recs[k];
-        if (skip >= r->len) {
-            skip -= r->len;
+    k->head = k->tail = WEFT__NO_SLOT;
+    k->bytes = 0;
+    for (; r != WEFT__NO_SLOT; r = loop->recs[r].next) {
+        const weft__staged *s = &loop->recs[r];
+        if (skip >= s->len) {
+            skip -= s->len;
             continue;
         }
         int rc =
-            weft__outq_append(&c->out, loop->bufpool, loop->stage + r->off + skip, r->len - skip);
+            weft__outq_append(&c->out, loop->bufpool, loop->stage + s->off + skip, s->len - skip);
         skip = 0;
         if (rc != 0)
             return rc;
@@ -175,16 +226,17 @@ void weft__loop_stage_reset(weft__loop *loop)
 {
     loop->stage_len = 0;
     loop->nrecs = 0;
-    if (loop->stage_cap > STAGE_BASE) {
-        free(loop->stage);
-        loop->stage = NULL;
-        loop->stage_cap = 0;
-    }
-    if (loop->recs_cap > STAGE_RECS_BASE) {
-        free(loop->recs);
-        loop->recs = NULL;
-        loop->recs_cap = 0;
-    }
+    if (loop->ncorked == 0 && loop->corked_cap > CORKED_KEEP)
+        (void)corked_resize(loop, 0); /* a burst's list goes back to the system */
+}
+
+void weft__loop_stage_free(weft__loop *loop)
+{
+    free(loop->stage);
+    free(loop->recs);
+    loop->stage = NULL;
+    loop->recs = NULL;
+    (void)corked_resize(loop, 0);
 }
 
 /* ---- sending ---- */
@@ -256,19 +308,19 @@ void weft__conn_flush(weft_conn *c)
 
 /* Sends c's staged records, as few sends as their count allows; the rest waits in c's
  * queue. Returns false when c closed. */
-static bool send_staged(weft_conn *c)
+static bool send_staged(weft_conn *c, weft__corked *k)
 {
     weft__loop *loop = c->loop;
-    uint32_t k = c->stage_head;
-    while (k != WEFT__NO_SLOT) {
+    uint32_t r = k->head;
+    while (r != WEFT__NO_SLOT) {
         struct iovec iov[SEND_IOV];
         int cnt = 0;
         size_t total = 0;
-        uint32_t first = k;
-        for (; k != WEFT__NO_SLOT && cnt < SEND_IOV; k = loop->recs[k].next) {
-            iov[cnt].iov_base = loop->stage + loop->recs[k].off;
-            iov[cnt].iov_len = loop->recs[k].len;
-            total += loop->recs[k].len;
+        uint32_t first = r;
+        for (; r != WEFT__NO_SLOT && cnt < SEND_IOV; r = loop->recs[r].next) {
+            iov[cnt].iov_base = loop->stage + loop->recs[r].off;
+            iov[cnt].iov_len = loop->recs[r].len;
+            total += loop->recs[r].len;
             cnt++;
         }
         ssize_t n = loop->be->conn_send(c, iov, cnt);
@@ -282,7 +334,7 @@ static bool send_staged(weft_conn *c)
             c->active_ms = loop->now_ms;
         }
         if ((size_t)n < total) {
-            int rc = unstage_from(c, first, (size_t)n);
+            int rc = unstage_from(c, k, first, (size_t)n);
             if (rc != 0) {
                 weft__conn_close_now(c, rc);
                 return false;
@@ -291,22 +343,28 @@ static bool send_staged(weft_conn *c)
         }
     }
     c->flags &= (uint16_t)~CONN_STAGED;
+    k->head = k->tail = WEFT__NO_SLOT;
+    k->bytes = 0;
     return true;
 }
 
-void weft__conn_flush_corked(weft_conn *c)
+void weft__conn_flush_corked(weft__loop *loop, uint32_t i)
 {
+    weft__corked k = loop->corked[i]; /* a flush may push a new entry where this one was */
+    weft_conn *c = k.c;
     c->flags &= (uint16_t)~CONN_CORKED;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) {
         c->flags &= (uint16_t)~CONN_STAGED; /* dropped with the connection */
         return;
     }
-    if (!(c->flags & CONN_STAGED)) {
+    if (c->flags & CONN_STAGED) {
+        if (send_staged(c, &k))
+            after_flush(c, true);
+    } else if (k.spilled && c->out.len == 0) {
+        after_flush(c, true); /* what it wrote left early: the rest of the flush is now */
+    } else {
         weft__conn_flush(c);
-        return;
     }
-    if (send_staged(c))
-        after_flush(c, true);
 }
 
 void weft__conn_writable(weft_conn *c)
@@ -415,7 +473,11 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     if (over_cap(c, total - (size_t)sent))
         return WEFT_EOUTCAP;
     /* Whatever this connection staged goes before these bytes. */
-    int rc = (c->flags & CONN_STAGED) ? unstage_from(c, c->stage_head, 0) : 0;
+    int rc = 0;
+    if (c->flags & CONN_STAGED) {
+        weft__corked *k = &loop->corked[c->cork_idx];
+        rc = unstage_from(c, k, k->head, 0);
+    }
     size_t skip = (size_t)sent;
     for (int i = 0; i < iovcnt && rc == 0; i++) {
         size_t l = iov[i].iov_len;
@@ -466,7 +528,11 @@ int weft__conn_send_ref(weft_conn *c, void *data, size_t len, weft_free_cb free_
         free_cb(data, free_ctx);
         return WEFT_EOUTCAP;
     }
-    rc = (c->flags & CONN_STAGED) ? unstage_from(c, c->stage_head, 0) : 0;
+    rc = 0;
+    if (c->flags & CONN_STAGED) {
+        weft__corked *k = &loop->corked[c->cork_idx];
+        rc = unstage_from(c, k, k->head, 0);
+    }
     if (rc == 0)
         rc = weft__outq_append_ref(&c->out, data, (size_t)sent, len, free_cb, free_ctx);
     if (rc != 0) {

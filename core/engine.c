@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,12 +345,43 @@ int weft_engine_wait(weft_engine *e)
     return 0;
 }
 
+int weft_engine_wait_signals(weft_engine *e)
+{
+    if (e == NULL)
+        return WEFT_EINVAL;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int sig = 0;
+    /* Woken now and then to see whether the engine stopped by itself (on_tick, on_boot or
+     * a handler asked for it): then nobody is going to send a signal. */
+    while (!atomic_load(&e->stop_requested)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        int s = sigtimedwait(&set, NULL, &ts);
+        if (s == SIGINT || s == SIGTERM) {
+            sig = s;
+            weft__log(e, WEFT_LOG_INFO, "%s: stopping", s == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+    }
+    weft_engine_stop(e);
+    int rc = weft_engine_wait(e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc != 0 ? rc : sig;
+}
+
 int weft_run(const weft_config *cfg)
 {
     weft_engine *e;
     int rc = weft_engine_start(cfg, &e);
     if (rc != 0)
         return rc;
+    if (cfg->stop_on_signals) {
+        rc = weft_engine_wait_signals(e);
+        return rc < 0 ? rc : 0;
+    }
     return weft_engine_wait(e);
 }
 

@@ -94,21 +94,24 @@ struct weft_conn {
     uint32_t tw_next;
     uint32_t active_ms; /* last read or write progress (loop clock) */
     uint32_t since_ms;  /* CONN_PARTIAL: unread bytes wait since; CONN_CLOSING: closing since */
-    /* CONN_STAGED: the first and last of this connection's records in the loop's staging
-     * area, chained by their next (conn_write.c). */
-    uint32_t stage_head;
-    uint32_t stage_tail;
+    uint32_t cork_idx;  /* CONN_CORKED: its entry in the loop's corked list (conn_write.c) */
+    /* weft_conn_set_timeouts: this connection's own, in wheel ticks (100 ms), or
+     * WEFT__TIMEOUT_DEFAULT; 16 bits each keep a connection at 256 bytes. */
+    uint16_t idle_ticks;
+    uint16_t read_ticks;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
 };
 
-#define WEFT__CHUNK_SHIFT 10
-#define WEFT__CHUNK_SIZE  (1u << WEFT__CHUNK_SHIFT)
-#define WEFT__CHUNK_MAX   4096u /* 4 Mi connections per loop */
-#define WEFT__NO_SLOT     UINT32_MAX
-#define WEFT__TW_SLOTS    512u
-#define WEFT__TW_TICK_MS  100u
-#define WEFT__TW_HEAD     0x80000000u
+#define WEFT__CHUNK_SHIFT       10
+#define WEFT__CHUNK_SIZE        (1u << WEFT__CHUNK_SHIFT)
+#define WEFT__CHUNK_MAX         4096u /* 4 Mi connections per loop */
+#define WEFT__NO_SLOT           UINT32_MAX
+#define WEFT__TW_SLOTS          512u
+#define WEFT__TW_TICK_MS        100u
+#define WEFT__TW_HEAD           0x80000000u
+#define WEFT__TIMEOUT_DEFAULT   0xffffu /* a connection's timeout: the engine's */
+#define WEFT__TIMEOUT_MAX_TICKS 0xfffeu
 
 typedef struct weft__loop_stats {
     _Atomic uint64_t live; /* handed off (or accepted here) and not yet closed */
@@ -207,16 +210,16 @@ struct weft__loop {
      * corked output, in a growable array (a connection that cannot be remembered there is
      * flushed through its writable event instead), and connections to close, chained
      * through their slots' tw_next, which never allocates. */
-    weft_conn **corked;
+    struct weft__corked *corked;
     uint32_t ncorked, corked_cap;
     uint32_t pending_head;
-    /* The staging area for corked small writes (conn_write.c): their bytes, and records of
-     * (connection, offset, length). Per loop, not per connection: a burst of every
-     * connection writing at once costs one area, which shrinks back afterwards. */
+    /* The staging area for corked small writes (conn_write.c): their bytes, and runs of them
+     * chained per connection. Per loop, not per connection, and of a fixed size: a burst of
+     * every connection writing at once costs one area, spilled whenever it fills. */
     uint8_t *stage;
-    uint32_t stage_len, stage_cap;
+    uint32_t stage_len;
     struct weft__staged *recs;
-    uint32_t nrecs, recs_cap;
+    uint32_t nrecs;
 
     weft__listener **listeners; /* the listeners this loop accepts (or receives) on */
     size_t nlisteners;
@@ -356,11 +359,12 @@ int weft__socket_tune(const weft_config *cfg, int fd, int family);
 /* ---- conn_write.c: output queue, corking, backpressure ---- */
 /* Tries to send what is queued; updates interest, backpressure and closing. */
 void weft__conn_flush(weft_conn *c);
-/* Sends what c corked during the iteration (weft__loop_before_sleep). */
-void weft__conn_flush_corked(weft_conn *c);
-/* The iteration's corked writes are all out: the staging area empties (and shrinks back
- * after a burst). */
+/* Sends what corked entry i (taken off the list) held (weft__loop_before_sleep). */
+void weft__conn_flush_corked(weft__loop *loop, uint32_t i);
+/* The iteration's corked writes are all out: the staging area empties, and a burst's
+ * corked list goes back to the system. */
 void weft__loop_stage_reset(weft__loop *loop);
+void weft__loop_stage_free(weft__loop *loop);
 /* Bytes waiting to go out: queued, and staged in this iteration. */
 size_t weft__conn_pending(const weft_conn *c);
 /* As weft__conn_send for one buffer that is not ours: sent or queued without a copy where

@@ -57,9 +57,15 @@ static void peer_window(weft__loop *loop)
     uint64_t sec = loop->now64_ms / 1000u;
     if (sec == loop->peer_log_sec)
         return;
-    if (loop->peer_log_dropped > 0)
-        weft__log(loop->engine, WEFT_LOG_WARN, "loop %u: ... and %llu more in the last second",
-                  loop->index, (unsigned long long)loop->peer_log_dropped);
+    if (loop->peer_log_dropped > 0) {
+        /* At WARN, or at the configured level if that is higher: the lines it counts passed
+         * that filter, so the summary must pass it too. */
+        weft_log_level lv = loop->engine->cfg.log_level > WEFT_LOG_WARN
+                                ? loop->engine->cfg.log_level
+                                : WEFT_LOG_WARN;
+        weft__log(loop->engine, lv, "loop %u: ... and %llu more in the last second", loop->index,
+                  (unsigned long long)loop->peer_log_dropped);
+    }
     loop->peer_log_sec = sec;
     loop->peer_log_lines = 0;
     loop->peer_log_dropped = 0;

@@ -116,7 +116,8 @@ void weft__loop_before_sleep(weft__loop *loop)
      * empty. */
     for (;;) {
         if (loop->ncorked > 0) {
-            weft__conn_flush_corked(loop->corked[--loop->ncorked]);
+            loop->ncorked--;
+            weft__conn_flush_corked(loop, loop->ncorked);
             continue;
         }
         if (loop->pending_head != WEFT__NO_SLOT) {
@@ -209,6 +210,7 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
     c->active_ms = loop->now_ms;
     c->since_ms = 0;
+    c->idle_ticks = c->read_ticks = WEFT__TIMEOUT_DEFAULT;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
@@ -541,12 +543,7 @@ void weft__loop_destroy(weft__loop *loop)
     loop->rbuf = NULL;
     free(loop->listeners);
     loop->listeners = NULL;
-    free(loop->corked);
-    loop->corked = NULL;
-    free(loop->stage);
-    loop->stage = NULL;
-    free(loop->recs);
-    loop->recs = NULL;
+    weft__loop_stage_free(loop);
 }
 
 /* ---- the iteration ---- */

@@ -45,17 +45,21 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
         }
         return false;
     }
-    if (cfg->idle_timeout_ms > 0) {
-        *when = c->active_ms + cfg->idle_timeout_ms;
+    uint32_t idle = c->idle_ticks != WEFT__TIMEOUT_DEFAULT ? c->idle_ticks * WEFT__TW_TICK_MS
+                                                           : cfg->idle_timeout_ms;
+    uint32_t read = c->read_ticks != WEFT__TIMEOUT_DEFAULT ? c->read_ticks * WEFT__TW_TICK_MS
+                                                           : cfg->read_timeout_ms;
+    if (idle > 0) {
+        *when = c->active_ms + idle;
         *why = WEFT_EIDLE;
         any = true;
     }
     /* A partial frame counts against the peer only while we read: not while paused by the
-     * high-water mark or by weft_conn_pause_read (the clock restarts on resuming), and not
+     * high-water mark or by weft_conn_pause_read (the clock holds; see conn.c), and not
      * once the bytes were taken outside on_traffic. */
     if ((c->flags & (CONN_PARTIAL | CONN_READING | CONN_PAUSED)) == (CONN_PARTIAL | CONN_READING) &&
-        c->in.len > 0 && cfg->read_timeout_ms > 0) {
-        uint32_t w = c->since_ms + cfg->read_timeout_ms;
+        c->in.len > 0 && read > 0) {
+        uint32_t w = c->since_ms + read;
         if (!any || before(w, *when)) {
             *when = w;
             *why = WEFT_EREADTIMEOUT;
@@ -116,6 +120,30 @@ void weft__wheel_schedule(weft_conn *c)
     file_in(c, (uint32_t)((loop->wheel_tick + ahead) & MASK));
 }
 
+/* c's deadline passed: close it, or ask the application first (on_idle). */
+static void timed_out(weft_conn *c, int why)
+{
+    weft__loop *loop = c->loop;
+    weft_engine *e = loop->engine;
+    if (why == WEFT_EIDLE && e->cfg.handler.on_idle != NULL) {
+        weft_action a = e->cfg.handler.on_idle(c);
+        if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
+            return; /* it closed the connection itself */
+        if (a == WEFT_ACTION_NONE) {
+            c->active_ms = loop->now_ms; /* kept: the idle clock starts again */
+            weft__wheel_schedule(c);
+            return;
+        }
+        if (a == WEFT_ACTION_SHUTDOWN)
+            weft__loop_request_stop(e);
+        weft__conn_close_graceful(c, WEFT_EIDLE); /* the goodbye goes first */
+        return;
+    }
+    weft__log_peer(loop, WEFT_LOG_INFO, "conn %u/%u: %s, closing", loop->index, c->slot,
+                   weft_strerror(why));
+    weft__conn_close_now(c, why);
+}
+
 static void wheel_tick(weft__timer_node *n)
 {
     weft__loop *loop = WEFT__CONTAINER_OF(n, weft__loop, wheel_timer);
@@ -148,9 +176,7 @@ static void wheel_tick(weft__timer_node *n)
             if (!deadline(c, &when, &why))
                 continue;
             if (!before(loop->now_ms, when)) {
-                weft__log_peer(loop, WEFT_LOG_INFO, "conn %u/%u: %s, closing", loop->index, c->slot,
-                               weft_strerror(why));
-                weft__conn_close_now(c, why);
+                timed_out(c, why);
             } else {
                 weft__wheel_schedule(c);
             }

@@ -14,20 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
-static _Atomic long opened;
-static _Atomic long closed;
-static _Atomic long close_err;
 static _Atomic long wakes;
 static pthread_mutex_t ref_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_conn_ref last_ref; /* the ref of the most recently opened connection */
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
-    atomic_store(&close_err, 1);
+    wt_counters_reset();
     atomic_store(&wakes, 0);
 }
 
@@ -36,15 +33,7 @@ static weft_action remember_ref(weft_conn *c)
     pthread_mutex_lock(&ref_mu);
     last_ref = weft_conn_get_ref(c);
     pthread_mutex_unlock(&ref_mu);
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
-}
-
-static void record_close(weft_conn *c, int err)
-{
-    (void)c;
-    atomic_store(&close_err, err);
-    atomic_fetch_add(&closed, 1);
+    return wt_count_open(c);
 }
 
 /* While set, a wake holds its loop inside on_traffic, so a test can queue several tasks
@@ -83,15 +72,15 @@ typedef struct fixture {
 /* An engine with two loops and one connected client whose ref the test holds. */
 static void fixture_start(fixture *f)
 {
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, echo_or_wake, 2);
     cfg.handler.on_open = remember_ref;
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     assert_int_equal(wt_server_start(&f->s, &cfg), 0);
     f->fd = wt_connect_tcp(f->s.port);
     assert_true(f->fd >= 0);
-    assert_true(wt_wait_count(&opened, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, 1, WT_TIMEOUT_MS));
     pthread_mutex_lock(&ref_mu);
     f->ref = last_ref;
     pthread_mutex_unlock(&ref_mu);
@@ -218,12 +207,12 @@ static void test_async_write_zc_frees_each_buffer_once(void **state)
 
     assert_memory_equal(got, want, (size_t)ZC_BUFFERS * ZC_SIZE);
     assert_true(wt_wait_count(&zc_total_frees, ZC_BUFFERS, WT_TIMEOUT_MS));
-    wt_sleep_ms(20); /* a second free would come right behind the first */
+    /* Once the engine has stopped, every free it was ever going to make is made. */
+    fixture_stop(&f);
     for (int i = 0; i < ZC_BUFFERS; i++)
         assert_int_equal(atomic_load(&zc_frees[i]), 1);
     free(want);
     free(got);
-    fixture_stop(&f);
 }
 
 static void test_async_write_zc_behind_a_close_is_freed_not_sent(void **state)
@@ -256,11 +245,10 @@ static void test_async_write_zc_behind_a_close_is_freed_not_sent(void **state)
     assert_memory_equal(in, "woken\nfirst", 11);
     assert_int_equal(wt_recv_eof(f.fd, WT_TIMEOUT_MS), 0); /* nothing after the close */
     assert_true(wt_wait_count(&zc_total_frees, 1, WT_TIMEOUT_MS));
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&close_err), 0);
-    wt_sleep_ms(20);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
+    fixture_stop(&f); /* no free can come after this */
     assert_int_equal(atomic_load(&zc_frees[0]), 1);
-    fixture_stop(&f);
 }
 
 /* ---- refs to connections that are gone ---- */
@@ -273,7 +261,7 @@ static void test_refs_to_a_closed_connection_are_stale(void **state)
     reset_zc();
     close(f.fd);
     f.fd = -1;
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     uint8_t *b = malloc(10);
     assert_non_null(b);
 
@@ -285,10 +273,8 @@ static void test_refs_to_a_closed_connection_are_stale(void **state)
     assert_int_equal(weft_async_close(f.s.engine, f.ref), WEFT_ESTALE);
     assert_int_equal(weft_async_wake(f.s.engine, f.ref), WEFT_ESTALE);
 
-    /* A failed call never runs its callback: the buffer is still ours. */
-    wt_sleep_ms(20);
-    assert_int_equal(atomic_load(&zc_total_frees), 0);
-    free(b);
+    /* A failed call never runs its callback: the buffer is still ours (checked once the
+     * engine has stopped, when no free can come any more). */
 
     /* Refs that never named anything are stale too. */
     weft_conn_ref forged = f.ref;
@@ -304,13 +290,15 @@ static void test_refs_to_a_closed_connection_are_stale(void **state)
     /* A new connection may reuse the slot; the old ref still must not reach it. */
     int fd2 = wt_connect_tcp(f.s.port);
     assert_true(fd2 >= 0);
-    assert_true(wt_wait_count(&opened, 2, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
     assert_int_equal(weft_async_write(f.s.engine, f.ref, "late", 4), WEFT_ESTALE);
     char in[3];
     assert_int_equal(wt_exchange(fd2, "abc", 3, in, 3, WT_TIMEOUT_MS), 0);
     assert_memory_equal(in, "abc", 3); /* and nothing of "late" arrived before it */
     close(fd2);
     fixture_stop(&f);
+    assert_int_equal(atomic_load(&zc_total_frees), 0);
+    free(b);
 }
 
 static void test_async_calls_after_stop_are_refused(void **state)
@@ -325,8 +313,8 @@ static void test_async_calls_after_stop_are_refused(void **state)
     assert_int_equal(weft_async_wake(f.s.engine, f.ref), WEFT_ESHUTDOWN);
     weft_engine_wait(f.s.engine);
     f.s.engine = NULL;
-    assert_int_equal(atomic_load(&closed), 1);
-    assert_int_equal(atomic_load(&close_err), WEFT_ESHUTDOWN);
+    assert_int_equal(atomic_load(&wt_counts.closed), 1);
+    assert_int_equal(atomic_load(&wt_counts.last_err), WEFT_ESHUTDOWN);
     fixture_stop(&f);
 }
 
@@ -348,8 +336,8 @@ static void test_async_close_sends_what_is_queued_then_closes(void **state)
     assert_int_equal(wt_recv_exact(f.fd, in, sizeof(big), WT_TIMEOUT_MS), 0);
     assert_memory_equal(in, big, sizeof(big));
     assert_int_equal(wt_recv_eof(f.fd, WT_TIMEOUT_MS), 0);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&close_err), 0);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
     free(in);
     fixture_stop(&f);
 }

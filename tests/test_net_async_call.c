@@ -172,6 +172,33 @@ static void test_loop_call_runs_exactly_once(void **state)
     assert_int_equal(atomic_load(&last.runs) + atomic_load(&last.stopped_runs), 1);
 }
 
+/* The documented order between the two ways to write: a weft_conn_write goes out in its
+ * own order, so from a callback on the same loop it overtakes an async write still in the
+ * loop's queue; async writes and calls keep their order among themselves. */
+static weft_action async_then_direct(weft_conn *c)
+{
+    (void)weft_conn_discard(c, weft_conn_get_buffered(c));
+    weft_engine *e = weft_conn_get_engine(c);
+    (void)weft_async_write(e, weft_conn_get_ref(c), "1", 1);
+    (void)weft_conn_write(c, "2", 1);
+    (void)weft_async_write(e, weft_conn_get_ref(c), "3", 1);
+    return WEFT_ACTION_NONE;
+}
+
+static void test_direct_write_overtakes_queued_async_write(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s, 1, async_then_direct);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    char got[3];
+    assert_int_equal(wt_exchange(fd, "x", 1, got, 3, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(got, "213", 3);
+    close(fd);
+    wt_server_stop(&s);
+}
+
 static void test_abort_and_pending_out(void **state)
 {
     (void)state;
@@ -198,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_call_runs_on_its_loop_in_order_with_writes),
         cmocka_unit_test(test_call_to_a_connection_gone_first_runs_with_null),
         cmocka_unit_test(test_loop_call_runs_exactly_once),
+        cmocka_unit_test(test_direct_write_overtakes_queued_async_write),
         cmocka_unit_test(test_abort_and_pending_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,16 +17,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
-static _Atomic long closed;
-static _Atomic long close_err;
 static _Atomic long max_pending; /* the largest weft_conn_get_pending_out seen after a write */
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
-    atomic_store(&closed, 0);
-    atomic_store(&close_err, 1);
+    wt_counters_reset();
     atomic_store(&max_pending, 0);
 }
 
@@ -38,13 +38,6 @@ static weft_action echo_watching_queue(weft_conn *c)
     while (pending > seen && !atomic_compare_exchange_weak(&max_pending, &seen, pending))
         ;
     return a;
-}
-
-static void record_close(weft_conn *c, int err)
-{
-    (void)c;
-    atomic_store(&close_err, err);
-    atomic_fetch_add(&closed, 1);
 }
 
 /* A client socket whose own buffers are small, so the bytes in flight sit mostly in the
@@ -68,6 +61,7 @@ typedef struct writer {
     const uint8_t *data;
     size_t len;
     _Atomic size_t sent;
+    _Atomic long full; /* sends refused because every buffer on the way was full */
     _Atomic int error;
 } writer;
 
@@ -78,10 +72,16 @@ static void *writer_main(void *arg)
     size_t sent = 0;
     while (sent < w->len && wt_now_ms() < end) {
         size_t chunk = w->len - sent < 256 * 1024 ? w->len - sent : 256 * 1024;
-        ssize_t r = send(w->fd, w->data + sent, chunk, MSG_NOSIGNAL);
+        ssize_t r = send(w->fd, w->data + sent, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue; /* SO_SNDTIMEO passed while the server held back: go on */
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                atomic_fetch_add(&w->full, 1);
+                struct pollfd p = {w->fd, POLLOUT, 0};
+                (void)poll(&p, 1, 10);
+                continue;
+            }
+            if (errno == EINTR)
+                continue;
             atomic_store(&w->error, errno);
             return NULL;
         }
@@ -94,10 +94,10 @@ static void *writer_main(void *arg)
 static void test_non_reading_peer_bounds_server_memory(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, echo_watching_queue, 1);
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     const size_t hw = cfg.write_high_water;
     const size_t rbuf = cfg.read_buffer_size;
     wt_server s;
@@ -113,25 +113,30 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
 
     /* Phase 1: the client only writes. Wait until the writer is stuck: the server paused
-     * reading it, and every buffer on the way is full. */
+     * reading it, and then, while the server took no more bytes, a send was refused (every
+     * buffer on the way is full). Nothing drains while the client does not read, so that
+     * is a state, not a lull. */
     uint64_t max_buffer_bytes = 0;
-    size_t last_sent = (size_t)-1;
-    int64_t still_since = wt_now_ms();
+    long full_mark = -1;  /* refused sends when the server was last seen paused ... */
+    uint64_t in_mark = 0; /* ... and the bytes it had taken then */
     int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
     for (;;) {
         assert_true(wt_now_ms() < end);
         weft_loop_stats t = wt_stats(s.engine);
         if (t.buffer_bytes > max_buffer_bytes)
             max_buffer_bytes = t.buffer_bytes;
-        size_t sent = atomic_load(&w.sent);
-        if (sent != last_sent) {
-            last_sent = sent;
-            still_since = wt_now_ms();
-        } else if (t.backpressure_pauses > 0 && wt_now_ms() - still_since > 300) {
-            break;
+        if (t.backpressure_pauses > 0) {
+            long full = atomic_load(&w.full);
+            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark)
+                break;
+            if (full_mark < 0 || t.bytes_in != in_mark) {
+                full_mark = full;
+                in_mark = t.bytes_in;
+            }
         }
         wt_sleep_ms(2);
     }
+    size_t last_sent = atomic_load(&w.sent);
 
     weft_loop_stats t = wt_stats(s.engine);
     assert_true(t.backpressure_pauses > 0);
@@ -160,11 +165,11 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     assert_int_equal(atomic_load(&w.sent), FLOOD_BYTES);
     assert_true((size_t)atomic_load(&max_pending) <= hw + rbuf);
     assert_true(max_buffer_bytes <= 2 * (hw + rbuf));
-    assert_int_equal(atomic_load(&closed), 0);
+    assert_int_equal(atomic_load(&wt_counts.closed), 0);
 
     close(fd);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&close_err), 0);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
     wt_server_stop(&s);
     free(data);
     free(in);
@@ -175,10 +180,10 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
 static void test_peer_reset_mid_write(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, echo_watching_queue, 1);
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     cfg.write_high_water = 256 * 1024;
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
@@ -204,8 +209,8 @@ static void test_peer_reset_mid_write(void **state)
     close(victim);
 
     /* The server closes that connection with an error... */
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    long err = atomic_load(&close_err);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    long err = atomic_load(&wt_counts.last_err);
     assert_true(err == WEFT_ECONNRESET || err == WEFT_EPIPE);
     /* ...and goes on serving the others. */
     uint8_t out[5000], in[5000];
@@ -216,11 +221,11 @@ static void test_peer_reset_mid_write(void **state)
     assert_true(late >= 0);
     assert_int_equal(wt_exchange(late, out, 100, in, 100, WT_TIMEOUT_MS), 0);
     assert_memory_equal(in, out, 100);
-    assert_int_equal(atomic_load(&closed), 1);
+    assert_int_equal(atomic_load(&wt_counts.closed), 1);
 
     close(bystander);
     close(late);
-    assert_true(wt_wait_count(&closed, 3, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 3, WT_TIMEOUT_MS));
     wt_server_stop(&s);
 }
 
@@ -246,11 +251,11 @@ static weft_action flood_on_request(weft_conn *c)
 static void test_outbound_hard_cap_closes_the_connection(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     atomic_store(&flood_rc, 0);
     weft_config cfg;
     wt_config(&cfg, flood_on_request, 1);
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     cfg.write_high_water = 512 * 1024;
     cfg.write_hard_cap = 1024 * 1024;
     wt_server s;
@@ -261,9 +266,9 @@ static void test_outbound_hard_cap_closes_the_connection(void **state)
      * 1 MiB cap together. */
     assert_int_equal(wt_send_all(fd, "go", 2, WT_TIMEOUT_MS), 0);
 
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&flood_rc), WEFT_EOUTCAP);
-    assert_int_equal(atomic_load(&close_err), WEFT_EOUTCAP);
+    assert_int_equal(atomic_load(&wt_counts.last_err), WEFT_EOUTCAP);
     /* Queued bytes were dropped, so the peer is reset rather than shown a clean EOF. */
     int rc;
     uint8_t sink[64 * 1024];
@@ -285,10 +290,10 @@ static weft_action never_reads(weft_conn *c)
 static void test_inbound_cap_closes_the_connection(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     wt_config(&cfg, never_reads, 1);
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     cfg.max_inbound = 256 * 1024;
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
@@ -298,13 +303,13 @@ static void test_inbound_cap_closes_the_connection(void **state)
     wt_fill(chunk, sizeof(chunk), 5);
 
     /* The handler leaves every byte buffered; past max_inbound the engine gives up. */
-    for (int i = 0; i < 32 && atomic_load(&closed) == 0; i++) {
+    for (int i = 0; i < 32 && atomic_load(&wt_counts.closed) == 0; i++) {
         if (send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL) < 0)
             break; /* the server is already gone */
     }
 
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&close_err), WEFT_EINCAP);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), WEFT_EINCAP);
     close(fd);
     wt_server_stop(&s);
 }
@@ -342,13 +347,13 @@ static weft_action pause_then_drain(weft_conn *c)
 static void test_pause_read_holds_the_peer_back(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     atomic_store(&release_reading, 0);
     atomic_store(&pause_rc, 1);
     atomic_store(&drained, 0);
     weft_config cfg;
     wt_config(&cfg, pause_then_drain, 1);
-    cfg.handler.on_close = record_close;
+    cfg.handler.on_close = wt_count_close;
     cfg.max_inbound = 256 * 1024;
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
@@ -356,20 +361,27 @@ static void test_pause_read_holds_the_peer_back(void **state)
     const size_t total = 32u << 20; /* more than any kernel buffers a paused socket */
     uint8_t chunk[16 * 1024];
     wt_fill(chunk, sizeof(chunk), 6);
+    /* Send until the kernel refuses more while the server has paused reading: a state
+     * (nothing drains a paused socket), where a quiet spell could also be this thread
+     * losing the CPU. */
     size_t sent = 0;
-    int64_t quiet_since = wt_now_ms();
-    while (sent < total && wt_now_ms() - quiet_since < 300) {
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    while (sent < total) {
+        assert_true(wt_now_ms() < end);
+        bool paused = atomic_load(&pause_rc) == 0; /* before the send that may be refused */
         ssize_t n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             sent += (size_t)n;
-            quiet_since = wt_now_ms();
-        } else {
-            wt_sleep_ms(5);
+            continue;
         }
+        assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        if (paused)
+            break;
+        wt_sleep_ms(1);
     }
     assert_int_equal(atomic_load(&pause_rc), 0);
     assert_true(sent < total); /* the kernel held the sender back */
-    assert_int_equal(atomic_load(&closed), 0);
+    assert_int_equal(atomic_load(&wt_counts.closed), 0);
     weft_loop_stats st = wt_stats(s.engine);
     assert_true(st.bytes_in <= cfg.read_buffer_size);
 
@@ -384,10 +396,10 @@ static void test_pause_read_holds_the_peer_back(void **state)
         sent += n;
     }
     assert_true(wt_wait_count(&drained, (long)total, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&closed), 0);
+    assert_int_equal(atomic_load(&wt_counts.closed), 0);
     close(fd);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&close_err), 0);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
     wt_server_stop(&s);
 }
 

@@ -18,52 +18,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
 #define LOOPS 4
 
-static _Atomic long opened;
-static _Atomic long closed;
-static _Atomic long opened_on[LOOPS];
-static _Atomic long closed_on[LOOPS];
-
-static void reset_counters(void)
-{
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
-    for (int i = 0; i < LOOPS; i++) {
-        atomic_store(&opened_on[i], 0);
-        atomic_store(&closed_on[i], 0);
-    }
-}
-
+/* Greets with the loop's index, so the client knows where it landed. */
 static weft_action greet_with_loop(weft_conn *c)
 {
-    unsigned k = weft_conn_get_loop(c);
-    if (k < LOOPS)
-        atomic_fetch_add(&opened_on[k], 1);
-    uint8_t b = (uint8_t)k;
+    weft_action a = wt_count_open(c); /* counted before the client can know of it */
+    uint8_t b = (uint8_t)weft_conn_get_loop(c);
     weft_conn_write(c, &b, 1);
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
-}
-
-static void count_close(weft_conn *c, int err)
-{
-    (void)err;
-    unsigned k = weft_conn_get_loop(c);
-    if (k < LOOPS)
-        atomic_fetch_add(&closed_on[k], 1);
-    atomic_fetch_add(&closed, 1);
+    return a;
 }
 
 static void start_server(wt_server *s, weft_lb_kind kind, bool reuse_port)
 {
-    reset_counters();
+    wt_counters_reset();
     weft_config cfg;
     wt_config(&cfg, wt_echo_on_traffic, LOOPS);
     cfg.handler.on_open = greet_with_loop;
-    cfg.handler.on_close = count_close;
+    cfg.handler.on_close = wt_count_close;
     cfg.lb.kind = kind;
     cfg.lb.seed = 0x5eed;
     cfg.reuse_port = reuse_port;
@@ -125,12 +100,12 @@ static void test_least_connections_evens_out_and_refills(void **state)
         loop_of[i] = landed_on(fds[i]);
         per[loop_of[i]]++;
     }
-    assert_true(wt_wait_count(&opened, LC_CONNS, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, LC_CONNS, WT_TIMEOUT_MS));
     weft_loop_stats pl[LOOPS];
     per_loop_stats(s.engine, pl);
     for (int k = 0; k < LOOPS; k++) {
         assert_int_equal(per[k], LC_CONNS / LOOPS);
-        assert_int_equal(atomic_load(&opened_on[k]), LC_CONNS / LOOPS);
+        assert_int_equal(atomic_load(&wt_counts.opened_on[k]), LC_CONNS / LOOPS);
         assert_int_equal(pl[k].live, LC_CONNS / LOOPS);
         assert_int_equal(pl[k].accepted, LC_CONNS / LOOPS);
     }
@@ -152,7 +127,7 @@ static void test_least_connections_evens_out_and_refills(void **state)
     for (int i = LC_CONNS; i < LC_CONNS + LC_CONNS / LOOPS; i++)
         assert_int_equal(landed_on(fds[i]), 0);
 
-    assert_true(wt_wait_count(&opened, LC_CONNS + LC_CONNS / LOOPS, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, LC_CONNS + LC_CONNS / LOOPS, WT_TIMEOUT_MS));
     per_loop_stats(s.engine, pl);
     for (int k = 0; k < LOOPS; k++) {
         assert_int_equal(pl[k].live, LC_CONNS / LOOPS);
@@ -200,7 +175,7 @@ static void test_consistent_hash_keeps_each_address_on_one_loop(void **state)
          * not be what keeps an address in place. */
         for (int a = CH_FIRST; a <= CH_LAST; a++)
             close(fds[a]);
-        assert_true(wt_wait_count(&closed, conns, WT_TIMEOUT_MS));
+        assert_true(wt_wait_count(&wt_counts.closed, conns, WT_TIMEOUT_MS));
     }
     /* Nineteen addresses over four loops: one loop taking them all would mean the address
      * is not what gets hashed. */
@@ -269,7 +244,7 @@ static void test_reuse_port_with_a_balancer_set_still_serves(void **state)
         assert_int_equal(wt_exchange(fds[i], out, 11, in, 11, WT_TIMEOUT_MS), 0);
         assert_memory_equal(in, out, 11);
     }
-    assert_true(wt_wait_count(&opened, RP_CONNS, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, RP_CONNS, WT_TIMEOUT_MS));
     weft_loop_stats pl[LOOPS];
     per_loop_stats(s.engine, pl);
     int nused = 0;
@@ -345,8 +320,8 @@ static void test_stats_count_exactly_what_happened(void **state)
         assert_int_equal(pl[k].live, 0);
         assert_int_equal(pl[k].bytes_in, in_on[k]);
         assert_int_equal(pl[k].bytes_out, out_on[k]);
-        assert_int_equal(atomic_load(&opened_on[k]), (long)conns_on[k]);
-        assert_int_equal(atomic_load(&closed_on[k]), (long)conns_on[k]);
+        assert_int_equal(atomic_load(&wt_counts.opened_on[k]), (long)conns_on[k]);
+        assert_int_equal(atomic_load(&wt_counts.closed_on[k]), (long)conns_on[k]);
     }
     wt_server_stop(&s);
 }

@@ -19,34 +19,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
 /* ---- what the server saw, recorded on the loop thread, checked on the test thread ---- */
 
 #define SEEN_MAX 16
 
-static _Atomic long opened;
-static _Atomic long closed;
-static _Atomic long closed_ok;      /* on_close(conn, 0) */
-static _Atomic long closed_toolong; /* on_close(conn, WEFT_ETOOLONG) */
-static _Atomic long closed_corrupt; /* on_close(conn, WEFT_ECORRUPT) */
-static _Atomic long closed_other;
-static _Atomic long last_close_err;
 static _Atomic long frame_errors; /* weft_conn_next_frame returned < 0 */
 static _Atomic long last_frame_error;
 static _Atomic long write_errors; /* weft_conn_write_frame failed */
 static _Atomic long frames_seen;
 static _Atomic long seen_len[SEEN_MAX]; /* the first frames' lengths */
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
-    atomic_store(&closed_ok, 0);
-    atomic_store(&closed_toolong, 0);
-    atomic_store(&closed_corrupt, 0);
-    atomic_store(&closed_other, 0);
-    atomic_store(&last_close_err, 1);
+    wt_counters_reset();
     atomic_store(&frame_errors, 0);
     atomic_store(&last_frame_error, 0);
     atomic_store(&write_errors, 0);
@@ -55,26 +44,25 @@ static void reset_counters(void)
         atomic_store(&seen_len[i], -1);
 }
 
-static weft_action on_open(weft_conn *c)
+/* Closes by error: on_close(conn, 0), WEFT_ETOOLONG, WEFT_ECORRUPT, or anything else. */
+static long closed_ok(void)
 {
-    (void)c;
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
+    return wt_closed_with(0);
 }
 
-static void on_close(weft_conn *c, int err)
+static long closed_toolong(void)
 {
-    (void)c;
-    atomic_store(&last_close_err, err);
-    if (err == 0)
-        atomic_fetch_add(&closed_ok, 1);
-    else if (err == WEFT_ETOOLONG)
-        atomic_fetch_add(&closed_toolong, 1);
-    else if (err == WEFT_ECORRUPT)
-        atomic_fetch_add(&closed_corrupt, 1);
-    else
-        atomic_fetch_add(&closed_other, 1);
-    atomic_fetch_add(&closed, 1);
+    return wt_closed_with(WEFT_ETOOLONG);
+}
+
+static long closed_corrupt(void)
+{
+    return wt_closed_with(WEFT_ECORRUPT);
+}
+
+static long closed_other(void)
+{
+    return atomic_load(&wt_counts.closed) - closed_ok() - closed_toolong() - closed_corrupt();
 }
 
 /* Echoes every complete frame, framed again by the same codec. */
@@ -102,8 +90,8 @@ static weft_action echo_frames(weft_conn *c)
 static void codec_server_config(weft_config *cfg, const weft_codec_config *codec)
 {
     wt_config(cfg, echo_frames, 1);
-    cfg->handler.on_open = on_open;
-    cfg->handler.on_close = on_close;
+    cfg->handler.on_open = wt_count_open;
+    cfg->handler.on_close = wt_count_close;
     cfg->codec = *codec;
 }
 
@@ -533,7 +521,7 @@ static void assert_codec_stats(weft_engine *e, uint64_t frames, uint64_t decode_
 
 static void echo_codec(const codec_case *cc)
 {
-    reset_counters();
+    reset_state();
     weft_config cfg;
     codec_server_config(&cfg, &cc->codec);
     wt_server s;
@@ -572,15 +560,15 @@ static void echo_codec(const codec_case *cc)
         if (plans[i].k == CHUNK_ALL) /* half-closed: everything answered, then the FIN */
             assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
         close(fd);
-        assert_true(wt_wait_count(&closed, (long)i + 1, WT_TIMEOUT_MS));
+        assert_true(wt_wait_count(&wt_counts.closed, (long)i + 1, WT_TIMEOUT_MS));
         free(in);
         stream_free(&st);
     }
 
     wt_server_stop(&s);
     assert_int_equal(atomic_load(&frames_seen), (long)frames);
-    assert_int_equal(atomic_load(&closed_ok), 4);
-    assert_int_equal(atomic_load(&closed), 4);
+    assert_int_equal(closed_ok(), 4);
+    assert_int_equal(atomic_load(&wt_counts.closed), 4);
     assert_int_equal(atomic_load(&frame_errors), 0);
     assert_int_equal(atomic_load(&write_errors), 0);
 }
@@ -641,7 +629,7 @@ typedef struct bad_plan {
 
 static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp)
 {
-    reset_counters();
+    reset_state();
     weft_config cfg;
     codec_server_config(&cfg, &cc->codec);
     wt_server s;
@@ -652,7 +640,7 @@ static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp
     int bad = wt_connect_tcp(s.port);
     assert_true(good >= 0);
     assert_true(bad >= 0);
-    assert_true(wt_wait_count(&opened, 2, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
 
     /* Before: the good connection works. */
     uint64_t frames = round_trip(good, cc, 1);
@@ -676,7 +664,7 @@ static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp
     frames += st.nframes;
     if (bp->close_err != 0) {
         assert_int_equal(wt_recv_eof(bad, WT_TIMEOUT_MS), 0);
-        assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+        assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
         assert_int_equal(atomic_load(&last_frame_error), bp->close_err);
         assert_int_equal(atomic_load(&frame_errors), 1);
     } else {
@@ -691,7 +679,7 @@ static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp
         frames += more.nframes;
         free(in2);
         stream_free(&more);
-        assert_int_equal(atomic_load(&closed), 0);
+        assert_int_equal(atomic_load(&wt_counts.closed), 0);
         assert_int_equal(atomic_load(&frame_errors), 0);
     }
 
@@ -703,13 +691,13 @@ static void bad_frame_on_one_connection(const codec_case *cc, const bad_plan *bp
 
     close(good);
     close(bad);
-    assert_true(wt_wait_count(&closed, 2, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
     wt_server_stop(&s);
-    assert_int_equal(atomic_load(&closed), 2);
-    assert_int_equal(atomic_load(&closed_toolong), bp->close_err == WEFT_ETOOLONG);
-    assert_int_equal(atomic_load(&closed_corrupt), bp->close_err == WEFT_ECORRUPT);
-    assert_int_equal(atomic_load(&closed_ok), bp->close_err != 0 ? 1 : 2);
-    assert_int_equal(atomic_load(&closed_other), 0);
+    assert_int_equal(atomic_load(&wt_counts.closed), 2);
+    assert_int_equal(closed_toolong(), bp->close_err == WEFT_ETOOLONG);
+    assert_int_equal(closed_corrupt(), bp->close_err == WEFT_ECORRUPT);
+    assert_int_equal(closed_ok(), bp->close_err != 0 ? 1 : 2);
+    assert_int_equal(closed_other(), 0);
     assert_int_equal(atomic_load(&write_errors), 0);
     free(in);
     stream_free(&st);
@@ -838,7 +826,7 @@ static void test_decoder_counting_two_frames_closes(void **state)
 static void test_frame_larger_than_read_buffer(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_codec_config codec;
     weft_codec_config_init(&codec);
     codec.kind = WEFT_CODEC_LENGTH_FIELD;
@@ -879,9 +867,9 @@ static void test_frame_larger_than_read_buffer(void **state)
         assert_int_equal(atomic_load(&seen_len[i]), (long)sizes[i]);
     assert_codec_stats(s.engine, nsizes, 0);
     close(fd);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     wt_server_stop(&s);
-    assert_int_equal(atomic_load(&closed_ok), 1);
+    assert_int_equal(closed_ok(), 1);
     free(in);
     bytes_free(&out);
     bytes_free(&back);
@@ -892,7 +880,7 @@ static void test_frame_larger_than_read_buffer(void **state)
 static bool one_closed(void *arg)
 {
     (void)arg;
-    return atomic_load(&closed) >= 1;
+    return atomic_load(&wt_counts.closed) >= 1;
 }
 
 /* A frame of exactly max_inbound bytes passes; one byte more closes that connection with
@@ -900,7 +888,7 @@ static bool one_closed(void *arg)
 static void test_frame_bounded_by_max_inbound(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_codec_config codec;
     weft_codec_config_init(&codec);
     codec.kind = WEFT_CODEC_LENGTH_FIELD;
@@ -944,8 +932,8 @@ static void test_frame_bounded_by_max_inbound(void **state)
     wt_fill(p, over, 2);
     (void)wt_send_all(fd, p, over, WT_TIMEOUT_MS); /* the server may reset before the end */
     assert_true(wt_wait_for(one_closed, NULL, WT_TIMEOUT_MS));
-    assert_int_equal(atomic_load(&closed_other), 1);
-    assert_int_equal(atomic_load(&last_close_err), WEFT_EINCAP);
+    assert_int_equal(closed_other(), 1);
+    assert_int_equal(atomic_load(&wt_counts.last_err), WEFT_EINCAP);
     assert_codec_stats(s.engine, 2, 0);
     close(fd);
     wt_server_stop(&s);

@@ -16,31 +16,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
-static _Atomic long opened;
-static _Atomic long closed;
 static _Atomic long traffic_calls;
 
-static void reset_counters(void)
+/* The shared counts (wt_counts) and this file's own. */
+static void reset_state(void)
 {
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
+    wt_counters_reset();
     atomic_store(&traffic_calls, 0);
-}
-
-static weft_action count_open(weft_conn *c)
-{
-    (void)c;
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
-}
-
-static void count_close(weft_conn *c, int err)
-{
-    (void)c;
-    (void)err;
-    atomic_fetch_add(&closed, 1);
 }
 
 static weft_action echo(weft_conn *c)
@@ -58,8 +43,8 @@ static bool all_closed_and_returned(void *arg)
 static void echo_config(weft_config *cfg, unsigned loops)
 {
     wt_config(cfg, echo, loops);
-    cfg->handler.on_open = count_open;
-    cfg->handler.on_close = count_close;
+    cfg->handler.on_open = wt_count_open;
+    cfg->handler.on_close = wt_count_close;
 }
 
 /* ---- N clients on L loops ---- */
@@ -74,7 +59,7 @@ static bool echoed_all(void *arg)
 
 static void echo_with_loops(unsigned loops)
 {
-    reset_counters();
+    reset_state();
     weft_config cfg;
     echo_config(&cfg, loops);
     wt_server s;
@@ -115,10 +100,10 @@ static void echo_with_loops(unsigned loops)
 
     for (int i = 0; i < CLIENTS; i++)
         close(fds[i]);
-    assert_true(wt_wait_count(&closed, CLIENTS, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, CLIENTS, WT_TIMEOUT_MS));
     wt_server_stop(&s);
-    assert_int_equal(atomic_load(&opened), CLIENTS);
-    assert_int_equal(atomic_load(&closed), CLIENTS);
+    assert_int_equal(atomic_load(&wt_counts.opened), CLIENTS);
+    assert_int_equal(atomic_load(&wt_counts.closed), CLIENTS);
 }
 
 static void test_echo_one_loop(void **state)
@@ -169,7 +154,7 @@ static void test_thousand_concurrent_connections(void **state)
     (void)state;
     if (!ensure_fd_limit(2 * MANY + 256))
         skip();
-    reset_counters();
+    reset_state();
     weft_config cfg;
     echo_config(&cfg, 2);
     wt_server s;
@@ -182,7 +167,7 @@ static void test_thousand_concurrent_connections(void **state)
         cl[i].fd = wt_connect_tcp(s.port);
         assert_true(cl[i].fd >= 0);
     }
-    assert_true(wt_wait_count(&opened, MANY, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, MANY, WT_TIMEOUT_MS));
 
     for (int round = 0; round < 2; round++) {
         /* Every connection sends its own message; the kernel buffers take it whole. */
@@ -237,7 +222,7 @@ static void test_thousand_concurrent_connections(void **state)
     assert_int_equal(t.live, MANY);
     for (int i = 0; i < MANY; i++)
         close(cl[i].fd);
-    assert_true(wt_wait_count(&closed, MANY, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, MANY, WT_TIMEOUT_MS));
     assert_true(wt_wait_for(all_closed_and_returned, s.engine, WT_TIMEOUT_MS));
     t = wt_stats(s.engine);
     assert_int_equal(t.live, 0);
@@ -252,7 +237,7 @@ static void test_thousand_concurrent_connections(void **state)
 static void test_client_writes_one_byte_per_send(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     echo_config(&cfg, 1);
     wt_server s;
@@ -294,7 +279,7 @@ static bool all_bytes_counted(void *arg)
 static void test_server_writes_one_byte_per_write(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     echo_config(&cfg, 1);
     cfg.handler.on_traffic = trickle;
@@ -325,7 +310,7 @@ static void test_server_writes_one_byte_per_write(void **state)
 static void test_eight_mib_payload(void **state)
 {
     (void)state;
-    reset_counters();
+    reset_state();
     weft_config cfg;
     echo_config(&cfg, 2);
     wt_server s;
@@ -343,7 +328,7 @@ static void test_eight_mib_payload(void **state)
     assert_memory_equal(in, out, n);
     assert_true(atomic_load(&traffic_calls) > 1); /* it came in many reads */
     close(fd);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     /* Every ring buffer went back once the connection was gone. */
     assert_true(wt_wait_for(all_closed_and_returned, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);

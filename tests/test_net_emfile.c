@@ -96,15 +96,16 @@ static void survive_emfile(bool reuse_port)
     assert_true(wt_wait_for(accept_failed, s.engine, WT_TIMEOUT_MS));
 
     /* For a second, the listener stays readable and accept keeps failing: the server must
-     * wait, not spin. A spinning acceptor burns a whole core and fails accept millions of
-     * times. */
+     * wait, not spin. A spinning acceptor fails accept millions of times a second; one that
+     * backs off (10 ms, doubling up to 1 s) a handful. A slow machine fails it less often,
+     * not more. */
     weft_stats before, after;
     weft_engine_get_stats(s.engine, &before, NULL);
-    int64_t cpu0 = wt_cpu_ms();
     wt_sleep_ms(1000);
-    int64_t cpu_used = wt_cpu_ms() - cpu0;
     weft_engine_get_stats(s.engine, &after, NULL);
-    assert_true(cpu_used < 300);
+    printf("%s: %llu accept errors in a second out of descriptors\n",
+           reuse_port ? "reuse_port" : "acceptor",
+           (unsigned long long)(after.accept_errors - before.accept_errors));
     assert_true(after.accept_errors - before.accept_errors < 100);
     assert_int_equal(after.total.accepted, 1);
 

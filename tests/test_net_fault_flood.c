@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -38,58 +39,44 @@
 #define RSS_FACTOR 1
 #endif
 
-static _Atomic long opened;
-static _Atomic long closed;
-static _Atomic long closed_err; /* closes with an error other than a reset */
-
-static void reset_counters(void)
+/* Closes with an error other than a reset: the peers here only close or reset. */
+static long closed_unexpectedly(void)
 {
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
-    atomic_store(&closed_err, 0);
-}
-
-static weft_action count_open(weft_conn *c)
-{
-    (void)c;
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
-}
-
-static void count_close(weft_conn *c, int err)
-{
-    (void)c;
-    if (err != 0 && err != WEFT_ECONNRESET && err != WEFT_EPIPE)
-        atomic_fetch_add(&closed_err, 1);
-    atomic_fetch_add(&closed, 1);
+    return atomic_load(&wt_counts.closed) - wt_closed_with(0) - wt_closed_with(WEFT_ECONNRESET) -
+           wt_closed_with(WEFT_EPIPE);
 }
 
 static void flood_config(weft_config *cfg, unsigned loops)
 {
+    wt_counters_reset();
     wt_config(cfg, wt_echo_on_traffic, loops);
-    cfg->handler.on_open = count_open;
-    cfg->handler.on_close = count_close;
+    cfg->handler.on_open = wt_count_open;
+    cfg->handler.on_close = wt_count_close;
 }
 
-/* Waits until every connection the engine accepted was closed again and nothing moved for
- * a while (the acceptor may still be taking the last ones from the backlog). */
-static bool settled(weft_engine *e, int timeout_ms)
+/* Every connection the engine took was closed again, and none waits to be opened (live
+ * counts a connection from its hand-off to a loop). */
+static bool all_closed(void *arg)
 {
-    int64_t end = wt_now_ms() + timeout_ms;
-    weft_loop_stats prev = wt_stats(e);
-    int64_t still_since = wt_now_ms();
-    while (wt_now_ms() < end) {
-        wt_sleep_ms(10);
-        weft_loop_stats t = wt_stats(e);
-        if (t.accepted != prev.accepted || t.closed != prev.closed) {
-            prev = t;
-            still_since = wt_now_ms();
-            continue;
-        }
-        if (t.live == 0 && t.accepted == t.closed && wt_now_ms() - still_since >= 200)
-            return true;
-    }
-    return false;
+    weft_loop_stats t = wt_stats(arg);
+    return t.live == 0 && t.accepted == t.closed;
+}
+
+/* Waits until the engine took every connection left in its backlog and closed each one it
+ * took: all_closed as the final state, not a lull between two accepts. A last client goes
+ * through the backlog behind every earlier one (the accept queue is first in, first out,
+ * and there is one listener), so once its echo is back, every earlier peer was accepted or
+ * dropped by the kernel; once it has left too, nothing more can arrive. The last client
+ * counts as one connection accepted, opened and closed. */
+static bool drain_backlog(const wt_server *s, int timeout_ms)
+{
+    int fd = wt_connect_tcp(s->port);
+    if (fd < 0)
+        return false;
+    char c = 0;
+    int rc = wt_exchange(fd, "s", 1, &c, 1, timeout_ms);
+    close(fd);
+    return rc == 0 && c == 's' && wt_wait_for(all_closed, s->engine, timeout_ms);
 }
 
 /* ---- connect/close flood ---- */
@@ -134,7 +121,6 @@ static void *flood_main(void *arg)
 static void test_connect_close_flood(void **state)
 {
     (void)state;
-    reset_counters();
     /* 20,000 in a normal build; a tenth under a heavy slowdown, where 20,000 would take
      * minutes and prove nothing more. */
     const int total = wt_slow() ? 2000 : 20000;
@@ -164,16 +150,17 @@ static void test_connect_close_flood(void **state)
     }
     int64_t ms = wt_now_ms() - t0;
 
-    assert_true(settled(s.engine, WT_TIMEOUT_MS));
+    assert_true(drain_backlog(&s, WT_TIMEOUT_MS));
     int fds_after = wt_fd_count();
     long rss_after = wt_rss_kb();
     weft_stats st;
     weft_engine_get_stats(s.engine, &st, NULL);
+    uint64_t accepted = st.total.accepted - 1; /* drain_backlog's client is not the flood's */
     printf("flood: %d connect/close cycles (%ld with an echo) by %d threads in %lld ms "
            "(%.0f/s); accepted %llu, closed %llu, live %llu, rejected %llu, accept errors "
            "%llu; fds %d -> %d; buffers held %llu (%llu bytes); RSS %ld -> %ld KiB\n",
            total, echoed, FLOOD_THREADS, (long long)ms, ms > 0 ? total * 1000.0 / ms : 0.0,
-           (unsigned long long)st.total.accepted, (unsigned long long)st.total.closed,
+           (unsigned long long)accepted, (unsigned long long)(st.total.closed - 1),
            (unsigned long long)st.total.live, (unsigned long long)st.rejected,
            (unsigned long long)st.accept_errors, fds_before, fds_after,
            (unsigned long long)st.total.buffers_out, (unsigned long long)st.total.buffer_bytes,
@@ -182,12 +169,12 @@ static void test_connect_close_flood(void **state)
     assert_int_equal(echoed, total / 4);
     /* A peer reset while still in the backlog may be dropped by the kernel before accept
      * sees it; every one the server did accept was closed again, once. */
-    assert_true(st.total.accepted >= (uint64_t)echoed);
-    assert_true(st.total.accepted <= (uint64_t)total);
+    assert_true(accepted >= (uint64_t)echoed);
+    assert_true(accepted <= (uint64_t)total);
     assert_int_equal(st.total.accepted, st.total.closed);
-    assert_int_equal(atomic_load(&opened), (long)st.total.accepted);
-    assert_int_equal(atomic_load(&closed), (long)st.total.accepted);
-    assert_int_equal(atomic_load(&closed_err), 0);
+    assert_int_equal(atomic_load(&wt_counts.opened), (long)st.total.accepted);
+    assert_int_equal(atomic_load(&wt_counts.closed), (long)st.total.accepted);
+    assert_int_equal(closed_unexpectedly(), 0);
     assert_int_equal(st.total.live, 0);
     assert_int_equal(st.rejected, 0);
     assert_int_equal(st.total.buffers_out, 0);
@@ -254,7 +241,6 @@ static void clients_over_the_fd_limit(bool reuse_port)
         printf("skipped: valgrind emulates RLIMIT_NOFILE and drops the peers over it\n");
         skip();
     }
-    reset_counters();
     weft_config cfg;
     flood_config(&cfg, 1);
     cfg.reuse_port = reuse_port;
@@ -289,24 +275,30 @@ static void clients_over_the_fd_limit(bool reuse_port)
         weft_engine_get_stats(s.engine, &st, NULL);
     } while (st.accept_errors == 0);
 
-    /* Out of descriptors for a second: no spinning, the first SPARE are served. */
+    /* Out of descriptors for a second: no spinning. A spinning acceptor fails accept tens
+     * of thousands of times a second, one that backs off a handful (a slow machine fewer,
+     * not more). */
     weft_stats before, after;
     weft_engine_get_stats(s.engine, &before, NULL);
-    int64_t cpu0 = wt_cpu_ms();
     wt_sleep_ms(1000);
-    int64_t cpu_used = wt_cpu_ms() - cpu0;
     weft_engine_get_stats(s.engine, &after, NULL);
-    int first_served = collect_echoes(fds, served, CLIENTS);
+    /* The first SPARE are served: each one the server took gets its echo. (It may have
+     * taken the last of them just now; its echo follows.) */
+    int first_served;
+    end = wt_now_ms() + WT_TIMEOUT_MS;
+    while ((first_served = collect_echoes(fds, served, CLIENTS)) < (int)after.total.accepted) {
+        assert_true(wt_now_ms() < end);
+        wt_sleep_ms(5);
+    }
     printf("fd limit (%s): %d clients, %d descriptors spare: %llu accepted, %d served, "
-           "%llu accept errors in 1 s while starved, %lld ms CPU\n",
+           "%llu accept errors in 1 s while starved\n",
            reuse_port ? "reuse_port" : "acceptor", CLIENTS, SPARE,
            (unsigned long long)after.total.accepted, first_served,
-           (unsigned long long)(after.accept_errors - before.accept_errors), (long long)cpu_used);
-    assert_true(cpu_used < (wt_slow() ? 1000 : 300));
+           (unsigned long long)(after.accept_errors - before.accept_errors));
     assert_true(after.accept_errors - before.accept_errors < 100);
     assert_true(after.total.accepted > 0);
     assert_true(after.total.accepted <= SPARE);
-    assert_int_equal(first_served, (int)after.total.accepted);
+    assert_int_equal(first_served, (int)wt_stats(s.engine).accepted);
 
     /* Served clients leave: their descriptors come back and the acceptor takes more. */
     for (int i = 0; i < CLIENTS; i++) {
@@ -332,11 +324,12 @@ static void clients_over_the_fd_limit(bool reuse_port)
         if (fds[i] >= 0)
             close(fds[i]);
     }
-    assert_true(settled(s.engine, WT_TIMEOUT_MS));
+    /* Every client was served, so every one was accepted: nothing is left to arrive. */
+    assert_true(wt_wait_for(all_closed, s.engine, WT_TIMEOUT_MS));
     weft_engine_get_stats(s.engine, &st, NULL);
     assert_int_equal(st.total.accepted, CLIENTS);
     assert_int_equal(st.rejected, 0);
-    assert_int_equal(atomic_load(&closed_err), 0);
+    assert_int_equal(closed_unexpectedly(), 0);
     assert_int_equal(wt_fd_count(), fds_before);
     int fd = wt_connect_tcp(s.port);
     assert_true(fd >= 0);

@@ -153,6 +153,15 @@ static int backend_accept(int lfd)
     return fd;
 }
 
+/* Caps fd's receive buffer. A slow reader's buffer would otherwise grow to tens of MiB on
+ * loopback, enough to take a whole test's stream without the proxy ever holding the other
+ * end back, which is what the test is about. */
+static void small_receive_buffer(int fd)
+{
+    int sz = 64 * 1024;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+}
+
 /* ---- the proxy under test ---- */
 
 typedef struct proxy_fixture {
@@ -237,6 +246,7 @@ static void test_proxy_64mib_slow_backend(void **state)
     int bfd = backend_accept(lfd);
     int64_t t0 = wt_now_ms();
     stream c_out, c_in, b_out, b_in;
+    small_receive_buffer(bfd);
     stream_start(&b_in, bfd, &pat_a, BIG, 32 * 1024, 1000, recv_stream); /* slow */
     stream_start(&b_out, bfd, &pat_b, BIG, CHUNK, 0, send_stream);
     stream_start(&c_out, cfd, &pat_a, BIG, CHUNK, 0, send_stream);
@@ -295,7 +305,10 @@ static void test_proxy_slow_client(void **state)
     int bfd = backend_accept(lfd);
     const uint64_t n = 16u << 20;
     stream c_out, c_in, b_out, b_in;
-    stream_start(&c_in, cfd, &pat_b, n, 32 * 1024, 1000, recv_stream); /* slow */
+    /* Slow: 32 KiB a millisecond, slower than the proxy can pass bytes on, or ten times
+     * slower under WEFT_TEST_SLOW, where the proxy itself may not be faster than that. */
+    small_receive_buffer(cfd);
+    stream_start(&c_in, cfd, &pat_b, n, 32 * 1024, wt_grace_ms(1) * 1000, recv_stream);
     stream_start(&b_out, bfd, &pat_b, n, CHUNK, 0, send_stream);
     stream_start(&c_out, cfd, &pat_a, n, CHUNK, 0, send_stream);
     stream_start(&b_in, bfd, &pat_a, n, CHUNK, 0, recv_stream);
@@ -305,6 +318,9 @@ static void test_proxy_slow_client(void **state)
     pthread_join(b_in.thread, NULL);
     atomic_store(&smp.stop, 1);
     pthread_join(smp.thread, NULL);
+    print_message("16 MiB to a slow client; proxy buffers peaked at %llu KiB; %llu pauses\n",
+                  (unsigned long long)(smp.max_buffer >> 10),
+                  (unsigned long long)atomic_load(&f.ps.pauses));
     assert_int_equal(c_out.err, 0);
     assert_int_equal(c_in.err, 0);
     assert_int_equal(b_out.err, 0);

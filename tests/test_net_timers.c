@@ -9,9 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 
-static _Atomic long fired, opened, closed;
+static _Atomic long fired;
 static _Atomic long cancel_rc = 1;
 
 /* "T<ms>": answer "tick" after ms; "C<ms>": arm then cancel; "X<ms>": arm and close now. */
@@ -43,29 +44,14 @@ static weft_action on_traffic(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
-static weft_action on_open(weft_conn *c)
-{
-    (void)c;
-    atomic_fetch_add(&opened, 1);
-    return WEFT_ACTION_NONE;
-}
-
-static void on_close(weft_conn *c, int err)
-{
-    (void)c;
-    (void)err;
-    atomic_fetch_add(&closed, 1);
-}
-
 static void start(wt_server *s)
 {
     weft_config cfg;
     wt_config(&cfg, on_traffic, 1);
-    cfg.handler.on_open = on_open;
-    cfg.handler.on_close = on_close;
+    cfg.handler.on_open = wt_count_open;
+    cfg.handler.on_close = wt_count_close;
+    wt_counters_reset();
     atomic_store(&fired, 0);
-    atomic_store(&opened, 0);
-    atomic_store(&closed, 0);
     atomic_store(&cancel_rc, 1);
     assert_int_equal(wt_server_start(s, &cfg), 0);
 }
@@ -117,11 +103,11 @@ static void test_timer_dies_with_its_connection(void **state)
     assert_true(fd >= 0);
     assert_int_equal(wt_send_all(fd, "X1", 2, WT_TIMEOUT_MS), 0);
     assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
-    assert_true(wt_wait_count(&closed, 1, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     /* A new connection may take the same slot: the old timer must not fire on it. */
     int fd2 = wt_connect_tcp(s.port);
     assert_true(fd2 >= 0);
-    assert_true(wt_wait_count(&opened, 2, WT_TIMEOUT_MS));
+    assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
     wt_sleep_ms(300);
     assert_int_equal(atomic_load(&fired), 0);
     close(fd);

@@ -177,8 +177,9 @@ static size_t size_of(uint32_t seq)
 /* Echo of 10,000 datagrams of every size from 1 to 1472, at most WINDOW in flight. Sizes in
  * a window are all different, so a reply names its request by its length alone and then
  * must equal it byte for byte: a merged, split, corrupt or stray reply has no match. A
- * request whose reply does not come within a second counts as lost. With a window this
- * small nothing on loopback has a reason to drop a datagram, so loss must be zero. */
+ * request whose reply does not come within WT_TIMEOUT_MS counts as lost: a reply that is
+ * merely late (a loaded machine) is not a loss. With a window this small nothing on
+ * loopback has a reason to drop a datagram, so loss must be zero. */
 static void test_udp_echo_10000(void **state)
 {
     (void)state;
@@ -221,13 +222,13 @@ static void test_udp_echo_10000(void **state)
             memmove(&win[k], &win[k + 1], (size_t)(inflight - k - 1) * sizeof(win[0]));
             memmove(&sent_at[k], &sent_at[k + 1], (size_t)(inflight - k - 1) * sizeof(sent_at[0]));
             inflight--;
-        } else if (inflight > 0 && wt_now_ms() - sent_at[0] > 1000) {
+        } else if (inflight > 0 && wt_now_ms() - sent_at[0] > WT_TIMEOUT_MS) {
             lost++;
             memmove(&win[0], &win[1], (size_t)(inflight - 1) * sizeof(win[0]));
             memmove(&sent_at[0], &sent_at[1], (size_t)(inflight - 1) * sizeof(sent_at[0]));
             inflight--;
         }
-        assert_true(wt_now_ms() - t0 < 60000);
+        assert_true(wt_now_ms() - t0 < 6 * WT_TIMEOUT_MS);
     }
     print_message("udp echo: %ld of %d datagrams back intact, %ld lost, %ld bad, %lld ms\n", ok,
                   ECHO_COUNT, lost, bad, (long long)(wt_now_ms() - t0));

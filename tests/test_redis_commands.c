@@ -126,6 +126,85 @@ static void test_hello_and_info_report(void **state)
     assert_memory_equal(f->out.data, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n", 27);
 }
 
+static void two_loops_stats(void *arg, unsigned nloops, redis_loop_info *per_loop)
+{
+    (void)arg;
+    assert_int_equal(nloops, 2);
+    per_loop[0].out_buffer_peak = 4096;
+    per_loop[1].out_buffer_peak = 1048587;
+}
+
+/* The limit as configured shows in CONFIG GET, and INFO's clients section reports the largest
+ * recent output buffer over every loop. */
+static void test_output_limit_in_config_and_info(void **state)
+{
+    fixture *f = *state;
+    const uint8_t *argv[2] = {(const uint8_t *)"INFO", (const uint8_t *)"clients"};
+    size_t lens[2] = {4, 7};
+    redis_config cfg;
+    redis_server *srv;
+    redis_client cl;
+
+    EXPECT("CONFIG GET client-output-buffer-limit",
+           "*2\r\n$26\r\nclient-output-buffer-limit\r\n$19\r\nnormal 67108864 0 0\r\n");
+    redis_config_init(&cfg);
+    cfg.nloops = 2;
+    cfg.stats_cb = two_loops_stats;
+    assert_true(obuf_limit_parse(&cfg.obuf, "1mb", "512kb", "10"));
+    srv = redis_server_create(&cfg);
+    assert_non_null(srv);
+    redis_client_init(srv, &cl, 1);
+    reply_reset(&f->out, 1 << 20);
+    redis_exec(srv, &cl, 2, argv, lens, &f->out);
+    assert_non_null(memmem(f->out.data, f->out.len, "client_recent_max_output_buffer:1048587\r\n",
+                           strlen("client_recent_max_output_buffer:1048587\r\n")));
+    {
+        const uint8_t *a[3] = {(const uint8_t *)"CONFIG", (const uint8_t *)"GET",
+                               (const uint8_t *)"client-output-*"};
+        size_t l[3] = {6, 3, 15};
+        const char *want =
+            "*2\r\n$26\r\nclient-output-buffer-limit\r\n$24\r\nnormal 1048576 524288 10\r\n";
+        reply_reset(&f->out, 1 << 20);
+        redis_exec(srv, &cl, 3, a, l, &f->out);
+        assert_int_equal(f->out.len, strlen(want));
+        assert_memory_equal(f->out.data, want, strlen(want));
+    }
+    redis_client_free(&cl);
+    redis_server_destroy(srv);
+}
+
+/* Peer bytes quoted in an error reply come back escaped (weft_escape): an ESC, a newline or
+ * a NUL cannot reach the client's terminal or break the reply stream, and quotes are cut at
+ * 128 bytes of the peer's as Redis cuts them. */
+static void test_peer_bytes_are_escaped_in_errors(void **state)
+{
+    fixture *f = *state;
+    const uint8_t *argv[3] = {(const uint8_t *)"a\0b", (const uint8_t *)"x\r\n-ERR forged",
+                              (const uint8_t *)"\x1b[2J"};
+    size_t lens[3] = {3, 14, 4};
+    const char *want = "-ERR unknown command 'a\\x00b', with args beginning with: "
+                       "'x\\x0d\\x0a-ERR forged' '\\x1b[2J' \r\n";
+    char cmd[256], reply[256];
+
+    reply_reset(&f->out, 1 << 20);
+    redis_exec(f->srv, &f->client, 3, argv, lens, &f->out);
+    assert_int_equal(f->out.len, strlen(want));
+    assert_memory_equal(f->out.data, want, strlen(want));
+
+    EXPECT("fo\x1b]0;pwn\x07o", "-ERR unknown command 'fo\\x1b]0;pwn\\x07o', with args "
+                                "beginning with: \r\n");
+    EXPECT("CLIENT \x1b[31mred", "-ERR unknown subcommand '\\x1b[31mred'. Try CLIENT HELP.\r\n");
+    EXPECT("CONFIG back\\slash", "-ERR unknown subcommand 'back\\\\slash'. Try CONFIG HELP.\r\n");
+    EXPECT("HELLO 2 \x7f", "-ERR Syntax error in HELLO option '\\x7f'\r\n");
+    EXPECT("EXPIRE k 10 \xff", "-ERR Unsupported option \\xff\r\n");
+    /* 200 bytes of a name: the first 128 are quoted, as Redis's %.128s. */
+    memset(cmd, 'z', 200);
+    cmd[200] = '\0';
+    snprintf(reply, sizeof(reply), "-ERR unknown command '%.128s', with args beginning with: \r\n",
+             cmd);
+    EXPECT(cmd, reply);
+}
+
 static void test_strings(void **state)
 {
     fixture *f = *state;
@@ -435,6 +514,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connection_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_and_info_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_bytes_are_escaped_in_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_limit_in_config_and_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_shares_one_clock_reading, setup, teardown),

@@ -203,6 +203,11 @@ static const bad_case bad[] = {
     {"*1\rX", "Protocol error: invalid multibulk length"},
     {"*1\r\nX", "Protocol error: expected '$', got 'X'"},
     {"*1\r\n:1\r\n", "Protocol error: expected '$', got ':'"},
+    /* The offending byte is quoted escaped: no raw ESC or newline reaches a reply or log. */
+    {"*1\r\n\x1b[2J", "Protocol error: expected '$', got '\\x1b'"},
+    {"*1\r\n\n", "Protocol error: expected '$', got '\\x0a'"},
+    {"*1\r\n\\", "Protocol error: expected '$', got '\\\\'"},
+    {"*2147483648\r\n", "Protocol error: invalid multibulk length"},
     {"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"},
     {"*1\r\n$x\r\n", "Protocol error: invalid bulk length"},
     {"*1\r\n$\r\n", "Protocol error: invalid bulk length"},
@@ -337,6 +342,116 @@ static void test_big_bulk_reports_need_and_resumes(void **state)
     free(in);
 }
 
+/* ---- memory: what a peer can make the parser hold ---- */
+
+/* One decode of buf[0..len) on st; returns the code and fills *fr. */
+static int decode_once(weft_codec *codec, weft_codec_state *st, const uint8_t *buf, size_t len,
+                       weft_frame *fr)
+{
+    memset(fr, 0, sizeof(*fr));
+    return resp_codec.decode(codec, st, buf, len, fr);
+}
+
+/* "*n\r\n$6\r\nEXISTS\r\n" and n - 1 times "$1\r\nx\r\n": n arguments in 7 bytes each. */
+static uint8_t *many_args(size_t n, size_t *len)
+{
+    char head[32];
+    size_t hlen = (size_t)snprintf(head, sizeof(head), "*%zu\r\n$6\r\nEXISTS\r\n", n);
+    uint8_t *in = malloc(hlen + (n - 1) * 7);
+    assert_non_null(in);
+    memcpy(in, head, hlen);
+    for (size_t i = 0; i < n - 1; i++)
+        memcpy(in + hlen + i * 7, "$1\r\nx\r\n", 7);
+    *len = hlen + (n - 1) * 7;
+    return in;
+}
+
+/* After a 1,000,000-argument command the parser gives its arrays back, whether the caller
+ * says it is done with the request or the next request comes: an idle connection holds what
+ * it held before. While the command arrives, the parser holds at most about twice what the
+ * arguments that arrived need, never what the header declared. */
+static void test_parser_returns_to_idle_size_after_a_million_arguments(void **state)
+{
+    const uint8_t *ping = (const uint8_t *)"*1\r\n$4\r\nPING\r\n";
+    size_t n = 1000000, len, idle, per_arg = 3 * sizeof(size_t);
+    uint8_t *in = many_args(n, &len);
+    weft_codec codec = {.vtable = &resp_codec};
+    weft_codec_state st = {0};
+    weft_frame fr;
+
+    (void)state;
+    assert_int_equal(resp_state_footprint(&st), 0);
+    assert_int_equal(decode_once(&codec, &st, ping, 14, &fr), WEFT_FRAME);
+    resp_request_done(fr.message);
+    idle = resp_state_footprint(&st);
+    assert_true(idle > 0 && idle < 1024);
+
+    for (int round = 0; round < 2; round++) {
+        /* As the engine feeds it: everything unconsumed so far, 64 KiB more each time. */
+        for (size_t have = 64 * 1024; have < len; have += 64 * 1024) {
+            size_t arrived = have / 7 + 1;
+            assert_int_equal(decode_once(&codec, &st, in, have, &fr), WEFT_AGAIN);
+            assert_true(resp_state_footprint(&st) <= idle + 2 * arrived * per_arg);
+        }
+        assert_int_equal(decode_once(&codec, &st, in, len, &fr), WEFT_FRAME);
+        assert_int_equal(fr.consumed, len);
+        {
+            const resp_request *req = fr.message;
+            assert_int_equal(req->argc, (int)n);
+            assert_memory_equal(req->argv[n - 1], "x", 1);
+            assert_int_equal(req->lens[n - 1], 1);
+        }
+        assert_true(resp_state_footprint(&st) >= n * per_arg);
+        if (round == 0) {
+            /* The caller is done with it: back to no more than idle at once. */
+            resp_request_done(fr.message);
+            assert_true(resp_state_footprint(&st) <= idle);
+        }
+        /* The next small request (round 1: without a done) finds the parser at idle size. */
+        assert_int_equal(decode_once(&codec, &st, ping, 14, &fr), WEFT_FRAME);
+        assert_int_equal(((const resp_request *)fr.message)->argc, 1);
+        resp_request_done(fr.message);
+        assert_int_equal(resp_state_footprint(&st), idle);
+    }
+    resp_codec.state_destroy(&codec, &st);
+    free(in);
+}
+
+/* A header's count or length is a claim, not bytes: "*1000000000" and "$536870912" make the
+ * parser reserve nothing, and a long inline line costs nothing until it is complete. */
+static void test_declared_sizes_reserve_nothing(void **state)
+{
+    const char *claims[] = {
+        "*1000000000\r\n$1\r\nx\r\n",
+        "*2\r\n$3\r\nSET\r\n$536870912\r\nabc",
+    };
+    resp_limits lim;
+    weft_codec codec = {.vtable = &resp_codec};
+    uint8_t *line = malloc(60 * 1024);
+    weft_frame fr;
+
+    (void)state;
+    resp_limits_init(&lim);
+    lim.max_args = UINT64_MAX; /* the count limit alone must not be what protects us */
+    codec.ctx = &lim;
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        weft_codec_state st = {0};
+        assert_int_equal(
+            decode_once(&codec, &st, (const uint8_t *)claims[i], strlen(claims[i]), &fr),
+            WEFT_AGAIN);
+        assert_true(resp_state_footprint(&st) < 1024);
+        resp_codec.state_destroy(&codec, &st);
+    }
+    {
+        weft_codec_state st = {0};
+        memset(line, 'a', 60 * 1024);
+        assert_int_equal(decode_once(&codec, &st, line, 60 * 1024, &fr), WEFT_AGAIN);
+        assert_true(resp_state_footprint(&st) < 1024);
+        resp_codec.state_destroy(&codec, &st);
+    }
+    free(line);
+}
+
 /* ---- replies ---- */
 
 static void expect(reply_buf *rb, const char *want, size_t len)
@@ -390,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_too_long_lines_are_refused),
         cmocka_unit_test(test_configured_limits),
         cmocka_unit_test(test_big_bulk_reports_need_and_resumes),
+        cmocka_unit_test(test_parser_returns_to_idle_size_after_a_million_arguments),
+        cmocka_unit_test(test_declared_sizes_reserve_nothing),
         cmocka_unit_test(test_reply_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,6 +63,14 @@ void reply_not_int(cmd_ctx *c);
 void reply_arity(cmd_ctx *c, const char *name);
 void reply_oom(cmd_ctx *c);
 
+/* A peer's bytes quoted in an error reply: at most QUOTE_MAX of them, as Redis cuts its
+ * quotes (%.128s), escaped with weft_escape so that no raw control byte (an ESC, a newline)
+ * reaches the client or its terminal. Each byte takes at most 4 characters. */
+#define QUOTE_MAX 128
+#define QUOTE_BUF (QUOTE_MAX * 4 + 1)
+/* Argument i so quoted, in buf (QUOTE_BUF bytes, owned by the caller), which it returns. */
+const char *arg_quote(const cmd_ctx *c, int i, char *buf);
+
 /* The key at argument i: hash, shard locked, live entry (or NULL). */
 typedef struct key_ref {
     const uint8_t *key;

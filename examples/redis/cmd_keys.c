@@ -60,8 +60,8 @@ static void expire_generic(cmd_ctx *c, bool relative, bool seconds)
         } else if (arg_is(c, j, "lt")) {
             flags |= EXP_LT;
         } else {
-            reply_errorf(c->out, "ERR Unsupported option %.*s", (int)c->lens[j],
-                         (const char *)c->argv[j]);
+            char q[QUOTE_BUF];
+            reply_errorf(c->out, "ERR Unsupported option %s", arg_quote(c, j, q));
             return;
         }
     }

@@ -97,8 +97,8 @@ void cmd_hello(cmd_ctx *c)
                 return;
             j++;
         } else {
-            reply_errorf(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)c->lens[j],
-                         (const char *)c->argv[j]);
+            char q[QUOTE_BUF];
+            reply_errorf(c->out, "ERR Syntax error in HELLO option '%s'", arg_quote(c, j, q));
             return;
         }
     }
@@ -156,8 +156,8 @@ void cmd_client(cmd_ctx *c)
         } else if (arg_is(c, 2, "lib-ver")) {
             slot = &c->client->lib_ver;
         } else {
-            reply_errorf(c->out, "ERR Unrecognized option '%.*s'", (int)c->lens[2],
-                         (const char *)c->argv[2]);
+            char q[QUOTE_BUF];
+            reply_errorf(c->out, "ERR Unrecognized option '%s'", arg_quote(c, 2, q));
             return;
         }
         free(*slot);
@@ -179,8 +179,8 @@ void cmd_client(cmd_ctx *c)
         for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
             reply_simple(c->out, help[i]);
     } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try CLIENT HELP.", arg_quote(c, 1, q));
     }
 }
 
@@ -248,17 +248,25 @@ void cmd_command(cmd_ctx *c)
         for (size_t k = 0; k < redis_cmd_table_len; k++)
             reply_bulk_cstr(c->out, redis_cmd_table[k].name);
     } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try COMMAND HELP.", arg_quote(c, 1, q));
     }
 }
 
 void cmd_config(cmd_ctx *c)
 {
-    char port[NUM_LL_BUF + 1], bulk[NUM_LL_BUF + 1];
+    char port[NUM_LL_BUF + 1], bulk[NUM_LL_BUF + 1], obuf[96];
     const char *params[][2] = {
-        {"save", ""},       {"appendonly", "no"},         {"port", port},   {"databases", "1"},
-        {"maxmemory", "0"}, {"proto-max-bulk-len", bulk}, {"timeout", "0"}, {"tcp-keepalive", "0"},
+        {"save", ""},
+        {"appendonly", "no"},
+        {"port", port},
+        {"databases", "1"},
+        {"maxmemory", "0"},
+        {"proto-max-bulk-len", bulk},
+        {"timeout", "0"},
+        {"tcp-keepalive", "0"},
+        /* Only the normal class: weft-redis has no replicas and no pub/sub clients. */
+        {"client-output-buffer-limit", obuf},
     };
     size_t nparams = sizeof(params) / sizeof(params[0]);
     reply_buf tmp;
@@ -266,13 +274,14 @@ void cmd_config(cmd_ctx *c)
 
     port[num_format_ll(port, c->srv->cfg.port)] = '\0';
     bulk[num_format_ll(bulk, (int64_t)c->srv->cfg.max_bulk)] = '\0';
+    obuf_limit_format(&c->srv->cfg.obuf, obuf, sizeof(obuf));
     if (arg_is(c, 1, "resetstat") && c->argc == 2) {
         reply_ok(c->out);
         return;
     }
     if (!arg_is(c, 1, "get")) {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
-                     (int)(c->lens[1] < 128 ? c->lens[1] : 128), (const char *)c->argv[1]);
+        char q[QUOTE_BUF];
+        reply_errorf(c->out, "ERR unknown subcommand '%s'. Try CONFIG HELP.", arg_quote(c, 1, q));
         return;
     }
     if (c->argc < 3) {
@@ -327,7 +336,7 @@ void cmd_info(cmd_ctx *c)
     redis_server *srv = c->srv;
     unsigned nloops = srv->cfg.nloops;
     redis_loop_info *li = calloc(nloops, sizeof(*li));
-    uint64_t clients = 0, accepted = 0, in = 0, out = 0, commands = 0;
+    uint64_t clients = 0, accepted = 0, in = 0, out = 0, commands = 0, out_peak = 0;
     int64_t uptime = (cmd_now(c) - srv->start_ms) / 1000;
     size_t keys, expires;
     reply_buf t;
@@ -343,6 +352,8 @@ void cmd_info(cmd_ctx *c)
         accepted += li[i].accepted;
         in += li[i].bytes_in;
         out += li[i].bytes_out;
+        if (li[i].out_buffer_peak > out_peak)
+            out_peak = li[i].out_buffer_peak;
         commands += atomic_load_explicit(&srv->loops[i].commands, memory_order_relaxed);
     }
     reply_init(&t);
@@ -355,7 +366,8 @@ void cmd_info(cmd_ctx *c)
               (long long)uptime, (long long)(uptime / 86400), nloops);
     }
     if (want_section(c, "clients")) {
-        textf(&t, "# Clients\r\nconnected_clients:%llu\r\n", (unsigned long long)clients);
+        textf(&t, "# Clients\r\nconnected_clients:%llu\r\nclient_recent_max_output_buffer:%llu\r\n",
+              (unsigned long long)clients, (unsigned long long)out_peak);
         for (unsigned i = 0; i < nloops; i++)
             textf(&t, "loop%u:clients=%llu,commands=%llu\r\n", i, (unsigned long long)li[i].clients,
                   (unsigned long long)atomic_load_explicit(&srv->loops[i].commands,

@@ -2,6 +2,7 @@
 #include "cmd.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 
 #include "number.h"
 #include "resp.h"
+#include "weft/engine.h"
 
 /* The dispatch table. Arity and key positions are Redis's, so COMMAND tells clients the
  * truth about them. */
@@ -143,6 +145,7 @@ void redis_config_init(redis_config *cfg)
     cfg->nloops = 1;
     cfg->port = 6380;
     cfg->max_bulk = RESP_MAX_BULK_DEFAULT;
+    obuf_limit_init(&cfg->obuf);
 }
 
 redis_server *redis_server_create(const redis_config *cfg)
@@ -227,25 +230,33 @@ size_t redis_tick(redis_server *srv, unsigned loop)
 
 /* ---- dispatch ---- */
 
+static const char *quote(const uint8_t *s, size_t n, char *buf)
+{
+    weft_escape(buf, QUOTE_BUF, s, n < QUOTE_MAX ? n : QUOTE_MAX);
+    return buf;
+}
+
 static void reply_unknown_command(reply_buf *out, int argc, const uint8_t *const *argv,
                                   const size_t *lens)
 {
     /* Redis: "unknown command '%.128s', with args beginning with: 'a' 'b' ", the args
-     * listed while the list is shorter than 128 bytes, each cut to what is left. */
-    char args[256];
-    size_t n = 0;
+     * listed while the list is shorter than 128 bytes, each cut to what is left. The bytes
+     * are counted before escaping, so the list is the one Redis would show. */
+    char name[QUOTE_BUF], args[QUOTE_MAX * 5 + 1], msg[sizeof(name) + sizeof(args) + 64];
+    size_t n = 0, o = 0;
 
-    for (int i = 1; i < argc && n < 128; i++) {
-        size_t room = 128 - n, take = lens[i] < room ? lens[i] : room;
-        args[n++] = '\'';
-        memcpy(args + n, argv[i], take);
-        n += take;
-        args[n++] = '\'';
-        args[n++] = ' ';
+    for (int i = 1; i < argc && n < QUOTE_MAX; i++) {
+        size_t room = QUOTE_MAX - n, take = lens[i] < room ? lens[i] : room;
+        args[o++] = '\'';
+        o += weft_escape(args + o, sizeof(args) - o - 2, argv[i], take);
+        args[o++] = '\'';
+        args[o++] = ' ';
+        n += take + 3;
     }
-    args[n] = '\0';
-    reply_errorf(out, "ERR unknown command '%.*s', with args beginning with: %s",
-                 (int)(lens[0] < 128 ? lens[0] : 128), (const char *)argv[0], args);
+    args[o] = '\0';
+    snprintf(msg, sizeof(msg), "ERR unknown command '%s', with args beginning with: %s",
+             quote(argv[0], lens[0], name), args);
+    reply_error(out, msg);
 }
 
 int redis_exec(redis_server *srv, redis_client *client, int argc, const uint8_t *const *argv,
@@ -347,6 +358,11 @@ void reply_arity(cmd_ctx *c, const char *name)
 void reply_oom(cmd_ctx *c)
 {
     reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+}
+
+const char *arg_quote(const cmd_ctx *c, int i, char *buf)
+{
+    return quote(c->argv[i], c->lens[i], buf);
 }
 
 void key_lock(cmd_ctx *c, int i, key_ref *k)

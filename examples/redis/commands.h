@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "keyspace.h"
+#include "obuf.h"
 #include "reply.h"
 
 /* What INFO reports for one loop; filled by the embedding program from the engine. */
@@ -21,6 +22,7 @@ typedef struct redis_loop_info {
     uint64_t accepted;
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t out_buffer_peak; /* the largest output buffer of a client, recently (obuf.h) */
 } redis_loop_info;
 
 /* Fills per_loop[0..nloops). Called from any loop thread. */
@@ -30,6 +32,8 @@ typedef struct redis_config {
     unsigned nloops;   /* threads that will call redis_exec; at least 1 (1: no locks) */
     int port;          /* reported by INFO and CONFIG GET */
     uint64_t max_bulk; /* proto-max-bulk-len; also bounds SETRANGE/APPEND */
+    obuf_limit obuf;   /* client-output-buffer-limit normal, as CONFIG GET reports it; the
+                          embedding program enforces it */
     redis_stats_cb stats_cb;
     void *stats_arg;
     int64_t (*clock_ms)(void); /* unix time in ms; NULL = the real clock (tests fake it) */

@@ -110,7 +110,8 @@ void reply_error(reply_buf *rb, const char *msg)
 
 void reply_errorf(reply_buf *rb, const char *fmt, ...)
 {
-    char buf[512];
+    /* Room for a message quoting a peer's 128 bytes escaped (up to 512 characters). */
+    char buf[1024];
     va_list ap;
 
     va_start(ap, fmt);

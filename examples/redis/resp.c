@@ -1,13 +1,22 @@
 /* weft-redis — the RESP2 request decoder as a weft custom codec. */
 #include "resp.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "number.h"
+#include "weft/engine.h"
+
+/* What a parser keeps between requests. A request with more arguments, or a longer inline
+ * line, grows the arrays for itself; they are given back once it is done, so one huge
+ * request does not pin its peak for the connection's life. */
+#define KEEP_ARGS    64
+#define KEEP_SCRATCH 4096
 
 /* Per-connection progress, kept in weft_codec_state.ptr and made on the first decode.
  * Offsets count from the first byte of the request being parsed, which is always the
@@ -35,16 +44,19 @@ static const resp_limits default_limits = {
 
 /* Redis's "expected '$', got 'X'" names the offending byte, but a frame's reason must be
  * static text that outlives the decode call: one text per byte value, made on first use. */
-static char expected_dollar[256][40];
+static char expected_dollar[256][48];
 static pthread_once_t expected_dollar_once = PTHREAD_ONCE_INIT;
 
 static void expected_dollar_make(void)
 {
     for (int c = 0; c < 256; c++) {
-        /* Like Redis, but a newline in the echoed byte would break the reply. */
-        char shown = (c == '\r' || c == '\n' || c == '\0') ? ' ' : (char)c;
+        /* Like Redis, but escaped: the text goes into an error reply and a log line, where a
+         * raw newline would break the stream and a raw ESC would reach a terminal. */
+        uint8_t b = (uint8_t)c;
+        char shown[8];
+        weft_escape(shown, sizeof(shown), &b, 1);
         snprintf(expected_dollar[c], sizeof(expected_dollar[c]),
-                 "Protocol error: expected '$', got '%c'", shown);
+                 "Protocol error: expected '$', got '%s'", shown);
     }
 }
 
@@ -68,6 +80,27 @@ static void parser_reset(resp_parser *p)
     p->inline_scanned = 0;
 }
 
+/* Gives back what the last request grew beyond the kept size. Only between requests: in
+ * the middle of one, off/lens hold the arguments parsed so far. */
+static void parser_shrink(resp_parser *p)
+{
+    if (p->argc != 0)
+        return;
+    if (p->cap > KEEP_ARGS) {
+        free(p->off);
+        free(p->lens);
+        free(p->argv);
+        p->off = p->lens = NULL;
+        p->argv = NULL;
+        p->cap = 0;
+    }
+    if (p->scratch_cap > KEEP_SCRATCH) {
+        free(p->scratch);
+        p->scratch = NULL;
+        p->scratch_cap = 0;
+    }
+}
+
 static void parser_free(resp_parser *p)
 {
     if (p == NULL)
@@ -79,8 +112,9 @@ static void parser_free(resp_parser *p)
     free(p);
 }
 
-/* Makes room for want arguments. Grows geometrically but never trusts a peer's count for
- * more than it has actually sent, as Redis caps its preallocation. */
+/* Makes room for want arguments. Called with the count of arguments that actually arrived,
+ * never with the count a "*N" header declares, so a peer's claim reserves nothing; growth is
+ * geometric, so the reserve is at most twice what arrived. */
 static bool parser_reserve(resp_parser *p, size_t want)
 {
     size_t cap = p->cap ? p->cap : 8;
@@ -293,7 +327,7 @@ static int decode_multibulk(const resp_limits *lim, resp_parser *p, const uint8_
             return WEFT_AGAIN;
         }
         if (!num_parse_ll(buf + 1, (size_t)end - 1, &ll) || buf[end + 1] != '\n' ||
-            (ll > 0 && (uint64_t)ll > lim->max_args))
+            (ll > 0 && ((uint64_t)ll > lim->max_args || ll > INT_MAX)))
             return fail(frame, "Protocol error: invalid multibulk length");
         p->pos = (size_t)end + 2;
         if (ll <= 0) {
@@ -375,6 +409,10 @@ static int resp_decode(const weft_codec *codec, weft_codec_state *state, const u
     /* A shorter buffer than last time means the caller started over: so do we. */
     if (len < p->pos || len < p->inline_scanned)
         parser_reset(p);
+    /* The previous request is no longer borrowed: what it grew goes back now, if the caller
+     * did not say so already with resp_request_done. */
+    if (p->cap > KEEP_ARGS || p->scratch_cap > KEEP_SCRATCH)
+        parser_shrink(p);
     if (len == 0)
         return WEFT_AGAIN;
     if (buf[0] == '*')
@@ -390,6 +428,24 @@ static int resp_decode(const weft_codec *codec, weft_codec_state *state, const u
         parser_reset(p);
     }
     return rc;
+}
+
+void resp_request_done(const resp_request *req)
+{
+    if (req == NULL)
+        return;
+    /* req is the parser's own req member (decode hands out nothing else): the parser it
+     * belongs to is around it. */
+    parser_shrink((resp_parser *)(void *)((const char *)req - offsetof(resp_parser, req)));
+}
+
+size_t resp_state_footprint(const weft_codec_state *state)
+{
+    const resp_parser *p = state->ptr;
+    if (p == NULL)
+        return 0;
+    return sizeof(*p) + p->cap * (sizeof(*p->off) + sizeof(*p->lens) + sizeof(*p->argv)) +
+           p->scratch_cap;
 }
 
 static void resp_state_destroy(const weft_codec *codec, weft_codec_state *state)

@@ -35,9 +35,9 @@ typedef struct resp_limits {
 void resp_limits_init(resp_limits *lim);
 
 /* One decoded request: argc arguments, argv[i] of lens[i] bytes. The pointers are borrowed
- * until the next decode on the same connection (they point into the frame or into the
- * decoder's scratch space for unescaped inline arguments). frame/frame_len name the raw
- * request the arguments came from. */
+ * until the next decode on the same connection or resp_request_done, whichever comes first
+ * (they point into the frame or into the decoder's scratch space for unescaped inline
+ * arguments). frame/frame_len name the raw request the arguments came from. */
 typedef struct resp_request {
     int argc;
     const uint8_t *const *argv;
@@ -51,5 +51,16 @@ typedef struct resp_request {
  * with frame->reason set to Redis's static text ("Protocol error: invalid bulk length"),
  * which weft_conn_get_decode_error hands on. */
 extern const weft_codec_vtable resp_codec;
+
+/* Says the caller is done with req (the message of the frame decode returned last on its
+ * connection): the parser then gives back what a large request made it grow (argument
+ * arrays beyond 64 entries, inline scratch beyond 4 KiB), so an idle connection costs the
+ * same after a 1,000,000-argument command as before it. The next decode does the same when
+ * this is not called. req and everything it points to are invalid afterwards. NULL is
+ * ignored. The connection's loop thread. */
+void resp_request_done(const resp_request *req);
+
+/* Heap bytes the decoder keeps in state (0 before the first decode), for tests and stats. */
+size_t resp_state_footprint(const weft_codec_state *state);
 
 #endif /* WEFT_REDIS_RESP_H */

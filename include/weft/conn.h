@@ -160,6 +160,15 @@ WEFT_API int weft_conn_after(weft_conn *conn, unsigned ms, weft_timer_cb cb, voi
  * was cancelled or is unknown. */
 WEFT_API int weft_conn_cancel_timer(weft_conn *conn, uint64_t id);
 
+/* Gives conn timeouts of its own instead of the engine's idle_timeout_ms and
+ * read_timeout_ms: milliseconds (rounded up to the timer wheel's 100 ms, at most
+ * WEFT_TIMEOUT_MAX_MS: longer ones are that), 0 for never, WEFT_TIMEOUT_DEFAULT to go back
+ * to the engine's (e.g. a connection waiting on its own worker job should not be
+ * idle-closed). Returns 0, WEFT_ECLOSED or WEFT_EINVAL (a datagram connection). */
+#define WEFT_TIMEOUT_DEFAULT 0xffffffffu
+#define WEFT_TIMEOUT_MAX_MS  6553400u
+WEFT_API int weft_conn_set_timeouts(weft_conn *conn, unsigned idle_ms, unsigned read_ms);
+
 /* ---- Datagrams ---- */
 
 /* True for the connection object of a udp:// or unixgram:// listener. Each datagram is one

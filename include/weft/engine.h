@@ -65,6 +65,19 @@ typedef struct weft_handler {
      * is queued until the loop iteration ends (see weft_conn_write), so this follows it once
      * it left; a write the socket took whole at once queued nothing and is not followed. */
     void (*on_drain)(weft_conn *conn);
+    /* Optional. The codec found an error in conn's input (err: WEFT_ETOOLONG, WEFT_ECORRUPT,
+     * ...; reason: static text), before the engine acts on it, on the loop's thread, inside
+     * the weft_conn_next_frame call that met it. May write an error reply. WEFT_ACTION_NONE
+     * skips the bad bytes and goes on where the codec can (a too-long line), and closes
+     * otherwise; WEFT_ACTION_CLOSE closes gracefully (what it wrote goes first), with err
+     * as on_close's reason. Without it, a skippable error is skipped unless the codec's
+     * close_on_error is set, and every decode error is logged (rate limited). */
+    weft_action (*on_decode_error)(weft_conn *conn, int err, const char *reason);
+    /* Optional. conn is about to be closed for idleness (no bytes either way for its idle
+     * timeout), on its loop's thread. May write a goodbye. WEFT_ACTION_NONE keeps it (its
+     * idle clock starts again); WEFT_ACTION_CLOSE closes it gracefully, the goodbye first,
+     * with on_close(conn, WEFT_EIDLE). Without it the connection is closed at once. */
+    weft_action (*on_idle)(weft_conn *conn);
     /* Every tick_ms on every loop's thread (loop = its index). WEFT_ACTION_SHUTDOWN stops
      * the engine; other actions are ignored. */
     weft_action (*on_tick)(weft_engine *engine, unsigned loop);
@@ -125,6 +138,8 @@ typedef struct weft_config {
     void *log_ctx;            /* passed to log_cb; weft never frees it */
     weft_log_level log_level; /* default WEFT_LOG_WARN */
     weft_handler handler;
+    bool stop_on_signals;    /* weft_run waits for SIGINT or SIGTERM and then stops the
+                                engine (as weft_engine_wait_signals); default false */
     void *user_data;         /* weft_engine_get_user_data() */
     weft_codec_config codec; /* default WEFT_CODEC_NONE */
     weft_lb_config lb;       /* default round-robin */
@@ -155,8 +170,15 @@ WEFT_API int weft_engine_stop(weft_engine *engine);
  * is not one of the engine's. Returns 0 (WEFT_EINVAL for a NULL engine). */
 WEFT_API int weft_engine_wait(weft_engine *engine);
 
-/* weft_engine_start + weft_engine_wait on the calling thread: runs until stopped. Returns 0
- * or weft_engine_start's error. */
+/* Waits until SIGINT or SIGTERM arrives or the engine stops by itself, then stops it,
+ * waits for it and frees it, as weft_engine_wait (engine is invalid afterwards). Blocks
+ * both signals in the calling thread (engine threads never take them), so call it from
+ * the program's main thread with no handler of its own for them. Returns the signal that
+ * came, or 0 when the engine stopped by itself (WEFT_EINVAL for a NULL engine). */
+WEFT_API int weft_engine_wait_signals(weft_engine *engine);
+
+/* weft_engine_start + weft_engine_wait on the calling thread (weft_engine_wait_signals with
+ * cfg.stop_on_signals): runs until stopped. Returns 0 or weft_engine_start's error. */
 WEFT_API int weft_run(const weft_config *cfg);
 
 /* Writes listen URL i's bound address ("tcp://127.0.0.1:40211"; i counts the non-NULL

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -33,6 +32,11 @@ bool wt_valgrind(void)
 int wt_timeout_ms(void)
 {
     return wt_slow() ? 60000 : 10000;
+}
+
+int wt_grace_ms(int ms)
+{
+    return wt_slow() ? ms * WT_SLOW_FACTOR : ms;
 }
 
 int64_t wt_now_ms(void)
@@ -300,14 +304,6 @@ weft_action wt_echo_on_traffic(weft_conn *c)
     if (n > 0 && weft_conn_write(c, p, (size_t)n) == 0)
         weft_conn_discard(c, (size_t)n);
     return WEFT_ACTION_NONE;
-}
-
-int64_t wt_cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
 long wt_rss_kb(void)

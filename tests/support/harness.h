@@ -17,11 +17,19 @@
 /* Every blocking step of a test gives up after this long: 10 s, or 60 s when wt_slow(). */
 #define WT_TIMEOUT_MS (wt_timeout_ms())
 
-/* True when the environment says the tests run under a heavy slowdown (valgrind sets
- * WEFT_TEST_SLOW=1 through scripts/valgrind.sh). Tests then relax their time bounds and
- * scale down their repetition counts; they never skip an assertion. */
+/* True when the environment says the tests run under a heavy slowdown: scripts/test.sh
+ * sets WEFT_TEST_SLOW=1 for the ThreadSanitizer suite and scripts/valgrind.sh for memcheck.
+ * Tests then relax their time bounds (wt_grace_ms) and scale down their repetition counts;
+ * they never skip an assertion. */
 bool wt_slow(void);
 int wt_timeout_ms(void);
+
+/* How much later than its deadline something may happen and still pass: ms, or
+ * WT_SLOW_FACTOR times ms when wt_slow(). For the upper bounds that only time can state
+ * (a timeout fires eventually, a stop gives up); a lower bound (not early) is never
+ * relaxed, and what a counter can state is asserted on the counter instead. */
+#define WT_SLOW_FACTOR 10
+int wt_grace_ms(int ms);
 
 /* True under valgrind (scripts/valgrind.sh sets WEFT_TEST_VALGRIND=1). valgrind emulates
  * RLIMIT_NOFILE instead of passing it to the kernel: a descriptor over the lowered limit is
@@ -85,14 +93,13 @@ bool wt_wait_for(bool (*pred)(void *arg), void *arg, int timeout_ms);
 /* Waits until *counter >= want. */
 bool wt_wait_count(const _Atomic long *counter, long want, int timeout_ms);
 
-/* The engine's totals. */
+/* The engine's totals. What a test can state with these counters (sleeps, wakeups,
+ * accept_errors, ...) it asserts on them, not on CPU or wall time, which say as much about
+ * how busy the machine was. */
 weft_loop_stats wt_stats(weft_engine *e);
 
 /* An echo on_traffic: writes back everything buffered. */
 weft_action wt_echo_on_traffic(weft_conn *c);
-
-/* CPU time (user + system) used by this process so far, in milliseconds. */
-int64_t wt_cpu_ms(void);
 
 /* This process's resident set (VmRSS of /proc/self/status) in KiB, or -1. */
 long wt_rss_kb(void);
