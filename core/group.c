@@ -282,14 +282,15 @@ static void shared_release(void *data, void *ctx)
     free(s);
 }
 
-/* Bytes waiting to go out to m's connection, counted as weft_async_get_pending_out counts
- * them (queued, and async writes not yet run), read from the slot m already holds. Returns
+/* The bytes waiting on m's loop to be taken by its socket, as the loop last published them:
+ * the figure it holds against write_high_water. Writes still in the loop's inbox are left
+ * out: they are the loop's backlog (a burst of broadcasts puts them there for every member
+ * alike), not this member's slowness, and they count toward the hard cap anyway. Returns
  * false when the connection is gone. */
-static bool member_pending(const weft__member *m, uint64_t *bytes)
+static bool member_queued(const weft__member *m, uint64_t *bytes)
 {
     weft_conn *c = m->conn;
-    *bytes = atomic_load_explicit(&c->async_pending, memory_order_acquire) +
-             atomic_load_explicit(&c->out_len, memory_order_relaxed);
+    *bytes = atomic_load_explicit(&c->out_len, memory_order_relaxed);
     return atomic_load_explicit(&c->gen, memory_order_acquire) == m->ref.gen;
 }
 
@@ -320,10 +321,10 @@ static int broadcast(weft_group *g, shared_buf *s, void *data, size_t len)
     pthread_mutex_lock(&g->mu);
     for (uint32_t i = 0; i < g->n;) {
         weft__member *m = g->members[i];
-        uint64_t pending;
+        uint64_t queued;
         int rc = WEFT_ESTALE;
-        if (member_pending(m, &pending))
-            rc = pending >= g->cfg.slow_bytes ? WEFT_EAGAIN : 0;
+        if (member_queued(m, &queued))
+            rc = queued >= g->cfg.slow_bytes ? WEFT_EAGAIN : 0;
         if (rc == 0) {
             /* The reference is the write's: taken before, since the loop may be done with
              * the bytes before this returns; a write that fails never calls its free_cb. */

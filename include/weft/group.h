@@ -11,13 +11,17 @@
  * one order (they are serialised on the group), and each member gets them in order with the
  * async writes made to it (engine.h).
  *
- * A member that cannot keep up never gets a stream with a hole in it. A member whose queued
- * output (weft_async_get_pending_out) has reached the group's slow mark when a broadcast
- * comes is not sent that message and leaves the group at once, so no later broadcast reaches
- * it either: what it got is a prefix of what was broadcast. The group's policy says what
- * happens to its connection (WEFT_GROUP_SKIP_SLOW: nothing, it stays open;
- * WEFT_GROUP_CLOSE_SLOW: it is aborted), and on_slow tells the application either way. The
- * same holds for a member whose write could not be queued for want of memory.
+ * A member that cannot keep up never gets a stream with a hole in it. A member whose queue has
+ * reached the group's slow mark when a broadcast comes is not sent that message and leaves
+ * the group at once, so no later broadcast reaches it either: what it got is a prefix of what
+ * was broadcast. Its queue is what waits on its loop to be taken by its socket
+ * (weft_conn_get_pending_out, as the loop last published it): the figure write_high_water is
+ * held against, so more than the mark written to it within one loop iteration counts too.
+ * Async writes still on their way to its loop are that loop's backlog, the same for every
+ * member, and count only toward the hard cap (weft_async_get_pending_out counts both). The
+ * group's policy says what happens to its connection (WEFT_GROUP_SKIP_SLOW: nothing, it stays
+ * open; WEFT_GROUP_CLOSE_SLOW: it is aborted), and on_slow tells the application either way.
+ * The same holds for a member whose write could not be queued for want of memory.
  */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
@@ -50,8 +54,8 @@ typedef void (*weft_group_slow_cb)(weft_group *group, weft_conn_ref ref, void *a
 
 typedef struct weft_group_config {
     weft_group_policy policy;   /* default WEFT_GROUP_SKIP_SLOW */
-    size_t slow_bytes;          /* a member with this many bytes waiting to go out is slow;
-                                   0 = the engine's write_high_water; default 0 */
+    size_t slow_bytes;          /* a member with this many bytes in its queue is slow; 0 = the
+                                   engine's write_high_water; default 0 */
     weft_group_slow_cb on_slow; /* optional; default NULL */
     void *arg;                  /* passed to on_slow; weft never frees it */
 } weft_group_config;
@@ -90,12 +94,13 @@ WEFT_API size_t weft_group_count(weft_group *group);
 
 /* Copies data (borrowed until this returns) once, framed if asked, and queues the copy for
  * every member. Returns how many members it was queued for (a member then gets it unless its
- * connection closes first), or WEFT_EINVAL (NULL group, data NULL with len > 0, an unknown
- * flag), WEFT_ENOCODEC (WEFT_GROUP_FRAMED without a codec), the encoder's error (e.g.
- * WEFT_EMSGSIZE), WEFT_EMSGSIZE (longer, framed, than write_hard_cap), WEFT_ESHUTDOWN
- * (weft_engine_stop was called) or WEFT_ENOMEM: then no member gets it. Slow members are not
- * counted, leave the group and go the policy's way (see the top of this file). The copy is
- * freed once the last member is done with it. Any thread. */
+ * connection closes first: one closing gracefully is a member, and counted, until it closed),
+ * or WEFT_EINVAL (NULL group, data NULL with len > 0, an unknown flag), WEFT_ENOCODEC
+ * (WEFT_GROUP_FRAMED without a codec), the encoder's error (e.g. WEFT_EMSGSIZE),
+ * WEFT_EMSGSIZE (longer, framed, than write_hard_cap), WEFT_ESHUTDOWN (weft_engine_stop was
+ * called) or WEFT_ENOMEM: then no member gets it. Slow members are not counted, leave the
+ * group and go the policy's way (see the top of this file). The copy is freed once the last
+ * member is done with it. Any thread. */
 WEFT_API int weft_group_broadcast(weft_group *group, const void *data, size_t len, unsigned flags);
 
 /* As weft_group_broadcast without the copy: on success ownership of data passes to weft,
