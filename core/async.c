@@ -119,6 +119,24 @@ int weft_async_write(weft_engine *e, weft_conn_ref ref, const void *data, size_t
     return push_write(e, ref, copy, len, NULL, NULL);
 }
 
+int weft_async_write_frame(weft_engine *e, weft_conn_ref ref, const void *data, size_t len)
+{
+    if (e == NULL || (data == NULL && len > 0))
+        return WEFT_EINVAL;
+    if (!e->has_codec)
+        return WEFT_ENOCODEC;
+    /* The codec is shared read-only by every thread (codec.h), so it encodes here, on the
+     * caller's thread, and the loop only sends. */
+    weft_encoding enc;
+    memset(&enc, 0, sizeof(enc));
+    int rc = weft_codec_encode(&e->codec, data, len, &enc);
+    if (rc != 0)
+        return rc;
+    struct iovec iov[3] = {
+        {enc.head, enc.head_len}, {(void *)data, len}, {(void *)enc.tail, enc.tail_len}};
+    return weft_async_writev(e, ref, iov, 3);
+}
+
 static int push_simple(weft_engine *e, weft_conn_ref ref, weft__task_kind kind)
 {
     weft__loop *loop;

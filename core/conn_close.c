@@ -41,6 +41,11 @@ void weft__conn_finish(weft_conn *c)
     /* Refs die before anyone can see the connection closing. */
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);
+    /* It leaves its groups before on_close. The fence pairs with weft_group_add's: either
+     * the adder sees the generation just bumped, or this sees its membership. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->groups, memory_order_acquire) != NULL)
+        e->group_leave(c);
     if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
         /* Dropping queued bytes: reset rather than let the peer think all arrived. */
         struct linger lg = {1, 0};

@@ -2,7 +2,7 @@
  *
  * The core has three layers; a file calls only into its own layer and the ones below it:
  *
- *   control side (any thread)  engine.c acceptor.c listen.c dial.c async.c
+ *   control side (any thread)  engine.c acceptor.c listen.c dial.c async.c group.c
  *   per-thread loop            loop.c (the iteration, and what runs before it sleeps)
  *                              conn.c conn_read.c conn_write.c conn_close.c
  *                              wheel.c conn_timer.c accept.c dgram.c
@@ -11,8 +11,8 @@
  *
  * Only the loop / connection / wheel group calls each other in a circle (a connection
  * closes on a timer, a timer is re-filed by a read). Where the loop layer must call back
- * up (a hand-off, a finished connect, a dial to adopt) it goes through a function pointer
- * the control side set, as libuv's handles call their callbacks. The control side reaches
+ * up (a hand-off, a finished connect, a dial to adopt, a group member closing) it goes
+ * through a function pointer the control side set, as libuv's handles call their callbacks. The control side reaches
  * a loop only
  * through its queue, its statistics (atomics) and a slot's generation (atomic), which is
  * how a weft_conn_ref is checked without a lock. A loop thread owns its backend instance,
@@ -64,6 +64,7 @@ enum {
 };
 
 typedef struct weft__loop weft__loop;
+struct weft__member;
 
 /* The struct that holds member m at p (timer nodes find their owners this way). */
 #define WEFT__CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
@@ -73,6 +74,9 @@ struct weft_conn {
     _Alignas(8) unsigned char be[WEFT__BE_CONN_BYTES];
     weft__loop *loop;
     void *ctx;
+    /* The weft_groups this connection is in (group.c's, under its lock): the loop layer only
+     * looks whether it is NULL as the connection finishes. */
+    _Atomic(struct weft__member *) groups;
     weft__ring in;
     weft__outq out;
     weft_codec_state cstate;
@@ -261,6 +265,9 @@ struct weft_engine {
      * finished connecting (dial.c). */
     void (*hand_off)(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
     void (*connect_done)(weft_conn *c);
+    /* A connection in a group finishes: it leaves them (group.c; set with the first group,
+     * under group.c's lock, and read only once a membership was seen). */
+    void (*group_leave)(weft_conn *c);
     bool acceptor_started;
     _Atomic int stop_requested;
     _Atomic uint64_t rejected;

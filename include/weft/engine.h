@@ -304,6 +304,15 @@ WEFT_API int weft_async_write_zc(weft_engine *engine, weft_conn_ref ref, void *d
 WEFT_API int weft_async_writev(weft_engine *engine, weft_conn_ref ref, const struct iovec *iov,
                                int iovcnt);
 
+/* As weft_async_write, but frames data through the engine's codec encoder first, as
+ * weft_conn_write_frame does (a line gets its "\n" or "\r\n", a length-field frame its
+ * length): encoded on the calling thread, then queued as one write, so the frame is never
+ * split by another write. Also WEFT_ENOCODEC without a codec, or the encoder's error (e.g.
+ * WEFT_EMSGSIZE, WEFT_EINVAL): nothing is queued and the connection stays open. Any
+ * thread. */
+WEFT_API int weft_async_write_frame(weft_engine *engine, weft_conn_ref ref, const void *data,
+                                    size_t len);
+
 /* Closes ref's connection gracefully (as weft_conn_close) after what was queued before this
  * call is sent. Returns 0, WEFT_EINVAL (NULL engine), WEFT_ESTALE, WEFT_ESHUTDOWN or
  * WEFT_ENOMEM. */

@@ -16,6 +16,7 @@
 #include "weft/balancer.h"
 #include "weft/pool.h"
 #include "weft/engine.h"
+#include "weft/group.h"
 #include "weft/deprecated.h"
 
 #endif /* WEFT_H */
