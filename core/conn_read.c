@@ -143,6 +143,17 @@ uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
     return p;
 }
 
+/* A large frame that keeps arriving is progress, though no frame completes: each time what
+ * waits doubles (from 64 KiB on) the read timeout starts again. A legitimate upload gets a
+ * full read timeout per doubling, while a slowloris would have to send exponentially more
+ * for each extension. */
+static void large_frame_progress(weft_conn *c, size_t n)
+{
+    size_t before = c->in.len, after = before + n;
+    if (after >= 64u * 1024u && __builtin_clzll(after) < __builtin_clzll(before))
+        weft__conn_read_clock_start(c);
+}
+
 void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
 {
     weft__loop *loop = c->loop;
@@ -156,6 +167,8 @@ void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_in, n);
         c->active_ms = loop->now_ms;
+        if (c->in.len > 0)
+            large_frame_progress(c, (size_t)n);
         if (c->in.len > 0 && data == c->in.buf + c->in.head + c->in.len) {
             /* Read behind the partial frame, where weft__conn_recv_buf pointed. */
             weft__ring_commit(&c->in, (size_t)n);
