@@ -42,9 +42,10 @@ void weft__conn_finish(weft_conn *c)
     atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1u,
                           memory_order_release);
     /* It leaves its groups before on_close. The fence pairs with weft_group_add's: either
-     * the adder sees the generation just bumped, or this sees its membership. */
+     * the adder sees the generation just bumped, or this sees the loop's group table and,
+     * in group_leave, the membership in it. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&c->groups, memory_order_acquire) != NULL)
+    if (atomic_load_explicit(&loop->groups, memory_order_acquire) != NULL)
         e->group_leave(c);
     if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
         /* Dropping queued bytes: reset rather than let the peer think all arrived. */

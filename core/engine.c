@@ -63,8 +63,10 @@ static void engine_free(weft_engine *e)
     e->pool = NULL;
     weft__acceptor_teardown(e);
     if (e->loops != NULL) {
-        for (unsigned i = 0; i < e->nloops; i++)
+        for (unsigned i = 0; i < e->nloops; i++) {
             weft__loop_destroy(&e->loops[i]);
+            weft__group_slots_free(&e->loops[i]); /* after: a last finish may still look */
+        }
         free(e->loops);
     }
     for (size_t i = 0; i < e->nlisteners; i++)

@@ -2,11 +2,14 @@
  * itself on close, and a broadcast of one shared buffer.
  *
  * A membership is one node kept in two places: its group's array (under the group's lock),
- * which a broadcast walks, and its connection's list (weft_conn.groups, under members_mu),
- * so that a closing connection finds its groups without asking every group. The loop layer
- * looks at that list once, as the connection finishes, and when it is not empty calls the
- * group_leave hook this file set on the engine: that is the only way from the loop into
- * this file.
+ * which a broadcast walks, and its connection's list (under members_mu), so that a closing
+ * connection finds its groups without asking every group. The lists live in a table per
+ * loop, one head per slot, made in chunks by the first add to a connection of that loop:
+ * not in weft_conn, so that a program without groups pays nothing per connection for them.
+ * A slot's head is NULL whenever its connection is in no group, so the slot's next
+ * connection finds it empty. As a connection of a loop that has a table finishes, the loop
+ * layer calls the group_leave hook this file set on the engine: that is the only way from
+ * the loop into this file.
  *
  * Locks, always in this order: members_mu, a group's mu, then (inside weft_async_*) a
  * loop's queue. members_mu is one for the process: the lists it guards link memberships of
@@ -29,9 +32,10 @@ typedef struct weft__member {
     weft_group *group;
     weft_conn *conn; /* the slot, which outlives the connection as every slot does */
     weft_conn_ref ref;
-    struct weft__member *next;      /* the connection's list (members_mu) */
-    struct weft__member *drop_next; /* a broadcast's list of slow members (its own) */
-    uint32_t index;                 /* place in group->members, or NOT_IN (group->mu) */
+    _Atomic(struct weft__member *) *list; /* the head of the connection's list */
+    struct weft__member *next;            /* the connection's list (members_mu) */
+    struct weft__member *drop_next;       /* a broadcast's list of slow members (its own) */
+    uint32_t index;                       /* place in group->members, or NOT_IN (group->mu) */
     bool unlinked; /* dropped as slow, then taken off the connection's list by its close:
                       the broadcast that dropped it frees it (members_mu) */
 } weft__member;
@@ -53,16 +57,57 @@ typedef struct shared_buf {
     uint8_t bytes[];
 } shared_buf;
 
+/* A loop's lists, by slot as its slot table is: chunks are made under members_mu and,
+ * like the slots', never move or go away while the engine lives. */
+typedef _Atomic(weft__member *) list_head;
+struct weft__group_slots {
+    _Atomic(list_head *) chunks[WEFT__CHUNK_MAX];
+};
+
 static pthread_mutex_t members_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- the two places a node is kept ---- */
 
+/* The head of the list of slot's connection on loop; NULL if it was never made (make:
+ * make it, under members_mu; NULL then means out of memory). */
+static list_head *list_of(weft__loop *loop, uint32_t slot, bool make)
+{
+    struct weft__group_slots *t = atomic_load_explicit(&loop->groups, memory_order_acquire);
+    if (t == NULL) {
+        if (!make || (t = malloc(sizeof(*t))) == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < WEFT__CHUNK_MAX; i++)
+            atomic_init(&t->chunks[i], NULL);
+        atomic_store_explicit(&loop->groups, t, memory_order_release);
+    }
+    uint32_t i = slot >> WEFT__CHUNK_SHIFT; /* a slot that exists: below the table's end */
+    list_head *chunk = atomic_load_explicit(&t->chunks[i], memory_order_acquire);
+    if (chunk == NULL) {
+        if (!make || (chunk = malloc(WEFT__CHUNK_SIZE * sizeof(*chunk))) == NULL)
+            return NULL;
+        for (uint32_t j = 0; j < WEFT__CHUNK_SIZE; j++)
+            atomic_init(&chunk[j], NULL);
+        atomic_store_explicit(&t->chunks[i], chunk, memory_order_release);
+    }
+    return &chunk[slot & (WEFT__CHUNK_SIZE - 1u)];
+}
+
+void weft__group_slots_free(weft__loop *loop)
+{
+    struct weft__group_slots *t = atomic_load_explicit(&loop->groups, memory_order_relaxed);
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < WEFT__CHUNK_MAX; i++)
+        free(atomic_load_explicit(&t->chunks[i], memory_order_relaxed));
+    free(t);
+    atomic_store_explicit(&loop->groups, NULL, memory_order_relaxed);
+}
+
 static void list_unlink(weft__member *m)
 {
-    weft_conn *c = m->conn;
-    weft__member *p = atomic_load_explicit(&c->groups, memory_order_relaxed);
+    weft__member *p = atomic_load_explicit(m->list, memory_order_relaxed);
     if (p == m) {
-        atomic_store_explicit(&c->groups, m->next, memory_order_relaxed);
+        atomic_store_explicit(m->list, m->next, memory_order_relaxed);
         return;
     }
     while (p != NULL && p->next != m)
@@ -104,12 +149,17 @@ static void array_remove(weft_group *g, weft__member *m)
     }
 }
 
-/* The engine's group_leave: conn finishes, its refs already dead. */
+/* The engine's group_leave: c, a connection of a loop with a table, finishes, its refs
+ * already dead. Most are in no group: a look at the head, after weft__conn_finish's fence,
+ * tells without the lock. */
 static void conn_leave(weft_conn *c)
 {
+    list_head *head = list_of(c->loop, c->slot, false);
+    if (head == NULL || atomic_load_explicit(head, memory_order_acquire) == NULL)
+        return;
     pthread_mutex_lock(&members_mu);
-    weft__member *m = atomic_load_explicit(&c->groups, memory_order_relaxed);
-    atomic_store_explicit(&c->groups, NULL, memory_order_relaxed);
+    weft__member *m = atomic_load_explicit(head, memory_order_relaxed);
+    atomic_store_explicit(head, NULL, memory_order_relaxed);
     while (m != NULL) {
         weft__member *next = m->next;
         weft_group *g = m->group;
@@ -207,11 +257,19 @@ int weft_group_add(weft_group *g, weft_conn_ref ref)
     m->ref = ref;
     int rc = 0;
     pthread_mutex_lock(&members_mu);
-    /* Linked first, the ref checked after; weft__conn_finish does the opposite (the
-     * generation first, then the list), each with a full fence between. So either this sees
-     * the ref dead, or the closing connection sees this node and takes it out. */
-    m->next = atomic_load_explicit(&c->groups, memory_order_relaxed);
-    atomic_store_explicit(&c->groups, m, memory_order_release);
+    /* The ref's loop and slot, not c's fields: those are the loop thread's to write. */
+    m->list = list_of(&g->engine->loops[ref.loop], ref.slot, true);
+    if (m->list == NULL) {
+        pthread_mutex_unlock(&members_mu);
+        free(m);
+        return WEFT_ENOMEM;
+    }
+    /* Linked first (the table too, if this made it), the ref checked after;
+     * weft__conn_finish does the opposite (the generation first, then the table and the
+     * list), each with a full fence between. So either this sees the ref dead, or the
+     * closing connection sees this node and takes it out. */
+    m->next = atomic_load_explicit(m->list, memory_order_relaxed);
+    atomic_store_explicit(m->list, m, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->gen, memory_order_relaxed) != ref.gen)
         rc = WEFT_ESTALE;
@@ -243,9 +301,10 @@ int weft_group_remove(weft_group *g, weft_conn_ref ref)
     weft__member *m = NULL;
     pthread_mutex_lock(&members_mu);
     pthread_mutex_lock(&g->mu);
+    list_head *head = list_of(&g->engine->loops[ref.loop], ref.slot, false);
     /* Skipping any node a broadcast dropped as slow: it is out already, and that broadcast
      * frees it. */
-    for (m = atomic_load_explicit(&c->groups, memory_order_relaxed); m != NULL; m = m->next)
+    for (m = head ? atomic_load_explicit(head, memory_order_relaxed) : NULL; m != NULL; m = m->next)
         if (m->group == g && weft_conn_ref_equal(m->ref, ref) && m->index != NOT_IN)
             break;
     if (m != NULL)

@@ -64,7 +64,7 @@ enum {
 };
 
 typedef struct weft__loop weft__loop;
-struct weft__member;
+struct weft__group_slots;
 
 /* The struct that holds member m at p (timer nodes find their owners this way). */
 #define WEFT__CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
@@ -74,9 +74,6 @@ struct weft_conn {
     _Alignas(8) unsigned char be[WEFT__BE_CONN_BYTES];
     weft__loop *loop;
     void *ctx;
-    /* The weft_groups this connection is in (group.c's, under its lock): the loop layer only
-     * looks whether it is NULL as the connection finishes. */
-    _Atomic(struct weft__member *) groups;
     weft__ring in;
     weft__outq out;
     weft_codec_state cstate;
@@ -183,6 +180,10 @@ struct weft__loop {
     uint32_t free_head;
     uint32_t high_slot; /* slots below this were handed out at least once */
     uint32_t nconns;    /* open connections (loop thread) */
+    /* Which groups each slot's connection is in (group.c's, made by the first weft_group_add
+     * to a connection of this loop and never moved until the engine is freed): NULL while
+     * none ever was, so a program without groups pays nothing per connection for them. */
+    _Atomic(struct weft__group_slots *) groups;
 
     /* Timer wheel for idle, read and close timeouts: one visit per connection per timeout
      * period, not a scan of every connection per tick. */
@@ -265,8 +266,9 @@ struct weft_engine {
      * finished connecting (dial.c). */
     void (*hand_off)(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
     void (*connect_done)(weft_conn *c);
-    /* A connection in a group finishes: it leaves them (group.c; set with the first group,
-     * under group.c's lock, and read only once a membership was seen). */
+    /* A connection of a loop with a group table finishes: it leaves its groups, if any
+     * (group.c; set with the first group, under group.c's lock, and read only once the
+     * loop's table was seen). */
     void (*group_leave)(weft_conn *c);
     bool acceptor_started;
     _Atomic int stop_requested;
@@ -450,6 +452,11 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len);
 /* The dialled socket became writable: the connect finished, one way or the other (the
  * engine's connect_done). */
 void weft__dial_finish(weft_conn *c);
+
+/* ---- group.c: connection groups ---- */
+/* Frees loop's group table, if it has one (engine teardown: the groups are freed and every
+ * connection has finished). */
+void weft__group_slots_free(weft__loop *loop);
 
 /* ---- acceptor.c ---- */
 int weft__acceptor_setup(weft_engine *e);

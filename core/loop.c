@@ -15,6 +15,10 @@
 
 #include "internal.h"
 
+/* Idle memory per connection is a product target (benchmarks/idle_mem.sh): what only some
+ * programs use (groups, for one) lives outside the slot, in tables made when first used. */
+_Static_assert(sizeof(struct weft_conn) <= 256, "a connection outgrew its 256 bytes");
+
 /* ---- clocks and timers ---- */
 
 void weft__loop_clock_update(weft__loop *loop)
