@@ -1,8 +1,12 @@
-/* weft — buffer pool: power-of-two classes, a capped LIFO free list per class. */
+/* weft — buffer pool: power-of-two classes with a capped LIFO free list each, and mapped
+ * buffers above them; see bufpool.h. */
+#include "bufpool.h"
+
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "bufpool.h"
 #include "weft/error.h"
 
 #define CLASS_MAX 32
@@ -16,6 +20,8 @@ struct weft__bufpool {
     weft__bufpool_config cfg;
     unsigned min_shift;
     unsigned nclasses;
+    size_t top;  /* the largest class: anything bigger is mapped */
+    size_t page; /* mapped buffers are whole pages */
     free_buf *free[CLASS_MAX];
     weft__bufpool_stats stats;
 };
@@ -24,7 +30,8 @@ void weft__bufpool_config_init(weft__bufpool_config *cfg)
 {
     cfg->min_size = 4096;
     cfg->max_pooled_size = 1u << 20;
-    cfg->max_cached_bytes = 8u << 20;
+    /* A loop keeps at most this much for reuse; the rest goes back at once. */
+    cfg->max_cached_bytes = 2u << 20;
 }
 
 static int is_pow2(size_t n)
@@ -50,9 +57,14 @@ int weft__bufpool_create(const weft__bufpool_config *cfg, weft__bufpool **out)
         p->min_shift++;
     size_t s = cfg->min_size;
     while (s <= cfg->max_pooled_size && p->nclasses < CLASS_MAX) {
+        p->top = s;
         p->nclasses++;
+        if (s > (SIZE_MAX >> 1))
+            break;
         s <<= 1;
     }
+    long page = sysconf(_SC_PAGESIZE);
+    p->page = page > 0 && is_pow2((size_t)page) ? (size_t)page : 4096;
     *out = p;
     return 0;
 }
@@ -72,41 +84,64 @@ void weft__bufpool_destroy(weft__bufpool *p)
     free(p);
 }
 
-/* The class index of a power-of-two capacity, or -1 when it is not pooled. */
-static int class_of(const weft__bufpool *p, size_t cap)
+/* The capacity a buffer of size bytes gets: its class, or whole pages above the classes;
+ * 0 when that does not fit a size_t. */
+static size_t capacity_for(const weft__bufpool *p, size_t size)
 {
-    unsigned shift = p->min_shift;
-    for (unsigned c = 0; c < p->nclasses; c++, shift++) {
-        if (((size_t)1 << shift) == cap)
-            return (int)c;
+    if (size > p->top) {
+        if (size > SIZE_MAX - (p->page - 1))
+            return 0;
+        return (size + p->page - 1) & ~(p->page - 1);
     }
-    return -1;
+    size_t cap = p->cfg.min_size;
+    while (cap < size)
+        cap <<= 1;
+    return cap;
+}
+
+/* The class index of a pooled capacity. */
+static unsigned class_of(const weft__bufpool *p, size_t cap)
+{
+    unsigned c = 0;
+    while (((size_t)1 << (p->min_shift + c)) < cap)
+        c++;
+    return c;
+}
+
+static void count_out(weft__bufpool *p, size_t cap)
+{
+    p->stats.outstanding++;
+    p->stats.out_bytes += cap;
+    if (cap > p->top)
+        p->stats.mapped_bytes += cap;
 }
 
 void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
 {
-    size_t cap = p->cfg.min_size;
-    while (cap < size) {
-        if (cap > (SIZE_MAX >> 1))
+    size_t cap = capacity_for(p, size);
+    if (cap == 0)
+        return NULL;
+    void *buf;
+    if (cap > p->top) {
+        buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (buf == MAP_FAILED)
             return NULL;
-        cap <<= 1;
+    } else {
+        unsigned c = class_of(p, cap);
+        if (p->free[c] != NULL) {
+            free_buf *b = p->free[c];
+            p->free[c] = b->next;
+            p->stats.cached_bytes -= cap;
+            p->stats.hits++;
+            buf = b;
+        } else {
+            buf = malloc(cap);
+            if (buf == NULL)
+                return NULL;
+        }
     }
     p->stats.gets++;
-    int c = class_of(p, cap);
-    void *buf = NULL;
-    if (c >= 0 && p->free[c] != NULL) {
-        free_buf *b = p->free[c];
-        p->free[c] = b->next;
-        p->stats.cached_bytes -= cap;
-        p->stats.hits++;
-        buf = b;
-    } else {
-        buf = malloc(cap);
-        if (buf == NULL)
-            return NULL;
-    }
-    p->stats.outstanding++;
-    p->stats.out_bytes += cap;
+    count_out(p, cap);
     *capacity = cap;
     return buf;
 }
@@ -117,15 +152,63 @@ void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
         return;
     p->stats.outstanding--;
     p->stats.out_bytes -= capacity;
-    int c = class_of(p, capacity);
-    if (c < 0 || p->stats.cached_bytes + capacity > p->cfg.max_cached_bytes) {
+    if (capacity > p->top) {
+        p->stats.mapped_bytes -= capacity;
+        munmap(buf, capacity);
+        return;
+    }
+    if (p->stats.cached_bytes + capacity > p->cfg.max_cached_bytes) {
         free(buf);
         return;
     }
+    unsigned c = class_of(p, capacity);
     free_buf *b = buf;
     b->next = p->free[c];
     p->free[c] = b;
     p->stats.cached_bytes += capacity;
+}
+
+void *weft__bufpool_resize(weft__bufpool *p, void *buf, size_t capacity, size_t keep, size_t size,
+                           size_t *new_capacity)
+{
+    if (buf == NULL)
+        return weft__bufpool_get(p, size, new_capacity);
+    size_t cap = capacity_for(p, size);
+    if (cap == 0)
+        return NULL;
+    if (cap == capacity) {
+        *new_capacity = cap;
+        return buf;
+    }
+#ifdef MREMAP_MAYMOVE
+    if (capacity > p->top && cap > p->top) {
+        /* The kernel moves the pages: nothing is copied, whatever the size. */
+        void *nb = mremap(buf, capacity, cap, MREMAP_MAYMOVE);
+        if (nb == MAP_FAILED)
+            return NULL;
+        p->stats.out_bytes = p->stats.out_bytes - capacity + cap;
+        p->stats.mapped_bytes = p->stats.mapped_bytes - capacity + cap;
+        p->stats.resizes++;
+        *new_capacity = cap;
+        return nb;
+    }
+#endif
+    size_t ncap;
+    void *nb = weft__bufpool_get(p, size, &ncap);
+    if (nb == NULL)
+        return NULL;
+    if (keep > 0)
+        memcpy(nb, buf, keep);
+    p->stats.copied_bytes += keep;
+    p->stats.resizes++;
+    weft__bufpool_put(p, buf, capacity);
+    *new_capacity = ncap;
+    return nb;
+}
+
+void weft__bufpool_count_copy(weft__bufpool *p, size_t n)
+{
+    p->stats.copied_bytes += n;
 }
 
 void weft__bufpool_get_stats(const weft__bufpool *p, weft__bufpool_stats *out)

@@ -70,6 +70,10 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         weft__ring_release(&c->in, loop->bufpool);
     } else if (in_ring) {
         weft__ring_consume(&c->in, loop->bufpool, used, 0);
+        /* Only after progress: a buffer shrunk while its frame is still coming would grow
+         * back, copying the frame again, read after read. */
+        if (used > 0)
+            weft__ring_shrink(&c->in, loop->bufpool);
     } else if (used < len) {
         int rc =
             weft__ring_append(&c->in, loop->bufpool, fresh + used, len - used, e->cfg.max_inbound);
@@ -80,10 +84,11 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
     }
-    if (need > 0 && c->in.len > 0 && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
-        size_t room;
-        (void)weft__ring_reserve(&c->in, loop->bufpool, need, e->cfg.max_inbound, &room);
-    }
+    /* What the codec said the frame still needs steers how the buffer grows (its last step
+     * lands on the frame's end); nothing is reserved for it, so a length field cannot make
+     * us take memory its bytes have not brought. */
+    if (c->in.len > 0)
+        weft__ring_set_goal(&c->in, need > 0 ? c->in.len + need : 0);
     if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
         if (c->in.len == 0) {
             c->flags &= (uint16_t)~CONN_PARTIAL;
@@ -133,6 +138,10 @@ uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
     size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
     if (want < 4096)
         want = 4096;
+    /* The last read of a frame of known size needs only its missing bytes: asking for more
+     * would grow the buffer past the frame's end. */
+    if (c->in.goal > c->in.len && c->in.goal - c->in.len < want)
+        want = c->in.goal - c->in.len;
     uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, room);
     if (p == NULL) {
         weft__log_peer(loop, WEFT_LOG_WARN,

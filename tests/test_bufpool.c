@@ -1,6 +1,7 @@
 /* Buffer pool: sizes round up to power-of-two classes, a returned buffer is handed out again
  * from its own class, the free lists never keep more than their cap, and buffers above the
- * largest class go straight back to malloc. The statistics say all of this. */
+ * largest class are mappings of whole pages that go straight back to the system. A resize
+ * keeps the bytes, moving a mapping without copying it. The statistics say all of this. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include "bufpool.h"
 #include "weft/error.h"
@@ -44,7 +46,7 @@ static void test_defaults_and_bad_configs(void **state)
     weft__bufpool_config_init(&cfg);
     assert_int_equal(cfg.min_size, 4096);
     assert_int_equal(cfg.max_pooled_size, 1u << 20);
-    assert_int_equal(cfg.max_cached_bytes, 8u << 20);
+    assert_int_equal(cfg.max_cached_bytes, 2u << 20);
 
     cfg.min_size = 3000; /* not a power of two */
     assert_int_equal(weft__bufpool_create(&cfg, &p), WEFT_EINVAL);
@@ -69,13 +71,17 @@ static void test_sizes_round_up_to_classes(void **state)
                  {4097, 8192},
                  {65535, 65536},
                  {1u << 20, 1u << 20},
-                 {(1u << 20) + 1, 2u << 20}};
+                 /* Above the classes, mapped: whole pages (0 here), not a power of two. */
+                 {(1u << 20) + 1, 0},
+                 {(8u << 20) + 4, 0}};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t cap = 0;
         void *b = weft__bufpool_get(p, cases[i].ask, &cap);
         assert_non_null(b);
-        assert_int_equal(cap, cases[i].cap);
+        size_t want = cases[i].cap != 0 ? cases[i].cap : (cases[i].ask + page - 1) / page * page;
+        assert_int_equal(cap, want);
         memset(b, 0xa5, cap); /* the whole capacity is usable */
         weft__bufpool_put(p, b, cap);
     }
@@ -160,17 +166,24 @@ static void test_cached_bytes_stay_under_the_cap(void **state)
 static void test_oversize_buffers_are_not_cached(void **state)
 {
     (void)state;
-    weft__bufpool *p = pool_with(0, 64 * 1024, 0);
+    weft__bufpool_config cfg;
+    weft__bufpool_config_init(&cfg);
+    cfg.max_pooled_size = 64 * 1024;
+    weft__bufpool *p;
+    assert_int_equal(weft__bufpool_create(&cfg, &p), 0);
     size_t cap;
 
     void *big = weft__bufpool_get(p, 100 * 1024, &cap);
     assert_non_null(big);
-    assert_int_equal(cap, 128 * 1024);
+    assert_int_equal(cap, 100 * 1024); /* whole pages, not the next power of two */
+    assert_int_equal(stats_of(p).mapped_bytes, 100 * 1024);
+    memset(big, 0xab, cap);
     weft__bufpool_put(p, big, cap);
 
     weft__bufpool_stats st = stats_of(p);
     assert_int_equal(st.cached_bytes, 0);
     assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.mapped_bytes, 0);
     void *again = weft__bufpool_get(p, 100 * 1024, &cap);
     assert_int_equal(stats_of(p).hits, 0);
     weft__bufpool_put(p, again, cap);
@@ -194,13 +207,110 @@ static void test_small_min_size(void **state)
     void *b = weft__bufpool_get(p, 65, &cap);
     assert_int_equal(cap, 128);
     weft__bufpool_put(p, b, cap);
-    void *c = weft__bufpool_get(p, 300, &cap); /* above max_pooled_size */
-    assert_int_equal(cap, 512);
+    void *c = weft__bufpool_get(p, 300, &cap); /* above max_pooled_size: a page */
+    assert_int_equal(cap, (size_t)sysconf(_SC_PAGESIZE));
     weft__bufpool_put(p, c, cap);
 
     weft__bufpool_stats st = stats_of(p);
     assert_int_equal(st.gets, 3);
     assert_int_equal(st.cached_bytes, 64 + 128);
+    weft__bufpool_destroy(p);
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 7u);
+}
+
+static int holds(const uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != (uint8_t)(seed + i * 7u))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_resize_keeps_the_bytes_across_kinds(void **state)
+{
+    (void)state;
+    weft__bufpool *p = pool_with(0, 64 * 1024, 0);
+    size_t cap, ncap;
+
+    /* Class to class: copied. */
+    uint8_t *b = weft__bufpool_get(p, 1000, &cap);
+    fill(b, 1000, 1);
+    b = weft__bufpool_resize(p, b, cap, 1000, 20000, &ncap);
+    assert_non_null(b);
+    assert_int_equal(ncap, 32 * 1024);
+    assert_true(holds(b, 1000, 1));
+    weft__bufpool_stats st = stats_of(p);
+    assert_int_equal(st.resizes, 1);
+    assert_int_equal(st.copied_bytes, 1000);
+    assert_int_equal(st.outstanding, 1);
+    assert_int_equal(st.out_bytes, 32 * 1024);
+
+    /* Class to mapping: copied once more. */
+    fill(b, ncap, 2);
+    cap = ncap;
+    b = weft__bufpool_resize(p, b, cap, cap, 3u << 20, &ncap);
+    assert_non_null(b);
+    assert_int_equal(ncap, 3u << 20);
+    assert_true(holds(b, cap, 2));
+    st = stats_of(p);
+    assert_int_equal(st.copied_bytes, 1000 + 32 * 1024);
+    assert_int_equal(st.mapped_bytes, 3u << 20);
+    assert_int_equal(st.out_bytes, 3u << 20);
+
+    /* Mapping to a bigger mapping: the pages move (mremap), nothing is copied. */
+    fill(b, ncap, 3);
+    cap = ncap;
+    b = weft__bufpool_resize(p, b, cap, cap, 40u << 20, &ncap);
+    assert_non_null(b);
+    assert_int_equal(ncap, 40u << 20);
+    assert_true(holds(b, cap, 3));
+    st = stats_of(p);
+#ifdef __linux__
+    assert_int_equal(st.copied_bytes, 1000 + 32 * 1024);
+#endif
+    assert_int_equal(st.resizes, 3);
+
+    /* Back down to a class: the kept bytes are copied, the mapping goes. */
+    cap = ncap;
+    b = weft__bufpool_resize(p, b, cap, 5000, 6000, &ncap);
+    assert_non_null(b);
+    assert_int_equal(ncap, 8192);
+    assert_true(holds(b, 5000, 3));
+    st = stats_of(p);
+    assert_int_equal(st.mapped_bytes, 0);
+    assert_int_equal(st.out_bytes, 8192);
+    assert_int_equal(st.outstanding, 1);
+
+    /* Same capacity: the same buffer, no resize counted. */
+    uint8_t *same = weft__bufpool_resize(p, b, ncap, 5000, 7000, &cap);
+    assert_ptr_equal(same, b);
+    assert_int_equal(cap, 8192);
+    assert_int_equal(stats_of(p).resizes, 4);
+
+    weft__bufpool_put(p, b, cap);
+    st = stats_of(p);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.out_bytes, 0);
+    weft__bufpool_destroy(p);
+}
+
+static void test_resize_of_null_is_a_get(void **state)
+{
+    (void)state;
+    weft__bufpool *p = pool_with(0, 0, 0);
+    size_t cap;
+    void *b = weft__bufpool_resize(p, NULL, 0, 0, 100, &cap);
+    assert_non_null(b);
+    assert_int_equal(cap, 4096);
+    assert_int_equal(stats_of(p).gets, 1);
+    assert_int_equal(stats_of(p).resizes, 0);
+    weft__bufpool_put(p, b, cap);
     weft__bufpool_destroy(p);
 }
 
@@ -213,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_free_list_is_last_in_first_out),
         cmocka_unit_test(test_cached_bytes_stay_under_the_cap),
         cmocka_unit_test(test_oversize_buffers_are_not_cached),
+        cmocka_unit_test(test_resize_keeps_the_bytes_across_kinds),
+        cmocka_unit_test(test_resize_of_null_is_a_get),
         cmocka_unit_test(test_small_min_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
