@@ -23,6 +23,10 @@ struct weft__bufpool {
     size_t top;  /* the largest class: anything bigger is mapped */
     size_t page; /* mapped buffers are whole pages */
     free_buf *free[CLASS_MAX];
+    size_t list_bytes; /* on the free lists (the spare is not capped by max_cached_bytes) */
+    void *spare;       /* the last mapping returned, kept for reuse until trimmed */
+    size_t spare_cap;
+    uint64_t spare_since; /* the first trim's now_ms after it came back; 0 = not seen yet */
     weft__bufpool_stats stats;
 };
 
@@ -32,6 +36,7 @@ void weft__bufpool_config_init(weft__bufpool_config *cfg)
     cfg->max_pooled_size = 1u << 20;
     /* A loop keeps at most this much for reuse; the rest goes back at once. */
     cfg->max_cached_bytes = 2u << 20;
+    cfg->spare_ms = 1000;
 }
 
 static int is_pow2(size_t n)
@@ -81,6 +86,8 @@ void weft__bufpool_destroy(weft__bufpool *p)
             b = next;
         }
     }
+    if (p->spare != NULL)
+        munmap(p->spare, p->spare_cap);
     free(p);
 }
 
@@ -122,15 +129,25 @@ void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
     if (cap == 0)
         return NULL;
     void *buf;
-    if (cap > p->top) {
+    if (cap > p->top && p->spare != NULL && p->spare_cap >= cap) {
+        /* Whole: its pages are already faulted in, and cutting it down would give back
+         * what the next frame of that size needs again. */
+        buf = p->spare;
+        cap = p->spare_cap;
+        p->spare = NULL;
+        p->stats.cached_bytes -= cap;
+        p->stats.hits++;
+    } else if (cap > p->top) {
         buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (buf == MAP_FAILED)
             return NULL;
+        p->stats.maps++;
     } else {
         unsigned c = class_of(p, cap);
         if (p->free[c] != NULL) {
             free_buf *b = p->free[c];
             p->free[c] = b->next;
+            p->list_bytes -= cap;
             p->stats.cached_bytes -= cap;
             p->stats.hits++;
             buf = b;
@@ -154,10 +171,24 @@ void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
     p->stats.out_bytes -= capacity;
     if (capacity > p->top) {
         p->stats.mapped_bytes -= capacity;
-        munmap(buf, capacity);
+        if (p->cfg.spare_ms == 0 || (p->spare != NULL && p->spare_cap > capacity)) {
+            munmap(buf, capacity);
+            return;
+        }
+        /* The bigger of the two serves more of what may follow. */
+        if (p->spare != NULL) {
+            munmap(p->spare, p->spare_cap);
+            p->stats.cached_bytes -= p->spare_cap;
+        }
+        p->spare = buf;
+        p->spare_cap = capacity;
+        /* Dated by the next trim, not the last one: that may be long ago (one recv into a
+         * big buffer can take a second). */
+        p->spare_since = 0;
+        p->stats.cached_bytes += capacity;
         return;
     }
-    if (p->stats.cached_bytes + capacity > p->cfg.max_cached_bytes) {
+    if (p->list_bytes + capacity > p->cfg.max_cached_bytes) {
         free(buf);
         return;
     }
@@ -165,7 +196,22 @@ void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
     free_buf *b = buf;
     b->next = p->free[c];
     p->free[c] = b;
+    p->list_bytes += capacity;
     p->stats.cached_bytes += capacity;
+}
+
+void weft__bufpool_trim(weft__bufpool *p, uint64_t now_ms)
+{
+    if (p->spare == NULL)
+        return;
+    now_ms++; /* so that 0 can mean "not seen yet" */
+    if (p->spare_since == 0)
+        p->spare_since = now_ms;
+    if (now_ms - p->spare_since >= p->cfg.spare_ms) {
+        munmap(p->spare, p->spare_cap);
+        p->stats.cached_bytes -= p->spare_cap;
+        p->spare = NULL;
+    }
 }
 
 void *weft__bufpool_resize(weft__bufpool *p, void *buf, size_t capacity, size_t keep, size_t size,

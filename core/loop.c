@@ -80,6 +80,9 @@ void weft__loop_publish_buffers(weft__loop *loop)
 {
     if (loop->bufpool == NULL)
         return;
+    /* A spare mapping a large frame left goes back to the system once it sat unused for a
+     * while (bufpool.h); this runs before every sleep, so at least every wheel tick. */
+    weft__bufpool_trim(loop->bufpool, loop->now64_ms);
     weft__bufpool_stats bs;
     weft__bufpool_get_stats(loop->bufpool, &bs);
     atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);

@@ -169,6 +169,7 @@ static void test_oversize_buffers_are_not_cached(void **state)
     weft__bufpool_config cfg;
     weft__bufpool_config_init(&cfg);
     cfg.max_pooled_size = 64 * 1024;
+    cfg.spare_ms = 0; /* no spare: a mapping goes back at once */
     weft__bufpool *p;
     assert_int_equal(weft__bufpool_create(&cfg, &p), 0);
     size_t cap;
@@ -195,6 +196,59 @@ static void test_oversize_buffers_are_not_cached(void **state)
     weft__bufpool_destroy(p);
 }
 
+static void test_last_mapping_is_kept_as_a_spare_until_trimmed(void **state)
+{
+    (void)state;
+    weft__bufpool *p = pool_with(0, 64 * 1024, 0); /* spare_ms: 1000 */
+    size_t cap;
+
+    uint8_t *a = weft__bufpool_get(p, 300 * 1024, &cap);
+    assert_int_equal(cap, 300 * 1024);
+    weft__bufpool_put(p, a, cap);
+    weft__bufpool_stats st = stats_of(p);
+    assert_int_equal(st.cached_bytes, 300 * 1024); /* the spare */
+    assert_int_equal(st.mapped_bytes, 0);
+    assert_int_equal(st.maps, 1);
+
+    /* A request it covers gets it whole: its pages are already there. */
+    uint8_t *b = weft__bufpool_get(p, 100 * 1024, &cap);
+    assert_ptr_equal(b, a);
+    assert_int_equal(cap, 300 * 1024);
+    st = stats_of(p);
+    assert_int_equal(st.maps, 1);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.cached_bytes, 0);
+
+    /* A smaller one coming back while a bigger is spare goes; a bigger one replaces it. */
+    size_t cap_c, cap_d;
+    uint8_t *c = weft__bufpool_get(p, 200 * 1024, &cap_c);
+    weft__bufpool_put(p, b, cap);
+    weft__bufpool_put(p, c, cap_c);
+    assert_int_equal(stats_of(p).cached_bytes, 300 * 1024);
+    uint8_t *d = weft__bufpool_get(p, 400 * 1024, &cap_d); /* too big for the spare */
+    assert_int_equal(stats_of(p).maps, 3);
+    weft__bufpool_put(p, d, cap_d);
+    assert_int_equal(stats_of(p).cached_bytes, 400 * 1024);
+
+    /* Kept for spare_ms from the first trim after it came back, then unmapped. */
+    weft__bufpool_trim(p, 5000);
+    weft__bufpool_trim(p, 5999);
+    assert_int_equal(stats_of(p).cached_bytes, 400 * 1024);
+    weft__bufpool_trim(p, 6000);
+    st = stats_of(p);
+    assert_int_equal(st.cached_bytes, 0);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.out_bytes, 0);
+
+    /* The free lists' cap does not count the spare, nor the spare the lists. */
+    void *e = weft__bufpool_get(p, 300 * 1024, &cap);
+    weft__bufpool_put(p, e, cap);
+    void *f = weft__bufpool_get(p, 4096, &cap);
+    weft__bufpool_put(p, f, cap);
+    assert_int_equal(stats_of(p).cached_bytes, 300 * 1024 + 4096);
+    weft__bufpool_destroy(p); /* unmaps the spare */
+}
+
 static void test_small_min_size(void **state)
 {
     (void)state;
@@ -213,7 +267,7 @@ static void test_small_min_size(void **state)
 
     weft__bufpool_stats st = stats_of(p);
     assert_int_equal(st.gets, 3);
-    assert_int_equal(st.cached_bytes, 64 + 128);
+    assert_int_equal(st.cached_bytes, 64 + 128 + (size_t)sysconf(_SC_PAGESIZE)); /* + spare */
     weft__bufpool_destroy(p);
 }
 
@@ -325,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_oversize_buffers_are_not_cached),
         cmocka_unit_test(test_resize_keeps_the_bytes_across_kinds),
         cmocka_unit_test(test_resize_of_null_is_a_get),
+        cmocka_unit_test(test_last_mapping_is_kept_as_a_spare_until_trimmed),
         cmocka_unit_test(test_small_min_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
