@@ -88,6 +88,8 @@ void weft__loop_publish_buffers(weft__loop *loop)
     atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.resizes, bs.resizes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.copied_bytes, bs.copied_bytes, memory_order_relaxed);
 }
 
 void weft__loop_enter(weft__loop *loop)
