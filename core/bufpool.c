@@ -10,6 +10,11 @@
 #include "weft/error.h"
 
 #define CLASS_MAX 32
+/* Mappings this big ask for transparent huge pages: a large frame then faults its memory in
+ * 2 MiB at a time instead of 4 KiB (512 times fewer faults, and where fresh memory is slow
+ * to come by, as on some VMs, several times faster). They are filled front to back, so at
+ * most one huge page is partly unused. Where THP is off the advice is ignored. */
+#define HUGE_FROM ((size_t)2 << 20)
 
 /* A free buffer stores the next pointer in its own first bytes. */
 typedef struct free_buf {
@@ -115,6 +120,17 @@ static unsigned class_of(const weft__bufpool *p, size_t cap)
     return c;
 }
 
+static void advise_huge(void *map, size_t cap)
+{
+#ifdef MADV_HUGEPAGE
+    if (cap >= HUGE_FROM)
+        (void)madvise(map, cap, MADV_HUGEPAGE);
+#else
+    (void)map;
+    (void)cap;
+#endif
+}
+
 static void count_out(weft__bufpool *p, size_t cap)
 {
     p->stats.outstanding++;
@@ -141,6 +157,7 @@ void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
         buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (buf == MAP_FAILED)
             return NULL;
+        advise_huge(buf, cap);
         p->stats.maps++;
     } else {
         unsigned c = class_of(p, cap);
@@ -232,6 +249,8 @@ void *weft__bufpool_resize(weft__bufpool *p, void *buf, size_t capacity, size_t 
         void *nb = mremap(buf, capacity, cap, MREMAP_MAYMOVE);
         if (nb == MAP_FAILED)
             return NULL;
+        if (capacity < HUGE_FROM)
+            advise_huge(nb, cap); /* grown past it (the advice moves with the mapping) */
         p->stats.out_bytes = p->stats.out_bytes - capacity + cap;
         p->stats.mapped_bytes = p->stats.mapped_bytes - capacity + cap;
         p->stats.resizes++;
