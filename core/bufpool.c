@@ -10,16 +10,35 @@
 #include "weft/error.h"
 
 #define CLASS_MAX 32
-/* Mappings this big ask for transparent huge pages: a large frame then faults its memory in
- * 2 MiB at a time instead of 4 KiB (512 times fewer faults, and where fresh memory is slow
- * to come by, as on some VMs, several times faster). They are filled front to back, so at
- * most one huge page is partly unused. Where THP is off the advice is ignored. */
-#define HUGE_FROM ((size_t)2 << 20)
+
+/* Mapped buffers reserve address space aligned to this (a transparent huge page on x86-64
+ * and most arm64 kernels) and ask for huge pages: a large frame then faults its memory in
+ * 2 MiB at a time instead of 4 KiB.
+ * That is 512 times fewer faults and TLB entries; on VMs that shadow page tables, where
+ * each first touch of a 4 KiB page after the kernel wrote it costs microseconds, it made a
+ * 512 MiB frame several times faster. The buffer fills front to back, so at most one huge
+ * page is partly unused. Where THP is off the advice is ignored. From HUGE_COMMIT on, what
+ * is committed is whole huge pages too (at most 1/8 more), so that the last one can be huge
+ * as well; below, whole pages. */
+#define HUGE_UNIT   ((size_t)2 << 20)
+#define HUGE_COMMIT (8 * HUGE_UNIT)
 
 /* A free buffer stores the next pointer in its own first bytes. */
 typedef struct free_buf {
     struct free_buf *next;
 } free_buf;
+
+/* A mapped buffer is a reservation of address space (PROT_NONE, no memory, nothing
+ * committed), of which the first `committed` bytes are readable and writable. This header
+ * sits at its start; the buffer handed out begins MAP_HEAD bytes in. Growing within the
+ * reservation only makes more of it writable: nothing moves, nothing is copied, and huge
+ * pages stay whole (mremap would move them to an address that may split them). */
+typedef struct map_head {
+    size_t reserve;
+    size_t committed;
+} map_head;
+
+#define MAP_HEAD ((size_t)64)
 
 struct weft__bufpool {
     weft__bufpool_config cfg;
@@ -28,9 +47,8 @@ struct weft__bufpool {
     size_t top;  /* the largest class: anything bigger is mapped */
     size_t page; /* mapped buffers are whole pages */
     free_buf *free[CLASS_MAX];
-    size_t list_bytes; /* on the free lists (the spare is not capped by max_cached_bytes) */
-    void *spare;       /* the last mapping returned, kept for reuse until trimmed */
-    size_t spare_cap;
+    size_t list_bytes;    /* on the free lists (the spare is not capped by max_cached_bytes) */
+    map_head *spare;      /* the last mapping returned, kept for reuse until trimmed */
     uint64_t spare_since; /* the first trim's now_ms after it came back; 0 = not seen yet */
     weft__bufpool_stats stats;
 };
@@ -42,6 +60,7 @@ void weft__bufpool_config_init(weft__bufpool_config *cfg)
     /* A loop keeps at most this much for reuse; the rest goes back at once. */
     cfg->max_cached_bytes = 2u << 20;
     cfg->spare_ms = 1000;
+    cfg->reserve_size = (size_t)64 << 20;
 }
 
 static int is_pow2(size_t n)
@@ -79,6 +98,94 @@ int weft__bufpool_create(const weft__bufpool_config *cfg, weft__bufpool **out)
     return 0;
 }
 
+/* ---- mapped buffers ---- */
+
+static size_t round_up(size_t n, size_t unit)
+{
+    return n > SIZE_MAX - (unit - 1) ? 0 : (n + unit - 1) & ~(unit - 1);
+}
+
+/* The bytes to commit for a mapped buffer of size bytes, its header included: whole pages,
+ * or whole huge pages for big ones; 0 when that does not fit a size_t. */
+static size_t commit_for(const weft__bufpool *p, size_t size)
+{
+    if (size > SIZE_MAX - MAP_HEAD)
+        return 0;
+    size_t n = round_up(size + MAP_HEAD, p->page);
+    return n >= HUGE_COMMIT ? round_up(n, HUGE_UNIT) : n;
+}
+
+static uint8_t *map_data(map_head *h)
+{
+    return (uint8_t *)h + MAP_HEAD;
+}
+
+static map_head *map_of(void *buf)
+{
+    return (map_head *)(void *)((uint8_t *)buf - MAP_HEAD);
+}
+
+/* Makes the first commit bytes of h writable, and only those (commit <= h->reserve). */
+static int map_commit(map_head *h, size_t commit)
+{
+    uint8_t *base = (uint8_t *)h;
+    if (commit > h->committed) {
+        if (mprotect(base + h->committed, commit - h->committed, PROT_READ | PROT_WRITE) != 0)
+            return -1;
+    } else if (commit < h->committed) {
+        /* The pages go back now; the address space stays reserved. */
+        (void)madvise(base + commit, h->committed - commit, MADV_DONTNEED);
+        (void)mprotect(base + commit, h->committed - commit, PROT_NONE);
+    }
+    h->committed = commit;
+    return 0;
+}
+
+/* A new reservation of the configured size (at least commit), with commit bytes of it
+ * writable; NULL when out of memory or address space. */
+static map_head *map_new(const weft__bufpool *p, size_t commit)
+{
+    size_t reserve = commit_for(p, p->cfg.reserve_size);
+    if (reserve < commit)
+        reserve = commit;
+    for (;;) {
+        size_t align = reserve >= HUGE_UNIT ? HUGE_UNIT : p->page;
+        size_t span = reserve + align - p->page;
+        uint8_t *r = span < reserve ? MAP_FAILED
+                                    : mmap(NULL, span, PROT_NONE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r != MAP_FAILED) {
+            uint8_t *base = (uint8_t *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+            if (base > r)
+                munmap(r, (size_t)(base - r));
+            if (base + reserve < r + span)
+                munmap(base + reserve, (size_t)(r + span - (base + reserve)));
+            if (mprotect(base, commit, PROT_READ | PROT_WRITE) != 0) {
+                munmap(base, reserve);
+                return NULL;
+            }
+#ifdef MADV_HUGEPAGE
+            if (reserve >= HUGE_UNIT)
+                (void)madvise(base, reserve, MADV_HUGEPAGE);
+#endif
+            map_head *h = (map_head *)(void *)base;
+            h->reserve = reserve;
+            h->committed = commit;
+            return h;
+        }
+        if (reserve == commit)
+            return NULL;
+        reserve = commit; /* short of address space (32-bit): reserve only what is asked */
+    }
+}
+
+static void map_free(map_head *h)
+{
+    munmap(h, h->reserve);
+}
+
+/* ---- classes ---- */
+
 void weft__bufpool_destroy(weft__bufpool *p)
 {
     if (p == NULL)
@@ -92,18 +199,17 @@ void weft__bufpool_destroy(weft__bufpool *p)
         }
     }
     if (p->spare != NULL)
-        munmap(p->spare, p->spare_cap);
+        map_free(p->spare);
     free(p);
 }
 
-/* The capacity a buffer of size bytes gets: its class, or whole pages above the classes;
- * 0 when that does not fit a size_t. */
+/* The capacity a buffer of size bytes gets: its class, or above the classes the committed
+ * part of a mapping less its header; 0 when that does not fit a size_t. */
 static size_t capacity_for(const weft__bufpool *p, size_t size)
 {
     if (size > p->top) {
-        if (size > SIZE_MAX - (p->page - 1))
-            return 0;
-        return (size + p->page - 1) & ~(p->page - 1);
+        size_t commit = commit_for(p, size);
+        return commit == 0 ? 0 : commit - MAP_HEAD;
     }
     size_t cap = p->cfg.min_size;
     while (cap < size)
@@ -120,17 +226,6 @@ static unsigned class_of(const weft__bufpool *p, size_t cap)
     return c;
 }
 
-static void advise_huge(void *map, size_t cap)
-{
-#ifdef MADV_HUGEPAGE
-    if (cap >= HUGE_FROM)
-        (void)madvise(map, cap, MADV_HUGEPAGE);
-#else
-    (void)map;
-    (void)cap;
-#endif
-}
-
 static void count_out(weft__bufpool *p, size_t cap)
 {
     p->stats.outstanding++;
@@ -139,26 +234,38 @@ static void count_out(weft__bufpool *p, size_t cap)
         p->stats.mapped_bytes += cap;
 }
 
+/* A mapping with at least commit bytes writable: the spare if it can be one (handed out
+ * whole: its pages are already faulted in, and cutting it down would give back what the
+ * next frame of that size needs again), else a new one. */
+static map_head *map_get(weft__bufpool *p, size_t commit)
+{
+    map_head *h = p->spare;
+    size_t kept = h != NULL ? h->committed - MAP_HEAD : 0;
+    if (h != NULL && h->reserve >= commit &&
+        (h->committed >= commit || map_commit(h, commit) == 0)) {
+        p->spare = NULL;
+        p->stats.cached_bytes -= kept;
+        p->stats.hits++;
+        return h;
+    }
+    h = map_new(p, commit);
+    if (h != NULL)
+        p->stats.maps++;
+    return h;
+}
+
 void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
 {
     size_t cap = capacity_for(p, size);
     if (cap == 0)
         return NULL;
     void *buf;
-    if (cap > p->top && p->spare != NULL && p->spare_cap >= cap) {
-        /* Whole: its pages are already faulted in, and cutting it down would give back
-         * what the next frame of that size needs again. */
-        buf = p->spare;
-        cap = p->spare_cap;
-        p->spare = NULL;
-        p->stats.cached_bytes -= cap;
-        p->stats.hits++;
-    } else if (cap > p->top) {
-        buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (buf == MAP_FAILED)
+    if (cap > p->top) {
+        map_head *h = map_get(p, cap + MAP_HEAD);
+        if (h == NULL)
             return NULL;
-        advise_huge(buf, cap);
-        p->stats.maps++;
+        buf = map_data(h);
+        cap = h->committed - MAP_HEAD;
     } else {
         unsigned c = class_of(p, cap);
         if (p->free[c] != NULL) {
@@ -187,18 +294,18 @@ void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
     p->stats.outstanding--;
     p->stats.out_bytes -= capacity;
     if (capacity > p->top) {
+        map_head *h = map_of(buf);
         p->stats.mapped_bytes -= capacity;
-        if (p->cfg.spare_ms == 0 || (p->spare != NULL && p->spare_cap > capacity)) {
-            munmap(buf, capacity);
+        if (p->cfg.spare_ms == 0 || (p->spare != NULL && p->spare->committed > h->committed)) {
+            map_free(h);
             return;
         }
         /* The bigger of the two serves more of what may follow. */
         if (p->spare != NULL) {
-            munmap(p->spare, p->spare_cap);
-            p->stats.cached_bytes -= p->spare_cap;
+            p->stats.cached_bytes -= p->spare->committed - MAP_HEAD;
+            map_free(p->spare);
         }
-        p->spare = buf;
-        p->spare_cap = capacity;
+        p->spare = h;
         /* Dated by the next trim, not the last one: that may be long ago (one recv into a
          * big buffer can take a second). */
         p->spare_since = 0;
@@ -225,8 +332,8 @@ void weft__bufpool_trim(weft__bufpool *p, uint64_t now_ms)
     if (p->spare_since == 0)
         p->spare_since = now_ms;
     if (now_ms - p->spare_since >= p->cfg.spare_ms) {
-        munmap(p->spare, p->spare_cap);
-        p->stats.cached_bytes -= p->spare_cap;
+        p->stats.cached_bytes -= p->spare->committed - MAP_HEAD;
+        map_free(p->spare);
         p->spare = NULL;
     }
 }
@@ -243,21 +350,16 @@ void *weft__bufpool_resize(weft__bufpool *p, void *buf, size_t capacity, size_t 
         *new_capacity = cap;
         return buf;
     }
-#ifdef MREMAP_MAYMOVE
-    if (capacity > p->top && cap > p->top) {
-        /* The kernel moves the pages: nothing is copied, whatever the size. */
-        void *nb = mremap(buf, capacity, cap, MREMAP_MAYMOVE);
-        if (nb == MAP_FAILED)
+    if (capacity > p->top && cap > p->top && cap + MAP_HEAD <= map_of(buf)->reserve) {
+        /* Within its reservation: more (or less) of it is made writable, in place. */
+        if (map_commit(map_of(buf), cap + MAP_HEAD) != 0)
             return NULL;
-        if (capacity < HUGE_FROM)
-            advise_huge(nb, cap); /* grown past it (the advice moves with the mapping) */
         p->stats.out_bytes = p->stats.out_bytes - capacity + cap;
         p->stats.mapped_bytes = p->stats.mapped_bytes - capacity + cap;
         p->stats.resizes++;
         *new_capacity = cap;
-        return nb;
+        return buf;
     }
-#endif
     size_t ncap;
     void *nb = weft__bufpool_get(p, size, &ncap);
     if (nb == NULL)

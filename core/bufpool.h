@@ -5,13 +5,14 @@
  * nothing waiting holds no buffer at all. Up to max_pooled_size a buffer comes from malloc
  * in a power-of-two class and goes back on that class's free list, as long as the lists
  * keep at most max_cached_bytes in all. Above it a buffer is its own mapping, sized to
- * whole pages rather than to a power of two (a 512 MiB frame takes 512 MiB, not 1 GiB). The
- * last one to come back is kept as a spare for spare_ms, so the next large frame reuses
- * memory already faulted in (on some machines faulting in fresh memory costs more than
- * receiving the bytes), and then unmapped by weft__bufpool_trim: memory a peer made us take
- * returns to the system within about a second of the peer being done, not when the
- * allocator feels like it. A mapping grows without copying where the system can move pages
- * (mremap on Linux).
+ * whole pages (whole 2 MiB huge pages from 2 MiB on) rather than to a power of two: a
+ * 512 MiB frame takes 512 MiB, not 1 GiB. A mapping reserves reserve_size bytes of address
+ * space (no memory) and commits what it is resized to, so it grows in place up to that size
+ * without moving or copying a byte. The last one to come back is kept as a spare for
+ * spare_ms, so the next large frame reuses memory already faulted in (on some machines
+ * faulting in fresh memory costs more than receiving the bytes), and then unmapped by
+ * weft__bufpool_trim: memory a peer made us take returns to the system within about a
+ * second of the peer being done, not when the allocator feels like it.
  *
  * Not thread-safe: one pool per thread. Private to core: the buffers are the engine's
  * business, not the API's.
@@ -30,6 +31,9 @@ typedef struct weft__bufpool_config {
     size_t max_cached_bytes; /* what the free lists may keep in all; default 2 MiB */
     unsigned spare_ms;       /* how long a returned mapping is kept for reuse; 0 = not at
                                 all; default 1000 */
+    size_t reserve_size;     /* address space each mapping reserves, so that it grows in
+                                place up to this size (a loop: max_inbound); larger ones
+                                move; default 64 MiB */
 } weft__bufpool_config;
 
 typedef struct weft__bufpool_stats {
@@ -68,7 +72,7 @@ void weft__bufpool_trim(weft__bufpool *pool, uint64_t now_ms);
 
 /* Exchanges buf (capacity bytes, from this pool, or NULL) for a buffer of at least size
  * bytes that starts with buf's first keep bytes (keep <= both sizes), and sets
- * *new_capacity. A mapping that stays a mapping is moved, not copied, where the system can.
+ * *new_capacity. A mapping that stays within its reservation is resized in place.
  * Returns the buffer (maybe buf itself), or NULL when out of memory: buf is then untouched
  * and still the caller's. */
 void *weft__bufpool_resize(weft__bufpool *pool, void *buf, size_t capacity, size_t keep,

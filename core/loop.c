@@ -459,7 +459,11 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     loop->rbuf = malloc(loop->rbuf_size);
     if (loop->rbuf == NULL)
         return WEFT_ENOMEM;
-    int rc = weft__bufpool_create(NULL, &loop->bufpool);
+    /* A large inbound buffer reserves room to grow to max_inbound in place. */
+    weft__bufpool_config pc;
+    weft__bufpool_config_init(&pc);
+    pc.reserve_size = e->cfg.max_inbound;
+    int rc = weft__bufpool_create(&pc, &loop->bufpool);
     if (rc != 0)
         return rc;
     rc = init_common(e, loop, index);
