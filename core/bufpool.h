@@ -45,8 +45,8 @@ typedef struct weft__bufpool_stats {
     uint64_t mapped_bytes; /* of out_bytes, in buffers mapped from the system */
     uint64_t maps;         /* mappings made (mmap): what the spare could not save */
     uint64_t resizes;      /* weft__bufpool_resize calls that gave a new size */
-    uint64_t copied_bytes; /* bytes copied to keep them: by resizes that could not move
-                              pages, and what users counted with weft__bufpool_count_copy */
+    uint64_t copied_bytes; /* bytes copied to keep them: by resizes that could not grow in
+                              place, and what users counted with weft__bufpool_count_copy */
 } weft__bufpool_stats;
 
 void weft__bufpool_config_init(weft__bufpool_config *cfg);

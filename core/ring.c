@@ -31,7 +31,7 @@ static void buf_put(weft__bufpool *pool, uint8_t *buf, size_t cap)
 
 /* Moves the held bytes into a buffer of at least size bytes (>= len), starting at offset 0.
  * Bytes already at the front stay where they are and the buffer is resized around them
- * (a big one then moves without a copy); otherwise they are copied to a new buffer. */
+ * (a big one then grows in place); otherwise they are copied to a new buffer. */
 static int move_to(weft__ring *r, weft__bufpool *pool, size_t size)
 {
     assert(size >= r->len);

@@ -319,7 +319,7 @@ static void test_half_full_big_buffer_stays(void **state)
 /* ---- growth: what n bytes cost however they arrive ---- */
 
 /* A pool whose classes go up to 64 MiB: every growth is then a copy into a new buffer,
- * the worst case (mappings above the classes move without one). */
+ * the worst case (mappings above the classes grow in place without one). */
 static weft__bufpool *copying_pool(void)
 {
     weft__bufpool_config cfg;
