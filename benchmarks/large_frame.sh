@@ -84,8 +84,10 @@ for size in "${SIZE_LIST[@]}"; do
                 printf '%-6s %-6s %4s %9s\n' "${size}M" "$srv" "$frames" failed
                 continue
             fi
-            first=$(sed 's/.*first_s=\([^ ]*\).*/\1/' <<<"$line")
-            rest=$(sed 's/.*rest_avg_s=\([^ ]*\).*/\1/' <<<"$line")
+            first=${line#*first_s=}
+            first=${first%% *}
+            rest=${line#*rest_avg_s=}
+            rest=${rest%% *}
             cpu=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v f="$frames" \
                 'BEGIN { printf "%.1f", (b - a) * 1000 / t / f }')
             printf '%-6s %-6s %4s %9s %9s %9s %10s %10s %10s\n' "${size}M" "$srv" "$frames" \
