@@ -11,34 +11,29 @@
 
 #define CLASS_MAX 32
 
-/* Mapped buffers reserve address space aligned to this (a transparent huge page on x86-64
- * and most arm64 kernels) and ask for huge pages: a large frame then faults its memory in
- * 2 MiB at a time instead of 4 KiB.
- * That is 512 times fewer faults and TLB entries; on VMs that shadow page tables, where
- * each first touch of a 4 KiB page after the kernel wrote it costs microseconds, it made a
- * 512 MiB frame several times faster. The buffer fills front to back, so at most one huge
- * page is partly unused. Where THP is off the advice is ignored. From HUGE_COMMIT on, what
- * is committed is whole huge pages too (at most 1/8 more), so that the last one can be huge
- * as well; below, whole pages. */
-#define HUGE_UNIT   ((size_t)2 << 20)
-#define HUGE_COMMIT (8 * HUGE_UNIT)
+/* Mapped buffers are aligned to this (a transparent huge page on x86-64 and most arm64
+ * kernels), committed in whole units of it once they are bigger than half of one, and ask
+ * for huge pages: a large frame then faults its memory in 2 MiB at a time instead of 4 KiB.
+ * That is 512 times fewer faults and TLB entries; on VMs that shadow page tables, where each
+ * first touch of a 4 KiB page after the kernel wrote it costs microseconds, it made a 512 MiB
+ * frame several times faster. The buffer fills front to back, so at most one huge page is
+ * partly unused. Where THP is off the advice is ignored. */
+#define HUGE_UNIT ((size_t)2 << 20)
 
 /* A free buffer stores the next pointer in its own first bytes. */
 typedef struct free_buf {
     struct free_buf *next;
 } free_buf;
 
-/* A mapped buffer is a reservation of address space (PROT_NONE, no memory, nothing
- * committed), of which the first `committed` bytes are readable and writable. This header
- * sits at its start; the buffer handed out begins MAP_HEAD bytes in. Growing within the
- * reservation only makes more of it writable: nothing moves, nothing is copied, and huge
- * pages stay whole (mremap would move them to an address that may split them). */
+/* A mapped buffer is a reservation of address space (PROT_NONE: no memory, nothing
+ * committed): one page for this header, then, HUGE_UNIT from its start, the data, of which
+ * the first `committed` bytes are readable and writable. Growing within the reservation
+ * only makes more of it writable: nothing moves, nothing is copied, and huge pages stay
+ * whole (mremap would move them to an address that may split them). */
 typedef struct map_head {
-    size_t reserve;
-    size_t committed;
+    size_t reserve;   /* bytes reserved for the data */
+    size_t committed; /* of those, writable: the buffer's capacity */
 } map_head;
-
-#define MAP_HEAD ((size_t)64)
 
 struct weft__bufpool {
     weft__bufpool_config cfg;
@@ -105,43 +100,41 @@ static size_t round_up(size_t n, size_t unit)
     return n > SIZE_MAX - (unit - 1) ? 0 : (n + unit - 1) & ~(unit - 1);
 }
 
-/* The bytes to commit for a mapped buffer of size bytes, its header included: whole pages,
- * or whole huge pages for big ones; 0 when that does not fit a size_t. */
+/* The bytes to commit for a mapped buffer of size bytes: whole huge pages, or whole pages
+ * for one smaller than half a huge page (only a pool with small classes has those); 0 when
+ * that does not fit a size_t. */
 static size_t commit_for(const weft__bufpool *p, size_t size)
 {
-    if (size > SIZE_MAX - MAP_HEAD)
-        return 0;
-    size_t n = round_up(size + MAP_HEAD, p->page);
-    return n >= HUGE_COMMIT ? round_up(n, HUGE_UNIT) : n;
+    return round_up(size, size > HUGE_UNIT / 2 ? HUGE_UNIT : p->page);
 }
 
 static uint8_t *map_data(map_head *h)
 {
-    return (uint8_t *)h + MAP_HEAD;
+    return (uint8_t *)h + HUGE_UNIT;
 }
 
 static map_head *map_of(void *buf)
 {
-    return (map_head *)(void *)((uint8_t *)buf - MAP_HEAD);
+    return (map_head *)(void *)((uint8_t *)buf - HUGE_UNIT);
 }
 
-/* Makes the first commit bytes of h writable, and only those (commit <= h->reserve). */
+/* Makes the first commit bytes of h's data writable, and only those (commit <= reserve). */
 static int map_commit(map_head *h, size_t commit)
 {
-    uint8_t *base = (uint8_t *)h;
+    uint8_t *data = map_data(h);
     if (commit > h->committed) {
-        if (mprotect(base + h->committed, commit - h->committed, PROT_READ | PROT_WRITE) != 0)
+        if (mprotect(data + h->committed, commit - h->committed, PROT_READ | PROT_WRITE) != 0)
             return -1;
     } else if (commit < h->committed) {
         /* The pages go back now; the address space stays reserved. */
-        (void)madvise(base + commit, h->committed - commit, MADV_DONTNEED);
-        (void)mprotect(base + commit, h->committed - commit, PROT_NONE);
+        (void)madvise(data + commit, h->committed - commit, MADV_DONTNEED);
+        (void)mprotect(data + commit, h->committed - commit, PROT_NONE);
     }
     h->committed = commit;
     return 0;
 }
 
-/* A new reservation of the configured size (at least commit), with commit bytes of it
+/* A new reservation of the configured size (at least commit) with commit bytes of it
  * writable; NULL when out of memory or address space. */
 static map_head *map_new(const weft__bufpool *p, size_t commit)
 {
@@ -149,26 +142,28 @@ static map_head *map_new(const weft__bufpool *p, size_t commit)
     if (reserve < commit)
         reserve = commit;
     for (;;) {
-        size_t align = reserve >= HUGE_UNIT ? HUGE_UNIT : p->page;
-        size_t span = reserve + align - p->page;
-        uint8_t *r = span < reserve ? MAP_FAILED
-                                    : mmap(NULL, span, PROT_NONE,
-                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* Header and data, and room to align them. */
+        size_t whole = HUGE_UNIT + reserve, span = whole + HUGE_UNIT - p->page;
+        uint8_t *r =
+            reserve > SIZE_MAX - 2 * HUGE_UNIT
+                ? MAP_FAILED
+                : mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (r != MAP_FAILED) {
-            uint8_t *base = (uint8_t *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+            uint8_t *base =
+                (uint8_t *)(((uintptr_t)r + HUGE_UNIT - 1) & ~(uintptr_t)(HUGE_UNIT - 1));
             if (base > r)
                 munmap(r, (size_t)(base - r));
-            if (base + reserve < r + span)
-                munmap(base + reserve, (size_t)(r + span - (base + reserve)));
-            if (mprotect(base, commit, PROT_READ | PROT_WRITE) != 0) {
-                munmap(base, reserve);
+            if (base + whole < r + span)
+                munmap(base + whole, (size_t)(r + span - (base + whole)));
+            map_head *h = (map_head *)(void *)base;
+            if (mprotect(base, p->page, PROT_READ | PROT_WRITE) != 0 ||
+                mprotect(base + HUGE_UNIT, commit, PROT_READ | PROT_WRITE) != 0) {
+                munmap(base, whole);
                 return NULL;
             }
 #ifdef MADV_HUGEPAGE
-            if (reserve >= HUGE_UNIT)
-                (void)madvise(base, reserve, MADV_HUGEPAGE);
+            (void)madvise(base + HUGE_UNIT, reserve, MADV_HUGEPAGE);
 #endif
-            map_head *h = (map_head *)(void *)base;
             h->reserve = reserve;
             h->committed = commit;
             return h;
@@ -181,7 +176,7 @@ static map_head *map_new(const weft__bufpool *p, size_t commit)
 
 static void map_free(map_head *h)
 {
-    munmap(h, h->reserve);
+    munmap(h, HUGE_UNIT + h->reserve);
 }
 
 /* ---- classes ---- */
@@ -203,14 +198,12 @@ void weft__bufpool_destroy(weft__bufpool *p)
     free(p);
 }
 
-/* The capacity a buffer of size bytes gets: its class, or above the classes the committed
- * part of a mapping less its header; 0 when that does not fit a size_t. */
+/* The capacity a buffer of size bytes gets: its class, or above the classes what a mapping
+ * commits for it; 0 when that does not fit a size_t. */
 static size_t capacity_for(const weft__bufpool *p, size_t size)
 {
-    if (size > p->top) {
-        size_t commit = commit_for(p, size);
-        return commit == 0 ? 0 : commit - MAP_HEAD;
-    }
+    if (size > p->top)
+        return commit_for(p, size);
     size_t cap = p->cfg.min_size;
     while (cap < size)
         cap <<= 1;
@@ -240,7 +233,7 @@ static void count_out(weft__bufpool *p, size_t cap)
 static map_head *map_get(weft__bufpool *p, size_t commit)
 {
     map_head *h = p->spare;
-    size_t kept = h != NULL ? h->committed - MAP_HEAD : 0;
+    size_t kept = h != NULL ? h->committed : 0;
     if (h != NULL && h->reserve >= commit &&
         (h->committed >= commit || map_commit(h, commit) == 0)) {
         p->spare = NULL;
@@ -261,11 +254,11 @@ void *weft__bufpool_get(weft__bufpool *p, size_t size, size_t *capacity)
         return NULL;
     void *buf;
     if (cap > p->top) {
-        map_head *h = map_get(p, cap + MAP_HEAD);
+        map_head *h = map_get(p, cap);
         if (h == NULL)
             return NULL;
         buf = map_data(h);
-        cap = h->committed - MAP_HEAD;
+        cap = h->committed;
     } else {
         unsigned c = class_of(p, cap);
         if (p->free[c] != NULL) {
@@ -302,7 +295,7 @@ void weft__bufpool_put(weft__bufpool *p, void *buf, size_t capacity)
         }
         /* The bigger of the two serves more of what may follow. */
         if (p->spare != NULL) {
-            p->stats.cached_bytes -= p->spare->committed - MAP_HEAD;
+            p->stats.cached_bytes -= p->spare->committed;
             map_free(p->spare);
         }
         p->spare = h;
@@ -332,7 +325,7 @@ void weft__bufpool_trim(weft__bufpool *p, uint64_t now_ms)
     if (p->spare_since == 0)
         p->spare_since = now_ms;
     if (now_ms - p->spare_since >= p->cfg.spare_ms) {
-        p->stats.cached_bytes -= p->spare->committed - MAP_HEAD;
+        p->stats.cached_bytes -= p->spare->committed;
         map_free(p->spare);
         p->spare = NULL;
     }
@@ -350,9 +343,9 @@ void *weft__bufpool_resize(weft__bufpool *p, void *buf, size_t capacity, size_t 
         *new_capacity = cap;
         return buf;
     }
-    if (capacity > p->top && cap > p->top && cap + MAP_HEAD <= map_of(buf)->reserve) {
+    if (capacity > p->top && cap > p->top && cap <= map_of(buf)->reserve) {
         /* Within its reservation: more (or less) of it is made writable, in place. */
-        if (map_commit(map_of(buf), cap + MAP_HEAD) != 0)
+        if (map_commit(map_of(buf), cap) != 0)
             return NULL;
         p->stats.out_bytes = p->stats.out_bytes - capacity + cap;
         p->stats.mapped_bytes = p->stats.mapped_bytes - capacity + cap;

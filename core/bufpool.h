@@ -5,8 +5,8 @@
  * nothing waiting holds no buffer at all. Up to max_pooled_size a buffer comes from malloc
  * in a power-of-two class and goes back on that class's free list, as long as the lists
  * keep at most max_cached_bytes in all. Above it a buffer is its own mapping, sized to
- * whole pages (whole 2 MiB huge pages from 2 MiB on) rather than to a power of two: a
- * 512 MiB frame takes 512 MiB, not 1 GiB. A mapping reserves reserve_size bytes of address
+ * whole 2 MiB huge pages (whole pages under 1 MiB) rather than to a power of two: a 512 MiB
+ * frame takes 512 MiB, not 1 GiB. A mapping reserves reserve_size bytes of address
  * space (no memory) and commits what it is resized to, so it grows in place up to that size
  * without moving or copying a byte. The last one to come back is kept as a spare for
  * spare_ms, so the next large frame reuses memory already faulted in (on some machines

@@ -9,9 +9,10 @@
 
 #define RING_MIN_CAP     4096u
 #define RING_SHRINK_FROM (64u * 1024u)
-/* Up to here a growth doubles (the pool's classes are powers of two anyway); above, it
- * takes half again, so a frame of unknown size wastes at most a third of its buffer. */
-#define RING_DOUBLE_UP_TO ((size_t)1 << 20)
+/* Up to here a growth doubles (the pool's sizes are powers of two, then whole 2 MiB huge
+ * pages, so a power of two is what fits them); above, it takes half again, so a frame of
+ * unknown size wastes at most a third of its buffer. */
+#define RING_DOUBLE_UP_TO ((size_t)16 << 20)
 
 static uint8_t *buf_get(weft__bufpool *pool, size_t size, size_t *cap)
 {
@@ -71,9 +72,10 @@ static int move_to(weft__ring *r, weft__bufpool *pool, size_t size)
  * while staying 1.25x the buffer and at least need: between 1.25x and 2.5x the buffer, and
  * once the buffer is on that ladder each step doubles and the last lands on the goal. A
  * goal that is only a lower bound (a codec that knows where the next part ends, not the
- * whole) moves between growths, but each growth is still at least 1.25x. Below
- * RING_DOUBLE_UP_TO the pool rounds sizes up to a power of two, which a rung just above one
- * would double: there only the goal itself is taken, when it is one step away. */
+ * whole) moves between growths, but each growth is still at least 1.25x. Up to
+ * RING_DOUBLE_UP_TO the pool rounds a rung (just above a power of two, for a frame of a
+ * power of two and its header) up to a power of two or a whole huge page, nearly doubling
+ * it: there only the goal itself is taken, when it is one step away. */
 static size_t grow_size(const weft__ring *r, size_t need, size_t limit)
 {
     size_t cap = r->cap;

@@ -9,7 +9,7 @@
  * it reclaims. (The name is older than that.)
  *
  * Growth is geometric, so assembling a frame of n bytes copies O(n) bytes in all, however
- * it arrives: each growth at least doubles the buffer (1.5x above the pool's classes) and
+ * it arrives: each growth at least doubles the buffer (1.5x above 16 MiB) and
  * never shrinks it back while the frame is incomplete (see weft__ring_shrink). When the
  * codec has said how big the frame is (weft__ring_set_goal), the steps are that size
  * divided by powers of two, so the last one lands on it exactly: a 512 MiB frame takes

@@ -31,15 +31,12 @@ static weft__bufpool *pool_with(size_t min_size, size_t max_pooled, size_t max_c
     return p;
 }
 
-/* The capacity of a mapped buffer of size bytes: whole pages less the 64-byte header, whole
- * 2 MiB huge pages from 16 MiB on. */
+/* The capacity of a mapped buffer of size bytes: whole 2 MiB huge pages, or whole pages for
+ * one of at most 1 MiB (a pool with small classes). */
 static size_t mapped_cap(size_t size)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), huge = (size_t)2 << 20;
-    size_t n = (size + 64 + page - 1) / page * page;
-    if (n >= 8 * huge)
-        n = (n + huge - 1) / huge * huge;
-    return n - 64;
+    size_t unit = size > ((size_t)1 << 20) ? (size_t)2 << 20 : (size_t)sysconf(_SC_PAGESIZE);
+    return (size + unit - 1) / unit * unit;
 }
 
 static weft__bufpool_stats stats_of(const weft__bufpool *p)
