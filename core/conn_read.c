@@ -70,10 +70,6 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
         weft__ring_release(&c->in, loop->bufpool);
     } else if (in_ring) {
         weft__ring_consume(&c->in, loop->bufpool, used, 0);
-        /* Only after progress: a buffer shrunk while its frame is still coming would grow
-         * back, copying the frame again, read after read. */
-        if (used > 0)
-            weft__ring_shrink(&c->in, loop->bufpool);
     } else if (used < len) {
         int rc =
             weft__ring_append(&c->in, loop->bufpool, fresh + used, len - used, e->cfg.max_inbound);
@@ -86,9 +82,14 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
     }
     /* What the codec said the frame still needs steers how the buffer grows (its last step
      * lands on the frame's end); nothing is reserved for it, so a length field cannot make
-     * us take memory its bytes have not brought. */
-    if (c->in.len > 0)
+     * us take memory its bytes have not brought. A buffer that the frame it holds leaves
+     * mostly unused (a big frame was consumed, or it was handed a big spare) shrinks; one
+     * the frame will fill does not, so it is never shrunk and grown back, copying the frame
+     * again read after read, as the old rule did. */
+    if (c->in.len > 0) {
         weft__ring_set_goal(&c->in, need > 0 ? c->in.len + need : 0);
+        weft__ring_shrink(&c->in, loop->bufpool);
+    }
     if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
         if (c->in.len == 0) {
             c->flags &= (uint16_t)~CONN_PARTIAL;

@@ -195,14 +195,16 @@ void weft__ring_set_goal(weft__ring *r, size_t total)
 
 void weft__ring_shrink(weft__ring *r, weft__bufpool *pool)
 {
-    if (r->cap < RING_SHRINK_FROM || r->len > r->cap / 8u)
+    if (r->cap < RING_SHRINK_FROM || r->len > r->cap / 8u || r->goal > r->cap / 8u)
         return;
     if (r->len == 0) {
         weft__ring_release(r, pool);
         return;
     }
-    /* Room to double what is left: the next frame starts small again, and if it is big
-     * its growth is paid by its own bytes. */
+    /* Room to double what is left, or for the frame it starts if that is known: the next
+     * frame starts small again, and if it is big its growth is paid by its own bytes. */
     size_t size = (size_t)r->len * 2u;
+    if (size < r->goal)
+        size = r->goal;
     (void)move_to(r, pool, size > RING_MIN_CAP ? size : RING_MIN_CAP);
 }

@@ -67,10 +67,12 @@ void weft__ring_commit(weft__ring *r, size_t n);
  * it are taken as usual. */
 void weft__ring_set_goal(weft__ring *r, size_t total);
 
-/* Moves the held bytes to a smaller buffer when the ring is big and mostly unused (a big
- * frame was consumed and a little of the next one is left). Call it when a frame was
- * consumed, never while one is being assembled: growing the same frame back would copy
- * it again. A failed move changes nothing. */
+/* Moves the held bytes to a smaller buffer when the ring is big (64 KiB or more) and mostly
+ * unused: it holds at most an eighth of its size, and the frame being assembled (its goal,
+ * so set that first) needs no more either. Growth keeps a buffer within 2.5x of what it
+ * holds, so that happens only after a big frame was consumed with a little of the next one
+ * left, or to a buffer handed a big spare mapping (bufpool.h) for a small frame; a frame's
+ * own growth and this never undo each other. A failed move changes nothing. */
 void weft__ring_shrink(weft__ring *r, weft__bufpool *pool);
 
 /* Gives the buffer back, dropping whatever is held. */

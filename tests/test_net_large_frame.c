@@ -286,12 +286,50 @@ static void test_big_buffer_shrinks_once_its_frame_is_consumed(void **state)
     wt_server_stop(&s);
 }
 
+/* ---- the spare a big frame leaves, handed to a small one ---- */
+
+static void test_small_frame_does_not_keep_a_big_spare(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s);
+    const size_t big = (size_t)32 << 20, small = (size_t)4 << 20;
+    int a = wt_connect_tcp(s.port), b = wt_connect_tcp(s.port);
+    assert_true(a >= 0 && b >= 0);
+
+    /* a's frame leaves its 32 MiB mapping as the loop's spare; b, right after, starts a
+     * 4 MiB frame and stalls halfway. The spare it may be handed is cut down to what its
+     * frame needs instead of staying pinned while b takes its time. */
+    send_header(a, big);
+    send_payload(a, 0, big, 4 * WT_TIMEOUT_MS);
+    expect_answer(a, big, 4 * WT_TIMEOUT_MS);
+    bytes_in_at_least arrived = {s.engine, wt_stats(s.engine).bytes_in + 4 + small / 2};
+    send_header(b, small);
+    send_payload(b, 0, small / 2, WT_TIMEOUT_MS);
+    assert_true(wt_wait_for(bytes_arrived, &arrived, WT_TIMEOUT_MS));
+    wt_sleep_ms(50); /* the buffer figures are published as the loop goes to sleep */
+    weft_loop_stats t = wt_stats(s.engine);
+    print_message("half of a 4 MiB frame after a 32 MiB one: %llu buffers, %llu bytes\n",
+                  (unsigned long long)t.buffers_out, (unsigned long long)t.buffer_bytes);
+    assert_int_equal(t.buffers_out, 1);
+    assert_true(t.buffer_bytes <= (uint64_t)8 << 20);
+
+    send_payload(b, small / 2, small, WT_TIMEOUT_MS);
+    expect_answer(b, small, WT_TIMEOUT_MS);
+    assert_int_equal(atomic_load(&frames_ok), 2);
+    assert_true(wait_buffers(s.engine, 0, 0, (uint64_t)2 << 20));
+    close(a);
+    close(b);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_256_mib_frame_arrives_whole_at_linear_cost),
         cmocka_unit_test(test_declared_length_takes_memory_only_as_bytes_arrive),
         cmocka_unit_test(test_big_buffer_shrinks_once_its_frame_is_consumed),
+        cmocka_unit_test(test_small_frame_does_not_keep_a_big_spare),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

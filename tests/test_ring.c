@@ -304,6 +304,31 @@ static void test_big_buffer_holding_little_shrinks(void **state)
     weft__bufpool_destroy(pool);
 }
 
+static void test_big_buffer_its_frame_will_fill_stays(void **state)
+{
+    (void)state;
+    weft__bufpool *pool;
+    assert_int_equal(weft__bufpool_create(NULL, &pool), 0);
+    weft__ring r = {0};
+    append_stream(&r, pool, 0, 256 * 1024);
+    weft__ring_consume(&r, pool, 250 * 1024, 0);
+
+    /* 6 KiB held, but they start a frame of 200 KiB: moving them out now would only mean
+     * growing back. */
+    weft__ring_set_goal(&r, 200 * 1024);
+    weft__ring_shrink(&r, pool);
+    assert_int_equal(r.cap, 256 * 1024);
+
+    /* A frame of 20 KiB would leave it mostly unused: it moves, to a buffer that fits the
+     * frame. */
+    weft__ring_set_goal(&r, 20 * 1024);
+    weft__ring_shrink(&r, pool);
+    assert_int_equal(r.cap, 32 * 1024);
+    assert_holds_stream(&r, 250 * 1024, 6 * 1024);
+    weft__ring_release(&r, pool);
+    weft__bufpool_destroy(pool);
+}
+
 static void test_half_full_big_buffer_stays(void **state)
 {
     (void)state;
@@ -709,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_consume_to_empty_releases_unless_kept),
         cmocka_unit_test(test_consume_never_shrinks),
         cmocka_unit_test(test_big_buffer_holding_little_shrinks),
+        cmocka_unit_test(test_big_buffer_its_frame_will_fill_stays),
         cmocka_unit_test(test_half_full_big_buffer_stays),
         cmocka_unit_test(test_append_over_limit_changes_nothing),
         cmocka_unit_test(test_n_bytes_in_small_reads_copy_o_of_n),
