@@ -9,12 +9,13 @@
  * it reclaims. (The name is older than that.)
  *
  * Growth is geometric, so assembling a frame of n bytes copies O(n) bytes in all, however
- * it arrives: each growth at least doubles the buffer (1.5x above 16 MiB) and
- * never shrinks it back while the frame is incomplete (see weft__ring_shrink). When the
- * codec has said how big the frame is (weft__ring_set_goal), the steps are that size
- * divided by powers of two, so the last one lands on it exactly: a 512 MiB frame takes
- * 512 MiB, not the 1 GiB the next power of two would be. What is reserved follows what
- * arrived, never what a length field declares. Lengths are 32-bit: the engine caps
+ * it arrives: each growth doubles the buffer (1.5x above 16 MiB), and a buffer its frame
+ * will fill is never shrunk (see weft__ring_shrink). When the codec has said how big the
+ * frame is (weft__ring_set_goal), the steps are that size divided by powers of two, so the
+ * last one lands on it: a 512 MiB frame takes 514 MiB (whole huge pages), not the 1 GiB the
+ * next power of two would be. What is reserved follows what arrived, never what a length
+ * field declares. Large buffers come from the pool as mappings that grow in place, so in a
+ * loop only the first MiB of a frame is ever copied. Lengths are 32-bit: the engine caps
  * inbound well below 4 GiB.
  */
 #ifndef WEFT_RING_H
