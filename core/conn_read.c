@@ -80,9 +80,15 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
     }
-    if (need > 0 && c->in.len > 0 && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
-        size_t room;
-        (void)weft__ring_reserve(&c->in, loop->bufpool, need, e->cfg.max_inbound, &room);
+    /* What the codec said the frame still needs steers how the buffer grows (its last step
+     * lands on the frame's end); nothing is reserved for it, so a length field cannot make
+     * us take memory its bytes have not brought. A buffer that the frame it holds leaves
+     * mostly unused (a big frame was consumed, or it was handed a big spare) shrinks; one
+     * the frame will fill does not, so it is never shrunk and grown back, copying the frame
+     * again read after read, as the old rule did. */
+    if (c->in.len > 0) {
+        weft__ring_set_goal(&c->in, need > 0 ? c->in.len + need : 0);
+        weft__ring_shrink(&c->in, loop->bufpool);
     }
     if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
         if (c->in.len == 0) {
@@ -133,6 +139,10 @@ uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
     size_t want = c->in.len < loop->rbuf_size ? c->in.len : loop->rbuf_size;
     if (want < 4096)
         want = 4096;
+    /* The last read of a frame of known size needs only its missing bytes: asking for more
+     * would grow the buffer past the frame's end. */
+    if (c->in.goal > c->in.len && c->in.goal - c->in.len < want)
+        want = c->in.goal - c->in.len;
     uint8_t *p = weft__ring_reserve(&c->in, loop->bufpool, want, e->cfg.max_inbound, room);
     if (p == NULL) {
         weft__log_peer(loop, WEFT_LOG_WARN,

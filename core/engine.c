@@ -463,6 +463,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.datagrams_dropped = LOAD(s->dgrams_dropped);
         l.tasks = LOAD(s->tasks);
         l.sleeps = LOAD(s->sleeps);
+        l.buffer_resizes = LOAD(s->resizes);
+        l.buffer_copied_bytes = LOAD(s->copied_bytes);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -483,6 +485,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->datagrams_dropped += l.datagrams_dropped;
         t->tasks += l.tasks;
         t->sleeps += l.sleeps;
+        t->buffer_resizes += l.buffer_resizes;
+        t->buffer_copied_bytes += l.buffer_copied_bytes;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -122,6 +122,8 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t buffers_out;
     _Atomic uint64_t buffer_bytes;
     _Atomic uint64_t cached_bytes;
+    _Atomic uint64_t resizes;
+    _Atomic uint64_t copied_bytes;
     _Atomic uint64_t dgrams_in;
     _Atomic uint64_t dgrams_out;
     _Atomic uint64_t dgrams_dropped;

@@ -84,11 +84,16 @@ void weft__loop_publish_buffers(weft__loop *loop)
 {
     if (loop->bufpool == NULL)
         return;
+    /* A spare mapping a large frame left goes back to the system once it sat unused for a
+     * while (bufpool.h); this runs before every sleep, so at least every wheel tick. */
+    weft__bufpool_trim(loop->bufpool, loop->now64_ms);
     weft__bufpool_stats bs;
     weft__bufpool_get_stats(loop->bufpool, &bs);
     atomic_store_explicit(&loop->stats.buffers_out, bs.outstanding, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.buffer_bytes, bs.out_bytes, memory_order_relaxed);
     atomic_store_explicit(&loop->stats.cached_bytes, bs.cached_bytes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.resizes, bs.resizes, memory_order_relaxed);
+    atomic_store_explicit(&loop->stats.copied_bytes, bs.copied_bytes, memory_order_relaxed);
 }
 
 void weft__loop_enter(weft__loop *loop)
@@ -497,7 +502,11 @@ int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
     loop->rbuf = malloc(loop->rbuf_size);
     if (loop->rbuf == NULL)
         return WEFT_ENOMEM;
-    int rc = weft__bufpool_create(NULL, &loop->bufpool);
+    /* A large inbound buffer reserves room to grow to max_inbound in place. */
+    weft__bufpool_config pc;
+    weft__bufpool_config_init(&pc);
+    pc.reserve_size = e->cfg.max_inbound;
+    int rc = weft__bufpool_create(&pc, &loop->bufpool);
     if (rc != 0)
         return rc;
     rc = init_common(e, loop, index);

@@ -235,6 +235,8 @@ typedef struct weft_loop_stats {
     uint64_t wakeups;              /* cross-thread wakeups of the loop (one per burst) */
     uint64_t tasks;                /* cross-thread tasks run (hand-offs, async calls) */
     uint64_t sleeps;               /* blocking waits for events (busy_poll_us spares some) */
+    uint64_t buffer_resizes;       /* inbound buffers grown or shrunk with their bytes kept */
+    uint64_t buffer_copied_bytes;  /* bytes copied to keep them (large ones grow in place) */
 } weft_loop_stats;
 
 typedef struct weft_stats {
