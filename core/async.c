@@ -123,75 +123,50 @@ int weft_async_write_frame(weft_engine *e, weft_conn_ref ref, const void *data, 
 {
     if (e == NULL || (data == NULL && len > 0))
         return WEFT_EINVAL;
-    if (!e->has_codec)
-        return WEFT_ENOCODEC;
     /* The codec is shared read-only by every thread (codec.h), so it encodes here, on the
      * caller's thread, and the loop only sends. */
     weft_encoding enc;
-    memset(&enc, 0, sizeof(enc));
-    int rc = weft_codec_encode(&e->codec, data, len, &enc);
-    if (rc != 0)
-        return rc;
-    struct iovec iov[3] = {
-        {enc.head, enc.head_len}, {(void *)data, len}, {(void *)enc.tail, enc.tail_len}};
-    return weft_async_writev(e, ref, iov, 3);
+    struct iovec iov[3];
+    int rc = weft__frame_iov(e, data, len, &enc, iov);
+    return rc != 0 ? rc : weft_async_writev(e, ref, iov, 3);
 }
 
-static int push_simple(weft_engine *e, weft_conn_ref ref, weft__task_kind kind)
+/* Queues task t (its kind and what goes with it) for ref's connection. */
+static int push_task(weft_engine *e, weft_conn_ref ref, weft__task *t)
 {
     weft__loop *loop;
     weft_conn *c;
     int rc = ref_check(e, ref, &loop, &c);
     if (rc != 0)
         return rc;
-    weft__task t;
-    memset(&t, 0, sizeof(t));
-    t.kind = kind;
-    t.ref = ref;
-    return weft__queue_push(&loop->queue, &t);
+    t->ref = ref;
+    return weft__queue_push(&loop->queue, t);
 }
 
 int weft_async_close(weft_engine *e, weft_conn_ref ref)
 {
-    return push_simple(e, ref, WEFT__TASK_CLOSE);
+    weft__task t = {.kind = WEFT__TASK_CLOSE};
+    return push_task(e, ref, &t);
 }
 
 int weft_async_wake(weft_engine *e, weft_conn_ref ref)
 {
-    return push_simple(e, ref, WEFT__TASK_WAKE);
+    weft__task t = {.kind = WEFT__TASK_WAKE};
+    return push_task(e, ref, &t);
 }
 
 int weft_async_abort(weft_engine *e, weft_conn_ref ref)
 {
-    weft__loop *loop;
-    weft_conn *c;
-    int rc = ref_check(e, ref, &loop, &c);
-    if (rc != 0)
-        return rc;
-    weft__task t;
-    memset(&t, 0, sizeof(t));
-    t.kind = WEFT__TASK_ABORT;
-    t.ref = ref;
-    t.err = WEFT_ECANCELED;
-    return weft__queue_push(&loop->queue, &t);
+    weft__task t = {.kind = WEFT__TASK_ABORT, .err = WEFT_ECANCELED};
+    return push_task(e, ref, &t);
 }
 
 int weft_async_call(weft_engine *e, weft_conn_ref ref, weft_conn_call_cb fn, void *arg)
 {
     if (fn == NULL)
         return WEFT_EINVAL;
-    weft__loop *loop;
-    weft_conn *c;
-    int rc = ref_check(e, ref, &loop, &c);
-    if (rc != 0)
-        return rc;
-    weft__task t;
-    memset(&t, 0, sizeof(t));
-    t.kind = WEFT__TASK_CALL;
-    t.ref = ref;
-    t.conn_fn = fn;
-    t.data = arg;
-    return weft__queue_push(&loop->queue, &t);
+    weft__task t = {.kind = WEFT__TASK_CALL, .conn_fn = fn, .data = arg};
+    return push_task(e, ref, &t);
 }
 
 int weft_loop_call(weft_engine *e, unsigned loop, weft_loop_call_cb fn, void *arg)

@@ -561,15 +561,23 @@ int weft_conn_writev(weft_conn *c, const struct iovec *iov, int iovcnt)
 
 int weft_conn_write_frame(weft_conn *c, const void *data, size_t len)
 {
-    weft_engine *e = c->loop->engine;
+    weft_encoding enc;
+    struct iovec iov[3];
+    int rc = weft__frame_iov(c->loop->engine, data, len, &enc, iov);
+    return rc != 0 ? rc : weft__conn_send(c, iov, 3);
+}
+
+int weft__frame_iov(weft_engine *e, const void *data, size_t len, weft_encoding *enc,
+                    struct iovec iov[3])
+{
     if (!e->has_codec)
         return WEFT_ENOCODEC;
-    weft_encoding enc;
-    memset(&enc, 0, sizeof(enc));
-    int rc = weft_codec_encode(&e->codec, data, len, &enc);
+    memset(enc, 0, sizeof(*enc));
+    int rc = weft_codec_encode(&e->codec, data, len, enc);
     if (rc != 0)
         return rc;
-    struct iovec iov[3] = {
-        {enc.head, enc.head_len}, {(void *)data, len}, {(void *)enc.tail, enc.tail_len}};
-    return weft__conn_send(c, iov, 3);
+    iov[0] = (struct iovec){enc->head, enc->head_len};
+    iov[1] = (struct iovec){(void *)data, len};
+    iov[2] = (struct iovec){(void *)enc->tail, enc->tail_len};
+    return 0;
 }

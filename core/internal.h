@@ -369,6 +369,11 @@ void weft__conn_flush_corked(weft__loop *loop, uint32_t i);
  * corked list goes back to the system. */
 void weft__loop_stage_reset(weft__loop *loop);
 void weft__loop_stage_free(weft__loop *loop);
+/* Frames data through the engine's codec: head, data, tail in iov (enc holds the head and
+ * may hold the tail). 0, WEFT_ENOCODEC or the encoder's error. Any thread (the codec is
+ * read-only). */
+int weft__frame_iov(weft_engine *e, const void *data, size_t len, weft_encoding *enc,
+                    struct iovec iov[3]);
 /* Bytes waiting to go out: queued, and staged in this iteration. */
 size_t weft__conn_pending(const weft_conn *c);
 /* As weft__conn_send for one buffer that is not ours: sent or queued without a copy where
