@@ -250,13 +250,15 @@ static bool has_summaries(void *arg)
 }
 
 static _Atomic long conn_loop[2]; /* the loop of each test connection, by its order */
-static _Atomic long opened;
+static _Atomic long order;        /* places handed out in conn_loop */
+static _Atomic long opened;       /* counted only once the place is written */
 
 static weft_action note_loop(weft_conn *c)
 {
-    long i = atomic_fetch_add(&opened, 1);
+    long i = atomic_fetch_add(&order, 1);
     if (i < 2)
         atomic_store(&conn_loop[i], (long)weft_conn_get_loop(c));
+    atomic_fetch_add(&opened, 1); /* after the store: a waiter on opened sees it */
     return WEFT_ACTION_NONE;
 }
 
@@ -291,6 +293,9 @@ static void start_log_server(wt_server *s, unsigned loops, weft_log_level level)
 {
     capture_reset();
     atomic_store(&opened, 0);
+    atomic_store(&order, 0);
+    atomic_store(&conn_loop[0], -1);
+    atomic_store(&conn_loop[1], -1);
     weft_config cfg;
     wt_config(&cfg, log_on_request, loops);
     cfg.handler.on_open = note_loop;
