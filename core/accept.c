@@ -26,12 +26,7 @@ static weft__loop *listener_loop(weft__listener *l)
 static bool over_limit(weft_engine *e, int fd)
 {
     unsigned max = e->cfg.max_connections;
-    if (max == 0)
-        return false;
-    uint64_t live = 0;
-    for (unsigned i = 0; i < e->nloops; i++)
-        live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
-    if (live < max)
+    if (!weft__engine_at_max_conns(e))
         return false;
     /* Counted before the close: whoever sees the peer closed must see it counted. */
     uint64_t n = atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);

@@ -27,18 +27,6 @@ static int pick_loop(weft_engine *e, int loop, weft__loop **out)
     return 0;
 }
 
-/* Past max_connections a dial or enroll is refused at once, as an accept would be. */
-static bool at_limit(weft_engine *e)
-{
-    unsigned max = e->cfg.max_connections;
-    if (max == 0)
-        return false;
-    uint64_t live = 0;
-    for (unsigned i = 0; i < e->nloops; i++)
-        live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
-    return live >= max;
-}
-
 /* The loop side of a dial (the loop runs it through the task): fd is connecting (or
  * connected); on_open once it is. */
 static void dial_adopt(weft__loop *loop, weft__task *t)
@@ -82,7 +70,7 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         return WEFT_EINVAL;
     if (atomic_load_explicit(&e->stop_requested, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
-    if (at_limit(e))
+    if (weft__engine_at_max_conns(e))
         return WEFT_EMAXCONN;
     weft__loop *lp;
     int rc = pick_loop(e, loop, &lp);
@@ -135,7 +123,7 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
         return -errno;
     /* Every check before the fd changes: on failure it stays the caller's as it was. */
-    if (at_limit(e))
+    if (weft__engine_at_max_conns(e))
         return WEFT_EMAXCONN;
     weft__loop *lp;
     int rc = pick_loop(e, loop, &lp);

@@ -341,6 +341,9 @@ void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err);
 /* Asks the engine to stop (what weft_engine_stop does; async-signal-safe), for the loop
  * layer's WEFT_ACTION_SHUTDOWN. */
 void weft__loop_request_stop(weft_engine *e);
+/* The engine holds max_connections already: past it an accept, dial or enroll is refused
+ * (every loop's live count; any thread). */
+bool weft__engine_at_max_conns(weft_engine *e);
 /* A dial or enroll the caller was told succeeded owes it on_close: on a stopping loop the
  * connection is made and closed at once with WEFT_ESHUTDOWN. */
 void weft__loop_refuse_promised(weft__loop *loop, weft__task *t);

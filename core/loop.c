@@ -306,6 +306,17 @@ void weft__loop_refuse_promised(weft__loop *loop, weft__task *t)
 
 /* ---- the inbox ---- */
 
+bool weft__engine_at_max_conns(weft_engine *e)
+{
+    unsigned max = e->cfg.max_connections;
+    if (max == 0)
+        return false;
+    uint64_t live = 0;
+    for (unsigned i = 0; i < e->nloops; i++)
+        live += atomic_load_explicit(&e->loops[i].stats.live, memory_order_relaxed);
+    return live >= max;
+}
+
 void weft__loop_request_stop(weft_engine *e)
 {
     atomic_store(&e->stop_requested, 1);
