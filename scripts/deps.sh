@@ -23,5 +23,9 @@ weft_require_packages() {
 
 # What building the library and the example programs needs (run.sh).
 WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev)
-# What building everything needs: the tests add cmocka.
-WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
+# What building everything needs: the tests add cmocka, the raw io_uring benchmark reference
+# liburing.
+WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev liburing-dev)
+# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts.
+WEFT_BENCH_PACKAGES=("${WEFT_BUILD_PACKAGES[@]}" util-linux redis-server redis-tools python3
+    gnuplot-nox)
