@@ -74,6 +74,7 @@ else
     export REPS=${REPS:-1} N=${N:-20000} NP=${NP:-200000}
 fi
 
+ROOT_RE=$(printf '%s' "$ROOT" | sed 's/[][\.*^$#]/\\&/g') # $ROOT as a sed pattern
 mkdir -p "$OUT"
 rm -f "$OUT"/*.png "$OUT"/report.md
 FAILED=()
@@ -96,7 +97,8 @@ for s in ${SUITE_LIST[@]+"${SUITE_LIST[@]}"}; do
     redis) cmd=("$ROOT/benchmarks/redis.sh" --backend "$BACKEND") ;;
     esac
     echo "== report: $s: ${cmd[*]}"
-    if ! "${cmd[@]}" 2>&1 | tee "$OUT/$s.txt"; then
+    # Paths inside the tree are written relative to it: the logs may be committed.
+    if ! "${cmd[@]}" 2>&1 | sed -u "s#$ROOT_RE/##g" | tee "$OUT/$s.txt"; then
         FAILED+=("$s")
         echo "report.sh: the $s suite failed; see $OUT/$s.txt" >&2
     fi
