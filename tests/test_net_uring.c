@@ -31,9 +31,17 @@
 #include "counters.h"
 #include "harness.h"
 
-static bool no_buffers_out(void *engine)
+/* valgrind 3.19 does not know that io_uring_enter may block: a thread waiting in it keeps
+ * valgrind's scheduler lock, and every other thread of the process stops until it returns
+ * (liburing issue 657), which for a loop or the acceptor with nothing to do is never. An
+ * engine on io_uring cannot run under it; the ASan run covers these tests there. */
+static bool skip_under_valgrind(void)
 {
-    return wt_stats(engine).buffers_out == 0;
+    if (!wt_valgrind() || !wt_uring())
+        return false;
+    print_message("io_uring under valgrind 3.19 stops every thread but the one waiting in "
+                  "io_uring_enter; skipped (the ASan run covers it)\n");
+    return true;
 }
 
 /* ---- a pipe between the test and a child process ---- */
@@ -122,12 +130,14 @@ typedef struct flood_result {
     int stage;    /* how far the child got: 1 connected, 2 sent, 3 read back */
     int ok;       /* connections whose bytes all came back, in order */
     int first;    /* the first one that did not, or -1 */
-    int err;      /* its error (-errno, -EPIPE on an early EOF), or 1 for wrong bytes */
+    int err;      /* its error (-errno, -EPIPE on an early EOF), 1 for wrong bytes, 2 for
+                     more bytes or no EOF after them */
     long elapsed; /* ms from the first send to the last byte read back */
 } flood_result;
 
 /* The child: n connections, then on 'G' every one sends its pattern, then every one reads
- * its echo back. Never returns; reports over out and by its exit status. */
+ * its echo back and the server's EOF. Never returns; reports over out and by its exit
+ * status. */
 static void flood_child(int in, int out, int n)
 {
     flood_result res = {0, 0, -1, 0, 0};
@@ -168,6 +178,8 @@ static void flood_child(int in, int out, int n)
         int rc = wt_recv_exact(fds[i], got, FLOOD_BYTES, WT_TIMEOUT_MS);
         if (rc == 0 && memcmp(got, want, FLOOD_BYTES) != 0)
             rc = 1;
+        if (rc == 0)
+            rc = wt_recv_eof(fds[i], WT_TIMEOUT_MS) == 0 ? 0 : 2; /* and nothing after it */
         if (rc == 0) {
             res.ok++;
         } else if (res.first < 0) {
@@ -189,6 +201,9 @@ static void flood_child(int in, int out, int n)
 static _Atomic int flood_gate;
 static _Atomic int flood_held[FLOOD_LOOPS];
 
+/* Echoes, and closes a connection once its whole message went back: the server closes
+ * first, so the 10,000 TIME_WAITs are the server's, on its one port, and do not hold
+ * loopback's ephemeral ports for a minute. */
 static weft_action gated_echo(weft_conn *c)
 {
     unsigned k = weft_conn_get_loop(c);
@@ -197,12 +212,22 @@ static weft_action gated_echo(weft_conn *c)
         while (!atomic_load(&flood_gate) && wt_now_ms() < end)
             wt_sleep_ms(1);
     }
-    return wt_echo_on_traffic(c);
+    uintptr_t echoed = (uintptr_t)weft_conn_get_context(c);
+    const uint8_t *p;
+    int n = weft_conn_peek(c, 0, &p);
+    if (n > 0 && weft_conn_write(c, p, (size_t)n) == 0) {
+        weft_conn_discard(c, (size_t)n);
+        echoed += (uintptr_t)n;
+        weft_conn_set_context(c, (void *)echoed);
+    }
+    return echoed >= FLOOD_BYTES ? WEFT_ACTION_CLOSE : WEFT_ACTION_NONE;
 }
 
 static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
 {
     (void)state;
+    if (skip_under_valgrind())
+        skip();
     wt_counters_reset();
     atomic_store(&flood_gate, 0);
     for (unsigned k = 0; k < FLOOD_LOOPS; k++)
@@ -255,12 +280,15 @@ static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
     assert_true(got);
     if (res.ok != n)
         fail_msg("%d of %d connections got their bytes back; the first that did not: #%d (%s)",
-                 res.ok, n, res.first, res.err == 1 ? "wrong bytes" : weft_err_name(res.err));
+                 res.ok, n, res.first,
+                 res.err == 1   ? "wrong bytes"
+                 : res.err == 2 ? "no EOF after them"
+                                : weft_err_name(res.err));
     assert_int_equal(status, 0);
 
-    /* The child closed them all: every one closed in order, none with an error. */
+    /* The server closed each once its echo went: in order, none with an error. */
     assert_true(wt_wait_count(&wt_counts.closed, n, WT_TIMEOUT_MS));
-    assert_true(wt_wait_for(no_buffers_out, s.engine, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
     printf("ring exhaustion (%s): %d connections x %d bytes, %u buffers of %zu bytes per loop, "
            "%u loops: all echoed in order in %ld ms; %llu exhaustions, %llu submissions, %llu "
@@ -391,6 +419,8 @@ static bool bytes_out_reached(void *arg)
 static void test_stop_while_submissions_are_outstanding(void **state)
 {
     (void)state;
+    if (skip_under_valgrind())
+        skip();
     wt_counters_reset();
     memset(recs, 0, sizeof(recs));
     atomic_store(&nrecs, 0);
