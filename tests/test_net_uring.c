@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,8 +125,8 @@ static int child_exit(pid_t pid, int timeout_ms)
 #define FLOOD_BUF_SIZE   ((size_t)2048)
 #define FLOOD_LOOPS      2u
 
-/* What the child tells the test, in this order: connected (all of them), sent (all), and
- * the result. */
+/* What the child tells the test at each stage: connected (all of them), sent (all), read
+ * back (the result); or, where it failed, how far it got and why. */
 typedef struct flood_result {
     int stage;    /* how far the child got: 1 connected, 2 sent, 3 read back */
     int ok;       /* connections whose bytes all came back, in order */
@@ -157,7 +158,7 @@ static void flood_child(int in, int out, int n)
     }
     res.stage = 1;
     char go = 0;
-    if (!pipe_put(out, &res.stage, sizeof(res.stage)) || !pipe_get(in, &go, 1, 60000) || go != 'G')
+    if (!pipe_put(out, &res, sizeof(res)) || !pipe_get(in, &go, 1, 60000) || go != 'G')
         _exit(4);
     int64_t t0 = wt_now_ms();
     for (int i = 0; i < n; i++) {
@@ -171,7 +172,7 @@ static void flood_child(int in, int out, int n)
         }
     }
     res.stage = 2;
-    if (!pipe_put(out, &res.stage, sizeof(res.stage)))
+    if (!pipe_put(out, &res, sizeof(res)))
         _exit(6);
     for (int i = 0; i < n; i++) {
         wt_fill(want, FLOOD_BYTES, (uint32_t)i + 1);
@@ -223,6 +224,36 @@ static weft_action gated_echo(weft_conn *c)
     return echoed >= FLOOD_BYTES ? WEFT_ACTION_CLOSE : WEFT_ACTION_NONE;
 }
 
+static const char *flood_why(int err)
+{
+    return err == 1 ? "wrong bytes" : err == 2 ? "no EOF after them" : weft_err_name(err);
+}
+
+/* Reads the child's next report and fails unless it reached stage want. */
+static void flood_expect(int fd, int want, int timeout_ms, flood_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (!pipe_get(fd, res, sizeof(*res), timeout_ms))
+        fail_msg("the client process said nothing within %d ms (stage %d)", timeout_ms, want);
+    if (res->stage != want)
+        fail_msg("the client process stopped at stage %d: connection #%d failed (%s)", res->stage,
+                 res->first, flood_why(res->err));
+}
+
+/* The child, until the test has reaped it; a failed test kills it in its teardown. */
+static pid_t flood_pid;
+
+static int flood_teardown(void **state)
+{
+    (void)state;
+    if (flood_pid > 0) {
+        kill(flood_pid, SIGKILL);
+        (void)waitpid(flood_pid, NULL, 0);
+        flood_pid = 0;
+    }
+    return 0;
+}
+
 static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
 {
     (void)state;
@@ -242,6 +273,7 @@ static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
     fflush(stdout);
     pid_t pid = fork();
     assert_true(pid >= 0);
+    flood_pid = pid;
     if (pid == 0) {
         close(to_child[1]);
         close(from_child[0]);
@@ -262,28 +294,21 @@ static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
     assert_true(pipe_put(to_child[1], &s.port, sizeof(s.port)));
 
     /* All connect, and the server has opened every one, before any sends. */
-    int stage = 0;
-    assert_true(pipe_get(from_child[0], &stage, sizeof(stage), WT_TIMEOUT_MS * 2));
-    assert_int_equal(stage, 1);
+    flood_result res;
+    flood_expect(from_child[0], 1, WT_TIMEOUT_MS * 2, &res);
     assert_true(wt_wait_count(&wt_counts.opened, n, WT_TIMEOUT_MS));
     assert_true(pipe_put(to_child[1], "G", 1));
-    assert_true(pipe_get(from_child[0], &stage, sizeof(stage), WT_TIMEOUT_MS * 2));
-    assert_int_equal(stage, 2);
+    flood_expect(from_child[0], 2, WT_TIMEOUT_MS * 2, &res);
     atomic_store(&flood_gate, 1);
 
-    flood_result res;
-    memset(&res, 0, sizeof(res));
-    bool got = pipe_get(from_child[0], &res, sizeof(res), WT_TIMEOUT_MS * 6);
+    flood_expect(from_child[0], 3, WT_TIMEOUT_MS * 6, &res);
     int status = child_exit(pid, WT_TIMEOUT_MS);
+    flood_pid = 0;
     close(to_child[1]);
     close(from_child[0]);
-    assert_true(got);
     if (res.ok != n)
         fail_msg("%d of %d connections got their bytes back; the first that did not: #%d (%s)",
-                 res.ok, n, res.first,
-                 res.err == 1   ? "wrong bytes"
-                 : res.err == 2 ? "no EOF after them"
-                                : weft_err_name(res.err));
+                 res.ok, n, res.first, flood_why(res.err));
     assert_int_equal(status, 0);
 
     /* The server closed each once its echo went: in order, none with an error. */
@@ -541,7 +566,7 @@ static void test_stop_while_submissions_are_outstanding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buffer_ring_exhaustion_every_byte_in_order),
+        cmocka_unit_test_teardown(test_buffer_ring_exhaustion_every_byte_in_order, flood_teardown),
         cmocka_unit_test(test_stop_while_submissions_are_outstanding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
