@@ -70,8 +70,6 @@ struct weft__group_slots;
 #define WEFT__CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
 
 struct weft_conn {
-    /* The backend's own per-connection state (backend.h): opaque here. */
-    _Alignas(8) unsigned char be[WEFT__BE_CONN_BYTES];
     weft__loop *loop;
     void *ctx;
     weft__ring in;
@@ -98,6 +96,9 @@ struct weft_conn {
     uint16_t read_ticks;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
+    /* The backend's own per-connection state (backend.h): opaque here, and only as long
+     * as the loop's backend needs (its conn_bytes), so a slot is this struct plus that. */
+    _Alignas(8) unsigned char be[];
 };
 
 #define WEFT__CHUNK_SHIFT       10
@@ -176,6 +177,7 @@ struct weft__loop {
     bool quit;                    /* leave the loop once this iteration ends */
     uint8_t *rbuf;
     size_t rbuf_size;
+    size_t slot_size; /* bytes of one connection slot: the struct and its backend's state */
     weft__bufpool *bufpool;
 
     /* Slot table: chunks never move or shrink while the engine lives, so another thread
