@@ -22,6 +22,6 @@ weft_require_packages() {
 }
 
 # What building the library and the example programs needs (run.sh).
-WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev)
+WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev libssl-dev)
 # What building everything needs: the tests add cmocka.
 WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)

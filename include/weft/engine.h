@@ -21,6 +21,7 @@
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/error.h"
+#include "weft/tls.h"
 #include "weft/version.h"
 
 #ifdef __cplusplus
@@ -145,6 +146,10 @@ typedef struct weft_config {
     weft_lb_config lb;       /* default round-robin */
     unsigned workers;        /* worker-pool threads, at most 1024; 0 = no pool; default 0 */
     size_t worker_queue;     /* worker-pool queue capacity (1 to 2^24); default 1024 */
+    weft_tls_config tls;        /* the tls:// listeners' certificate and settings (tls.h) */
+    weft_tls_config tls_client; /* what weft_engine_dial("tls://...") verifies and offers */
+    unsigned tls_handshake_timeout_ms; /* a TLS handshake not done by then is closed
+                                          (WEFT_ETIMEDOUT); 0 = no limit; default 10000 */
 } weft_config;
 
 /* Fills every field with its default. */
