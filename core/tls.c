@@ -79,7 +79,7 @@ static void ctxset_put(ctxset *s)
 }
 
 /* "h2,http/1.1" in ALPN's wire format (owned by the caller), or NULL with *len 0. */
-static int alpn_wire(const char *list, unsigned char **out, size_t *len)
+int weft__tls_alpn_wire(const char *list, unsigned char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
@@ -236,7 +236,7 @@ static int ctxset_build(weft_engine *e, const weft_tls_config *cfg, ctxset **out
     if (s == NULL)
         return WEFT_ENOMEM;
     atomic_init(&s->refs, 1u);
-    int rc = alpn_wire(cfg->alpn, &s->alpn, &s->alpn_len);
+    int rc = weft__tls_alpn_wire(cfg->alpn, &s->alpn, &s->alpn_len);
     if (rc != 0) {
         weft__log(e, WEFT_LOG_ERROR, "tls: alpn list '%s' is malformed", cfg->alpn);
         ctxset_put(s);
@@ -359,8 +359,7 @@ int weft_engine_tls_reload(weft_engine *e, const weft_tls_config *tls)
     return 0;
 }
 
-/* The host part of a tls:// URL, or NULL for a Unix one. */
-static char *url_host(const char *url)
+char *weft__tls_url_host(const char *url)
 {
     if (strncmp(url, "tls://", 6) != 0)
         return NULL;
@@ -386,7 +385,7 @@ int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
         if (t->client != NULL && t->ccfg.alpn != NULL) {
             unsigned char *w;
             size_t wl;
-            if (alpn_wire(t->ccfg.alpn, &w, &wl) != 0 ||
+            if (weft__tls_alpn_wire(t->ccfg.alpn, &w, &wl) != 0 ||
                 SSL_CTX_set_alpn_protos(t->client, w, (unsigned)wl) != 0) {
                 SSL_CTX_free(t->client);
                 t->client = NULL;
@@ -399,7 +398,7 @@ int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
     pthread_mutex_unlock(&t->client_mu);
     if (!ok)
         return WEFT_ETLS;
-    char *name = t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : url_host(url);
+    char *name = t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : weft__tls_url_host(url);
     if (name == NULL)
         name = strdup(""); /* no name: the chain is verified, no host name */
     if (name == NULL)

@@ -41,6 +41,14 @@ static inline weft__tls_conn *weft__tls_of(const weft_conn *c)
     return chunk != NULL ? chunk[c->slot & (WEFT__CHUNK_SIZE - 1u)] : NULL;
 }
 
+/* ---- pure helpers (tests/test_tls.c) ---- */
+/* "h2,http/1.1" in ALPN's wire format (length-prefixed names; owned by the caller), or NULL
+ * with *len 0 for NULL or "". 0, WEFT_EINVAL (an empty or over-255-byte name), WEFT_ENOMEM. */
+int weft__tls_alpn_wire(const char *list, unsigned char **out, size_t *len);
+/* The host of "tls://host:port" or "tls://[v6]:port" (owned by the caller), or NULL (a Unix
+ * URL, or malformed). */
+char *weft__tls_url_host(const char *url);
+
 /* ---- control side ---- */
 /* At start: the engine's TLS part (a copy of cfg->tls_client for the dials). 0 or
  * WEFT_ENOMEM. */
