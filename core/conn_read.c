@@ -180,8 +180,7 @@ void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
         weft__conn_dispatch(c, NULL, 0);
     } else if (c->in.len > 0) {
         /* A span of the backend's own (or plaintext): join it to what waits. */
-        int rc =
-            weft__ring_append(&c->in, loop->bufpool, data, n, loop->engine->cfg.max_inbound);
+        int rc = weft__ring_append(&c->in, loop->bufpool, data, n, loop->engine->cfg.max_inbound);
         if (rc != 0) {
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
             return;

@@ -45,8 +45,8 @@ static void dial_adopt(weft__loop *loop, weft__task *t)
         return;
     }
     c->flags |= CONN_CONNECTING;
-    if (tls != NULL)
-        weft__tls_dial_adopt(c, tls); /* its handshake starts once connected */
+    if (tls != NULL) /* its handshake starts once connected */
+        weft__tls_dial_adopt(c, tls);
     c->active_ms = loop->now_ms + (uint32_t)t->len; /* the connect deadline, for the wheel */
     weft__conn_update_interest(c);
     weft__wheel_schedule(c);

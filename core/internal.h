@@ -289,7 +289,8 @@ struct weft_engine {
     pthread_cond_t gate_cv;
     int gate;
     uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
-    struct weft__tls_engine *tls; /* the dials' TLS context (tls.c), made by the first */
+    /* TLS (tls.c): the listeners' certificates, the dials' context and settings. */
+    struct weft__tls_engine *tls;
 };
 
 /* ==== leaf helpers ==== */

@@ -235,7 +235,9 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len)
     int n;
     if (l->family == AF_UNIX) {
         n = snprintf(buf, len, "%s://%s",
-                     l->type == SOCK_DGRAM ? "unixgram" : l->tls != NULL ? "tls+unix" : "unix",
+                     l->type == SOCK_DGRAM ? "unixgram"
+                     : l->tls != NULL      ? "tls+unix"
+                                           : "unix",
                      l->unix_path);
     } else {
         struct sockaddr_storage ss;

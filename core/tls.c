@@ -295,8 +295,8 @@ int weft__tls_engine_init(weft_engine *e, const weft_config *cfg)
     t->ccfg = cfg->tls_client;
     t->ccfg.sni = NULL;
     t->ccfg.nsni = 0;
-    const char **fields[] = {&t->ccfg.cert_file, &t->ccfg.key_file,     &t->ccfg.ca_file,
-                             &t->ccfg.ca_dir,    &t->ccfg.ciphers,      &t->ccfg.ciphersuites,
+    const char **fields[] = {&t->ccfg.cert_file, &t->ccfg.key_file,   &t->ccfg.ca_file,
+                             &t->ccfg.ca_dir,    &t->ccfg.ciphers,    &t->ccfg.ciphersuites,
                              &t->ccfg.alpn,      &t->ccfg.server_name};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (*fields[i] == NULL)
@@ -398,7 +398,8 @@ int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
     pthread_mutex_unlock(&t->client_mu);
     if (!ok)
         return WEFT_ETLS;
-    char *name = t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : weft__tls_url_host(url);
+    char *name =
+        t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : weft__tls_url_host(url);
     if (name == NULL)
         name = strdup(""); /* no name: the chain is verified, no host name */
     if (name == NULL)
@@ -584,8 +585,8 @@ static void fail(weft_conn *c, weft__tls_conn *t, const char *fallback)
 {
     t->err = ssl_reason(fallback);
     t->failed = true;
-    weft__log_peer(c->loop, WEFT_LOG_INFO, "conn %u/%u: TLS: %s; closing", c->loop->index,
-                   c->slot, t->err);
+    weft__log_peer(c->loop, WEFT_LOG_INFO, "conn %u/%u: TLS: %s; closing", c->loop->index, c->slot,
+                   t->err);
     weft__conn_close_graceful(c, WEFT_ETLS);
 }
 

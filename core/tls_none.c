@@ -27,8 +27,9 @@ void weft__tls_engine_free(weft_engine *e)
 int weft__tls_listener_init(weft_engine *e, weft__listener *l)
 {
     (void)l;
-    weft__log(e, WEFT_LOG_ERROR, "tls: this weft was built without TLS (WEFT_WITH_TLS=OFF): "
-                                 "tls:// cannot be served");
+    weft__log(e, WEFT_LOG_ERROR,
+              "tls: this weft was built without TLS (WEFT_WITH_TLS=OFF): "
+              "tls:// cannot be served");
     return WEFT_ENOSYS;
 }
 
@@ -40,8 +41,10 @@ void weft__tls_listener_free(weft__listener *l)
 int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
 {
     *token = NULL;
-    weft__log(e, WEFT_LOG_ERROR, "tls: this weft was built without TLS (WEFT_WITH_TLS=OFF): "
-                                 "cannot dial %s", url);
+    weft__log(e, WEFT_LOG_ERROR,
+              "tls: this weft was built without TLS (WEFT_WITH_TLS=OFF): "
+              "cannot dial %s",
+              url);
     return WEFT_ENOSYS;
 }
 

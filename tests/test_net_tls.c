@@ -587,9 +587,9 @@ static void test_dial_verify(void **state)
     tls_config(&cfg, wt_echo_on_traffic, 1);
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
-    dial_once(s.port, pki.ca, NULL, true);            /* 127.0.0.1 is in the certificate */
-    dial_once(s.port, pki.ca, "localhost", true);     /* so is localhost */
-    dial_once(s.port, pki.other_ca, NULL, false);     /* an unknown issuer */
+    dial_once(s.port, pki.ca, NULL, true);             /* 127.0.0.1 is in the certificate */
+    dial_once(s.port, pki.ca, "localhost", true);      /* so is localhost */
+    dial_once(s.port, pki.other_ca, NULL, false);      /* an unknown issuer */
     dial_once(s.port, pki.ca, "wrong.example", false); /* a name the certificate lacks */
     assert_true(wt_wait_count(&wt_counts.closed, 4, WT_TIMEOUT_MS));
     wt_server_stop(&s);

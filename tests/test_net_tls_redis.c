@@ -37,11 +37,20 @@ static server start(const char *auth)
     server s = {0};
     char line[256];
     size_t n = 0;
-    const char *args[] = {"weft-redis",        "--port",          "0",
-                          "--tls-port",        "0",               "--tls-cert-file",
-                          pki.server_cert,     "--tls-key-file",  pki.server_key,
-                          "--tls-ca-cert-file", pki.ca,           "--tls-auth-clients",
-                          auth,                NULL};
+    const char *args[] = {"weft-redis",
+                          "--port",
+                          "0",
+                          "--tls-port",
+                          "0",
+                          "--tls-cert-file",
+                          pki.server_cert,
+                          "--tls-key-file",
+                          pki.server_key,
+                          "--tls-ca-cert-file",
+                          pki.ca,
+                          "--tls-auth-clients",
+                          auth,
+                          NULL};
     assert_int_equal(pipe(fds), 0);
     s.pid = fork();
     assert_true(s.pid >= 0);
@@ -63,10 +72,9 @@ static server start(const char *auth)
     }
     line[n] = '\0';
     close(fds[0]);
-    assert_int_equal(
-        sscanf(line, "weft-redis ready on port %d with %*u loop(s); tls port %d", &s.port,
-               &s.tls_port),
-        2);
+    assert_int_equal(sscanf(line, "weft-redis ready on port %d with %*u loop(s); tls port %d",
+                            &s.port, &s.tls_port),
+                     2);
     return s;
 }
 

@@ -381,8 +381,7 @@ int main(int argc, char **argv)
             tls_ca = v;
             i++;
         } else if (strcmp(a, "--tls-auth-clients") == 0 && v != NULL &&
-                   (strcmp(v, "no") == 0 || strcmp(v, "yes") == 0 ||
-                    strcmp(v, "optional") == 0)) {
+                   (strcmp(v, "no") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "optional") == 0)) {
             tls_auth = v;
             i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

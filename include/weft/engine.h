@@ -146,10 +146,13 @@ typedef struct weft_config {
     weft_lb_config lb;       /* default round-robin */
     unsigned workers;        /* worker-pool threads, at most 1024; 0 = no pool; default 0 */
     size_t worker_queue;     /* worker-pool queue capacity (1 to 2^24); default 1024 */
-    weft_tls_config tls;        /* the tls:// listeners' certificate and settings (tls.h) */
-    weft_tls_config tls_client; /* what weft_engine_dial("tls://...") verifies and offers */
-    unsigned tls_handshake_timeout_ms; /* a TLS handshake not done by then is closed
-                                          (WEFT_ETIMEDOUT); 0 = no limit; default 10000 */
+
+    /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
+     * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
+     * handshake not done by then is closed (WEFT_ETIMEDOUT), 0 = no limit, default 10000. */
+    weft_tls_config tls;
+    weft_tls_config tls_client;
+    unsigned tls_handshake_timeout_ms;
 } weft_config;
 
 /* Fills every field with its default. */

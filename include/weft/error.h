@@ -74,7 +74,7 @@ extern "C" {
     XX(ENOCODEC, -4009, "no codec configured on this connection")                  \
     XX(EIDLE, -4011, "idle timeout")                                               \
     XX(EREADTIMEOUT, -4012, "partial frame not completed within the read timeout") \
-    XX(EMAXCONN, -4013, "max_connections reached")                               \
+    XX(EMAXCONN, -4013, "max_connections reached")                                 \
     XX(ETLS, -4014, "TLS failure (weft_conn_tls_error says which)")
 
 typedef enum weft_errno {

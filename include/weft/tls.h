@@ -55,23 +55,23 @@ typedef struct weft_tls_sni {
  * weft_engine_dial("tls://..."). Strings and the sni array are borrowed until the call that
  * takes the config (weft_engine_start, weft_engine_tls_reload) returns. */
 typedef struct weft_tls_config {
-    const char *cert_file;      /* PEM: the certificate, then its chain (a listener must have
+    const char *cert_file;        /* PEM: the certificate, then its chain (a listener must have
                                    one; a dial presents it as its client certificate) */
-    const char *key_file;       /* PEM private key for cert_file */
-    const char *ca_file;        /* PEM CA bundle to verify the peer with; NULL (and no ca_dir):
+    const char *key_file;         /* PEM private key for cert_file */
+    const char *ca_file;          /* PEM CA bundle to verify the peer with; NULL (and no ca_dir):
                                    a dial uses the system's CA store */
-    const char *ca_dir;         /* a hashed CA directory (c_rehash) */
-    weft_tls_verify verify_peer; /* default WEFT_TLS_VERIFY_DEFAULT (see above) */
+    const char *ca_dir;           /* a hashed CA directory (c_rehash) */
+    weft_tls_verify verify_peer;  /* default WEFT_TLS_VERIFY_DEFAULT (see above) */
     weft_tls_version min_version; /* default WEFT_TLS_1_2 */
-    const char *ciphers;        /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
-    const char *ciphersuites;   /* TLS 1.3 suites ("TLS_AES_128_GCM_SHA256:..."); NULL: OpenSSL's */
-    const char *alpn;           /* comma-separated protocols, preferred first ("h2,http/1.1"):
+    const char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
+    const char *ciphersuites; /* TLS 1.3 suites ("TLS_AES_128_GCM_SHA256:..."); NULL: OpenSSL's */
+    const char *alpn;         /* comma-separated protocols, preferred first ("h2,http/1.1"):
                                    a listener picks the first it shares with the client, a dial
                                    offers them; NULL: no ALPN */
-    const weft_tls_sni *sni;    /* listeners: more names with their own certificates */
+    const weft_tls_sni *sni;  /* listeners: more names with their own certificates */
     size_t nsni;
-    bool session_tickets;       /* resumption by session tickets; default true */
-    const char *server_name;    /* dials: the name sent as SNI and checked against the
+    bool session_tickets;    /* resumption by session tickets; default true */
+    const char *server_name; /* dials: the name sent as SNI and checked against the
                                    certificate; NULL: the host of the URL */
 } weft_tls_config;
 

@@ -31,8 +31,8 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for key, signed by issuer (NULL: self-signed). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                       bool ca, const char *san, long serial)
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+                       const char *san, long serial)
 {
     X509 *x = X509_new();
     if (x == NULL)
@@ -66,7 +66,8 @@ static int write_pem(const char *path, X509 *x, EVP_PKEY *k)
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -1;
-    int ok = x != NULL ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    int ok =
+        x != NULL ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
     fclose(f);
     return ok ? 0 : -1;
 }
@@ -106,7 +107,8 @@ int wt_pki_make(wt_pki *p)
     if (rc == 0)
         rc = leaf(p->dir, "server", "localhost", local, ca, cak, 2, p->server_cert, p->server_key);
     if (rc == 0)
-        rc = leaf(p->dir, "server2", "reloaded", local, ca, cak, 3, p->server2_cert, p->server2_key);
+        rc =
+            leaf(p->dir, "server2", "reloaded", local, ca, cak, 3, p->server2_cert, p->server2_key);
     if (rc == 0)
         rc = leaf(p->dir, "client", "client", NULL, ca, cak, 4, p->client_cert, p->client_key);
     if (rc == 0)
@@ -131,11 +133,10 @@ int wt_pki_make(wt_pki *p)
 
 void wt_pki_free(wt_pki *p)
 {
-    const char *files[] = {p->ca,           p->other_ca,          p->server_cert,
-                           p->server_key,   p->server2_cert,      p->server2_key,
-                           p->client_cert,  p->client_key,        p->other_client_cert,
-                           p->other_client_key, p->alpha_cert,    p->alpha_key,
-                           p->beta_cert,    p->beta_key};
+    const char *files[] = {
+        p->ca,          p->other_ca,    p->server_cert, p->server_key,        p->server2_cert,
+        p->server2_key, p->client_cert, p->client_key,  p->other_client_cert, p->other_client_key,
+        p->alpha_cert,  p->alpha_key,   p->beta_cert,   p->beta_key};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (files[i][0] != '\0')
             (void)unlink(files[i]);
@@ -291,8 +292,7 @@ int wt_tls_recv_close(SSL *s)
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0;
         if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
-            return ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING ? 1
-                                                                                      : -1;
+            return ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING ? 1 : -1;
         return -1;
     }
 }

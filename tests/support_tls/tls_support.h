@@ -32,12 +32,12 @@ void wt_pki_free(wt_pki *p);
 
 /* What a test client offers and checks; NULL fields are left out. */
 typedef struct wt_tls_opts {
-    const char *ca;        /* verify the server against it (and its name: host) */
-    const char *host;      /* the name checked (and sent as SNI unless sni is set) */
-    const char *sni;       /* the SNI name to send */
+    const char *ca;         /* verify the server against it (and its name: host) */
+    const char *host;       /* the name checked (and sent as SNI unless sni is set) */
+    const char *sni;        /* the SNI name to send */
     const char *cert, *key; /* a client certificate */
-    const char *alpn;      /* comma-separated */
-    int max_version;       /* 0 or TLS1_2_VERSION, ... */
+    const char *alpn;       /* comma-separated */
+    int max_version;        /* 0 or TLS1_2_VERSION, ... */
 } wt_tls_opts;
 
 /* Handshakes as a client on fd (blocking, with the harness's timeouts). Returns the SSL (its
