@@ -830,7 +830,10 @@ bool weft__tls_recv(weft_conn *c, const uint8_t *data, ssize_t n)
         t->in_len = (size_t)n;
         if (!t->established && !t->failed)
             handshake(c, t);
-        if (t->established && !t->failed && !gone(c))
+        /* Bytes behind the handshake (a client's first request) are read, unless on_open
+         * closed the connection: then nobody reads them, as with a plain close. */
+        if (t->established && !t->failed &&
+            !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)))
             read_plain(c, t);
         t->in = NULL;
         t->in_len = 0;

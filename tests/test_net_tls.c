@@ -595,6 +595,42 @@ static void test_dial_verify(void **state)
     wt_server_stop(&s);
 }
 
+/* TLS over a Unix socket, both ways: the name to check is the configured one. */
+static void test_tls_over_unix(void **state)
+{
+    (void)state;
+    reset_state();
+    char path[108], listen[128], url[128];
+    wt_unix_path(path, sizeof(path), "tls");
+    snprintf(listen, sizeof(listen), "tls+unix://%s", path);
+    weft_config cfg;
+    tls_config(&cfg, wt_echo_on_traffic, 1);
+    cfg.listen[0] = listen;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    assert_string_equal(s.url, listen);
+    atomic_store(&dial_closes, 0);
+    atomic_store(&dial_echoes, 0);
+    weft_config cc;
+    wt_config(&cc, dial_traffic, 1);
+    cc.listen[0] = NULL;
+    cc.handler.on_open = dial_open;
+    cc.handler.on_close = dial_close;
+    cc.tls_client.ca_file = pki.ca;
+    cc.tls_client.server_name = "localhost";
+    weft_engine *e;
+    assert_int_equal(weft_engine_start(&cc, &e), 0);
+    snprintf(url, sizeof(url), "tls+unix://%s", path);
+    assert_int_equal(weft_engine_dial(e, url, -1, 0, NULL), 0);
+    assert_true(wt_wait_count(&dial_closes, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&dial_echoes), 1);
+    weft_engine_stop(e);
+    weft_engine_wait(e);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), 1);
+    wt_server_stop(&s);
+}
+
 /* ---- hostile peers ---- */
 
 static bool closed_one(void *arg)
@@ -848,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_dial_verify),
+        cmocka_unit_test(test_tls_over_unix),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_plain_http),
         cmocka_unit_test(test_truncation),
