@@ -11,9 +11,15 @@
 # /proc; below 1 means weft spent less), and the load average before and after.
 # weft-redis runs with its defaults (which include --busy-poll 50) plus WEFT_ARGS.
 #
+# With --tls both servers also listen on a TLS port (the same certificate, made for the run
+# with the openssl command, --tls-auth-clients no) and redis-benchmark runs with --tls
+# --cacert against that port.
+#
 #   benchmarks/redis.sh            REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
-#   WEFT_ARGS="--busy-poll 0" benchmarks/redis.sh
+#   WEFT_ARGS="--busy-poll 0" benchmarks/redis.sh          benchmarks/redis.sh --tls
 set -euo pipefail
+TLS=0
+[ "${1:-}" = --tls ] && TLS=1
 cd "$(dirname "$0")/.."
 # shellcheck source=benchmarks/bench_stats.sh
 . benchmarks/bench_stats.sh # cpu_ticks
@@ -26,7 +32,7 @@ read -r -a WEFT_ARGS <<<"${WEFT_ARGS:-}"
 TESTS=(ping_inline ping_mbulk set get incr lpush mset)
 
 missing=()
-for tool in redis-server redis-benchmark redis-cli taskset timeout python3 cmake; do
+for tool in redis-server redis-benchmark redis-cli taskset timeout python3 cmake openssl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,7 +52,7 @@ CLIENT_CPU=$((ncpu > 1 ? 1 : 0))
 [ "$ncpu" -gt 1 ] || echo "redis.sh: one CPU only: server and client share it" >&2
 
 out=$(mktemp -d)
-declare -A pid=() port=()
+declare -A pid=() port=() tport=()
 stop_servers() {
     local p
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -62,21 +68,42 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "redis.sh: interrupted" >&2; exit 130' INT TERM
 
+TLS_ARGS=()
+BENCH_TLS=()
+if [ $TLS = 1 ]; then
+    # A throw-away CA and a server certificate for 127.0.0.1, for this run only.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=bench-ca -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$out/server.key" -out "$out/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$out/san.ext"
+    openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
+        -CAcreateserial -days 1 -extfile "$out/san.ext" -out "$out/server.crt" 2>/dev/null
+    TLS_ARGS=(--tls-cert-file "$out/server.crt" --tls-key-file "$out/server.key"
+        --tls-auth-clients no)
+    BENCH_TLS=(--tls --cacert "$out/ca.crt")
+fi
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 start_server() { # name
-    local p
+    local p tp=0 tls=()
     p=$(free_port)
+    if [ $TLS = 1 ]; then
+        tp=$(free_port)
+        tls=(--tls-port "$tp" "${TLS_ARGS[@]}")
+    fi
     case $1 in
-    weft) taskset -c $SERVER_CPU "$WEFT" --port "$p" --loops 1 "${WEFT_ARGS[@]}" \
-        >"$out/$1.log" 2>&1 & ;;
+    weft) taskset -c $SERVER_CPU "$WEFT" --port "$p" --loops 1 "${tls[@]}" \
+        ${WEFT_ARGS[@]+"${WEFT_ARGS[@]}"} >"$out/$1.log" 2>&1 & ;;
     redis) taskset -c $SERVER_CPU redis-server --port "$p" --bind 127.0.0.1 --save '' \
-        --appendonly no --daemonize no --logfile '' >"$out/$1.log" 2>&1 & ;;
+        --appendonly no --daemonize no --logfile '' "${tls[@]}" >"$out/$1.log" 2>&1 & ;;
     esac
     pid[$1]=$!
     port[$1]=$p
+    [ $TLS = 1 ] && tport[$1]=$tp
     for _ in $(seq 100); do
         redis-cli -p "$p" ping >/dev/null 2>&1 && return 0
         kill -0 "${pid[$1]}" 2>/dev/null || break
@@ -92,8 +119,10 @@ bench() { # name mode test rep index
     if [ "$2" = plain ]; then args=(-n "$N"); else args=(-n "$NP" -P 16); fi
     # In the background and waited for, so that a signal is handled at once, not after
     # the run.
-    timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "${port[$1]}" -c 50 \
-        "${args[@]}" -t "$3" --csv >"$csv" 2>"$out/bench.err" &
+    local bp=${port[$1]}
+    [ $TLS = 1 ] && bp=${tport[$1]}
+    timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "$bp" ${BENCH_TLS[@]+"${BENCH_TLS[@]}"} \
+        -c 50 "${args[@]}" -t "$3" --csv >"$csv" 2>"$out/bench.err" &
     bench_pid=$!
     local t0 t1
     t0=$(cpu_ticks "${pid[$1]}")
@@ -121,9 +150,10 @@ for rep in $(seq "$REPS"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$out" "$REPS" "$load_before" "$load_after" "$(nproc)" <<'PY'
+python3 - "$out" "$REPS" "$load_before" "$load_after" "$(nproc)" "$TLS" <<'PY'
 import csv, glob, math, statistics, sys
 out, reps, before, after, ncpu = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+tls = ", over TLS" if sys.argv[6] == "1" else ""
 def load(name, mode):
     runs, cpu, order = {}, {}, []
     for path in sorted(glob.glob(f"{out}/{name}.{mode}.*.csv")):
@@ -138,7 +168,7 @@ def load(name, mode):
                 cpu.setdefault(row[0], []).append(ticks)
     return ({t: statistics.median(runs[t]) for t in order},
             {t: statistics.median(cpu[t]) for t in order})
-print(f"load average {before} before, {after} after ({ncpu} CPUs)")
+print(f"load average {before} before, {after} after ({ncpu} CPUs){tls}")
 worst = math.inf
 for mode, title in (("plain", "plain (-c 50)"), ("p16", "pipelined (-c 50 -P 16)")):
     (w, wc), (r, rc) = load("weft", mode), load("redis", mode)

@@ -360,6 +360,68 @@ static void test_async_in_order(void **state)
     wt_server_stop(&s);
 }
 
+/* Worker-pool answers: each request line is answered from a worker with
+ * weft_async_write_frame; one worker, so the answers come in the order of the requests. */
+typedef struct job {
+    weft_engine *e;
+    weft_conn_ref ref;
+    char line[32];
+} job;
+
+static void answer(void *arg, int status)
+{
+    job *j = arg;
+    if (status == 0) {
+        char reply[48];
+        int n = snprintf(reply, sizeof(reply), "done %s", j->line);
+        (void)weft_async_write_frame(j->e, j->ref, reply, (size_t)n);
+    }
+    free(j);
+}
+
+static weft_action to_worker(weft_conn *c)
+{
+    const uint8_t *f;
+    size_t n;
+    while (weft_conn_next_frame(c, &f, &n) == WEFT_FRAME) {
+        job *j = calloc(1, sizeof(*j));
+        j->e = weft_conn_get_engine(c);
+        j->ref = weft_conn_get_ref(c);
+        memcpy(j->line, f, n < sizeof(j->line) - 1 ? n : sizeof(j->line) - 1);
+        if (weft_pool_submit(weft_engine_get_pool(j->e), answer, j) != 0)
+            free(j);
+    }
+    return WEFT_ACTION_NONE;
+}
+
+static void test_worker_answers_in_order(void **state)
+{
+    (void)state;
+    reset_state();
+    weft_config cfg;
+    tls_config(&cfg, to_worker, 2);
+    cfg.codec.kind = WEFT_CODEC_LINE;
+    cfg.workers = 1;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    wt_tls_opts o = opts_ca();
+    SSL *c = client(s.port, &o);
+    assert_non_null(c);
+    char req[4096], want[8192];
+    size_t rl = 0, wl = 0;
+    for (int i = 0; i < 200; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof(req) - rl, "%d\n", i);
+        wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "done %d\n", i);
+    }
+    assert_int_equal(wt_tls_send_all(c, req, rl), 0);
+    char got[8192];
+    assert_int_equal(wt_tls_recv_exact(c, got, wl), 0);
+    assert_memory_equal(got, want, wl);
+    wt_tls_close(c, true);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    wt_server_stop(&s);
+}
+
 /* ---- mutual TLS, ALPN, SNI ---- */
 
 static void test_mutual_tls(void **state)
@@ -879,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_large_payload),
         cmocka_unit_test(test_non_reading_peer),
         cmocka_unit_test(test_async_in_order),
+        cmocka_unit_test(test_worker_answers_in_order),
         cmocka_unit_test(test_mutual_tls),
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_sni),
