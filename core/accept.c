@@ -104,7 +104,7 @@ bool weft__listener_accepted(weft__listener *l, int fd, const struct sockaddr *p
     loop->nio++;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__loop_enter(loop);
-    weft__loop_adopt(loop, fd, l->family, NULL, false, l);
+    weft__loop_adopt(loop, fd, l->family, NULL, false, l->tls);
     weft__loop_leave(loop);
     return true;
 }

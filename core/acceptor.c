@@ -34,7 +34,7 @@ static void hand_off(weft_engine *e, weft__listener *l, int fd, const struct soc
     t.kind = WEFT__TASK_NEW_CONN;
     t.fd = fd;
     t.family = peer != NULL ? peer->sa_family : AF_UNIX;
-    t.data = l;
+    t.data = l->tls; /* the loop never reads the listener, which this thread closes */
     if (weft__queue_push(&loop->queue, &t) != 0) {
         weft__log(e, WEFT_LOG_ERROR, "no memory to hand a connection to loop %zu; closing it", k);
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);

@@ -342,10 +342,10 @@ void weft__loop_publish_buffers(weft__loop *loop);
 /* Makes fd a connection of this loop (not yet watched), or closes it and returns NULL.
  * tune: set the socket options (an accepted socket inherited them from its listener). */
 weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
-/* Sets up an accepted fd (from listener l, NULL if none) as a connection on this loop and
- * opens it (a TLS listener's once its handshake is done). */
+/* Sets up an accepted fd as a connection on this loop and opens it; one from a TLS listener
+ * (tls: its certificates, NULL for plain) once its handshake is done. */
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
-                      const weft__listener *l);
+                      struct weft__tls_server *tls);
 /* A dial or enroll was promised on_close and gets it, on a stand-in connection that carries
  * ctx and was never opened (no connection could be made, or the loop is gone). */
 void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err);

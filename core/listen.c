@@ -221,7 +221,7 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
 
 void weft__listener_close(weft__listener *l)
 {
-    weft__tls_listener_free(l);
+    /* l->tls stays: it is the engine's, freed with it, and a hand-off in flight names it. */
     if (l->fd < 0)
         return;
     close(l->fd);

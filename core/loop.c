@@ -235,13 +235,13 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
 }
 
 void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
-                      const weft__listener *l)
+                      struct weft__tls_server *tls)
 {
     weft_conn *c = weft__conn_setup(loop, fd, family, ctx, tune);
     if (c == NULL)
         return;
-    if (l != NULL && l->tls != NULL)
-        weft__tls_accept(c, l->tls); /* opened once its handshake is done */
+    if (tls != NULL)
+        weft__tls_accept(c, tls); /* opened once its handshake is done */
     else
         weft__conn_opened(c);
 }

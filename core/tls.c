@@ -336,11 +336,6 @@ int weft__tls_listener_init(weft_engine *e, weft__listener *l)
     return 0;
 }
 
-void weft__tls_listener_free(weft__listener *l)
-{
-    l->tls = NULL; /* the set is the engine's */
-}
-
 int weft_engine_tls_reload(weft_engine *e, const weft_tls_config *tls)
 {
     if (e == NULL || tls == NULL || e->tls == NULL || e->tls->server.cur == NULL)

@@ -57,7 +57,6 @@ void weft__tls_engine_free(weft_engine *e);
 /* l was opened for a tls:// URL: it serves the engine's certificates (built from cfg.tls by
  * the first such listener). 0, or WEFT_ETLS / WEFT_ENOSYS with the reason logged. */
 int weft__tls_listener_init(weft_engine *e, weft__listener *l);
-void weft__tls_listener_free(weft__listener *l);
 /* A dial of a tls:// or tls+unix:// URL: the name to verify, as a token for the loop (freed
  * by weft__tls_dial_adopt or by free_token). 0, WEFT_ETLS, WEFT_ENOSYS or WEFT_ENOMEM. */
 int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token);

@@ -33,11 +33,6 @@ int weft__tls_listener_init(weft_engine *e, weft__listener *l)
     return WEFT_ENOSYS;
 }
 
-void weft__tls_listener_free(weft__listener *l)
-{
-    (void)l;
-}
-
 int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
 {
     *token = NULL;
