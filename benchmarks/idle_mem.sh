@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Idle-connection memory: the server's RSS growth per connection that did one echo and then
-# sits idle, for weft-echo (1 loop), the raw epoll reference and plain libevent.
+# sits idle, for weft-echo (1 loop) on each I/O backend, the raw epoll reference and plain
+# libevent.
 #
 #   benchmarks/idle_mem.sh [-n CONNS] [-w WARMUP] [-m spread|burst|both] [--burst]
+#                          [-b|--backend epoll|io_uring|both]
 #     -n  idle connections to measure (default 10000)
 #     -w  warm-up connections opened before the baseline (default 256)
 #     -m  how the CONNS connections do their echo (default spread):
@@ -11,6 +13,8 @@
 #                 sees every connection write at about the same moment
 #         both    one run of each, side by side
 #     --burst  the same as -m burst
+#     -b  weft's backend (default both): weft-epoll runs weft-echo with WEFT_BACKEND=epoll,
+#         weft-uring with WEFT_BACKEND=io_uring
 #
 # For each server and mode: start it, open WARMUP connections (one echo each) so one-time
 # costs are paid, read VmRSS, open CONNS more, wait for the server to settle, read VmRSS
@@ -26,21 +30,25 @@ set -euo pipefail
 CONNS=10000
 WARMUP=256
 MODE=spread
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+BACKEND=both
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 args=()
 for a in "$@"; do
     case $a in
     --burst) args+=(-m burst) ;;
+    --backend) args+=(-b) ;;
+    --backend=*) args+=(-b "${a#--backend=}") ;;
     --help) args+=(-h) ;;
     *) args+=("$a") ;;
     esac
 done
 set -- ${args[@]+"${args[@]}"}
-while getopts "n:w:m:h" o; do
+while getopts "n:w:m:b:h" o; do
     case $o in
     n) CONNS=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
     m) MODE=$OPTARG ;;
+    b) BACKEND=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -49,6 +57,12 @@ done
 case $MODE in
 spread | burst) MODES=("$MODE") ;;
 both) MODES=(spread burst) ;;
+*) usage >&2; exit 2 ;;
+esac
+case $BACKEND in
+epoll) WEFT_SLOTS=(weft-epoll) ;;
+io_uring) WEFT_SLOTS=(weft-uring) ;;
+both) WEFT_SLOTS=(weft-epoll weft-uring) ;;
 *) usage >&2; exit 2 ;;
 esac
 
@@ -65,15 +79,22 @@ need_bins "$IDLE"
 declare -A SERVER_CMD
 SERVERS=()
 WEFT_BIN=${WEFT_ECHO_BIN:-$BUILD_DIR/examples/echo/weft-echo}
+weft_cmd=""
 if [ -n "${WEFT_ECHO_CMD:-}" ]; then
-    SERVER_CMD[weft]=$WEFT_ECHO_CMD
-    echo "note: the weft slot runs: $WEFT_ECHO_CMD"
-    SERVERS+=(weft)
+    weft_cmd=$WEFT_ECHO_CMD
+    echo "note: the weft slots run: $WEFT_ECHO_CMD"
 elif [ -x "$WEFT_BIN" ]; then
-    SERVER_CMD[weft]="$WEFT_BIN --addr tcp://127.0.0.1:{port} --loops 1"
-    SERVERS+=(weft)
+    weft_cmd="$WEFT_BIN --addr tcp://127.0.0.1:{port} --loops 1"
 else
     echo "note: no weft-echo at $WEFT_BIN; measuring the references only"
+fi
+if [ -n "$weft_cmd" ]; then
+    for s in "${WEFT_SLOTS[@]}"; do
+        b=epoll
+        [ "$s" = weft-uring ] && b=io_uring
+        SERVER_CMD[$s]="env WEFT_BACKEND=$b $weft_cmd"
+        SERVERS+=("$s")
+    done
 fi
 SERVER_CMD[epoll]="$BUILD_DIR/benchmarks/ref_epoll_echo --port {port}"
 SERVER_CMD[libevent]="$BUILD_DIR/benchmarks/ref_libevent_echo --port {port}"
@@ -114,6 +135,7 @@ wait_line() { # word timeout_s: waits until the client prints a line starting wi
 }
 
 FAILURES=0
+NO_RING=0 # weft-uring runs that had no io_uring instance: the backend did not take effect
 declare -A RESULT
 echo "idle memory: $CONNS idle connections after $WARMUP warm-up ones; servers: ${SERVERS[*]}; modes: ${MODES[*]}"
 for mode in "${MODES[@]}"; do
@@ -125,6 +147,7 @@ for mode in "${MODES[@]}"; do
             continue
         fi
         rss_start=$(rss_kb "$SRV_PID")
+        [ "$s" != weft-uring ] || [ "$(uring_fds "$SRV_PID")" -gt 0 ] || NO_RING=$((NO_RING + 1))
         "$IDLE" --port "$SRV_PORT" --conns "$CONNS" --warmup "$WARMUP" --hold 300 ${burst_arg[@]+"${burst_arg[@]}"} \
             >"$TMP/client.out" 2>"$TMP/client.err" &
         LG_PID=$!
@@ -158,28 +181,32 @@ for mode in "${MODES[@]}"; do
         [ $rc -eq 0 ] || [ $rc -eq 143 ] || echo "  note: $s exited with status $rc on SIGTERM" >&2
         per=$(awk -v a="$rss0" -v b="$rss1" -v n="$CONNS" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
         RESULT[$s.$mode]=$per
-        printf '  %-9s %-6s RSS %7s kB at start, %7s kB after warm-up, %7s kB with %d more idle: %5s bytes/conn\n' \
+        printf '  %-10s %-6s RSS %7s kB at start, %7s kB after warm-up, %7s kB with %d more idle: %5s bytes/conn\n' \
             "$s" "$mode" "$rss_start" "$rss0" "$rss1" "$CONNS" "$per"
         echo "IDLE $s mode=$mode rss_start_kb=$rss_start rss_base_kb=$rss0 rss_idle_kb=$rss1 conns=$CONNS bytes_per_conn=$per" >>"$TMP/machine"
     done
 done
 
 echo
-printf '%-10s' server
+printf '%-11s' server
 for mode in "${MODES[@]}"; do printf ' %16s' "$mode B/conn"; done
 echo
 for s in "${SERVERS[@]}"; do
-    printf '%-10s' "$s"
+    printf '%-11s' "$s"
     for mode in "${MODES[@]}"; do printf ' %16s' "${RESULT[$s.$mode]:--}"; done
     echo
 done
-if [ -n "${SERVER_CMD[weft]:-}" ]; then
+for s in "${WEFT_SLOTS[@]}"; do
     for mode in "${MODES[@]}"; do
-        [ -n "${RESULT[weft.$mode]:-}" ] || continue
+        [ -n "${RESULT[$s.$mode]:-}" ] || continue
         verdict=no
-        [ "${RESULT[weft.$mode]}" -le 320 ] && verdict=yes
-        echo "target weft <= 320 bytes per idle connection ($mode): $verdict"
+        [ "${RESULT[$s.$mode]}" -le 320 ] && verdict=yes
+        echo "target $s <= 320 bytes per idle connection ($mode): $verdict"
     done
+done
+if [ $NO_RING -gt 0 ]; then
+    echo "note: $NO_RING weft-uring run(s) had no io_uring instance open: weft did not take" \
+        "WEFT_BACKEND=io_uring, so those figures are its default backend's"
 fi
 [ -f "$TMP/machine" ] && cat "$TMP/machine"
 if [ $FAILURES -ne 0 ]; then

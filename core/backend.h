@@ -64,17 +64,29 @@ typedef struct weft__backend {
      * fewer than asked, 0 for none), or a negated errno. Completion: submits them and
      * returns 0; weft__conn_sent follows. */
     ssize_t (*conn_send)(struct weft_conn *c, const struct iovec *iov, int iovcnt);
-    /* c closes: no upcall for it follows; its fd is closed by the caller right after. */
-    void (*conn_close)(struct weft_conn *c);
+    /* c closes: no upcall for it follows but weft__conn_released; its fd is closed by the
+     * caller right after. Returns true when operations on c are still in flight (a
+     * completion backend cancels them): c's slot and output queue then stay put until the
+     * backend calls weft__conn_released. */
+    bool (*conn_close)(struct weft_conn *c);
 
     /* Starts / stops accepting on a stream listener (weft__listener_accepted for every
      * connection) or receiving on a datagram socket (weft__dgram_ready), on this loop. */
     int (*listener_start)(struct weft__loop *loop, struct weft__listener *l);
     void (*listener_stop)(struct weft__loop *loop, struct weft__listener *l);
+
+    /* Optional. The loop's thread leaves its loop for good (every connection closed): a
+     * completion backend waits here for every operation still in flight, so that nothing
+     * the kernel may still touch is freed after. */
+    void (*loop_quit)(struct weft__loop *loop);
 } weft__backend;
 
 /* The backends, one file each. */
 extern const weft__backend weft__backend_event; /* backend_event.c: epoll through libevent */
+extern const weft__backend weft__backend_uring; /* backend_uring.c: io_uring */
+/* Whether io_uring has everything backend_uring.c uses here (probed once; any thread); if
+ * not, *why says what is missing. */
+bool weft__uring_supported(const char **why);
 
 /* ---- Upcalls: the core's side of the seam, called by a backend from poll. ---- */
 
@@ -83,7 +95,9 @@ extern const weft__backend weft__backend_event; /* backend_event.c: epoll throug
  * span without a copy). NULL when c must not read now (it was closed, at max_inbound). */
 uint8_t *weft__conn_recv_buf(struct weft_conn *c, size_t *room);
 /* n > 0: bytes arrived at data (where weft__conn_recv_buf pointed, or a span the backend
- * owns until this returns); 0: the peer ended its side; < 0: a negated errno. */
+ * owns until this returns); 0: the peer ended its side; < 0: a negated errno. A completion
+ * backend may deliver bytes that were under way when c stopped wanting them: they are kept
+ * (or dropped, if c is closing) and an end of input is left for reading to find again. */
 void weft__conn_recv_done(struct weft_conn *c, const uint8_t *data, ssize_t n);
 /* Readiness: c's socket takes more output now, or its connect finished. */
 void weft__conn_writable(struct weft_conn *c);
@@ -98,5 +112,8 @@ bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sock
 void weft__dgram_ready(struct weft__listener *l);
 /* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
 void weft__loop_woken(struct weft__loop *loop);
+/* Completion: the last operation on the closed connection c finished; its slot and what its
+ * output queue held can be reused. */
+void weft__conn_released(struct weft_conn *c);
 
 #endif /* WEFT_BACKEND_H */

@@ -228,9 +228,10 @@ static ssize_t ev_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     return err == EAGAIN || err == EWOULDBLOCK ? 0 : -err;
 }
 
-static void ev_conn_close(weft_conn *c)
+static bool ev_conn_close(weft_conn *c)
 {
     ev_conn_want(c, false, false);
+    return false;
 }
 
 static void listener_cb(evutil_socket_t fd, short what, void *arg)

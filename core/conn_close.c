@@ -36,7 +36,7 @@ void weft__conn_finish(weft_conn *c)
     int err = c->close_err;
     c->flags |= CONN_CLOSED;
     c->flags &= (uint16_t)~CONN_CLOSE_PENDING;
-    loop->be->conn_close(c);
+    bool in_flight = loop->be->conn_close(c);
     if (c->flags & CONN_HAS_TIMERS)
         weft__conn_cancel_timers(c);
     /* Refs die before anyone can see the connection closing. */
@@ -54,7 +54,8 @@ void weft__conn_finish(weft_conn *c)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     weft__ring_release(&c->in, loop->bufpool);
-    weft__outq_release(&c->out, loop->bufpool);
+    if (!in_flight) /* else a send may still read it: released with the slot */
+        weft__outq_release(&c->out, loop->bufpool);
     atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
     /* Published before on_close, so whoever learns of the close sees the buffers back. */
     weft__loop_publish_buffers(loop);
@@ -73,10 +74,18 @@ void weft__conn_finish(weft_conn *c)
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
     loop->nconns--;
-    /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
     c->fd = -1;
     c->flags = 0;
     c->ctx = NULL;
+    if (!in_flight)
+        weft__conn_released(c);
+}
+
+void weft__conn_released(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    weft__outq_release(&c->out, loop->bufpool);
+    /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
     c->tw_next = loop->free_head;
     loop->free_head = c->slot;
 }

@@ -191,6 +191,22 @@ void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
     }
 }
 
+/* Bytes a completion backend had under way when c stopped wanting input (paused, or
+ * closing): kept for when reading resumes, as a readiness backend leaves them in the socket,
+ * or dropped if c is closing (its input would be dropped by the lingering close anyway). An
+ * end of input is left alone: reading, once resumed, meets it again. */
+static void held_input(weft_conn *c, const uint8_t *data, ssize_t n)
+{
+    weft__loop *loop = c->loop;
+    if (n == 0 || (c->flags & CONN_CLOSING))
+        return;
+    WEFT__STAT_ADD(loop->stats.bytes_in, n);
+    int rc =
+        weft__ring_append(&c->in, loop->bufpool, data, (size_t)n, loop->engine->cfg.max_inbound);
+    if (rc != 0)
+        weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+}
+
 void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
 {
     weft__loop *loop = c->loop;
@@ -202,7 +218,11 @@ void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
         return;
     }
     if (loop->tls != NULL && weft__tls_recv(c, data, n))
-        return; /* ciphertext: TLS delivers the plaintext */
+        return; /* ciphertext: TLS delivers (or holds) the plaintext */
+    if (n >= 0 && !wants_input(c)) {
+        held_input(c, data, n);
+        return;
+    }
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_in, n);
         c->active_ms = loop->now_ms;

@@ -389,10 +389,17 @@ void weft__conn_sent(weft_conn *c, ssize_t n)
         return;
     weft__loop_enter(c->loop);
     if (took(c, n)) {
-        if (c->out.len > 0)
-            weft__conn_flush(c);
-        else
+        if (c->out.len == 0) {
             after_flush(c, n > 0);
+        } else {
+            /* The rest goes in the next send; the queue shrank all the same, which may
+             * resume reading that the high-water mark paused. */
+            weft__conn_flush(c);
+            if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))) {
+                mirror_out(c);
+                check_backpressure(c);
+            }
+        }
     }
     weft__loop_leave(c->loop);
 }

@@ -33,15 +33,94 @@ void weft_config_init(weft_config *cfg)
     weft_lb_config_init(&cfg->lb);
     cfg->workers = 0;
     cfg->worker_queue = 1024;
+    cfg->backend = WEFT_BACKEND_AUTO;
+    cfg->uring_buffers = 64;
     weft_tls_config_init(&cfg->tls);
     weft_tls_config_init(&cfg->tls_client);
     cfg->tls_handshake_timeout_ms = 10000;
 }
 
-/* The I/O backends this build has, best first. */
-static const weft__backend *const backends[] = {
-    &weft__backend_event,
-};
+/* ---- the I/O backend ---- */
+
+const char *weft_backend_name(weft_backend b)
+{
+    switch (b) {
+    case WEFT_BACKEND_EPOLL:
+        return "epoll";
+    case WEFT_BACKEND_IO_URING:
+        return "io_uring";
+    default:
+        return "auto";
+    }
+}
+
+bool weft_backend_is_supported(weft_backend b, const char **why)
+{
+    const char *dummy;
+    if (why == NULL)
+        why = &dummy;
+    *why = NULL;
+    switch (b) {
+    case WEFT_BACKEND_AUTO:
+    case WEFT_BACKEND_EPOLL:
+        return true;
+    case WEFT_BACKEND_IO_URING:
+#ifdef WEFT_HAVE_IO_URING
+        return weft__uring_supported(why);
+#else
+        *why = "this build of weft has no io_uring backend (built without liburing)";
+        return false;
+#endif
+    default:
+        *why = "no such backend";
+        return false;
+    }
+}
+
+/* What cfg->backend (or WEFT_BACKEND in the environment, which overrides AUTO) asks for,
+ * and whether it can run: io_uring when AUTO and the kernel has it, epoll otherwise. */
+static int pick_backend(weft_engine *e, const weft_config *cfg)
+{
+    weft_backend want = cfg->backend;
+    const char *env = getenv("WEFT_BACKEND");
+    if (want == WEFT_BACKEND_AUTO && env != NULL && *env != '\0') {
+        if (strcmp(env, "epoll") == 0) {
+            want = WEFT_BACKEND_EPOLL;
+        } else if (strcmp(env, "io_uring") == 0) {
+            want = WEFT_BACKEND_IO_URING;
+        } else if (strcmp(env, "auto") != 0) {
+            weft__log(e, WEFT_LOG_ERROR, "WEFT_BACKEND=%s: not epoll, io_uring or auto", env);
+            return WEFT_EINVAL;
+        }
+    }
+    const char *why = NULL;
+    bool uring =
+        want != WEFT_BACKEND_EPOLL && weft_backend_is_supported(WEFT_BACKEND_IO_URING, &why);
+    if (want == WEFT_BACKEND_IO_URING && !uring) {
+        weft__log(e, WEFT_LOG_ERROR, "the io_uring backend cannot run here: %s", why);
+        return WEFT_ENOBACKEND;
+    }
+#ifdef WEFT_HAVE_IO_URING
+    if (uring) {
+        e->be = &weft__backend_uring;
+        e->backend = WEFT_BACKEND_IO_URING;
+    } else
+#endif
+    {
+        e->be = &weft__backend_event;
+        e->backend = WEFT_BACKEND_EPOLL;
+    }
+    if (want == WEFT_BACKEND_AUTO && !uring)
+        weft__log(e, WEFT_LOG_INFO, "backend: epoll (io_uring cannot run here: %s)", why);
+    else
+        weft__log(e, WEFT_LOG_INFO, "backend: %s", weft_backend_name(e->backend));
+    return 0;
+}
+
+weft_backend weft_engine_get_backend(const weft_engine *e)
+{
+    return e != NULL ? e->backend : WEFT_BACKEND_AUTO;
+}
 
 static int validate(const weft_config *cfg)
 {
@@ -55,6 +134,9 @@ static int validate(const weft_config *cfg)
     if (cfg->max_inbound == 0 || cfg->max_inbound > WEFT__RING_MAX)
         return WEFT_EINVAL;
     if (cfg->loops > 1024)
+        return WEFT_EINVAL;
+    if (cfg->backend > WEFT_BACKEND_IO_URING || cfg->uring_buffers > 32768 ||
+        (cfg->uring_buffers & (cfg->uring_buffers - 1)) != 0)
         return WEFT_EINVAL;
     return 0;
 }
@@ -270,7 +352,9 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     for (unsigned i = 0; i < e->nloops; i++)
         e->loops[i].queue.efd = -1;
     e->acceptor.queue.efd = -1;
-    e->be = backends[0];
+    rc = pick_backend(e, cfg);
+    if (rc != 0)
+        goto fail;
     e->connect_done = weft__dial_finish;
     rc = weft__tls_engine_init(e, cfg);
     if (rc != 0)
@@ -474,6 +558,9 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.sleeps = LOAD(s->sleeps);
         l.buffer_resizes = LOAD(s->resizes);
         l.buffer_copied_bytes = LOAD(s->copied_bytes);
+        l.submissions = LOAD(s->submissions);
+        l.completions = LOAD(s->completions);
+        l.buffer_exhaustions = LOAD(s->exhaustions);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -496,6 +583,9 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->sleeps += l.sleeps;
         t->buffer_resizes += l.buffer_resizes;
         t->buffer_copied_bytes += l.buffer_copied_bytes;
+        t->submissions += l.submissions;
+        t->completions += l.completions;
+        t->buffer_exhaustions += l.buffer_exhaustions;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -7,7 +7,7 @@
  *                              conn.c conn_read.c conn_write.c conn_close.c
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
- *                              backend.h, and one file per I/O backend: backend_event.c
+ *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
  *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
  *
  * Only the loop / connection / wheel group calls each other in a circle (a connection
@@ -131,6 +131,9 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t wakeups;
     _Atomic uint64_t tasks;
     _Atomic uint64_t sleeps;
+    _Atomic uint64_t submissions; /* io_uring */
+    _Atomic uint64_t completions;
+    _Atomic uint64_t exhaustions;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -262,6 +265,7 @@ struct weft_engine {
     weft_codec codec;
     bool has_codec;
     const weft__backend *be;
+    weft_backend backend; /* which one be is */
     unsigned nloops;
     weft__loop *loops;
     weft__loop acceptor; /* the acceptor thread's loop: hand-off listeners, the stop signal */

@@ -641,4 +641,6 @@ void weft__loop_run(weft__loop *loop)
             break;
         }
     }
+    if (loop->be->loop_quit != NULL)
+        loop->be->loop_quit(loop);
 }

@@ -766,7 +766,7 @@ static void handshake(weft_conn *c, weft__tls_conn *t)
 }
 
 /* Decrypts what was fed, a buffer at a time, and hands it on as plain input. */
-static void read_plain(weft_conn *c, weft__tls_conn *t)
+static void read_plain(weft_conn *c, weft__tls_conn *t, bool hold)
 {
     weft__tls_loop *tl = c->loop->tls;
     for (;;) {
@@ -782,7 +782,16 @@ static void read_plain(weft_conn *c, weft__tls_conn *t)
             }
             len += got;
         }
-        if (len > 0) {
+        if (len > 0 && hold) {
+            /* A completion backend's bytes for a connection that paused: kept, as plain
+             * ones are, for when reading resumes. */
+            int rc = weft__ring_append(&c->in, c->loop->bufpool, tl->pbuf, len,
+                                       c->loop->engine->cfg.max_inbound);
+            if (rc != 0) {
+                weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+                return;
+            }
+        } else if (len > 0) {
             c->active_ms = c->loop->now_ms;
             weft__conn_deliver(c, tl->pbuf, len);
         }
@@ -809,6 +818,12 @@ bool weft__tls_recv(weft_conn *c, const uint8_t *data, ssize_t n)
     if (t == NULL)
         return false;
     weft__loop *loop = c->loop;
+    /* A completion backend may deliver what it had under way after c stopped wanting input:
+     * an end of input is met again once reading resumes, and bytes for a closing connection
+     * are dropped, as for plain ones; bytes for a paused one are decrypted and kept. */
+    bool wants = (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING;
+    if (n >= 0 && !wants && (n == 0 || (c->flags & CONN_CLOSING)))
+        return true;
     weft__loop_enter(loop);
     if (n < 0) {
         weft__conn_close_now(c, (int)n);
@@ -829,7 +844,7 @@ bool weft__tls_recv(weft_conn *c, const uint8_t *data, ssize_t n)
          * closed the connection: then nobody reads them, as with a plain close. */
         if (t->established && !t->failed &&
             !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)))
-            read_plain(c, t);
+            read_plain(c, t, !wants);
         t->in = NULL;
         t->in_len = 0;
     }

@@ -75,6 +75,12 @@ static void survive_emfile(bool reuse_port)
         printf("skipped: valgrind emulates RLIMIT_NOFILE and drops the peers over it\n");
         skip();
     }
+    if (wt_uring()) {
+        /* Seen on Linux 6.18: io_uring's accept takes descriptors past a lowered soft
+         * RLIMIT_NOFILE, so lowering it does not make a full table for the server. */
+        printf("skipped: io_uring's accept does not honour a lowered RLIMIT_NOFILE\n");
+        skip();
+    }
     weft_config cfg;
     wt_config(&cfg, wt_echo_on_traffic, 1);
     cfg.reuse_port = reuse_port;

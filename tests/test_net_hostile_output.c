@@ -450,7 +450,7 @@ static void capture_log(void *ctx, weft_log_level level, const char *msg)
         l->summaries++;
         l->dropped += (long)more;
         l->since_summary = 0;
-    } else {
+    } else if (strncmp(msg, "backend: ", 9) != 0) { /* the engine's start-up line */
         logs.other++;
     }
     pthread_mutex_unlock(&logs.mu);

@@ -89,6 +89,21 @@ typedef struct weft_handler {
 
 #define WEFT_LISTEN_MAX 8
 
+/* How the loops talk to the kernel (weft_config.backend). */
+typedef enum weft_backend {
+    /* io_uring where the running kernel has everything that backend uses (probed once per
+     * process), epoll otherwise. The environment variable WEFT_BACKEND=epoll|io_uring
+     * overrides AUTO for the whole process. */
+    WEFT_BACKEND_AUTO = 0,
+    /* Readiness: epoll through libevent; each read and write is a system call. */
+    WEFT_BACKEND_EPOLL,
+    /* Completion: one io_uring per loop; receives land in buffers the kernel picks from a
+     * per-loop pool (an idle connection holds none), accepts and receives are multishot and
+     * the sends of an iteration are submitted together. Linux 6.0 or later; asked for
+     * where it cannot run, weft_engine_start fails with WEFT_ENOBACKEND. */
+    WEFT_BACKEND_IO_URING
+} weft_backend;
+
 typedef struct weft_config {
     /* Listen addresses as URLs: "tcp://127.0.0.1:9000", "tcp://[::1]:0" (port 0 picks
      * one; see weft_engine_get_listen_addr), "unix:///run/app.sock", and for datagrams
@@ -146,6 +161,12 @@ typedef struct weft_config {
     weft_lb_config lb;       /* default round-robin */
     unsigned workers;        /* worker-pool threads, at most 1024; 0 = no pool; default 0 */
     size_t worker_queue;     /* worker-pool queue capacity (1 to 2^24); default 1024 */
+    weft_backend backend;    /* default WEFT_BACKEND_AUTO */
+    unsigned uring_buffers;  /* io_uring: receive buffers of read_buffer_size bytes in each
+                                loop's pool, a power of two up to 32768; default 64. Where
+                                the kernel fills buffers a piece at a time (Linux 6.12),
+                                small messages share one; a connection holds a buffer only
+                                while its bytes are handed to on_traffic */
 
     /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
      * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
@@ -202,6 +223,13 @@ WEFT_API int weft_engine_get_listen_port(weft_engine *engine, size_t i);
  * it stood for). Any thread. */
 WEFT_API void *weft_engine_get_user_data(const weft_engine *engine);
 WEFT_API unsigned weft_engine_get_loop_count(const weft_engine *engine);
+/* The backend the engine's loops run on (never WEFT_BACKEND_AUTO). Any thread. */
+WEFT_API weft_backend weft_engine_get_backend(const weft_engine *engine);
+/* "epoll", "io_uring" or "auto". */
+WEFT_API const char *weft_backend_name(weft_backend backend);
+/* Whether backend can run in this process; if not and why is not NULL, *why says what is
+ * missing (static text). The probe runs once per process. Any thread. */
+WEFT_API bool weft_backend_is_supported(weft_backend backend, const char **why);
 
 /* Logs through the engine's log callback (printf-style; fmt is borrowed until this returns;
  * below cfg.log_level nothing is written; longer than 511 bytes is cut). Any thread. */
@@ -245,6 +273,11 @@ typedef struct weft_loop_stats {
     uint64_t sleeps;               /* blocking waits for events (busy_poll_us spares some) */
     uint64_t buffer_resizes;       /* inbound buffers grown or shrunk with their bytes kept */
     uint64_t buffer_copied_bytes;  /* bytes copied to keep them (large ones grow in place) */
+    /* io_uring only (0 on epoll): */
+    uint64_t submissions;        /* operations handed to the kernel */
+    uint64_t completions;        /* completions collected */
+    uint64_t buffer_exhaustions; /* receives the kernel stopped for want of a free buffer
+                                     (re-armed once buffers came back) */
 } weft_loop_stats;
 
 typedef struct weft_stats {

@@ -29,6 +29,14 @@ bool wt_valgrind(void)
     return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 
+bool wt_uring(void)
+{
+    const char *v = getenv("WEFT_BACKEND");
+    if (v != NULL && strcmp(v, "epoll") == 0)
+        return false;
+    return weft_backend_is_supported(WEFT_BACKEND_IO_URING, NULL);
+}
+
 int wt_timeout_ms(void)
 {
     return wt_slow() ? 60000 : 10000;

@@ -37,6 +37,9 @@ int wt_grace_ms(int ms);
  * in the backlog. Tests that lower the fd limit cannot run there. */
 bool wt_valgrind(void);
 
+/* The engines this test starts run on io_uring (WEFT_BACKEND, or AUTO where it can run). */
+bool wt_uring(void);
+
 typedef struct wt_server {
     weft_engine *engine;
     int port;      /* listener 0's TCP port, or 0 for a Unix listener */

@@ -156,6 +156,14 @@ static void reason(char *err, size_t len, const char *fallback)
     snprintf(err, len, "%s", r != NULL ? r : fallback);
 }
 
+/* A blocking call that a signal interrupted (EINTR): to be made again. A timeout of the
+ * socket's (EAGAIN) is not. */
+static bool interrupted(SSL *s, int r)
+{
+    int e = SSL_get_error(s, r);
+    return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && errno == EINTR;
+}
+
 SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0)
@@ -202,7 +210,10 @@ SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
         else
             SSL_set1_host(s, o->host);
     }
-    if (SSL_connect(s) != 1) {
+    int cr;
+    while ((cr = SSL_connect(s)) != 1 && interrupted(s, cr)) {
+    }
+    if (cr != 1) {
         reason(err, errlen, "handshake failed");
         SSL_free(s);
         return NULL;
@@ -213,7 +224,12 @@ SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
 int wt_tls_send_all(SSL *s, const void *p, size_t n)
 {
     size_t w;
-    return n == 0 || SSL_write_ex(s, p, n, &w) == 1 ? 0 : -1;
+    int r;
+    if (n == 0)
+        return 0;
+    while ((r = SSL_write_ex(s, p, n, &w)) != 1 && interrupted(s, r)) {
+    }
+    return r == 1 ? 0 : -1;
 }
 
 int wt_tls_recv_exact(SSL *s, void *p, size_t n)
@@ -221,8 +237,12 @@ int wt_tls_recv_exact(SSL *s, void *p, size_t n)
     size_t got = 0;
     while (got < n) {
         size_t r;
-        if (SSL_read_ex(s, (uint8_t *)p + got, n - got, &r) != 1)
+        int rc = SSL_read_ex(s, (uint8_t *)p + got, n - got, &r);
+        if (rc != 1) {
+            if (interrupted(s, rc))
+                continue;
             return -1;
+        }
         got += r;
     }
     return 0;
@@ -286,9 +306,10 @@ int wt_tls_recv_close(SSL *s)
     uint8_t b[256];
     for (;;) {
         size_t r;
-        if (SSL_read_ex(s, b, sizeof(b), &r) == 1)
+        int rc = SSL_read_ex(s, b, sizeof(b), &r);
+        if (rc == 1 || interrupted(s, rc))
             continue;
-        int e = SSL_get_error(s, 0);
+        int e = SSL_get_error(s, rc);
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0;
         if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)

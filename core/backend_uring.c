@@ -1,0 +1,925 @@
+/* weft — the completion backend: io_uring, one ring per loop thread.
+ *
+ * The loop hands the kernel whole operations and collects their results in batches: every
+ * connection has one multishot receive armed, which takes a buffer from the loop's
+ * provided-buffer ring only when bytes arrive (an idle connection holds none); listeners
+ * have one multishot accept; the sends an iteration makes are queued as submissions and go
+ * to the kernel together with the next wait, in one system call. Where the kernel fills a
+ * buffer a piece at a time (IOU_PBUF_RING_INC, Linux 6.12), small messages of many
+ * connections share one buffer. The loop's wakeup and datagram sockets are watched with
+ * one-shot polls, re-armed after each; a dial's connect completes through a poll for
+ * POLLOUT.
+ *
+ * Every operation is tagged with its owner (a connection, a listener, the loop) and kind in
+ * the low bits of its user_data, and counted until its last completion arrives. A closed
+ * connection whose operations are still in flight is cancelled and keeps its slot until the
+ * count is zero (weft__conn_released), so a late completion never reaches a new owner of
+ * the slot, and the kernel never reads a send's memory after it was reused. When the loop
+ * thread quits, it waits for every count to reach zero.
+ *
+ * Submissions come only from the loop's thread: the ring is made disabled on the thread
+ * that starts the engine and enabled by the loop thread's first poll, which makes that
+ * thread its single issuer (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN where the kernel has
+ * them).
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Newer than Debian 12's liburing (2.3): raw values, used only where the probe found them. */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+
+#define SQ_ENTRIES      1024u
+#define CQ_ENTRIES      8192u
+#define CQE_BATCH       256u
+#define BUF_GROUP       0
+#define SEND_IOV        64
+#define SEND_DESC_KEEP  64u
+#define DRAIN_WAIT_MS   1000
+#define DRAIN_MAX_WAITS 10
+
+/* What an operation is, in the low bits of its user_data (owners are 8-byte aligned). */
+enum {
+    OP_NONE = 0, /* a cancel: its completion, if any, is ignored */
+    OP_RECV,
+    OP_SEND,
+    OP_POLLOUT,
+    OP_ACCEPT,
+    OP_DGRAM,
+    OP_WAKE
+};
+#define OP_MASK 7u
+
+/* A connection's state bits. */
+enum {
+    RECV_ARMED = 1u << 0,  /* a multishot receive is in flight */
+    RECV_CANCEL = 1u << 1, /* ... and its cancel was submitted */
+    WANT_READ = 1u << 2,
+    POLLOUT_ARMED = 1u << 3,
+    SEND_BUSY = 1u << 4,
+    CLOSED = 1u << 5, /* conn_close ran: completions only count down */
+    ON_REARM = 1u << 6,
+    ONE_SHOT = 1u << 7,   /* one receive at a time (see the receive mode below) */
+    PAUSED_ONCE = 1u << 8 /* stays ONE_SHOT */
+};
+
+/* The receive mode. A multishot receive costs nothing per message once armed, but the
+ * kernel may complete many receives for a connection before the loop sees the first: bytes
+ * a connection that pauses then has to hold, where a readiness backend would have left them
+ * in the socket. So a connection starts with one receive at a time (as many bytes as one
+ * buffer, like one read), goes multishot once it has shown small messages (SMALL_RUN
+ * receives under a quarter buffer in a row: request and answer traffic), and goes back to
+ * one at a time on a large receive (a bulk sender) or for good once it paused. */
+#define SMALL_RUN 4u
+
+/* A listener's. */
+enum { L_ARMED = 1u << 0, L_CANCEL = 1u << 1, L_WANT = 1u << 2 };
+
+/* A sendmsg's header and vector, kept until it completes. */
+typedef struct ur_send {
+    struct msghdr mh;
+    struct iovec iov[SEND_IOV];
+    struct ur_send *next;
+} ur_send;
+
+typedef struct ur_conn {
+    ur_send *send;         /* the sendmsg in flight, if it needed one */
+    weft_conn *rearm_next; /* ON_REARM: the next connection waiting for buffers */
+    uint16_t inflight;     /* operations whose last completion is still to come */
+    uint16_t bits;
+    uint8_t small_run; /* receives under a quarter buffer in a row */
+} ur_conn;
+
+typedef struct ur_listener {
+    uint8_t bits;
+} ur_listener;
+
+typedef struct ur_state {
+    struct io_uring ring;
+    bool ring_ok;
+    bool enabled; /* the loop thread enabled the ring: it may submit */
+    bool draining;
+    bool wake_armed;
+    /* The provided-buffer ring: nbufs buffers of bufsz bytes; with incremental consumption
+     * a buffer's next bytes land at off[bid]. */
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint8_t *bufs;
+    size_t bufs_bytes;
+    uint32_t nbufs, bufsz;
+    uint32_t *off;
+    bool br_registered;
+    weft_conn *rearm_head; /* receives stopped for want of buffers */
+    ur_send *free_sends;
+    unsigned nfree_sends;
+    uint64_t inflight; /* the loop's operations still to complete (drained on quit) */
+    int delivered;
+} ur_state;
+
+_Static_assert(sizeof(ur_conn) <= WEFT__BE_CONN_BYTES, "WEFT__BE_CONN_BYTES is too small");
+_Static_assert(sizeof(ur_listener) <= WEFT__BE_LISTENER_BYTES,
+               "WEFT__BE_LISTENER_BYTES is too small");
+
+/* ---- the probe: once per process ---- */
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static const char *probe_why; /* NULL: supported */
+static unsigned probe_setup;  /* SINGLE_ISSUER | DEFER_TASKRUN, where the kernel has them */
+static bool probe_inc;        /* incremental buffer consumption */
+static bool probe_skip_cqe;   /* IOSQE_CQE_SKIP_SUCCESS */
+
+static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
+{
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)mem;
+    reg.ring_entries = entries;
+    reg.bgid = BUF_GROUP;
+    reg.pad = inc ? IOU_PBUF_RING_INC : 0; /* "flags" in newer headers */
+    return io_uring_register_buf_ring(ring, &reg, 0);
+}
+
+/* A multishot receive on a socket pair, from a provided buffer: the one thing a kernel
+ * before 6.0, or a filter in a container, is most likely to refuse. */
+static const char *probe_recv(struct io_uring *ring)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem =
+        mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return "no memory for the probe";
+    const char *why = NULL;
+    int sv[2] = {-1, -1};
+    uint8_t buf[64];
+    probe_inc = register_bufs(ring, mem, 8, true) == 0;
+    if (!probe_inc && register_bufs(ring, mem, 8, false) != 0) {
+        why = "the kernel has no provided-buffer rings (Linux 5.19)";
+        goto out;
+    }
+    struct io_uring_buf_ring *br = mem;
+    io_uring_buf_ring_init(br);
+    io_uring_buf_ring_add(br, buf, sizeof(buf), 0, io_uring_buf_ring_mask(8), 0);
+    io_uring_buf_ring_advance(br, 1);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+        why = "no socket pair for the probe";
+        goto unregister;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    sqe->user_data = 1;
+    if (write(sv[1], "x", 1) != 1) {
+        why = "the probe's socket pair failed";
+        goto unregister;
+    }
+    struct __kernel_timespec ts = {1, 0};
+    struct io_uring_cqe *cqe = NULL;
+    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 || cqe == NULL || cqe->res != 1 || !(cqe->flags & IORING_CQE_F_MORE))
+        why = "the kernel has no multishot receive (Linux 6.0)";
+    if (cqe != NULL)
+        io_uring_cqe_seen(ring, cqe);
+unregister:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    (void)io_uring_unregister_buf_ring(ring, BUF_GROUP);
+out:
+    munmap(mem, (size_t)page);
+    return why;
+}
+
+static void probe(void)
+{
+    struct io_uring ring;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int rc = io_uring_queue_init_params(8, &ring, &p);
+    if (rc == -EINVAL) { /* before Linux 6.1 */
+        memset(&p, 0, sizeof(p));
+        rc = io_uring_queue_init_params(8, &ring, &p);
+    }
+    if (rc < 0) {
+        probe_why = rc == -ENOSYS  ? "the kernel has no io_uring, or a seccomp filter blocks it"
+                    : rc == -EPERM ? "io_uring is not permitted (kernel.io_uring_disabled, or a "
+                                     "seccomp filter)"
+                                   : "io_uring_setup failed";
+        return;
+    }
+    probe_setup = p.flags & (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+    probe_skip_cqe = (p.features & IORING_FEAT_CQE_SKIP) != 0;
+    if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP) ||
+        !(p.features & IORING_FEAT_FAST_POLL)) {
+        probe_why = "the kernel's io_uring is too old (Linux 6.0 is needed)";
+        goto out;
+    }
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
+    static const int ops[] = {IORING_OP_RECV,   IORING_OP_SEND,     IORING_OP_SENDMSG,
+                              IORING_OP_ACCEPT, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL};
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]) && probe_why == NULL; i++) {
+        if (pr == NULL || !io_uring_opcode_supported(pr, ops[i]))
+            probe_why = "the kernel's io_uring lacks an operation weft uses (Linux 6.0 is needed)";
+    }
+    if (pr != NULL)
+        io_uring_free_probe(pr);
+    if (probe_why == NULL)
+        probe_why = probe_recv(&ring);
+out:
+    io_uring_queue_exit(&ring);
+}
+
+bool weft__uring_supported(const char **why)
+{
+    pthread_once(&probe_once, probe);
+    if (why != NULL)
+        *why = probe_why;
+    return probe_why == NULL;
+}
+
+/* ---- submissions ---- */
+
+static ur_conn *conn_state(weft_conn *c)
+{
+    return (ur_conn *)(void *)c->be;
+}
+
+static ur_listener *listener_state(weft__listener *l)
+{
+    return (ur_listener *)(void *)l->be;
+}
+
+static uint64_t tag(const void *owner, unsigned op)
+{
+    return (uint64_t)(uintptr_t)owner | op;
+}
+
+/* A free submission entry: when the queue is full, what it holds goes to the kernel first
+ * (only the loop thread gets here once the ring runs). */
+static struct io_uring_sqe *get_sqe(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    while (sqe == NULL && s->enabled) {
+        unsigned n = io_uring_sq_ready(&s->ring);
+        if (io_uring_submit(&s->ring) < 0)
+            break;
+        WEFT__STAT_ADD(loop->stats.submissions, n);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    return sqe;
+}
+
+/* Submits what waits at once, not with the next wait (loop thread, once the ring runs). */
+static void submit_now(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    unsigned n = io_uring_sq_ready(&s->ring);
+    if (s->enabled && n > 0 && io_uring_submit(&s->ring) >= 0)
+        WEFT__STAT_ADD(loop->stats.submissions, n);
+}
+
+static void cancel(weft__loop *loop, const void *owner, unsigned op)
+{
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel64(sqe, tag(owner, op), 0);
+    sqe->user_data = tag(NULL, OP_NONE);
+    if (probe_skip_cqe)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* One more operation on c (or, for c NULL, on the loop) to wait for. */
+static void count_op(ur_state *s, ur_conn *u)
+{
+    s->inflight++;
+    if (u != NULL)
+        u->inflight++;
+}
+
+static void arm_recv(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    ur_state *s = loop->be_state;
+    ur_conn *u = conn_state(c);
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL)
+        return; /* no room even after submitting: the ring failed, poll says so */
+    if (u->bits & ONE_SHOT)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    sqe->user_data = tag(c, OP_RECV);
+    u->bits |= RECV_ARMED;
+    u->bits &= (uint16_t)~RECV_CANCEL;
+    count_op(s, u);
+}
+
+static void arm_pollout(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    ur_conn *u = conn_state(c);
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+    sqe->user_data = tag(c, OP_POLLOUT);
+    u->bits |= POLLOUT_ARMED;
+    count_op(loop->be_state, u);
+}
+
+static void arm_wake(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_poll_add(sqe, loop->queue.efd, POLLIN);
+    sqe->user_data = tag(loop, OP_WAKE);
+    s->wake_armed = true;
+    count_op(s, NULL);
+}
+
+static void arm_listener(weft__loop *loop, weft__listener *l)
+{
+    ur_listener *u = listener_state(l);
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL)
+        return;
+    if (l->type == SOCK_DGRAM) {
+        io_uring_prep_poll_add(sqe, l->fd, POLLIN);
+        sqe->user_data = tag(l, OP_DGRAM);
+    } else {
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sqe->user_data = tag(l, OP_ACCEPT);
+    }
+    u->bits |= L_ARMED;
+    u->bits &= (uint8_t)~L_CANCEL;
+    count_op(loop->be_state, NULL);
+}
+
+/* ---- the loop's instance ---- */
+
+static void free_bufs(ur_state *s)
+{
+    if (s->br != NULL)
+        munmap(s->br, s->br_bytes);
+    if (s->bufs != NULL)
+        munmap(s->bufs, s->bufs_bytes);
+    free(s->off);
+    s->br = NULL;
+    s->bufs = NULL;
+    s->off = NULL;
+}
+
+/* The receive buffers: mapped, so only the pages bytes landed in are resident. */
+static int make_bufs(weft__loop *loop, ur_state *s)
+{
+    weft_engine *e = loop->engine;
+    s->nbufs = e->cfg.uring_buffers != 0 ? e->cfg.uring_buffers : 64u;
+    s->bufsz = loop->rbuf_size;
+    long page = sysconf(_SC_PAGESIZE);
+    s->br_bytes =
+        ((size_t)s->nbufs * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
+    s->bufs_bytes = (size_t)s->nbufs * s->bufsz;
+    s->br = mmap(NULL, s->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    s->bufs = mmap(NULL, s->bufs_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    s->off = calloc(s->nbufs, sizeof(*s->off));
+    if (s->br == MAP_FAILED)
+        s->br = NULL;
+    if (s->bufs == MAP_FAILED)
+        s->bufs = NULL;
+    if (s->br == NULL || s->bufs == NULL || s->off == NULL) {
+        free_bufs(s);
+        return WEFT_ENOMEM;
+    }
+    io_uring_buf_ring_init(s->br);
+    int mask = io_uring_buf_ring_mask(s->nbufs);
+    for (uint32_t i = 0; i < s->nbufs; i++)
+        io_uring_buf_ring_add(s->br, s->bufs + (size_t)i * s->bufsz, s->bufsz, (unsigned short)i,
+                              mask, (int)i);
+    io_uring_buf_ring_advance(s->br, (int)s->nbufs);
+    int rc = register_bufs(&s->ring, s->br, s->nbufs, probe_inc);
+    if (rc != 0) {
+        free_bufs(s);
+        return rc;
+    }
+    s->br_registered = true;
+    return 0;
+}
+
+static int ur_loop_init(weft__loop *loop)
+{
+    if (!weft__uring_supported(NULL))
+        return WEFT_ENOBACKEND;
+    ur_state *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return WEFT_ENOMEM;
+    loop->be_state = s;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE | probe_setup;
+    if (probe_setup & IORING_SETUP_SINGLE_ISSUER)
+        p.flags |= IORING_SETUP_R_DISABLED; /* the loop thread enables it: its one issuer */
+    p.cq_entries = CQ_ENTRIES;
+    int rc = io_uring_queue_init_params(SQ_ENTRIES, &s->ring, &p);
+    if (rc < 0)
+        return rc == -ENOMEM ? WEFT_ENOMEM : rc;
+    s->ring_ok = true;
+    s->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+    if (loop->rbuf_size > 0) { /* worker loops receive; the acceptor only accepts */
+        rc = make_bufs(loop, s);
+        if (rc != 0)
+            return rc;
+    }
+    arm_wake(loop);
+    return 0;
+}
+
+static void ur_loop_destroy(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    if (s == NULL)
+        return;
+    if (s->ring_ok)
+        io_uring_queue_exit(&s->ring); /* unregisters the buffer ring */
+    free_bufs(s);
+    while (s->free_sends != NULL) {
+        ur_send *d = s->free_sends;
+        s->free_sends = d->next;
+        free(d);
+    }
+    free(s);
+    loop->be_state = NULL;
+}
+
+/* ---- completions ---- */
+
+static void give_back(ur_state *s, unsigned bid)
+{
+    s->off[bid] = 0;
+    io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->bufsz, s->bufsz, (unsigned short)bid,
+                          io_uring_buf_ring_mask(s->nbufs), 0);
+    io_uring_buf_ring_advance(s->br, 1);
+}
+
+/* One of c's operations finished for good. */
+static void op_done(ur_state *s, weft_conn *c)
+{
+    ur_conn *u = conn_state(c);
+    s->inflight--;
+    u->inflight--;
+    if (u->inflight == 0 && (u->bits & CLOSED))
+        weft__conn_released(c);
+}
+
+/* Chooses how c's next receives are made, from what this one brought (res > 0). */
+static void pick_mode(weft_conn *c, ur_conn *u, int res, bool more, uint32_t bufsz)
+{
+    if ((uint32_t)res >= bufsz / 4) {
+        u->small_run = 0;
+        if (!(u->bits & ONE_SHOT)) {
+            u->bits |= ONE_SHOT;
+            if (more && !(u->bits & RECV_CANCEL)) { /* ends the multishot; re-armed single */
+                cancel(c->loop, c, OP_RECV);
+                u->bits |= RECV_CANCEL;
+            }
+        }
+    } else if (u->small_run < SMALL_RUN && ++u->small_run == SMALL_RUN &&
+               !(u->bits & PAUSED_ONCE)) {
+        u->bits &= (uint16_t)~ONE_SHOT; /* the next receive armed is multishot */
+    }
+}
+
+static void on_recv(weft__loop *loop, weft_conn *c, const struct io_uring_cqe *cqe)
+{
+    ur_state *s = loop->be_state;
+    ur_conn *u = conn_state(c);
+    int res = cqe->res;
+    const uint8_t *data = NULL;
+    int bid = -1;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        data = s->bufs + (size_t)bid * s->bufsz + s->off[bid];
+        if (probe_inc && (cqe->flags & IORING_CQE_F_BUF_MORE) && res > 0) {
+            s->off[bid] += (uint32_t)res; /* the kernel goes on filling it */
+            bid = -1;
+        }
+    }
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more)
+        u->bits &= (uint16_t) ~(RECV_ARMED | RECV_CANCEL);
+    if (!(u->bits & CLOSED)) {
+        if (res == -ENOBUFS) {
+            /* Every buffer is out: read again once this batch gave them back. */
+            WEFT__STAT_ADD(loop->stats.exhaustions, 1);
+            if (!(u->bits & ON_REARM)) {
+                u->bits |= ON_REARM;
+                u->rearm_next = s->rearm_head;
+                s->rearm_head = c;
+                count_op(s, u); /* keeps the slot until the list lets go of it */
+            }
+        } else if (res != -ECANCELED) {
+            if (res > 0)
+                pick_mode(c, u, res, more, s->bufsz);
+            weft__loop_enter(loop);
+            weft__conn_recv_done(c, data, res);
+            weft__loop_leave(loop);
+        }
+        /* A multishot receive can end with bytes (the kernel's choice) or by its cancel,
+         * while reading is wanted again: arm a new one. An end of input or an error is
+         * not re-armed: reading would only meet it again. */
+        if (!more && (res > 0 || res == -ECANCELED) &&
+            (u->bits & (WANT_READ | CLOSED)) == WANT_READ && !(u->bits & RECV_ARMED))
+            arm_recv(c);
+    }
+    if (bid >= 0)
+        give_back(s, (unsigned)bid);
+    if (!more)
+        op_done(s, c);
+}
+
+static void on_send(weft__loop *loop, weft_conn *c, int res)
+{
+    ur_state *s = loop->be_state;
+    ur_conn *u = conn_state(c);
+    u->bits &= (uint16_t)~SEND_BUSY;
+    if (u->send != NULL) {
+        ur_send *d = u->send;
+        u->send = NULL;
+        if (s->nfree_sends < SEND_DESC_KEEP) {
+            d->next = s->free_sends;
+            s->free_sends = d;
+            s->nfree_sends++;
+        } else {
+            free(d);
+        }
+    }
+    if (!(u->bits & CLOSED))
+        weft__conn_sent(c, res == -EAGAIN || res == -EINTR ? 0 : res);
+    op_done(s, c);
+}
+
+static void on_pollout(weft__loop *loop, weft_conn *c)
+{
+    ur_conn *u = conn_state(c);
+    u->bits &= (uint16_t)~POLLOUT_ARMED;
+    if (!(u->bits & CLOSED)) {
+        weft__loop_enter(loop);
+        weft__conn_writable(c);
+        weft__loop_leave(loop);
+    }
+    op_done(loop->be_state, c);
+}
+
+static void on_accept(weft__loop *loop, weft__listener *l, const struct io_uring_cqe *cqe)
+{
+    ur_state *s = loop->be_state;
+    ur_listener *u = listener_state(l);
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0, go_on = true;
+    int res = cqe->res;
+    if (!more) {
+        u->bits &= (uint8_t) ~(L_ARMED | L_CANCEL);
+        s->inflight--;
+    }
+    if (res >= 0) {
+        if (s->draining || loop->stopping || l->fd < 0) {
+            close(res); /* accepted as the listener stopped: refused */
+        } else {
+            /* The hand-off balances on the peer's address; a loop of its own needs none. */
+            struct sockaddr_storage ss;
+            socklen_t sl = 0;
+            if (l->owner == NULL && l->family != AF_UNIX) {
+                sl = sizeof(ss);
+                if (getpeername(res, (struct sockaddr *)&ss, &sl) != 0)
+                    sl = 0;
+            }
+            go_on = weft__listener_accepted(l, res, sl != 0 ? (struct sockaddr *)&ss : NULL, sl);
+        }
+    } else if (res != -ECANCELED && !s->draining) {
+        go_on = weft__listener_accepted(l, res, NULL, 0);
+    }
+    if (!more && go_on && (u->bits & L_WANT) && !(u->bits & L_ARMED) && !s->draining)
+        arm_listener(loop, l);
+}
+
+static void on_dgram(weft__loop *loop, weft__listener *l, int res)
+{
+    ur_state *s = loop->be_state;
+    ur_listener *u = listener_state(l);
+    u->bits &= (uint8_t) ~(L_ARMED | L_CANCEL);
+    s->inflight--;
+    if (res >= 0 && (u->bits & L_WANT) && !s->draining) {
+        weft__dgram_ready(l);
+        if ((u->bits & L_WANT) && !(u->bits & L_ARMED))
+            arm_listener(loop, l); /* one-shot: level-triggered, as recvmmsg leaves the rest */
+    }
+}
+
+static void on_wake(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    s->wake_armed = false;
+    s->inflight--;
+    if (s->draining)
+        return;
+    weft__loop_woken(loop);
+    if (!s->draining && !s->wake_armed)
+        arm_wake(loop);
+}
+
+static void complete(weft__loop *loop, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    if (ud == LIBURING_UDATA_TIMEOUT)
+        return;
+    void *owner = (void *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
+    switch ((unsigned)(ud & OP_MASK)) {
+    case OP_RECV:
+        on_recv(loop, owner, cqe);
+        break;
+    case OP_SEND:
+        on_send(loop, owner, cqe->res);
+        break;
+    case OP_POLLOUT:
+        on_pollout(loop, owner);
+        break;
+    case OP_ACCEPT:
+        on_accept(loop, owner, cqe);
+        break;
+    case OP_DGRAM:
+        on_dgram(loop, owner, cqe->res);
+        break;
+    case OP_WAKE:
+        on_wake(loop);
+        break;
+    default: /* a cancel's own result */
+        break;
+    }
+}
+
+/* Receives that stopped for want of buffers read again, now that the batch that took the
+ * buffers gave them back. */
+static void rearm_waiting(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    weft_conn *c = s->rearm_head;
+    s->rearm_head = NULL;
+    while (c != NULL) {
+        ur_conn *u = conn_state(c);
+        weft_conn *next = u->rearm_next;
+        u->bits &= (uint16_t)~ON_REARM;
+        u->rearm_next = NULL;
+        if ((u->bits & (WANT_READ | CLOSED | RECV_ARMED)) == WANT_READ && !s->draining)
+            arm_recv(c);
+        op_done(s, c);
+        c = next;
+    }
+}
+
+/* Collects what completed, in batches; returns how many. */
+static int reap(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    int total = 0;
+    for (;;) {
+        struct io_uring_cqe *cqes[CQE_BATCH];
+        unsigned n = io_uring_peek_batch_cqe(&s->ring, cqes, CQE_BATCH);
+        if (n == 0)
+            break;
+        for (unsigned i = 0; i < n; i++)
+            complete(loop, cqes[i]);
+        io_uring_cq_advance(&s->ring, n);
+        total += (int)n;
+        if (n < CQE_BATCH)
+            break;
+    }
+    WEFT__STAT_ADD(loop->stats.completions, total);
+    return total;
+}
+
+/* Submits what waits and waits at most timeout_ms (-1: for ever, 0: not at all) for a
+ * completion. 0 or a negative WEFT_E* code. */
+static int submit_wait(weft__loop *loop, int timeout_ms)
+{
+    ur_state *s = loop->be_state;
+    if (!s->enabled) {
+        /* Debian 12's liburing declares io_uring_enable_rings but does not export it. */
+        if (syscall(__NR_io_uring_register, s->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+                    0) < 0)
+            return -errno;
+        s->enabled = true;
+    }
+    unsigned n = io_uring_sq_ready(&s->ring);
+    int rc;
+    if (timeout_ms == 0 || io_uring_cq_ready(&s->ring) > 0) {
+        rc = io_uring_submit_and_get_events(&s->ring);
+    } else {
+        struct __kernel_timespec ts = {timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000};
+        struct io_uring_cqe *cqe;
+        rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
+    }
+    if (rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EBUSY || rc == -EAGAIN) {
+        WEFT__STAT_ADD(loop->stats.submissions, n - io_uring_sq_ready(&s->ring));
+        return 0;
+    }
+    return rc;
+}
+
+static int ur_poll(weft__loop *loop, int timeout_ms)
+{
+    ur_state *s = loop->be_state;
+    if (s->rearm_head != NULL)
+        rearm_waiting(loop);
+    int rc = submit_wait(loop, timeout_ms);
+    if (rc < 0)
+        return rc;
+    s->delivered = reap(loop);
+    return s->delivered;
+}
+
+static void ur_loop_quit(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    if (s == NULL || !s->ring_ok)
+        return;
+    s->draining = true;
+    if (s->wake_armed)
+        cancel(loop, loop, OP_WAKE);
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        ur_listener *u = listener_state(l);
+        u->bits &= (uint8_t)~L_WANT;
+        if ((u->bits & (L_ARMED | L_CANCEL)) == L_ARMED) {
+            cancel(loop, l, l->type == SOCK_DGRAM ? OP_DGRAM : OP_ACCEPT);
+            u->bits |= L_CANCEL;
+        }
+    }
+    if (s->rearm_head != NULL)
+        rearm_waiting(loop);
+    /* Every connection closed and cancelled what it had in flight: wait for the kernel to
+     * say so. A kernel that never answers must not hang the engine's stop for ever. */
+    int waits = 0;
+    while (s->inflight > 0 && waits < DRAIN_MAX_WAITS) {
+        uint64_t before = s->inflight;
+        if (submit_wait(loop, DRAIN_WAIT_MS) < 0)
+            break;
+        (void)reap(loop);
+        waits = s->inflight < before ? 0 : waits + 1;
+    }
+    if (s->inflight > 0)
+        weft__log(loop->engine, WEFT_LOG_ERROR,
+                  "loop %u: %llu io_uring operations still in flight at exit", loop->index,
+                  (unsigned long long)s->inflight);
+}
+
+/* ---- connections ---- */
+
+static int ur_conn_open(weft_conn *c)
+{
+    memset(conn_state(c), 0, sizeof(ur_conn));
+    conn_state(c)->bits = ONE_SHOT;
+    return 0;
+}
+
+static void ur_conn_want(weft_conn *c, bool read, bool write)
+{
+    ur_conn *u = conn_state(c);
+    if (c->flags & CONN_DGRAM)
+        return; /* its listener's poll reads it */
+    if (read)
+        u->bits |= WANT_READ;
+    else
+        u->bits &= (uint16_t)~WANT_READ;
+    if (read && !(u->bits & (RECV_ARMED | ON_REARM))) {
+        arm_recv(c);
+    } else if (!read && (u->bits & (RECV_ARMED | RECV_CANCEL)) == RECV_ARMED) {
+        /* Now, not with the next wait: every receive until the cancel is seen brings bytes
+         * c must then hold (a readiness backend would leave them in the socket). A
+         * connection that pauses once may well pause again: from now on it has one receive
+         * at a time, so a pause holds at most one buffer more, as a readiness backend's one
+         * read. */
+        cancel(c->loop, c, OP_RECV);
+        u->bits |= RECV_CANCEL | ONE_SHOT | PAUSED_ONCE;
+        submit_now(c->loop);
+    }
+    /* Output is the queue's business here; only a connect waits for POLLOUT. */
+    if (write && (c->flags & CONN_CONNECTING) && !(u->bits & POLLOUT_ARMED))
+        arm_pollout(c);
+}
+
+static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    weft__loop *loop = c->loop;
+    ur_state *s = loop->be_state;
+    ur_conn *u = conn_state(c);
+    if (iovcnt > SEND_IOV)
+        iovcnt = SEND_IOV; /* the rest goes once this completed */
+    ur_send *d = NULL;
+    if (iovcnt > 1) {
+        d = s->free_sends;
+        if (d != NULL) {
+            s->free_sends = d->next;
+            s->nfree_sends--;
+        } else if ((d = malloc(sizeof(*d))) == NULL) {
+            iovcnt = 1; /* no memory for a vector: one buffer at a time */
+        }
+    }
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    if (sqe == NULL) {
+        free(d);
+        return WEFT_ENOMEM;
+    }
+    if (d != NULL) {
+        memcpy(d->iov, iov, (size_t)iovcnt * sizeof(*iov));
+        memset(&d->mh, 0, sizeof(d->mh));
+        d->mh.msg_iov = d->iov;
+        d->mh.msg_iovlen = (size_t)iovcnt;
+        io_uring_prep_sendmsg(sqe, c->fd, &d->mh, MSG_NOSIGNAL);
+    } else {
+        io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    }
+    sqe->user_data = tag(c, OP_SEND);
+    u->send = d;
+    u->bits |= SEND_BUSY;
+    count_op(s, u);
+    return 0;
+}
+
+static bool ur_conn_close(weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    ur_conn *u = conn_state(c);
+    u->bits |= CLOSED;
+    u->bits &= (uint16_t)~WANT_READ;
+    if ((u->bits & (RECV_ARMED | RECV_CANCEL)) == RECV_ARMED)
+        cancel(loop, c, OP_RECV);
+    if (u->bits & POLLOUT_ARMED)
+        cancel(loop, c, OP_POLLOUT);
+    if (u->bits & SEND_BUSY)
+        cancel(loop, c, OP_SEND);
+    /* The caller closes the fd next, and another thread may get its number at once: what
+     * names it must reach the kernel first, or it would find the new socket. */
+    submit_now(loop);
+    return u->inflight > 0;
+}
+
+/* ---- listeners ---- */
+
+static int ur_listener_start(weft__loop *loop, weft__listener *l)
+{
+    ur_state *s = loop->be_state;
+    ur_listener *u = listener_state(l);
+    if (s->draining)
+        return WEFT_ESHUTDOWN;
+    u->bits |= L_WANT;
+    if (!(u->bits & L_ARMED))
+        arm_listener(loop, l);
+    /* Armed and being cancelled: its last completion arms it again (L_WANT). */
+    return 0;
+}
+
+static void ur_listener_stop(weft__loop *loop, weft__listener *l)
+{
+    ur_listener *u = listener_state(l);
+    u->bits &= (uint8_t)~L_WANT;
+    if ((u->bits & (L_ARMED | L_CANCEL)) == L_ARMED) {
+        cancel(loop, l, l->type == SOCK_DGRAM ? OP_DGRAM : OP_ACCEPT);
+        u->bits |= L_CANCEL;
+    }
+}
+
+const weft__backend weft__backend_uring = {
+    .name = "io_uring",
+    .completion = true,
+    .loop_init = ur_loop_init,
+    .loop_destroy = ur_loop_destroy,
+    .poll = ur_poll,
+    .conn_open = ur_conn_open,
+    .conn_want = ur_conn_want,
+    .conn_send = ur_conn_send,
+    .conn_close = ur_conn_close,
+    .listener_start = ur_listener_start,
+    .listener_stop = ur_listener_stop,
+    .loop_quit = ur_loop_quit,
+};
