@@ -151,6 +151,7 @@ static void test_connect_close_flood(void **state)
     int64_t ms = wt_now_ms() - t0;
 
     assert_true(drain_backlog(&s, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     int fds_after = wt_fd_count();
     long rss_after = wt_rss_kb();
     weft_stats st;

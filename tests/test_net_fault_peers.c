@@ -120,11 +120,6 @@ static void forget_subscriber(weft_conn *c, int err)
     wt_count_close(c, err);
 }
 
-static bool no_buffers_out(void *engine)
-{
-    return wt_stats(engine).buffers_out == 0;
-}
-
 static void test_non_reader_backpressure_then_hard_cap(void **state)
 {
     (void)state;
@@ -173,7 +168,7 @@ static void test_non_reader_backpressure_then_hard_cap(void **state)
     assert_true((size_t)atomic_load(&max_pending) >= HARD_CAP - PUSH_CHUNK);
     /* On a completion backend the queue of a connection closed mid-send goes back once the
      * kernel confirms the send's cancel, a moment after on_close. */
-    assert_true(wt_wait_for(no_buffers_out, s.engine, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
 
     /* The queue is one ring of at most the cap rounded up to a power of two; while it
@@ -360,7 +355,7 @@ static void test_reset_in_the_middle_of_a_large_write(void **state)
     long err = atomic_load(&wt_counts.last_err);
     assert_true(err == WEFT_ECONNRESET || err == WEFT_EPIPE);
     assert_int_equal(atomic_load(&write_rc), 0);
-    assert_true(wt_wait_for(no_buffers_out, s.engine, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
     assert_true(t.bytes_out < BIG_FRAME);
     assert_int_equal(t.buffers_out, 0); /* the rest of the answer was dropped */

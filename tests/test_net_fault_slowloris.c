@@ -456,6 +456,7 @@ static void test_graceful_close_gives_up_after_stop_timeout(void **state)
     int64_t waited = atomic_load(&wt_counts.first_close_ms) - t_go;
     assert_true(waited >= CLOSE_TIMEOUT_MS - 50);
     assert_true(waited <= CLOSE_TIMEOUT_MS + wt_grace_ms(1000));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
     assert_true(t.bytes_out < BIG_ANSWER);
     assert_int_equal(t.buffers_out, 0);

@@ -263,6 +263,7 @@ static void test_pipelining_non_reader_closed_at_a_lower_hard_cap(void **state)
     bystander_round_trip(s.port);
     assert_true(wt_wait_count(&closed, 2, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&close_err), 0);
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
     weft_loop_stats t = wt_stats(s.engine);
     assert_int_equal(t.buffers_out, 0);
 

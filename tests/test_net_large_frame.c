@@ -37,6 +37,28 @@
 #ifndef SHADOW_KB
 #define SHADOW_KB 0L
 #endif
+/* TSan's shadow of memory touched is four times its size. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_FACTOR 5L
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_FACTOR 5L
+#endif
+#endif
+#ifndef TSAN_FACTOR
+#define TSAN_FACTOR 1L
+#endif
+
+/* On io_uring the loop's receive pool (uring_buffers of read_buffer_size bytes) is resident
+ * once a large transfer cycled through it: a fixed cost of the loop, not of the frame. */
+static long pool_kb(void)
+{
+    if (!wt_uring())
+        return 0;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    return (long)((size_t)cfg.uring_buffers * cfg.read_buffer_size >> 10) * TSAN_FACTOR;
+}
 
 static uint8_t *pattern; /* byte i of every frame is pattern[i % PATTERN_SIZE] */
 static _Atomic long frames_ok;
@@ -206,7 +228,7 @@ static void test_256_mib_frame_arrives_whole_at_linear_cost(void **state)
     print_message("RSS after: %ld KiB\n", rss_after);
     if (rss_before > 0 && rss_after > 0) {
         assert_true(rss_peak - rss_before >= (long)(BIG_FRAME >> 10) / 2);
-        assert_true(rss_after - rss_before < 32 * 1024 + SHADOW_KB);
+        assert_true(rss_after - rss_before < 32 * 1024 + SHADOW_KB + pool_kb());
     }
 
     /* And the connection is as good as new: a small frame after it. */

@@ -276,6 +276,7 @@ static void test_proxy_64mib_slow_backend(void **state)
     close(cfd);
     assert_int_equal(wt_recv_eof(bfd, WT_TIMEOUT_MS), 0);
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, f.srv.engine, WT_TIMEOUT_MS));
     weft_loop_stats st = wt_stats(f.srv.engine);
     assert_int_equal(st.buffers_out, 0);
     close(bfd);

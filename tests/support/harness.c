@@ -29,6 +29,13 @@ bool wt_valgrind(void)
     return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 
+bool wt_buffers_back(void *engine)
+{
+    weft_stats st;
+    return weft_engine_get_stats(engine, &st, NULL) == 0 && st.total.buffers_out == 0 &&
+           st.total.buffer_bytes == 0;
+}
+
 bool wt_uring(void)
 {
     const char *v = getenv("WEFT_BACKEND");

@@ -37,6 +37,11 @@ int wt_grace_ms(int ms);
  * in the backlog. Tests that lower the fd limit cannot run there. */
 bool wt_valgrind(void);
 
+/* No connection of engine holds a buffer (a wt_wait_for predicate). On a completion backend
+ * a connection closed mid-send gives its queue back once the kernel confirms the send's
+ * cancel, a moment after on_close. */
+bool wt_buffers_back(void *engine);
+
 /* The engines this test starts run on io_uring (WEFT_BACKEND, or AUTO where it can run). */
 bool wt_uring(void);
 
