@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 /* Idle memory per connection is a product target (benchmarks/idle_mem.sh): what only some
  * programs use (groups, for one) lives outside the slot, in tables made when first used. A
@@ -126,6 +127,8 @@ void weft__loop_before_sleep(weft__loop *loop)
      * either list (on_close may write to other connections), so go on until both are
      * empty. */
     for (;;) {
+        if (loop->tls != NULL && weft__tls_seal_pending(loop))
+            continue; /* TLS records of the gathered writes: they join the corked output */
         if (loop->ncorked > 0) {
             loop->ncorked--;
             weft__conn_flush_corked(loop, loop->ncorked);
@@ -235,10 +238,15 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     return c;
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune)
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
+                      struct weft__tls_server *tls)
 {
     weft_conn *c = weft__conn_setup(loop, fd, family, ctx, tune);
-    if (c != NULL)
+    if (c == NULL)
+        return;
+    if (tls != NULL)
+        weft__tls_accept(c, tls); /* opened once its handshake is done */
+    else
         weft__conn_opened(c);
 }
 
@@ -346,7 +354,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
-            weft__loop_adopt(loop, t->fd, t->family, t->data, false);
+            weft__loop_adopt(loop, t->fd, t->family, NULL, false, t->data);
         }
         break;
     case WEFT__TASK_ENROLL:
@@ -457,6 +465,8 @@ void weft__loop_drain_leftovers(weft__loop *loop)
             /* The loop is gone: on_close runs here, so what was promised is kept. */
             if (t->kind != WEFT__TASK_NEW_CONN)
                 weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
+            if (t->kind == WEFT__TASK_DIAL && t->free_cb != NULL) /* a tls:// dial's name */
+                t->free_cb(t->free_ctx, NULL);
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else if (t->kind == WEFT__TASK_CALL) {
@@ -573,6 +583,7 @@ void weft__loop_destroy(weft__loop *loop)
     free(loop->listeners);
     loop->listeners = NULL;
     weft__loop_stage_free(loop);
+    weft__tls_loop_free(loop);
 }
 
 /* ---- the iteration ---- */
