@@ -13,16 +13,22 @@
 # after. weft-redis runs with its defaults (which include --busy-poll 50) plus WEFT_ARGS;
 # weft-epoll and weft-uring are it with WEFT_BACKEND=epoll and =io_uring.
 #
-#   benchmarks/redis.sh [-b|--backend epoll|io_uring|both]     (default both)
+# With --tls every server also listens on a TLS port (the same certificate, made for the run
+# with the openssl command, --tls-auth-clients no) and redis-benchmark runs with --tls
+# --cacert against that port.
+#
+#   benchmarks/redis.sh [-b|--backend epoll|io_uring|both] [--tls]     (default both)
 #   REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
 #   WEFT_ARGS="--busy-poll 0" benchmarks/redis.sh
 set -euo pipefail
 BACKEND=${BACKEND:-both}
+TLS=0
 while [ $# -gt 0 ]; do
     case $1 in
+    --tls) TLS=1; shift ;;
     -b | --backend) BACKEND=${2:-}; shift 2 || shift ;;
     --backend=*) BACKEND=${1#--backend=}; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "redis.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +50,7 @@ read -r -a WEFT_ARGS <<<"${WEFT_ARGS:-}"
 TESTS=(ping_inline ping_mbulk set get incr lpush mset)
 
 missing=()
-for tool in redis-server redis-benchmark redis-cli taskset timeout python3 cmake; do
+for tool in redis-server redis-benchmark redis-cli taskset timeout python3 cmake openssl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -64,7 +70,7 @@ CLIENT_CPU=$((ncpu > 1 ? 1 : 0))
 [ "$ncpu" -gt 1 ] || echo "redis.sh: one CPU only: server and client share it" >&2
 
 out=$(mktemp -d)
-declare -A pid=() port=()
+declare -A pid=() port=() tport=()
 stop_servers() {
     local p
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -80,26 +86,47 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "redis.sh: interrupted" >&2; exit 130' INT TERM
 
+TLS_ARGS=()
+BENCH_TLS=()
+if [ $TLS = 1 ]; then
+    # A throw-away CA and a server certificate for 127.0.0.1, for this run only.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=bench-ca -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$out/server.key" -out "$out/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$out/san.ext"
+    openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
+        -CAcreateserial -days 1 -extfile "$out/san.ext" -out "$out/server.crt" 2>/dev/null
+    TLS_ARGS=(--tls-cert-file "$out/server.crt" --tls-key-file "$out/server.key"
+        --tls-auth-clients no)
+    BENCH_TLS=(--tls --cacert "$out/ca.crt")
+fi
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 NO_RING=0 # weft-uring servers that had no io_uring instance: the backend did not take effect
 start_server() { # name
-    local p
+    local p tp=0 tls=()
     p=$(free_port)
+    if [ $TLS = 1 ]; then
+        tp=$(free_port)
+        tls=(--tls-port "$tp" "${TLS_ARGS[@]}")
+    fi
     case $1 in
     weft-epoll | weft-uring)
         local b=epoll
         [ "$1" = weft-uring ] && b=io_uring
         taskset -c $SERVER_CPU env WEFT_BACKEND=$b "$WEFT" --port "$p" --loops 1 \
-            ${WEFT_ARGS[@]+"${WEFT_ARGS[@]}"} >"$out/$1.log" 2>&1 &
+            ${tls[@]+"${tls[@]}"} ${WEFT_ARGS[@]+"${WEFT_ARGS[@]}"} >"$out/$1.log" 2>&1 &
         ;;
     redis) taskset -c $SERVER_CPU redis-server --port "$p" --bind 127.0.0.1 --save '' \
-        --appendonly no --daemonize no --logfile '' >"$out/$1.log" 2>&1 & ;;
+        --appendonly no --daemonize no --logfile '' ${tls[@]+"${tls[@]}"} >"$out/$1.log" 2>&1 & ;;
     esac
     pid[$1]=$!
     port[$1]=$p
+    [ $TLS = 1 ] && tport[$1]=$tp
     for _ in $(seq 100); do
         if redis-cli -p "$p" ping >/dev/null 2>&1; then
             [ "$1" != weft-uring ] || [ "$(uring_fds "${pid[$1]}")" -gt 0 ] || NO_RING=$((NO_RING + 1))
@@ -118,8 +145,11 @@ bench() { # name mode test rep index
     if [ "$2" = plain ]; then args=(-n "$N"); else args=(-n "$NP" -P 16); fi
     # In the background and waited for, so that a signal is handled at once, not after
     # the run.
-    timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "${port[$1]}" -c 50 \
-        "${args[@]}" -t "$3" --csv >"$csv" 2>"$out/bench.err" &
+    local bp=${port[$1]}
+    [ $TLS = 1 ] && bp=${tport[$1]}
+    timeout "$LIMIT" taskset -c $CLIENT_CPU redis-benchmark -p "$bp" \
+        ${BENCH_TLS[@]+"${BENCH_TLS[@]}"} -c 50 "${args[@]}" -t "$3" --csv >"$csv" \
+        2>"$out/bench.err" &
     bench_pid=$!
     local t0 t1
     t0=$(cpu_ticks "${pid[$1]}")
@@ -147,6 +177,7 @@ for rep in $(seq "$REPS"); do
     echo "rep $rep/$REPS done" >&2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+[ $TLS = 0 ] || echo "every server over TLS (redis-benchmark --tls)"
 
 python3 - "$out" "$REPS" "$load_before" "$load_after" "$(nproc)" "$N" "$NP" "$CLK_TCK" \
     "${SERVERS[@]}" <<'PY'

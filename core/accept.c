@@ -97,14 +97,14 @@ bool weft__listener_accepted(weft__listener *l, int fd, const struct sockaddr *p
     if (l->owner == NULL) {
         /* A Unix peer is unnamed: no address to balance on. */
         bool named = l->family != AF_UNIX;
-        e->hand_off(e, fd, named ? peer : NULL, named ? plen : 0);
+        e->hand_off(e, l, fd, named ? peer : NULL, named ? plen : 0);
         return true;
     }
     weft__loop *loop = l->owner;
     loop->nio++;
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__loop_enter(loop);
-    weft__loop_adopt(loop, fd, l->family, NULL, false);
+    weft__loop_adopt(loop, fd, l->family, NULL, false, l->tls);
     weft__loop_leave(loop);
     return true;
 }

@@ -10,7 +10,8 @@
 #include "internal.h"
 
 /* Hands fd to a loop chosen by the balancer; closes it on failure. */
-static void hand_off(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen)
+static void hand_off(weft_engine *e, weft__listener *l, int fd, const struct sockaddr *peer,
+                     socklen_t plen)
 {
     size_t k = 0;
     if (e->nloops > 1 && e->balancer != NULL) {
@@ -33,6 +34,7 @@ static void hand_off(weft_engine *e, int fd, const struct sockaddr *peer, sockle
     t.kind = WEFT__TASK_NEW_CONN;
     t.fd = fd;
     t.family = peer != NULL ? peer->sa_family : AF_UNIX;
+    t.data = l->tls; /* the loop never reads the listener, which this thread closes */
     if (weft__queue_push(&loop->queue, &t) != 0) {
         weft__log(e, WEFT_LOG_ERROR, "no memory to hand a connection to loop %zu; closing it", k);
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);

@@ -27,8 +27,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* Room in every connection and listener for the backend's own state (libevent's struct
- * event and the interest bits it registered), so no backend allocates per connection. */
+/* Room in every connection (at most; each backend says how much it uses) and listener for
+ * the backend's own state (libevent's struct event and the interest bits it registered), so
+ * no backend allocates per connection. */
 #define WEFT__BE_CONN_BYTES     128
 #define WEFT__BE_LISTENER_BYTES 136
 
@@ -38,6 +39,9 @@ struct weft_conn;
 
 typedef struct weft__backend {
     const char *name;
+    /* Bytes of a connection's be[] this backend uses (at most WEFT__BE_CONN_BYTES): a slot
+     * is struct weft_conn and this much more. */
+    size_t conn_bytes;
     /* Completion model: a send is submitted and finishes later, so the bytes it names must
      * stay put until weft__conn_sent; the connection layer then sends only from its own
      * output queue. Readiness model (false): conn_send is done with the memory when it

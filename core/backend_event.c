@@ -284,6 +284,7 @@ static void ev_listener_stop(weft__loop *loop, weft__listener *l)
 
 const weft__backend weft__backend_event = {
     .name = "epoll",
+    .conn_bytes = sizeof(ev_conn),
     .completion = false,
     .loop_init = ev_loop_init,
     .loop_destroy = ev_loop_destroy,

@@ -194,6 +194,20 @@ static const char *probe_recv(struct io_uring *ring)
         why = "the kernel has no multishot receive (Linux 6.0)";
     if (cqe != NULL)
         io_uring_cqe_seen(ring, cqe);
+    /* Nothing may stay in flight: the kernel would finish it later with task work on this
+     * thread, which can interrupt the caller's next blocking call with EINTR. */
+    if (why == NULL) {
+        sqe = io_uring_get_sqe(ring);
+        io_uring_prep_cancel64(sqe, 1, 0);
+        sqe->user_data = 2;
+        for (int left = 2; left > 0;) { /* the cancel's answer and the receive's last */
+            cqe = NULL;
+            if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
+                break;
+            io_uring_cqe_seen(ring, cqe);
+            left--;
+        }
+    }
 unregister:
     if (sv[0] >= 0) {
         close(sv[0]);
@@ -245,9 +259,29 @@ out:
     io_uring_queue_exit(&ring);
 }
 
+static void *probe_thread(void *arg)
+{
+    (void)arg;
+    probe();
+    return NULL;
+}
+
+/* The probe runs on a thread of its own: a ring's teardown can leave task work for the
+ * thread that ran it (with DEFER_TASKRUN, moved over as the ring exits), and that interrupts
+ * the thread's next blocking call with EINTR. Here that thread is gone by then. */
+static void probe_once_fn(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_thread, NULL) != 0) {
+        probe_why = "no thread for the io_uring probe";
+        return;
+    }
+    pthread_join(t, NULL);
+}
+
 bool weft__uring_supported(const char **why)
 {
-    pthread_once(&probe_once, probe);
+    pthread_once(&probe_once, probe_once_fn);
     if (why != NULL)
         *why = probe_why;
     return probe_why == NULL;
@@ -275,6 +309,8 @@ static uint64_t tag(const void *owner, unsigned op)
 static struct io_uring_sqe *get_sqe(weft__loop *loop)
 {
     ur_state *s = loop->be_state;
+    if (!s->ring_ok)
+        return NULL; /* the loop thread quit and took the ring down */
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     while (sqe == NULL && s->enabled) {
         unsigned n = io_uring_sq_ready(&s->ring);
@@ -290,6 +326,8 @@ static struct io_uring_sqe *get_sqe(weft__loop *loop)
 static void submit_now(weft__loop *loop)
 {
     ur_state *s = loop->be_state;
+    if (!s->ring_ok)
+        return;
     unsigned n = io_uring_sq_ready(&s->ring);
     if (s->enabled && n > 0 && io_uring_submit(&s->ring) >= 0)
         WEFT__STAT_ADD(loop->stats.submissions, n);
@@ -791,6 +829,13 @@ static void ur_loop_quit(weft__loop *loop)
         weft__log(loop->engine, WEFT_LOG_ERROR,
                   "loop %u: %llu io_uring operations still in flight at exit", loop->index,
                   (unsigned long long)s->inflight);
+    /* The ring goes down on the thread that ran it: torn down from another thread, its last
+     * task work could be queued to that thread and interrupt its next blocking call
+     * (EINTR), which is the program's own. */
+    if (s->inflight == 0) {
+        io_uring_queue_exit(&s->ring);
+        s->ring_ok = false;
+    }
 }
 
 /* ---- connections ---- */
@@ -911,6 +956,7 @@ static void ur_listener_stop(weft__loop *loop, weft__listener *l)
 
 const weft__backend weft__backend_uring = {
     .name = "io_uring",
+    .conn_bytes = sizeof(ur_conn),
     .completion = true,
     .loop_init = ur_loop_init,
     .loop_destroy = ur_loop_destroy,

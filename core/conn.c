@@ -37,12 +37,18 @@ int weft__socket_tune(const weft_config *cfg, int fd, int family)
 
 void weft__conn_opened(weft_conn *c)
 {
+    weft_engine *e = c->loop->engine;
+    if (e->balancer != NULL)
+        weft_balancer_on_open(e->balancer, c->loop->index);
+    weft__conn_announce(c);
+}
+
+void weft__conn_announce(weft_conn *c)
+{
     weft__loop *loop = c->loop;
     weft_engine *e = loop->engine;
     weft__conn_update_interest(c);
     weft__wheel_schedule(c);
-    if (e->balancer != NULL)
-        weft_balancer_on_open(e->balancer, loop->index);
     if (e->cfg.handler.on_open != NULL) {
         weft__loop_enter(loop);
         weft_action a = e->cfg.handler.on_open(c);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 static void push_pending(weft__loop *loop, weft_conn *c)
 {
@@ -60,6 +61,8 @@ void weft__conn_finish(weft_conn *c)
     weft__loop_publish_buffers(loop);
     if (e->cfg.handler.on_close != NULL)
         e->cfg.handler.on_close(c, err);
+    if (loop->tls != NULL)
+        weft__tls_conn_free(c); /* after on_close, which may ask weft_conn_tls_error */
     /* Closed only now, so on_close still sees this connection's own addresses, and not a
      * socket another thread just got the same number for. */
     close(c->fd);
@@ -150,6 +153,8 @@ void weft__conn_close_graceful(weft_conn *c, int err)
 {
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_LINGER))
         return;
+    if (c->loop->tls != NULL && !(c->flags & CONN_CLOSING))
+        weft__tls_close_notify(c); /* behind the queued output, before the FIN */
     if (!(c->flags & CONN_CLOSING)) {
         c->flags |= CONN_CLOSING;
         c->flags &= (uint16_t) ~(CONN_READING | CONN_PARTIAL);

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "internal.h"
+#include "tls.h"
 
 /* ---- inbound ---- */
 
@@ -127,6 +128,10 @@ uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
     }
     if (!wants_input(c))
         return NULL;
+    if (loop->tls != NULL && weft__tls_of(c) != NULL) { /* ciphertext: decrypted from there */
+        *room = loop->rbuf_size;
+        return loop->rbuf;
+    }
     if (c->in.len == 0) {
         if (c->in.buf != NULL)
             weft__ring_release(&c->in, loop->bufpool);
@@ -164,6 +169,28 @@ static void large_frame_progress(weft_conn *c, size_t n)
         weft__conn_read_clock_start(c);
 }
 
+void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
+{
+    weft__loop *loop = c->loop;
+    if (c->in.len > 0)
+        large_frame_progress(c, n);
+    if (c->in.len > 0 && data == c->in.buf + c->in.head + c->in.len) {
+        /* Read behind the partial frame, where weft__conn_recv_buf pointed. */
+        weft__ring_commit(&c->in, n);
+        weft__conn_dispatch(c, NULL, 0);
+    } else if (c->in.len > 0) {
+        /* A span of the backend's own (or plaintext): join it to what waits. */
+        int rc = weft__ring_append(&c->in, loop->bufpool, data, n, loop->engine->cfg.max_inbound);
+        if (rc != 0) {
+            weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+            return;
+        }
+        weft__conn_dispatch(c, NULL, 0);
+    } else {
+        weft__conn_dispatch(c, data, n);
+    }
+}
+
 /* Bytes a completion backend had under way when c stopped wanting input (paused, or
  * closing): kept for when reading resumes, as a readiness backend leaves them in the socket,
  * or dropped if c is closing (its input would be dropped by the lingering close anyway). An
@@ -190,6 +217,8 @@ void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
         weft__conn_linger_input(c, n);
         return;
     }
+    if (loop->tls != NULL && weft__tls_recv(c, data, n))
+        return; /* ciphertext: TLS delivers (or holds) the plaintext */
     if (n >= 0 && !wants_input(c)) {
         held_input(c, data, n);
         return;
@@ -197,24 +226,7 @@ void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_in, n);
         c->active_ms = loop->now_ms;
-        if (c->in.len > 0)
-            large_frame_progress(c, (size_t)n);
-        if (c->in.len > 0 && data == c->in.buf + c->in.head + c->in.len) {
-            /* Read behind the partial frame, where weft__conn_recv_buf pointed. */
-            weft__ring_commit(&c->in, (size_t)n);
-            weft__conn_dispatch(c, NULL, 0);
-        } else if (c->in.len > 0) {
-            /* A span of the backend's own: join it to what waits. */
-            int rc = weft__ring_append(&c->in, loop->bufpool, data, (size_t)n,
-                                       loop->engine->cfg.max_inbound);
-            if (rc != 0) {
-                weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
-                return;
-            }
-            weft__conn_dispatch(c, NULL, 0);
-        } else {
-            weft__conn_dispatch(c, data, (size_t)n);
-        }
+        weft__conn_deliver(c, data, (size_t)n);
         return;
     }
     if (n == 0) {

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "internal.h"
+#include "tls.h"
 
 /* Inside a dispatch, writes smaller than this are corked and leave in one syscall when the
  * iteration ends; larger ones go straight out when nothing waits. */
@@ -461,6 +462,15 @@ int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
         return weft__dgram_send(c, iov, iovcnt, NULL, 0);
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
+    if (c->loop->tls != NULL && weft__tls_of(c) != NULL)
+        return weft__tls_send(c, iov, iovcnt); /* its records come back to send_raw */
+    return weft__conn_send_raw(c, iov, iovcnt);
+}
+
+int weft__conn_send_raw(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
+        return WEFT_ECLOSED;
     weft__loop *loop = c->loop;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -518,8 +528,10 @@ int weft__conn_send_ref(weft_conn *c, void *data, size_t len, weft_free_cb free_
     int rc = WEFT_ECLOSED;
     ssize_t sent = 0;
     if (len == 0 || (c->flags & CONN_DGRAM) || loop->depth == 0 || len < DIRECT_WRITE_MIN ||
-        (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))) {
-        /* Small, or not a stream: copied like any write, and ours to release now. */
+        (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)) ||
+        (loop->tls != NULL && weft__tls_of(c) != NULL)) {
+        /* Small, not a stream, or encrypted (the records are new bytes): copied like any
+         * write, and ours to release now. */
         struct iovec iov = {data, len};
         rc = weft__conn_send(c, &iov, 1);
         free_cb(data, free_ctx);

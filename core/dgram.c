@@ -34,7 +34,7 @@ weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l)
         }
         loop->dgram_batch = b;
     }
-    weft_conn *c = calloc(1, sizeof(*c));
+    weft_conn *c = calloc(1, loop->slot_size);
     if (c == NULL)
         return NULL;
     c->loop = loop;

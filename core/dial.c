@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 #define DIAL_TIMEOUT_DEFAULT_MS 10000u
 #define DIAL_TIMEOUT_MAX_MS     (1u << 30)
@@ -31,23 +32,28 @@ static int pick_loop(weft_engine *e, int loop, weft__loop **out)
  * connected); on_open once it is. */
 static void dial_adopt(weft__loop *loop, weft__task *t)
 {
+    void *tls = t->free_ctx; /* a tls:// dial's name to verify */
     if (loop->stopping) {
+        weft__tls_dial_token_free(tls, NULL);
         weft__loop_refuse_promised(loop, t);
         return;
     }
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, true);
     if (c == NULL) { /* refused for want of memory: the caller was promised on_close */
+        weft__tls_dial_token_free(tls, NULL);
         weft__loop_promise_close(loop, -1, t->data, WEFT_ENOMEM);
         return;
     }
     c->flags |= CONN_CONNECTING;
+    if (tls != NULL) /* its handshake starts once connected */
+        weft__tls_dial_adopt(c, tls);
     c->active_ms = loop->now_ms + (uint32_t)t->len; /* the connect deadline, for the wheel */
     weft__conn_update_interest(c);
     weft__wheel_schedule(c);
 }
 
 static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family, void *ctx,
-                     unsigned timeout_ms)
+                     unsigned timeout_ms, void *tls)
 {
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__task t;
@@ -58,6 +64,10 @@ static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family,
     t.data = ctx;
     t.len = timeout_ms;
     t.run = dial_adopt;
+    if (tls != NULL) {
+        t.free_cb = weft__tls_dial_token_free;
+        t.free_ctx = tls;
+    }
     int rc = weft__queue_push(&loop->queue, &t);
     if (rc != 0)
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
@@ -100,9 +110,19 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         timeout_ms = DIAL_TIMEOUT_DEFAULT_MS;
     if (timeout_ms > DIAL_TIMEOUT_MAX_MS) /* deadlines are compared as 32-bit deltas */
         timeout_ms = DIAL_TIMEOUT_MAX_MS;
-    rc = hand_over(lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms);
-    if (rc != 0)
+    void *tls = NULL;
+    if (strncmp(url, "tls://", 6) == 0 || strncmp(url, "tls+unix://", 11) == 0) {
+        rc = weft__tls_dial_prepare(e, url, &tls);
+        if (rc != 0) {
+            close(fd);
+            return rc;
+        }
+    }
+    rc = hand_over(lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms, tls);
+    if (rc != 0) {
+        weft__tls_dial_token_free(tls, NULL);
         close(fd);
+    }
     return rc;
 }
 
@@ -132,7 +152,7 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
         return -errno;
-    rc = hand_over(lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0);
+    rc = hand_over(lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0, NULL);
     if (rc != 0)
         (void)fcntl(fd, F_SETFL, fl);
     return rc;
@@ -155,5 +175,8 @@ void weft__dial_finish(weft_conn *c)
     }
     c->flags &= (uint16_t)~CONN_CONNECTING;
     c->active_ms = c->loop->now_ms;
-    weft__conn_opened(c);
+    if (weft__tls_of(c) != NULL)
+        weft__tls_dial_connected(c); /* opened once the handshake is done */
+    else
+        weft__conn_opened(c);
 }

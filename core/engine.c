@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 void weft_config_init(weft_config *cfg)
 {
@@ -34,6 +35,9 @@ void weft_config_init(weft_config *cfg)
     cfg->worker_queue = 1024;
     cfg->backend = WEFT_BACKEND_AUTO;
     cfg->uring_buffers = 64;
+    weft_tls_config_init(&cfg->tls);
+    weft_tls_config_init(&cfg->tls_client);
+    cfg->tls_handshake_timeout_ms = 10000;
 }
 
 /* ---- the I/O backend ---- */
@@ -159,6 +163,7 @@ static void engine_free(weft_engine *e)
     if (e->has_codec)
         weft_codec_destroy(&e->codec);
     free(e->live_snapshot);
+    weft__tls_engine_free(e);
     pthread_cond_destroy(&e->gate_cv);
     pthread_mutex_destroy(&e->gate_mu);
     free(e);
@@ -351,6 +356,9 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     if (rc != 0)
         goto fail;
     e->connect_done = weft__dial_finish;
+    rc = weft__tls_engine_init(e, cfg);
+    if (rc != 0)
+        goto fail;
     if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
         weft__log(e, WEFT_LOG_INFO,
                   "reuse_port: the kernel spreads TCP connections over the "
@@ -498,7 +506,8 @@ int weft_engine_get_listen_port(weft_engine *e, size_t i)
     int rc = weft_engine_get_listen_addr(e, i, url, sizeof(url));
     if (rc < 0)
         return rc;
-    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0)
+    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0 &&
+        strncmp(url, "tls://", 6) != 0)
         return WEFT_EINVAL;
     const char *colon = strrchr(url, ':');
     return colon != NULL ? atoi(colon + 1) : WEFT_EINVAL;

@@ -5,7 +5,8 @@
  *   control side (any thread)  engine.c acceptor.c listen.c dial.c async.c group.c
  *   per-thread loop            loop.c (the iteration, and what runs before it sleeps)
  *                              conn.c conn_read.c conn_write.c conn_close.c
- *                              wheel.c conn_timer.c accept.c dgram.c
+ *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
+ *                              between the backend and the codec, for tls:// connections)
  *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
  *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
  *
@@ -70,8 +71,6 @@ struct weft__group_slots;
 #define WEFT__CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
 
 struct weft_conn {
-    /* The backend's own per-connection state (backend.h): opaque here. */
-    _Alignas(8) unsigned char be[WEFT__BE_CONN_BYTES];
     weft__loop *loop;
     void *ctx;
     weft__ring in;
@@ -98,6 +97,9 @@ struct weft_conn {
     uint16_t read_ticks;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
+    /* The backend's own per-connection state (backend.h): opaque here, and only as long
+     * as the loop's backend needs (its conn_bytes), so a slot is this struct plus that. */
+    _Alignas(8) unsigned char be[];
 };
 
 #define WEFT__CHUNK_SHIFT       10
@@ -156,6 +158,7 @@ typedef struct weft__listener {
     weft__loop *owner; /* reuse_port and single loop: the loop that accepts on it; NULL: the
                           acceptor, which hands connections off */
     struct weft_engine *engine;
+    struct weft__tls_server *tls; /* tls://: its certificates (tls.c); NULL: plain */
 } weft__listener;
 
 struct weft__loop {
@@ -176,6 +179,7 @@ struct weft__loop {
     bool quit;                    /* leave the loop once this iteration ends */
     uint8_t *rbuf;
     size_t rbuf_size;
+    size_t slot_size; /* bytes of one connection slot: the struct and its backend's state */
     weft__bufpool *bufpool;
 
     /* Slot table: chunks never move or shrink while the engine lives, so another thread
@@ -252,6 +256,10 @@ struct weft__loop {
     const char *err_reason;
     uint32_t err_slot;
     uint32_t err_gen;
+
+    /* TLS state of this loop's TLS connections, by slot (tls.c), made by the first one: NULL
+     * while there is none, so plain connections pay one test for TLS and no memory. */
+    struct weft__tls_loop *tls;
 };
 
 struct weft_engine {
@@ -270,7 +278,8 @@ struct weft_engine {
     /* How the loop layer calls back into the control side, so that its arrows point one
      * way: a hand-off listener's connection goes to a loop (acceptor.c), a dialled socket
      * finished connecting (dial.c). */
-    void (*hand_off)(weft_engine *e, int fd, const struct sockaddr *peer, socklen_t plen);
+    void (*hand_off)(weft_engine *e, weft__listener *l, int fd, const struct sockaddr *peer,
+                     socklen_t plen);
     void (*connect_done)(weft_conn *c);
     /* A connection of a loop with a group table finishes: it leaves its groups, if any
      * (group.c; set with the first group, under group.c's lock, and read only once the
@@ -286,6 +295,8 @@ struct weft_engine {
     pthread_cond_t gate_cv;
     int gate;
     uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
+    /* TLS (tls.c): the listeners' certificates, the dials' context and settings. */
+    struct weft__tls_engine *tls;
 };
 
 /* ==== leaf helpers ==== */
@@ -337,8 +348,10 @@ void weft__loop_publish_buffers(weft__loop *loop);
 /* Makes fd a connection of this loop (not yet watched), or closes it and returns NULL.
  * tune: set the socket options (an accepted socket inherited them from its listener). */
 weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
-/* Sets up an accepted fd as a connection on this loop and opens it. */
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+/* Sets up an accepted fd as a connection on this loop and opens it; one from a TLS listener
+ * (tls: its certificates, NULL for plain) once its handshake is done. */
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
+                      struct weft__tls_server *tls);
 /* A dial or enroll was promised on_close and gets it, on a stand-in connection that carries
  * ctx and was never opened (no connection could be made, or the loop is gone). */
 void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err);
@@ -357,6 +370,9 @@ int weft__loop_post_wake(weft__loop *loop, weft_conn_ref ref);
 /* ---- conn.c: a connection's events and accessors ---- */
 /* The connection is open: watch it and tell the user (on_open). */
 void weft__conn_opened(weft_conn *c);
+/* The user part of weft__conn_opened, for a connection the balancer already counts (a TLS
+ * one whose handshake just finished). */
+void weft__conn_announce(weft_conn *c);
 /* Tells the backend what c wants now (read, write), from its flags and queued output. */
 void weft__conn_update_interest(weft_conn *c);
 /* The read timeout counts only while c reads (conn.c says how): after a change to
@@ -387,8 +403,11 @@ size_t weft__conn_pending(const weft_conn *c);
  * it must wait; free_cb(data, free_ctx) (NULL: free(data)) runs once weft is done with it,
  * whatever this returns. */
 int weft__conn_send_ref(weft_conn *c, void *data, size_t len, weft_free_cb free_cb, void *free_ctx);
-/* Queues bytes (copied) behind what waits, or sends them at once. */
+/* Queues bytes (copied) behind what waits, or sends them at once (a TLS connection's
+ * encrypted first). */
 int weft__conn_send(weft_conn *c, const struct iovec *iov, int iovcnt);
+/* As weft__conn_send, for bytes as they go on the wire (TLS records), also while closing. */
+int weft__conn_send_raw(weft_conn *c, const struct iovec *iov, int iovcnt);
 
 /* ---- conn_close.c: closing now, gracefully, lingering ---- */
 /* Closes now (or at the end of the running dispatch). */
@@ -408,6 +427,9 @@ void weft__conn_finish(weft_conn *c);
 /* ---- conn_read.c: inbound bytes, on_traffic and the read API ---- */
 /* Runs on_traffic over what conn has buffered (and the bytes just read, if any). */
 void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
+/* n > 0 bytes of input for c (plaintext, for TLS) at data: behind a partial frame, or to
+ * on_traffic straight from data. */
+void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n);
 
 /* ---- wheel.c: idle, read, close and connect timeouts ---- */
 int weft__wheel_init(weft__loop *loop);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 /* Splits "host:port" / "[v6]:port" into host and port. Returns 0 or WEFT_EBADADDR. */
 static int split_host_port(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
@@ -143,7 +144,9 @@ int weft__resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len, 
     memset(ss, 0, sizeof(*ss));
     const char *rest;
     int family = AF_UNSPEC;
-    if (strncmp(url, "tcp://", 6) == 0) {
+    if (strncmp(url, "tls+unix://", 11) == 0)
+        url += 4; /* TLS over a Unix socket: the address is the unix:// one */
+    if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls://", 6) == 0) {
         *type = SOCK_STREAM;
         rest = url + 6;
     } else if (strncmp(url, "udp://", 6) == 0) {
@@ -188,8 +191,11 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
     l->fd = -1;
     l->engine = e;
     int rc;
-    if (strncmp(url, "tcp://", 6) == 0)
+    bool tls = strncmp(url, "tls://", 6) == 0 || strncmp(url, "tls+unix://", 11) == 0;
+    if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls://", 6) == 0)
         rc = open_inet(e, url + 6, l, SOCK_STREAM, reuse_port, bind_port);
+    else if (strncmp(url, "tls+unix://", 11) == 0)
+        rc = open_unix(e, url + 11, l, SOCK_STREAM);
     else if (strncmp(url, "udp://", 6) == 0)
         rc = open_inet(e, url + 6, l, SOCK_DGRAM, reuse_port, bind_port);
     else if (strncmp(url, "unix://", 7) == 0)
@@ -200,9 +206,14 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
         rc = WEFT_EBADADDR;
     if (rc == WEFT_EBADADDR)
         weft__log(e, WEFT_LOG_ERROR,
-                  "listen: malformed address '%s' (want tcp://host:port, udp://host:port, "
-                  "unix:///path or unixgram:///path)",
+                  "listen: malformed address '%s' (want tcp://host:port, tls://host:port, "
+                  "udp://host:port, unix:///path, tls+unix:///path or unixgram:///path)",
                   url);
+    if (rc == 0 && tls) {
+        rc = weft__tls_listener_init(e, l); /* logs why it cannot */
+        if (rc != 0)
+            weft__listener_close(l);
+    }
     if (rc == 0)
         weft__listener_format(l, l->url, sizeof(l->url));
     return rc;
@@ -210,6 +221,7 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
 
 void weft__listener_close(weft__listener *l)
 {
+    /* l->tls stays: it is the engine's, freed with it, and a hand-off in flight names it. */
     if (l->fd < 0)
         return;
     close(l->fd);
@@ -222,23 +234,27 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len)
 {
     int n;
     if (l->family == AF_UNIX) {
-        n = snprintf(buf, len, "%s://%s", l->type == SOCK_DGRAM ? "unixgram" : "unix",
+        n = snprintf(buf, len, "%s://%s",
+                     l->type == SOCK_DGRAM ? "unixgram"
+                     : l->tls != NULL      ? "tls+unix"
+                                           : "unix",
                      l->unix_path);
     } else {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         char ip[INET6_ADDRSTRLEN];
+        const char *scheme = l->tls != NULL ? "tls" : "tcp";
         if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) != 0)
             return -errno;
         if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-            n = snprintf(buf, len, "%s://[%s]:%u", l->type == SOCK_DGRAM ? "udp" : "tcp", ip,
+            n = snprintf(buf, len, "%s://[%s]:%u", l->type == SOCK_DGRAM ? "udp" : scheme, ip,
                          ntohs(s6->sin6_port));
         } else {
             struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-            n = snprintf(buf, len, "%s://%s:%u", l->type == SOCK_DGRAM ? "udp" : "tcp", ip,
+            n = snprintf(buf, len, "%s://%s:%u", l->type == SOCK_DGRAM ? "udp" : scheme, ip,
                          ntohs(s4->sin_port));
         }
     }

@@ -14,10 +14,13 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 /* Idle memory per connection is a product target (benchmarks/idle_mem.sh): what only some
- * programs use (groups, for one) lives outside the slot, in tables made when first used. */
-_Static_assert(sizeof(struct weft_conn) <= 256, "a connection outgrew its 256 bytes");
+ * programs use (groups, for one) lives outside the slot, in tables made when first used. A
+ * slot is the struct and its backend's state: 256 bytes on epoll (libevent's event is 128),
+ * 160 on io_uring. */
+_Static_assert(sizeof(struct weft_conn) <= 128, "a connection outgrew its 128 bytes");
 
 /* ---- clocks and timers ---- */
 
@@ -74,10 +77,10 @@ weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot)
     uint32_t chunk = slot >> WEFT__CHUNK_SHIFT;
     if (chunk >= WEFT__CHUNK_MAX)
         return NULL;
-    weft_conn *base = atomic_load_explicit(&loop->chunks[chunk], memory_order_acquire);
+    char *base = (char *)atomic_load_explicit(&loop->chunks[chunk], memory_order_acquire);
     if (base == NULL)
         return NULL;
-    return &base[slot & (WEFT__CHUNK_SIZE - 1u)];
+    return (weft_conn *)(void *)(base + (size_t)(slot & (WEFT__CHUNK_SIZE - 1u)) * loop->slot_size);
 }
 
 void weft__loop_publish_buffers(weft__loop *loop)
@@ -124,6 +127,8 @@ void weft__loop_before_sleep(weft__loop *loop)
      * either list (on_close may write to other connections), so go on until both are
      * empty. */
     for (;;) {
+        if (loop->tls != NULL && weft__tls_seal_pending(loop))
+            continue; /* TLS records of the gathered writes: they join the corked output */
         if (loop->ncorked > 0) {
             loop->ncorked--;
             weft__conn_flush_corked(loop, loop->ncorked);
@@ -167,16 +172,18 @@ static weft_conn *slot_alloc(weft__loop *loop)
     if (loop->high_slot == loop->nchunks * WEFT__CHUNK_SIZE) {
         if (loop->nchunks == WEFT__CHUNK_MAX)
             return NULL;
-        weft_conn *chunk = calloc(WEFT__CHUNK_SIZE, sizeof(*chunk));
+        char *chunk = calloc(WEFT__CHUNK_SIZE, loop->slot_size);
         if (chunk == NULL)
             return NULL;
         for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
-            chunk[i].slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
-            chunk[i].fd = -1;
-            chunk[i].tw_prev = chunk[i].tw_next = WEFT__NO_SLOT;
-            atomic_init(&chunk[i].gen, 0u); /* even: free */
+            weft_conn *s = (weft_conn *)(void *)(chunk + (size_t)i * loop->slot_size);
+            s->slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
+            s->fd = -1;
+            s->tw_prev = s->tw_next = WEFT__NO_SLOT;
+            atomic_init(&s->gen, 0u); /* even: free */
         }
-        atomic_store_explicit(&loop->chunks[loop->nchunks], chunk, memory_order_release);
+        atomic_store_explicit(&loop->chunks[loop->nchunks], (weft_conn *)(void *)chunk,
+                              memory_order_release);
         loop->nchunks++;
     }
     return weft__slot_get(loop, loop->high_slot++);
@@ -231,10 +238,15 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     return c;
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune)
+void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
+                      struct weft__tls_server *tls)
 {
     weft_conn *c = weft__conn_setup(loop, fd, family, ctx, tune);
-    if (c != NULL)
+    if (c == NULL)
+        return;
+    if (tls != NULL)
+        weft__tls_accept(c, tls); /* opened once its handshake is done */
+    else
         weft__conn_opened(c);
 }
 
@@ -342,7 +354,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
-            weft__loop_adopt(loop, t->fd, t->family, t->data, false);
+            weft__loop_adopt(loop, t->fd, t->family, NULL, false, t->data);
         }
         break;
     case WEFT__TASK_ENROLL:
@@ -453,6 +465,8 @@ void weft__loop_drain_leftovers(weft__loop *loop)
             /* The loop is gone: on_close runs here, so what was promised is kept. */
             if (t->kind != WEFT__TASK_NEW_CONN)
                 weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
+            if (t->kind == WEFT__TASK_DIAL && t->free_cb != NULL) /* a tls:// dial's name */
+                t->free_cb(t->free_ctx, NULL);
             close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else if (t->kind == WEFT__TASK_CALL) {
@@ -488,6 +502,7 @@ static int init_common(weft_engine *e, weft__loop *loop, unsigned index)
     loop->engine = e;
     loop->index = index;
     loop->be = e->be;
+    loop->slot_size = sizeof(weft_conn) + ((e->be->conn_bytes + 7u) & ~(size_t)7u);
     loop->free_head = WEFT__NO_SLOT;
     loop->pending_head = WEFT__NO_SLOT;
     loop->woken = run_inbox;
@@ -568,6 +583,7 @@ void weft__loop_destroy(weft__loop *loop)
     free(loop->listeners);
     loop->listeners = NULL;
     weft__loop_stage_free(loop);
+    weft__tls_loop_free(loop);
 }
 
 /* ---- the iteration ---- */

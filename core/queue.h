@@ -16,7 +16,8 @@
 #include "weft/engine.h"
 
 typedef enum weft__task_kind {
-    WEFT__TASK_NEW_CONN = 1, /* fd: a connection the acceptor took (data: NULL) */
+    WEFT__TASK_NEW_CONN = 1, /* fd: a connection the acceptor took (data: the TLS certificates
+                                of its listener, or NULL) */
     WEFT__TASK_DIAL,         /* fd: connecting; data: ctx; len: connect timeout in ms */
     WEFT__TASK_ENROLL,       /* fd: connected, from weft_engine_enroll; data: ctx */
     WEFT__TASK_WRITE,        /* ref, data/len, free_cb + free_ctx (NULL = free()) */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "internal.h"
+#include "tls.h"
 
 #define MASK (WEFT__TW_SLOTS - 1u)
 
@@ -45,6 +46,8 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
         }
         return false;
     }
+    if (c->loop->tls != NULL && weft__tls_deadline(c, when, why))
+        return true; /* a TLS handshake: it must finish in time, bytes or not */
     uint32_t idle = c->idle_ticks != WEFT__TIMEOUT_DEFAULT ? c->idle_ticks * WEFT__TW_TICK_MS
                                                            : cfg->idle_timeout_ms;
     uint32_t read = c->read_ticks != WEFT__TIMEOUT_DEFAULT ? c->read_ticks * WEFT__TW_TICK_MS

@@ -22,8 +22,9 @@ weft_require_packages() {
 }
 
 # What building the library and the example programs needs (run.sh).
-# (liburing-dev: the io_uring backend, and the raw io_uring benchmark reference.)
-WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev liburing-dev)
+# (liburing-dev: the io_uring backend, and the raw io_uring benchmark reference; libssl-dev:
+# OpenSSL 3, for TLS.)
+WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev liburing-dev libssl-dev)
 # What building everything needs: the tests add cmocka.
 WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
 # What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts.

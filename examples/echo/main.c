@@ -1,7 +1,7 @@
 /* weft-echo: sends every byte back. The smallest complete weft server.
  *
  *   weft-echo --addr tcp://127.0.0.1:9000 --loops 2 [--reuseport] [--lb rr|lc|ch|random]
- *             [--codec none|line|length-field]
+ *             [--codec none|line|length-field] [--tls-cert FILE --tls-key FILE]
  *
  * With a codec it echoes whole frames: each decoded frame is framed again by the same codec
  * (a line gets its "\n" back, a length-field frame its 4-byte big-endian length).
@@ -96,6 +96,8 @@ static void usage(FILE *f)
                "(4-byte big-endian length)\n"
                "  --idle-ms MS, --read-timeout-ms MS, --max-conns N   limits (0 = off)\n"
                "  --busy-poll US  poll this long before sleeping (default 0 = off)\n"
+               "  --tls-cert FILE, --tls-key FILE  certificate (PEM chain) and key for the\n"
+               "               tls:// addresses (--addr tls://127.0.0.1:9443)\n"
                "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
 }
 
@@ -130,6 +132,12 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--busy-poll") == 0 && v != NULL) {
             cfg.busy_poll_us = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--tls-cert") == 0 && v != NULL) {
+            cfg.tls.cert_file = v;
+            i++;
+        } else if (strcmp(a, "--tls-key") == 0 && v != NULL) {
+            cfg.tls.key_file = v;
             i++;
         } else if (strcmp(a, "--codec") == 0 && v != NULL && parse_codec(v, &cfg) == 0) {
             i++;

@@ -3,6 +3,8 @@
  *
  *   weft-redis [--port 6380] [--bind 127.0.0.1] [--loops N] [--lb rr|lc|ch|random] [--busy-poll US]
  *              [--client-output-limit HARD SOFT SECONDS]
+ *              [--tls-port N --tls-cert-file F --tls-key-file F [--tls-ca-cert-file F]
+ *               [--tls-auth-clients no|yes|optional]]
  *
  * The RESP codec (resp.c) turns bytes into requests; this file only glues the engine to the
  * executor (commands.c): each batch of pipelined requests is executed in order and its
@@ -91,11 +93,16 @@ static void stats_cb(void *arg, unsigned nloops, redis_loop_info *per_loop)
     free(ls);
 }
 
+static bool g_tls; /* listener 1 is the TLS port */
+
 static weft_action on_boot(weft_engine *e)
 {
     atomic_store(&g_engine, e);
-    printf("weft-redis ready on port %d with %u loop(s)\n", weft_engine_get_listen_port(e, 0),
+    printf("weft-redis ready on port %d with %u loop(s)", weft_engine_get_listen_port(e, 0),
            weft_engine_get_loop_count(e));
+    if (g_tls)
+        printf("; tls port %d", weft_engine_get_listen_port(e, 1));
+    printf("\n");
     fflush(stdout);
     return WEFT_ACTION_NONE;
 }
@@ -308,6 +315,10 @@ static void usage(FILE *f)
                "               that stays at or above SOFT for more than SECONDS too; 0 = no\n"
                "               limit; units b, k, kb, m, mb, g, gb (default 64mb 0 0). The\n"
                "               engine never queues more than 2gb for a client\n"
+               "  --tls-port N also serve TLS on this port (0 picks one and prints it), with\n"
+               "               --tls-cert-file F and --tls-key-file F (PEM); clients are\n"
+               "               verified against --tls-ca-cert-file F as --tls-auth-clients\n"
+               "               says: no, yes (default, as redis-server) or optional\n"
                "  --help       this text\n"
                "SIGINT/SIGTERM stop it cleanly.\n");
 }
@@ -331,8 +342,10 @@ int main(int argc, char **argv)
     redis_config rcfg;
     resp_limits limits;
     const char *bind = "127.0.0.1";
-    unsigned long port = 6380, loops = 1, busy_poll_us = 50;
-    char url[128];
+    unsigned long port = 6380, loops = 1, busy_poll_us = 50, tls_u = 0;
+    char url[128], tls_url[128];
+    long tls_port = -1;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL, *tls_auth = "yes";
     sigset_t set;
     weft_engine *e;
     int rc, sig;
@@ -355,6 +368,22 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--client-output-limit") == 0 && i + 3 < argc &&
                    obuf_limit_parse(&g_obuf, argv[i + 1], argv[i + 2], argv[i + 3])) {
             i += 3;
+        } else if (strcmp(a, "--tls-port") == 0 && parse_uint(v, 65535, &tls_u)) {
+            tls_port = (long)tls_u;
+            i++;
+        } else if (strcmp(a, "--tls-cert-file") == 0 && v != NULL) {
+            tls_cert = v;
+            i++;
+        } else if (strcmp(a, "--tls-key-file") == 0 && v != NULL) {
+            tls_key = v;
+            i++;
+        } else if (strcmp(a, "--tls-ca-cert-file") == 0 && v != NULL) {
+            tls_ca = v;
+            i++;
+        } else if (strcmp(a, "--tls-auth-clients") == 0 && v != NULL &&
+                   (strcmp(v, "no") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "optional") == 0)) {
+            tls_auth = v;
+            i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -390,6 +419,26 @@ int main(int argc, char **argv)
     }
 
     cfg.listen[0] = url;
+    if (tls_port >= 0) {
+        if (tls_cert == NULL || tls_key == NULL) {
+            fprintf(stderr, "weft-redis: --tls-port needs --tls-cert-file and --tls-key-file\n");
+            return 2;
+        }
+        snprintf(tls_url, sizeof(tls_url), strchr(bind, ':') ? "tls://[%s]:%ld" : "tls://%s:%ld",
+                 bind, tls_port);
+        cfg.listen[1] = tls_url;
+        cfg.tls.cert_file = tls_cert;
+        cfg.tls.key_file = tls_key;
+        cfg.tls.ca_file = tls_ca;
+        /* redis-server's default is yes: a client certificate is required. */
+        if (strcmp(tls_auth, "yes") == 0)
+            cfg.tls.verify_peer = WEFT_TLS_VERIFY_REQUIRED;
+        else if (strcmp(tls_auth, "optional") == 0)
+            cfg.tls.verify_peer = WEFT_TLS_VERIFY_OPTIONAL;
+        else
+            cfg.tls.verify_peer = WEFT_TLS_VERIFY_NONE;
+        g_tls = true;
+    }
     cfg.loops = (unsigned)loops;
     cfg.tick_ms = 100; /* Redis's hz 10: the active expiry runs ten times a second */
     /* A client that sends its next request within 50 us (a pipelining benchmark, a busy

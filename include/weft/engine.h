@@ -21,6 +21,7 @@
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/error.h"
+#include "weft/tls.h"
 #include "weft/version.h"
 
 #ifdef __cplusplus
@@ -166,6 +167,13 @@ typedef struct weft_config {
                                 the kernel fills buffers a piece at a time (Linux 6.12),
                                 small messages share one; a connection holds a buffer only
                                 while its bytes are handed to on_traffic */
+
+    /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
+     * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
+     * handshake not done by then is closed (WEFT_ETIMEDOUT), 0 = no limit, default 10000. */
+    weft_tls_config tls;
+    weft_tls_config tls_client;
+    unsigned tls_handshake_timeout_ms;
 } weft_config;
 
 /* Fills every field with its default. */

@@ -75,6 +75,7 @@ extern "C" {
     XX(EIDLE, -4011, "idle timeout")                                               \
     XX(EREADTIMEOUT, -4012, "partial frame not completed within the read timeout") \
     XX(EMAXCONN, -4013, "max_connections reached")                                 \
+    XX(ETLS, -4014, "TLS failure (weft_conn_tls_error says which)")                \
     XX(ENOBACKEND, -4015, "the I/O backend asked for cannot run here")
 
 typedef enum weft_errno {

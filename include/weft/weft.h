@@ -17,6 +17,7 @@
 #include "weft/pool.h"
 #include "weft/engine.h"
 #include "weft/group.h"
+#include "weft/tls.h"
 #include "weft/deprecated.h"
 
 #endif /* WEFT_H */

@@ -1,0 +1,951 @@
+/* weft — TLS through OpenSSL 3, between the backend seam and the codec (tls.h says how).
+ *
+ * OpenSSL never sees the socket: a connection's SSL reads from a BIO over the span the
+ * backend just delivered (no copy into a memory BIO) and writes its records through
+ * weft__conn_send_raw, so they take the same path plain output takes. SSL_MODE_RELEASE_BUFFERS
+ * gives OpenSSL's buffers back while a connection is idle.
+ *
+ * Certificates: every tls:// listener of an engine serves one set (the default certificate
+ * and the SNI ones), shared by reference: a handshake takes a reference to the set current
+ * when it starts, and weft_engine_tls_reload swaps in a new set under a lock, so connections
+ * already open keep theirs and new handshakes get the new one.
+ */
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tls.h"
+
+/* The most plaintext in one record. */
+#define RECORD_MAX 16384u
+
+/* ---- certificate sets ---- */
+
+typedef struct ctxset {
+    _Atomic unsigned refs;
+    SSL_CTX *def;
+    unsigned char *alpn; /* wire format: length-prefixed names */
+    size_t alpn_len;
+    size_t nsni;
+    struct {
+        char *name;
+        SSL_CTX *ctx;
+    } sni[];
+} ctxset;
+
+struct weft__tls_server {
+    pthread_mutex_t mu;
+    ctxset *cur;
+};
+
+struct weft__tls_engine {
+    struct weft__tls_server server; /* cur is NULL until a tls:// listener made it */
+    pthread_mutex_t client_mu;
+    SSL_CTX *client; /* made by the first tls dial */
+    weft_tls_config ccfg;
+    char *strs[8]; /* ccfg's strings, copied at start */
+};
+
+struct weft__tls_conn {
+    SSL *ssl;
+    weft_conn *c;
+    ctxset *set;       /* a listener's: the certificates it was accepted with */
+    const uint8_t *in; /* the ciphertext being fed to OpenSSL */
+    size_t in_len;
+    uint8_t *pend; /* plaintext gathered into the next record */
+    uint32_t pend_len, pend_cap;
+    uint32_t hs_start; /* loop clock when the handshake began */
+    bool established, failed, shutdown_sent, listed, connecting;
+    const char *err; /* static text, OpenSSL's */
+    char alpn[32];
+};
+
+static void ctxset_put(ctxset *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    SSL_CTX_free(s->def);
+    for (size_t i = 0; i < s->nsni; i++) {
+        SSL_CTX_free(s->sni[i].ctx);
+        free(s->sni[i].name);
+    }
+    free(s->alpn);
+    free(s);
+}
+
+/* "h2,http/1.1" in ALPN's wire format (owned by the caller), or NULL with *len 0. */
+int weft__tls_alpn_wire(const char *list, unsigned char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (list == NULL || *list == '\0')
+        return 0;
+    size_t n = strlen(list);
+    unsigned char *w = malloc(n + 1);
+    if (w == NULL)
+        return WEFT_ENOMEM;
+    size_t o = 0;
+    const char *p = list;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t l = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (l == 0 || l > 255) {
+            free(w);
+            return WEFT_EINVAL;
+        }
+        w[o++] = (unsigned char)l;
+        memcpy(w + o, p, l);
+        o += l;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    *out = w;
+    *len = o;
+    return 0;
+}
+
+/* OpenSSL's reason for the earliest error queued on this thread, and the queue cleared. */
+static const char *ssl_reason(const char *fallback)
+{
+    unsigned long e = ERR_peek_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r != NULL ? r : fallback;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned inlen, void *arg)
+{
+    (void)ssl;
+    const ctxset *s = arg;
+    /* The server's order: the first of ours the client offers. */
+    for (size_t i = 0; i < s->alpn_len; i += 1u + s->alpn[i]) {
+        for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
+            if (in[j] == s->alpn[i] && j + 1u + in[j] <= inlen &&
+                memcmp(in + j + 1, s->alpn + i + 1, in[j]) == 0) {
+                *out = in + j + 1;
+                *outlen = in[j];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int sni_select(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    const ctxset *s = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_OK;
+    for (size_t i = 0; i < s->nsni; i++) {
+        if (strcasecmp(name, s->sni[i].name) == 0) {
+            SSL_set_SSL_CTX(ssl, s->sni[i].ctx);
+            break;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* An SSL_CTX for cfg's role; cert and key may differ from cfg's (an SNI name's). NULL with
+ * the reason logged. */
+static SSL_CTX *ctx_new(weft_engine *e, const weft_tls_config *cfg, bool server, const char *cert,
+                        const char *key)
+{
+    const char *what = "context";
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (ctx == NULL)
+        goto fail;
+    int min = cfg->min_version >= WEFT_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    what = "minimum version";
+    if (!SSL_CTX_set_min_proto_version(ctx, min))
+        goto fail;
+    uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    if (!cfg->session_tickets)
+        opts |= SSL_OP_NO_TICKET;
+    SSL_CTX_set_options(ctx, opts);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    what = "ciphers";
+    if (cfg->ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, cfg->ciphers))
+        goto fail;
+    what = "ciphersuites";
+    if (cfg->ciphersuites != NULL && !SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites))
+        goto fail;
+    if (server && (cert == NULL || key == NULL)) {
+        weft__log(e, WEFT_LOG_ERROR, "tls: a tls:// listener needs tls.cert_file and tls.key_file");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (cert != NULL) {
+        what = cert;
+        if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
+            goto fail;
+        what = key != NULL ? key : cert;
+        if (!SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) ||
+            !SSL_CTX_check_private_key(ctx))
+            goto fail;
+    }
+    what = "CA";
+    if (cfg->ca_file != NULL || cfg->ca_dir != NULL) {
+        if (!SSL_CTX_load_verify_locations(ctx, cfg->ca_file, cfg->ca_dir))
+            goto fail;
+    } else if (!server && !SSL_CTX_set_default_verify_paths(ctx)) {
+        goto fail;
+    }
+    weft_tls_verify v = cfg->verify_peer;
+    if (server) {
+        if (v == WEFT_TLS_VERIFY_OPTIONAL || v == WEFT_TLS_VERIFY_REQUIRED) {
+            int mode = SSL_VERIFY_PEER;
+            if (v == WEFT_TLS_VERIFY_REQUIRED)
+                mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+            SSL_CTX_set_verify(ctx, mode, NULL);
+            if (cfg->ca_file != NULL) {
+                STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
+                if (names != NULL)
+                    SSL_CTX_set_client_CA_list(ctx, names);
+            }
+        }
+        static const unsigned char sid[] = "weft";
+        SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    } else {
+        SSL_CTX_set_verify(ctx, v == WEFT_TLS_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                           NULL);
+    }
+    ERR_clear_error();
+    return ctx;
+fail:
+    weft__log(e, WEFT_LOG_ERROR, "tls: %s: %s", what, ssl_reason("cannot be loaded"));
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* The listeners' certificate set from cfg. 0 or WEFT_ETLS / WEFT_ENOMEM (logged). */
+static int ctxset_build(weft_engine *e, const weft_tls_config *cfg, ctxset **out)
+{
+    *out = NULL;
+    if (cfg->nsni > 0 && cfg->sni == NULL)
+        return WEFT_EINVAL;
+    ctxset *s = calloc(1, sizeof(*s) + cfg->nsni * sizeof(s->sni[0]));
+    if (s == NULL)
+        return WEFT_ENOMEM;
+    atomic_init(&s->refs, 1u);
+    int rc = weft__tls_alpn_wire(cfg->alpn, &s->alpn, &s->alpn_len);
+    if (rc != 0) {
+        weft__log(e, WEFT_LOG_ERROR, "tls: alpn list '%s' is malformed", cfg->alpn);
+        ctxset_put(s);
+        return rc;
+    }
+    s->def = ctx_new(e, cfg, true, cfg->cert_file, cfg->key_file);
+    if (s->def == NULL) {
+        ctxset_put(s);
+        return WEFT_ETLS;
+    }
+    for (size_t i = 0; i < cfg->nsni; i++) {
+        const weft_tls_sni *n = &cfg->sni[i];
+        if (n->server_name == NULL) {
+            ctxset_put(s);
+            return WEFT_EINVAL;
+        }
+        s->sni[i].ctx = ctx_new(e, cfg, true, n->cert_file, n->key_file);
+        s->sni[i].name = strdup(n->server_name);
+        s->nsni = i + 1;
+        if (s->sni[i].ctx == NULL || s->sni[i].name == NULL) {
+            ctxset_put(s);
+            return s->sni[i].ctx == NULL ? WEFT_ETLS : WEFT_ENOMEM;
+        }
+    }
+    /* Every context of the set answers for ALPN the same way; SNI is asked of the first. */
+    SSL_CTX_set_tlsext_servername_callback(s->def, sni_select);
+    SSL_CTX_set_tlsext_servername_arg(s->def, s);
+    if (s->alpn != NULL) {
+        SSL_CTX_set_alpn_select_cb(s->def, alpn_select, s);
+        for (size_t i = 0; i < s->nsni; i++)
+            SSL_CTX_set_alpn_select_cb(s->sni[i].ctx, alpn_select, s);
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---- the engine's side ---- */
+
+void weft_tls_config_init(weft_tls_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->verify_peer = WEFT_TLS_VERIFY_DEFAULT;
+    cfg->min_version = WEFT_TLS_1_2;
+    cfg->session_tickets = true;
+}
+
+int weft__tls_engine_init(weft_engine *e, const weft_config *cfg)
+{
+    struct weft__tls_engine *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return WEFT_ENOMEM;
+    pthread_mutex_init(&t->server.mu, NULL);
+    pthread_mutex_init(&t->client_mu, NULL);
+    e->tls = t;
+    /* The dials' settings outlive the start that borrowed them: copied. */
+    t->ccfg = cfg->tls_client;
+    t->ccfg.sni = NULL;
+    t->ccfg.nsni = 0;
+    const char **fields[] = {&t->ccfg.cert_file, &t->ccfg.key_file,   &t->ccfg.ca_file,
+                             &t->ccfg.ca_dir,    &t->ccfg.ciphers,    &t->ccfg.ciphersuites,
+                             &t->ccfg.alpn,      &t->ccfg.server_name};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (*fields[i] == NULL)
+            continue;
+        t->strs[i] = strdup(*fields[i]);
+        if (t->strs[i] == NULL)
+            return WEFT_ENOMEM;
+        *fields[i] = t->strs[i];
+    }
+    return 0;
+}
+
+void weft__tls_engine_free(weft_engine *e)
+{
+    struct weft__tls_engine *t = e->tls;
+    if (t == NULL)
+        return;
+    ctxset_put(t->server.cur);
+    SSL_CTX_free(t->client);
+    for (size_t i = 0; i < sizeof(t->strs) / sizeof(t->strs[0]); i++)
+        free(t->strs[i]);
+    pthread_mutex_destroy(&t->server.mu);
+    pthread_mutex_destroy(&t->client_mu);
+    free(t);
+    e->tls = NULL;
+}
+
+int weft__tls_listener_init(weft_engine *e, weft__listener *l)
+{
+    struct weft__tls_engine *t = e->tls;
+    if (t->server.cur == NULL) {
+        int rc = ctxset_build(e, &e->cfg.tls, &t->server.cur);
+        if (rc != 0)
+            return rc;
+    }
+    l->tls = &t->server;
+    return 0;
+}
+
+int weft_engine_tls_reload(weft_engine *e, const weft_tls_config *tls)
+{
+    if (e == NULL || tls == NULL || e->tls == NULL || e->tls->server.cur == NULL)
+        return WEFT_EINVAL;
+    ctxset *s;
+    int rc = ctxset_build(e, tls, &s);
+    if (rc != 0)
+        return rc;
+    struct weft__tls_server *srv = &e->tls->server;
+    pthread_mutex_lock(&srv->mu);
+    ctxset *old = srv->cur;
+    srv->cur = s;
+    pthread_mutex_unlock(&srv->mu);
+    ctxset_put(old); /* handshakes that took it keep it until they finish */
+    weft__log(e, WEFT_LOG_INFO, "tls: certificates reloaded");
+    return 0;
+}
+
+char *weft__tls_url_host(const char *url)
+{
+    if (strncmp(url, "tls://", 6) != 0)
+        return NULL;
+    const char *h = url + 6, *end;
+    if (*h == '[') {
+        h++;
+        end = strchr(h, ']');
+    } else {
+        end = strrchr(h, ':');
+    }
+    if (end == NULL || end == h)
+        return NULL;
+    return strndup(h, (size_t)(end - h));
+}
+
+int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
+{
+    struct weft__tls_engine *t = e->tls;
+    *token = NULL;
+    pthread_mutex_lock(&t->client_mu);
+    if (t->client == NULL) {
+        t->client = ctx_new(e, &t->ccfg, false, t->ccfg.cert_file, t->ccfg.key_file);
+        if (t->client != NULL && t->ccfg.alpn != NULL) {
+            unsigned char *w;
+            size_t wl;
+            if (weft__tls_alpn_wire(t->ccfg.alpn, &w, &wl) != 0 ||
+                SSL_CTX_set_alpn_protos(t->client, w, (unsigned)wl) != 0) {
+                SSL_CTX_free(t->client);
+                t->client = NULL;
+                weft__log(e, WEFT_LOG_ERROR, "tls: tls_client.alpn is malformed");
+            }
+            free(w);
+        }
+    }
+    bool ok = t->client != NULL;
+    pthread_mutex_unlock(&t->client_mu);
+    if (!ok)
+        return WEFT_ETLS;
+    char *name =
+        t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : weft__tls_url_host(url);
+    if (name == NULL)
+        name = strdup(""); /* no name: the chain is verified, no host name */
+    if (name == NULL)
+        return WEFT_ENOMEM;
+    *token = name;
+    return 0;
+}
+
+void weft__tls_dial_token_free(void *token, void *unused)
+{
+    (void)unused;
+    free(token);
+}
+
+/* ---- the BIO over weft's buffers ---- */
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+    weft__tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    struct iovec iov = {(void *)data, len};
+    if (weft__conn_send_raw(t->c, &iov, 1) != 0)
+        return 0;
+    *written = len;
+    return 1;
+}
+
+static int bio_read(BIO *b, char *out, size_t len, size_t *got)
+{
+    weft__tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->in_len == 0) {
+        BIO_set_retry_read(b); /* the next delivery goes on from here */
+        return 0;
+    }
+    size_t n = len < t->in_len ? len : t->in_len;
+    memcpy(out, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    *got = n;
+    return 1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    weft__tls_conn *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* records leave with the connection's output */
+    case BIO_CTRL_PENDING:
+        return t != NULL ? (long)t->in_len : 0;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int bio_destroy(BIO *b)
+{
+    (void)b;
+    return 1;
+}
+
+static void bio_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft");
+    if (m == NULL)
+        return;
+    BIO_meth_set_write_ex(m, bio_write);
+    BIO_meth_set_read_ex(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    BIO_meth_set_create(m, bio_create);
+    BIO_meth_set_destroy(m, bio_destroy);
+    bio_method = m;
+}
+
+/* ---- a loop's TLS connections ---- */
+
+static weft__tls_loop *loop_table(weft__loop *loop)
+{
+    if (loop->tls != NULL)
+        return loop->tls;
+    weft__tls_loop *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->pbuf_size = loop->rbuf_size;
+    t->pbuf = malloc(t->pbuf_size);
+    if (t->pbuf == NULL) {
+        free(t);
+        return NULL;
+    }
+    loop->tls = t;
+    return t;
+}
+
+/* A TLS state for c from ctx, filed under c's slot. NULL: no memory. */
+static weft__tls_conn *conn_new(weft_conn *c, SSL_CTX *ctx)
+{
+    pthread_once(&bio_once, bio_make);
+    weft__tls_loop *tl = loop_table(c->loop);
+    if (tl == NULL || bio_method == NULL)
+        return NULL;
+    uint32_t ci = c->slot >> WEFT__CHUNK_SHIFT;
+    if (tl->chunks[ci] == NULL) {
+        tl->chunks[ci] = calloc(WEFT__CHUNK_SIZE, sizeof(weft__tls_conn *));
+        if (tl->chunks[ci] == NULL)
+            return NULL;
+    }
+    weft__tls_conn *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->c = c;
+    t->ssl = SSL_new(ctx);
+    BIO *b = t->ssl != NULL ? BIO_new(bio_method) : NULL;
+    if (b == NULL) {
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    BIO_set_data(b, t);
+    SSL_set_bio(t->ssl, b, b);
+    t->hs_start = c->loop->now_ms;
+    tl->chunks[ci][c->slot & (WEFT__CHUNK_SIZE - 1u)] = t;
+    return t;
+}
+
+void weft__tls_conn_free(weft_conn *c)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t == NULL)
+        return;
+    c->loop->tls->chunks[c->slot >> WEFT__CHUNK_SHIFT][c->slot & (WEFT__CHUNK_SIZE - 1u)] = NULL;
+    SSL_free(t->ssl);
+    ctxset_put(t->set);
+    free(t->pend);
+    free(t);
+}
+
+void weft__tls_loop_free(weft__loop *loop)
+{
+    weft__tls_loop *tl = loop->tls;
+    if (tl == NULL)
+        return;
+    for (uint32_t i = 0; i < WEFT__CHUNK_MAX; i++) {
+        if (tl->chunks[i] == NULL)
+            continue;
+        for (uint32_t k = 0; k < WEFT__CHUNK_SIZE; k++) {
+            weft__tls_conn *t = tl->chunks[i][k];
+            if (t != NULL) {
+                SSL_free(t->ssl);
+                ctxset_put(t->set);
+                free(t->pend);
+                free(t);
+            }
+        }
+        free(tl->chunks[i]);
+    }
+    free(tl->pbuf);
+    free(tl->seal);
+    free(tl);
+    loop->tls = NULL;
+}
+
+static bool gone(const weft_conn *c)
+{
+    return (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) != 0;
+}
+
+/* The TLS of c failed (OpenSSL's error queue says why): the alert OpenSSL wrote goes out,
+ * then c closes with WEFT_ETLS. */
+static void fail(weft_conn *c, weft__tls_conn *t, const char *fallback)
+{
+    t->err = ssl_reason(fallback);
+    t->failed = true;
+    weft__log_peer(c->loop, WEFT_LOG_INFO, "conn %u/%u: TLS: %s; closing", c->loop->index, c->slot,
+                   t->err);
+    weft__conn_close_graceful(c, WEFT_ETLS);
+}
+
+/* ---- writing ---- */
+
+static void enlist(weft_conn *c, weft__tls_conn *t)
+{
+    if (t->listed)
+        return;
+    weft__tls_loop *tl = c->loop->tls;
+    if (tl->nseal == tl->seal_cap) {
+        uint32_t cap = tl->seal_cap == 0 ? 64u : tl->seal_cap * 2u;
+        struct weft__tls_seal *n = realloc(tl->seal, cap * sizeof(*n));
+        if (n == NULL)
+            return; /* sealed by the next write, or by the close */
+        tl->seal = n;
+        tl->seal_cap = cap;
+    }
+    tl->seal[tl->nseal++] =
+        (struct weft__tls_seal){c, atomic_load_explicit(&c->gen, memory_order_relaxed)};
+    t->listed = true;
+}
+
+static int ssl_write(weft_conn *c, weft__tls_conn *t, const void *p, size_t n)
+{
+    size_t w;
+    ERR_clear_error();
+    if (SSL_write_ex(t->ssl, p, n, &w) == 1)
+        return 0;
+    if (gone(c))
+        return c->close_err < 0 ? c->close_err : WEFT_ECLOSED;
+    fail(c, t, "write failed");
+    return WEFT_ETLS;
+}
+
+/* What was gathered becomes one record (its memory goes back: an idle connection keeps
+ * none). */
+static int seal(weft_conn *c, weft__tls_conn *t)
+{
+    if (t->pend_len == 0)
+        return 0;
+    int rc = ssl_write(c, t, t->pend, t->pend_len);
+    free(t->pend);
+    t->pend = NULL;
+    t->pend_len = t->pend_cap = 0;
+    return rc;
+}
+
+static int gather(weft__tls_conn *t, const uint8_t *p, size_t n)
+{
+    if (n > UINT32_MAX - t->pend_len)
+        return WEFT_EOUTCAP;
+    if (t->pend_len + n > t->pend_cap) {
+        size_t cap = t->pend_cap == 0 ? 1024u : t->pend_cap;
+        while (cap < t->pend_len + n)
+            cap *= 2u;
+        if (cap > UINT32_MAX)
+            cap = UINT32_MAX;
+        uint8_t *np = realloc(t->pend, cap);
+        if (np == NULL)
+            return WEFT_ENOMEM;
+        t->pend = np;
+        t->pend_cap = (uint32_t)cap;
+    }
+    memcpy(t->pend + t->pend_len, p, n);
+    t->pend_len += (uint32_t)n;
+    return 0;
+}
+
+int weft__tls_send(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t->failed)
+        return WEFT_ECLOSED;
+    size_t cap = c->loop->engine->cfg.write_hard_cap;
+    int rc = 0;
+    for (int i = 0; i < iovcnt && rc == 0; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t n = iov[i].iov_len;
+        if (!t->established) {
+            /* Before on_open (an early write): kept until the handshake is done. */
+            if (t->pend_len + n > cap) {
+                weft__conn_close_now(c, WEFT_EOUTCAP);
+                return WEFT_EOUTCAP;
+            }
+            rc = gather(t, p, n);
+            continue;
+        }
+        while (n > 0 && rc == 0) {
+            if (t->pend_len == 0 && n >= RECORD_MAX) {
+                /* Whole records straight from the caller's bytes. */
+                size_t whole = n - n % RECORD_MAX;
+                rc = ssl_write(c, t, p, whole);
+                p += whole;
+                n -= whole;
+                continue;
+            }
+            size_t take = RECORD_MAX - t->pend_len;
+            if (take > n)
+                take = n;
+            rc = gather(t, p, take);
+            p += take;
+            n -= take;
+            if (rc == 0 && t->pend_len == RECORD_MAX)
+                rc = seal(c, t);
+        }
+    }
+    if (rc == 0 && t->pend_len > 0) {
+        if (t->established && c->loop->depth == 0)
+            rc = seal(c, t); /* outside a callback nothing else will */
+        else
+            enlist(c, t);
+    }
+    if (rc != 0 && !gone(c))
+        weft__conn_close_now(c, rc);
+    return rc;
+}
+
+bool weft__tls_seal_pending(weft__loop *loop)
+{
+    weft__tls_loop *tl = loop->tls;
+    if (tl->nseal == 0)
+        return false;
+    while (tl->nseal > 0) {
+        struct weft__tls_seal s = tl->seal[--tl->nseal];
+        weft_conn *c = s.c;
+        if (gone(c) || atomic_load_explicit(&c->gen, memory_order_relaxed) != s.gen)
+            continue;
+        weft__tls_conn *t = weft__tls_of(c);
+        if (t == NULL || !t->listed)
+            continue;
+        t->listed = false;
+        if (t->established && !t->failed)
+            (void)seal(c, t);
+    }
+    return true;
+}
+
+void weft__tls_close_notify(weft_conn *c)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t == NULL || !t->established || t->failed || t->shutdown_sent)
+        return;
+    if (seal(c, t) != 0)
+        return;
+    t->shutdown_sent = true;
+    ERR_clear_error();
+    (void)SSL_shutdown(t->ssl); /* close_notify, through the BIO into c's output */
+    ERR_clear_error();
+}
+
+/* ---- reading ---- */
+
+static void established(weft_conn *c, weft__tls_conn *t)
+{
+    t->established = true;
+    const unsigned char *p;
+    unsigned n;
+    SSL_get0_alpn_selected(t->ssl, &p, &n);
+    if (n > 0 && n < sizeof(t->alpn)) {
+        memcpy(t->alpn, p, n);
+        t->alpn[n] = '\0';
+    }
+    c->active_ms = c->loop->now_ms;
+    weft__conn_announce(c); /* on_open, and the idle timeout from now on */
+    if (t->pend_len > 0 && !gone(c))
+        enlist(c, t);
+}
+
+static void handshake(weft_conn *c, weft__tls_conn *t)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        established(c, t);
+        return;
+    }
+    int err = SSL_get_error(t->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || gone(c))
+        return;
+    fail(c, t, "handshake failed");
+}
+
+/* Decrypts what was fed, a buffer at a time, and hands it on as plain input. */
+static void read_plain(weft_conn *c, weft__tls_conn *t, bool hold)
+{
+    weft__tls_loop *tl = c->loop->tls;
+    for (;;) {
+        size_t len = 0;
+        int err = SSL_ERROR_NONE;
+        ERR_clear_error();
+        while (len < tl->pbuf_size) {
+            size_t got;
+            int r = SSL_read_ex(t->ssl, tl->pbuf + len, tl->pbuf_size - len, &got);
+            if (r != 1) {
+                err = SSL_get_error(t->ssl, r);
+                break;
+            }
+            len += got;
+        }
+        if (len > 0 && hold) {
+            /* A completion backend's bytes for a connection that paused: kept, as plain
+             * ones are, for when reading resumes. */
+            int rc = weft__ring_append(&c->in, c->loop->bufpool, tl->pbuf, len,
+                                       c->loop->engine->cfg.max_inbound);
+            if (rc != 0) {
+                weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+                return;
+            }
+        } else if (len > 0) {
+            c->active_ms = c->loop->now_ms;
+            weft__conn_deliver(c, tl->pbuf, len);
+        }
+        if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_DECODE_FAILED))
+            return; /* nobody reads the rest */
+        if (err == SSL_ERROR_NONE)
+            continue; /* the buffer filled: more waits */
+        if (err == SSL_ERROR_WANT_READ)
+            return;
+        if (err == SSL_ERROR_ZERO_RETURN) { /* close_notify: an orderly end */
+            ERR_clear_error();
+            c->flags |= CONN_PEER_EOF;
+            weft__conn_close_graceful(c, 0);
+            return;
+        }
+        fail(c, t, "bad record");
+        return;
+    }
+}
+
+bool weft__tls_recv(weft_conn *c, const uint8_t *data, ssize_t n)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t == NULL)
+        return false;
+    weft__loop *loop = c->loop;
+    /* A completion backend may deliver what it had under way after c stopped wanting input:
+     * an end of input is met again once reading resumes, and bytes for a closing connection
+     * are dropped, as for plain ones; bytes for a paused one are decrypted and kept. */
+    bool wants = (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING;
+    if (n >= 0 && !wants && (n == 0 || (c->flags & CONN_CLOSING)))
+        return true;
+    weft__loop_enter(loop);
+    if (n < 0) {
+        weft__conn_close_now(c, (int)n);
+    } else if (n == 0) {
+        /* A FIN without close_notify: whatever it cut off, the peer did not say it was done. */
+        c->flags |= CONN_PEER_EOF;
+        if (!t->failed)
+            t->err = t->established ? "unexpected eof while reading"
+                                    : "peer closed the connection during the handshake";
+        weft__conn_close_now(c, WEFT_ETLS);
+    } else {
+        WEFT__STAT_ADD(loop->stats.bytes_in, n);
+        t->in = data;
+        t->in_len = (size_t)n;
+        if (!t->established && !t->failed)
+            handshake(c, t);
+        /* Bytes behind the handshake (a client's first request) are read, unless on_open
+         * closed the connection: then nobody reads them, as with a plain close. */
+        if (t->established && !t->failed &&
+            !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)))
+            read_plain(c, t, !wants);
+        t->in = NULL;
+        t->in_len = 0;
+    }
+    weft__loop_leave(loop);
+    return true;
+}
+
+bool weft__tls_deadline(const weft_conn *c, uint32_t *when, int *why)
+{
+    const weft__tls_conn *t = weft__tls_of(c);
+    unsigned ms = c->loop->engine->cfg.tls_handshake_timeout_ms;
+    if (t == NULL || t->established || t->connecting || ms == 0)
+        return false;
+    *when = t->hs_start + ms;
+    *why = WEFT_ETIMEDOUT;
+    return true;
+}
+
+/* ---- starting ---- */
+
+void weft__tls_accept(weft_conn *c, struct weft__tls_server *srv)
+{
+    weft_engine *e = c->loop->engine;
+    if (e->balancer != NULL) /* counted from now, as every accepted connection */
+        weft_balancer_on_open(e->balancer, c->loop->index);
+    pthread_mutex_lock(&srv->mu);
+    ctxset *s = srv->cur;
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&srv->mu);
+    weft__tls_conn *t = conn_new(c, s->def);
+    if (t == NULL) {
+        ctxset_put(s);
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
+    t->set = s;
+    SSL_set_accept_state(t->ssl);
+    weft__conn_update_interest(c);
+    weft__wheel_schedule(c); /* by the handshake deadline */
+}
+
+void weft__tls_dial_adopt(weft_conn *c, void *token)
+{
+    char *name = token;
+    weft__tls_conn *t = conn_new(c, c->loop->engine->tls->client);
+    if (t == NULL) {
+        free(name);
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
+    t->connecting = true;
+    SSL_set_connect_state(t->ssl);
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+    if (is_ip) {
+        (void)X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name);
+    } else if (name[0] != '\0') {
+        (void)SSL_set_tlsext_host_name(t->ssl, name);
+        SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        (void)SSL_set1_host(t->ssl, name);
+    }
+    ERR_clear_error();
+    free(name);
+}
+
+void weft__tls_dial_connected(weft_conn *c)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    weft_engine *e = c->loop->engine;
+    if (e->balancer != NULL)
+        weft_balancer_on_open(e->balancer, c->loop->index);
+    t->connecting = false;
+    t->hs_start = c->loop->now_ms;
+    weft__conn_update_interest(c);
+    weft__wheel_schedule(c);
+    weft__loop_enter(c->loop);
+    handshake(c, t); /* the ClientHello */
+    weft__loop_leave(c->loop);
+}
+
+/* ---- public connection API (owning loop's thread) ---- */
+
+bool weft_conn_is_tls(const weft_conn *c)
+{
+    return weft__tls_of(c) != NULL;
+}
+
+const char *weft_conn_tls_alpn(const weft_conn *c)
+{
+    const weft__tls_conn *t = weft__tls_of(c);
+    return t != NULL && t->alpn[0] != '\0' ? t->alpn : NULL;
+}
+
+const char *weft_conn_tls_server_name(const weft_conn *c)
+{
+    const weft__tls_conn *t = weft__tls_of(c);
+    return t != NULL ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+const char *weft_conn_tls_error(const weft_conn *c)
+{
+    const weft__tls_conn *t = weft__tls_of(c);
+    return t != NULL ? t->err : NULL;
+}

@@ -1,0 +1,65 @@
+/* TLS helpers for the loopback tests: a throw-away PKI made at test time, and a TLS client on
+ * a blocking test socket.
+ *
+ * wt_pki_make() generates, with OpenSSL's API, a CA, a server certificate for localhost and
+ * 127.0.0.1, a client certificate, a second ("other") CA with a client certificate of its own,
+ * certificates for the SNI names alpha.test and beta.test, and a second server certificate
+ * (CN "reloaded") for reload tests: EC P-256 keys, PEM files in a fresh directory under /tmp,
+ * removed by wt_pki_free(). No key material comes from anywhere else.
+ */
+#ifndef WEFT_TEST_TLS_SUPPORT_H
+#define WEFT_TEST_TLS_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+typedef struct wt_pki {
+    char dir[64];
+    char ca[128], other_ca[128];
+    char server_cert[128], server_key[128];
+    char server2_cert[128], server2_key[128];
+    char client_cert[128], client_key[128];
+    char other_client_cert[128], other_client_key[128];
+    char alpha_cert[128], alpha_key[128];
+    char beta_cert[128], beta_key[128];
+} wt_pki;
+
+/* 0, or -1 with the reason printed. */
+int wt_pki_make(wt_pki *p);
+void wt_pki_free(wt_pki *p);
+
+/* What a test client offers and checks; NULL fields are left out. */
+typedef struct wt_tls_opts {
+    const char *ca;         /* verify the server against it (and its name: host) */
+    const char *host;       /* the name checked (and sent as SNI unless sni is set) */
+    const char *sni;        /* the SNI name to send */
+    const char *cert, *key; /* a client certificate */
+    const char *alpn;       /* comma-separated */
+    int max_version;        /* 0 or TLS1_2_VERSION, ... */
+} wt_tls_opts;
+
+/* Handshakes as a client on fd (blocking, with the harness's timeouts). Returns the SSL (its
+ * fd is fd; wt_tls_close frees both) or NULL, with OpenSSL's reason in err. */
+SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen);
+
+/* Writes / reads all n bytes: 0 or -1. */
+int wt_tls_send_all(SSL *s, const void *p, size_t n);
+int wt_tls_recv_exact(SSL *s, void *p, size_t n);
+
+/* Sends out and receives in_len bytes at once (non-blocking, so a large echo cannot deadlock),
+ * within timeout_ms: 0 or -1. */
+int wt_tls_exchange(SSL *s, const void *out, size_t out_len, void *in, size_t in_len,
+                    int timeout_ms);
+
+/* After the peer's close: 0 when it sent close_notify, 1 on a bare EOF, -1 on an error. */
+int wt_tls_recv_close(SSL *s);
+
+/* The CN of the server's certificate into buf. */
+void wt_tls_peer_cn(SSL *s, char *buf, size_t len);
+
+/* Sends close_notify (when notify), frees the SSL and closes its fd. */
+void wt_tls_close(SSL *s, bool notify);
+
+#endif /* WEFT_TEST_TLS_SUPPORT_H */

@@ -1,0 +1,192 @@
+/* weft-redis over TLS against Debian's redis-cli and redis-benchmark: the binary runs as a
+ * child with a plain and a TLS port at once, with certificates made at test time, and the
+ * stock clients talk to it with --tls --cacert (and a client certificate when asked for). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tls_support.h"
+
+#ifndef WEFT_REDIS_BIN
+#error "WEFT_REDIS_BIN must name the weft-redis binary"
+#endif
+
+static wt_pki pki;
+static pid_t live_pid;
+
+typedef struct server {
+    pid_t pid;
+    int port, tls_port;
+} server;
+
+static server start(const char *auth)
+{
+    int fds[2];
+    server s = {0};
+    char line[256];
+    size_t n = 0;
+    const char *args[] = {"weft-redis",
+                          "--port",
+                          "0",
+                          "--tls-port",
+                          "0",
+                          "--tls-cert-file",
+                          pki.server_cert,
+                          "--tls-key-file",
+                          pki.server_key,
+                          "--tls-ca-cert-file",
+                          pki.ca,
+                          "--tls-auth-clients",
+                          auth,
+                          NULL};
+    assert_int_equal(pipe(fds), 0);
+    s.pid = fork();
+    assert_true(s.pid >= 0);
+    if (s.pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(WEFT_REDIS_BIN, (char *const *)args);
+        _exit(127);
+    }
+    live_pid = s.pid;
+    close(fds[1]);
+    while (n < sizeof(line) - 1) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        assert_true(poll(&p, 1, 10000) == 1);
+        assert_true(read(fds[0], line + n, 1) == 1);
+        if (line[n++] == '\n')
+            break;
+    }
+    line[n] = '\0';
+    close(fds[0]);
+    assert_int_equal(sscanf(line, "weft-redis ready on port %d with %*u loop(s); tls port %d",
+                            &s.port, &s.tls_port),
+                     2);
+    return s;
+}
+
+static void stop(server *s)
+{
+    int st;
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, &st, 0);
+    live_pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (live_pid > 0) {
+        kill(live_pid, SIGKILL);
+        waitpid(live_pid, NULL, 0);
+        live_pid = 0;
+    }
+    return 0;
+}
+
+/* Runs a shell command; its output (owned by the caller), trailing newlines cut. */
+static char *run(int *rc, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char *out = calloc(1, 1 << 16);
+    size_t n = fread(out, 1, (1 << 16) - 1, f);
+    out[n] = '\0';
+    while (n > 0 && out[n - 1] == '\n')
+        out[--n] = '\0';
+    int st = pclose(f);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+static void cli(int port, bool with_cert, const char *args, const char *want)
+{
+    int rc;
+    char cert[400] = "";
+    if (with_cert)
+        snprintf(cert, sizeof(cert), "--cert %s --key %s", pki.client_cert, pki.client_key);
+    char *out = run(&rc, "timeout 10 redis-cli --tls --cacert %s %s -p %d %s 2>&1", pki.ca, cert,
+                    port, args);
+    if (strstr(out, want) == NULL)
+        fail_msg("redis-cli --tls %s: rc %d, got '%s', want '%s'", args, rc, out, want);
+    free(out);
+}
+
+static void test_redis_cli_over_tls(void **state)
+{
+    (void)state;
+    server s = start("yes");
+    cli(s.tls_port, true, "SET greeting hello", "OK");
+    cli(s.tls_port, true, "GET greeting", "hello");
+    /* The plain port serves the same keyspace at the same time. */
+    int rc;
+    char *out = run(&rc, "timeout 10 redis-cli -p %d GET greeting 2>&1", s.port);
+    assert_string_equal(out, "hello");
+    free(out);
+    /* auth-clients yes: a client without a certificate is refused. */
+    out = run(&rc, "timeout 10 redis-cli --tls --cacert %s -p %d PING 2>&1", pki.ca, s.tls_port);
+    assert_null(strstr(out, "PONG"));
+    free(out);
+    stop(&s);
+}
+
+static void test_auth_clients_optional_and_benchmark(void **state)
+{
+    (void)state;
+    server s = start("optional");
+    cli(s.tls_port, false, "PING", "PONG");
+    cli(s.tls_port, true, "PING", "PONG");
+    int rc;
+    char *out = run(&rc,
+                    "timeout 60 redis-benchmark --tls --cacert %s -p %d -c 4 -n 2000 -t set,get "
+                    "-q 2>&1",
+                    pki.ca, s.tls_port);
+    if (rc != 0 || strstr(out, "SET:") == NULL || strstr(out, "GET:") == NULL ||
+        strstr(out, "rror") != NULL)
+        fail_msg("redis-benchmark --tls: rc %d: %s", rc, out);
+    free(out);
+    stop(&s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return wt_pki_make(&pki);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    wt_pki_free(&pki);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_redis_cli_over_tls, teardown),
+        cmocka_unit_test_teardown(test_auth_clients_optional_and_benchmark, teardown),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, setup, group_teardown);
+}
