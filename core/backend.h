@@ -79,6 +79,9 @@ typedef struct weft__backend {
     int (*listener_start)(struct weft__loop *loop, struct weft__listener *l);
     void (*listener_stop)(struct weft__loop *loop, struct weft__listener *l);
 
+    /* Optional. Runs on the loop's own thread before it runs its loop (weft_engine_start
+     * waits for it, and fails with what it returns: 0 or a negative WEFT_E* code). */
+    int (*thread_init)(struct weft__loop *loop);
     /* Optional. The loop's thread leaves its loop for good (every connection closed): a
      * completion backend waits here for every operation still in flight, so that nothing
      * the kernel may still touch is freed after. */

@@ -17,10 +17,10 @@
  * the slot, and the kernel never reads a send's memory after it was reused. When the loop
  * thread quits, it waits for every count to reach zero.
  *
- * Submissions come only from the loop's thread: the ring is made disabled on the thread
- * that starts the engine and enabled by the loop thread's first poll, which makes that
- * thread its single issuer (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN where the kernel has
- * them).
+ * The ring is made, used and taken down by the loop's thread only (its first poll makes it,
+ * its quit takes it down): that thread is its single issuer (IORING_SETUP_SINGLE_ISSUER,
+ * DEFER_TASKRUN where the kernel has them), and no other thread of the program is one of
+ * the ring's users, which the kernel would interrupt when the ring goes.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -111,7 +110,6 @@ typedef struct ur_listener {
 typedef struct ur_state {
     struct io_uring ring;
     bool ring_ok;
-    bool enabled; /* the loop thread enabled the ring: it may submit */
     bool draining;
     bool wake_armed;
     /* The provided-buffer ring: nbufs buffers of bufsz bytes; with incremental consumption
@@ -312,7 +310,7 @@ static struct io_uring_sqe *get_sqe(weft__loop *loop)
     if (!s->ring_ok)
         return NULL; /* the loop thread quit and took the ring down */
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    while (sqe == NULL && s->enabled) {
+    while (sqe == NULL) {
         unsigned n = io_uring_sq_ready(&s->ring);
         if (io_uring_submit(&s->ring) < 0)
             break;
@@ -329,7 +327,7 @@ static void submit_now(weft__loop *loop)
     if (!s->ring_ok)
         return;
     unsigned n = io_uring_sq_ready(&s->ring);
-    if (s->enabled && n > 0 && io_uring_submit(&s->ring) >= 0)
+    if (n > 0 && io_uring_submit(&s->ring) >= 0)
         WEFT__STAT_ADD(loop->stats.submissions, n);
 }
 
@@ -457,12 +455,6 @@ static int make_bufs(weft__loop *loop, ur_state *s)
         io_uring_buf_ring_add(s->br, s->bufs + (size_t)i * s->bufsz, s->bufsz, (unsigned short)i,
                               mask, (int)i);
     io_uring_buf_ring_advance(s->br, (int)s->nbufs);
-    int rc = register_bufs(&s->ring, s->br, s->nbufs, probe_inc);
-    if (rc != 0) {
-        free_bufs(s);
-        return rc;
-    }
-    s->br_registered = true;
     return 0;
 }
 
@@ -474,23 +466,38 @@ static int ur_loop_init(weft__loop *loop)
     if (s == NULL)
         return WEFT_ENOMEM;
     loop->be_state = s;
+    if (loop->rbuf_size > 0) /* worker loops receive; the acceptor only accepts */
+        return make_bufs(loop, s);
+    return 0;
+}
+
+/* The ring is made by the loop's own thread, before it runs its loop. The kernel counts the
+ * thread that makes a ring among the ring's users, and when the ring goes it sends every
+ * user task work that interrupts its blocking call of the moment (EINTR): made by the
+ * thread that starts the engine, every engine's stop would interrupt the program. */
+static int ring_setup(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE | probe_setup;
-    if (probe_setup & IORING_SETUP_SINGLE_ISSUER)
-        p.flags |= IORING_SETUP_R_DISABLED; /* the loop thread enables it: its one issuer */
     p.cq_entries = CQ_ENTRIES;
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &s->ring, &p);
     if (rc < 0)
         return rc == -ENOMEM ? WEFT_ENOMEM : rc;
     s->ring_ok = true;
-    s->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
-    if (loop->rbuf_size > 0) { /* worker loops receive; the acceptor only accepts */
-        rc = make_bufs(loop, s);
+    if (s->br != NULL) {
+        rc = register_bufs(&s->ring, s->br, s->nbufs, probe_inc);
         if (rc != 0)
             return rc;
+        s->br_registered = true;
     }
     arm_wake(loop);
+    for (size_t i = 0; i < loop->nlisteners; i++) { /* started before the ring was there */
+        weft__listener *l = loop->listeners[i];
+        if ((listener_state(l)->bits & (L_WANT | L_ARMED)) == L_WANT)
+            arm_listener(loop, l);
+    }
     return 0;
 }
 
@@ -761,13 +768,6 @@ static int reap(weft__loop *loop)
 static int submit_wait(weft__loop *loop, int timeout_ms)
 {
     ur_state *s = loop->be_state;
-    if (!s->enabled) {
-        /* Debian 12's liburing declares io_uring_enable_rings but does not export it. */
-        if (syscall(__NR_io_uring_register, s->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
-                    0) < 0)
-            return -errno;
-        s->enabled = true;
-    }
     unsigned n = io_uring_sq_ready(&s->ring);
     int rc;
     if (timeout_ms == 0 || io_uring_cq_ready(&s->ring) > 0) {
@@ -787,6 +787,8 @@ static int submit_wait(weft__loop *loop, int timeout_ms)
 static int ur_poll(weft__loop *loop, int timeout_ms)
 {
     ur_state *s = loop->be_state;
+    if (!s->ring_ok)
+        return WEFT_ENOBACKEND;
     if (s->rearm_head != NULL)
         rearm_waiting(loop);
     int rc = submit_wait(loop, timeout_ms);
@@ -967,5 +969,6 @@ const weft__backend weft__backend_uring = {
     .conn_close = ur_conn_close,
     .listener_start = ur_listener_start,
     .listener_stop = ur_listener_stop,
+    .thread_init = ring_setup,
     .loop_quit = ur_loop_quit,
 };

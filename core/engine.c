@@ -255,7 +255,8 @@ bool weft__wait_gate(weft_engine *e)
     return g > 0;
 }
 
-/* Every engine thread: named, held at the start gate, then its loop. */
+/* Every engine thread: named, its side of the backend set up (the start waits for that),
+ * held at the start gate, then its loop. */
 static void *thread_main(void *arg)
 {
     weft__loop *loop = arg;
@@ -265,8 +266,18 @@ static void *thread_main(void *arg)
     else
         snprintf(name, sizeof(name), "weft-loop-%u", loop->index);
     pthread_setname_np(pthread_self(), name);
+    weft_engine *e = loop->engine;
+    int rc = loop->be->thread_init != NULL ? loop->be->thread_init(loop) : 0;
+    pthread_mutex_lock(&e->gate_mu);
+    e->threads_ready++;
+    if (rc != 0 && e->thread_err == 0)
+        e->thread_err = rc;
+    pthread_cond_broadcast(&e->gate_cv);
+    pthread_mutex_unlock(&e->gate_mu);
     if (weft__wait_gate(loop->engine))
-        weft__loop_run(loop);
+        weft__loop_run(loop); /* ends with the backend's loop_quit */
+    else if (rc == 0 && loop->be->loop_quit != NULL)
+        loop->be->loop_quit(loop); /* the start failed: what thread_init made goes here */
     return NULL;
 }
 
@@ -394,6 +405,16 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     /* Every thread is created before anything runs: they wait at the gate, so a thread
      * that cannot be created fails the start with no callback run and nothing accepted. */
     rc = start_threads(e);
+    if (rc == 0) { /* every thread set up its side of the backend (io_uring: its ring) */
+        pthread_mutex_lock(&e->gate_mu);
+        while (e->threads_ready < e->nloops + 1u)
+            pthread_cond_wait(&e->gate_cv, &e->gate_mu);
+        rc = e->thread_err;
+        pthread_mutex_unlock(&e->gate_mu);
+        if (rc != 0)
+            weft__log(e, WEFT_LOG_ERROR, "the %s backend cannot start a loop: %s", e->be->name,
+                      weft_strerror(rc));
+    }
     if (rc != 0) {
         open_gate(e, -1);
         join_threads(e);

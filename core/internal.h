@@ -294,6 +294,8 @@ struct weft_engine {
     pthread_mutex_t gate_mu;    /* the start gate (engine.c) */
     pthread_cond_t gate_cv;
     int gate;
+    unsigned threads_ready;  /* engine threads past their backend's thread_init */
+    int thread_err;          /* the first thread_init that failed */
     uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
     /* TLS (tls.c): the listeners' certificates, the dials' context and settings. */
     struct weft__tls_engine *tls;
