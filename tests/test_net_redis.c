@@ -37,11 +37,7 @@ static pid_t live_pid;
 static int teardown(void **state)
 {
     (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
+    wt_spawn_kill(&live_pid);
     return 0;
 }
 

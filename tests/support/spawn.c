@@ -1,6 +1,8 @@
 #include "spawn.h"
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int wt_spawn_ready(const char *path, const char *const *args, int err_fd, pid_t *pid, char *line,
@@ -40,4 +42,13 @@ int wt_spawn_ready(const char *path, const char *const *args, int err_fd, pid_t 
     line[n] = '\0';
     close(fds[0]);
     return rc;
+}
+
+void wt_spawn_kill(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+    }
 }

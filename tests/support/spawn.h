@@ -15,4 +15,8 @@
 int wt_spawn_ready(const char *path, const char *const *args, int err_fd, pid_t *pid, char *line,
                    size_t cap, int timeout_ms);
 
+/* When *pid is a child's (> 0): kills it with SIGKILL, reaps it and sets *pid to 0. For the
+ * teardowns, when a failed assertion skipped a test's orderly stop. */
+void wt_spawn_kill(pid_t *pid);
+
 #endif /* WEFT_TEST_SPAWN_H */
