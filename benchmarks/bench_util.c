@@ -1,11 +1,17 @@
 #include "bench_util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,4 +51,85 @@ int bench_connect_loopback(int port, int timeout_s)
         return -1;
     }
     return fd;
+}
+
+int bench_server_args(int argc, char **argv, const char **host, int *port, const char **path)
+{
+    static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
+                                             {"host", required_argument, NULL, 'h'},
+                                             {"unix", required_argument, NULL, 'u'},
+                                             {NULL, 0, NULL, 0}};
+    const char *unix_path = NULL;
+    int ch;
+    *host = "127.0.0.1";
+    *port = -1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'p':
+            *port = atoi(optarg);
+            break;
+        case 'h':
+            *host = optarg;
+            break;
+        case 'u':
+            if (path == NULL)
+                return -1;
+            unix_path = optarg;
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (path != NULL)
+        *path = unix_path;
+    if (optind != argc || (!unix_path && (*port < 0 || *port > 65535)))
+        return -1;
+    return 0;
+}
+
+int bench_listen(const char *prog, const char *host, int port, const char *path, int type_flags,
+                 bool nodelay)
+{
+    int fd;
+    if (path) {
+        struct sockaddr_un un = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(un.sun_path)) {
+            fprintf(stderr, "%s: unix socket path too long\n", prog);
+            return -1;
+        }
+        strcpy(un.sun_path, path);
+        unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | type_flags, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
+            goto fail;
+    } else {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+            fprintf(stderr, "%s: not an IPv4 address: %s\n", prog, host);
+            return -1;
+        }
+        fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            (nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) ||
+            bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+            goto fail;
+    }
+    if (listen(fd, SOMAXCONN) < 0)
+        goto fail;
+    return fd;
+fail:
+    fprintf(stderr, "%s: cannot listen: %s\n", prog, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+void bench_stop_on_signals(void (*on_stop)(int))
+{
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -2,6 +2,8 @@
 #ifndef WEFT_BENCH_UTIL_H
 #define WEFT_BENCH_UTIL_H
 
+#include <stdbool.h>
+
 #include <weft/weft.h>
 
 /* Seconds on the monotonic clock, for measuring intervals. */
@@ -14,5 +16,22 @@ void bench_quiet_log(void *ctx, weft_log_level level, const char *msg);
  * reads and writes give up after that many seconds. Returns the fd (owned by the caller) or
  * -1. */
 int bench_connect_loopback(int port, int timeout_s);
+
+/* The reference echo servers' command line: --port PORT [--host ADDR], and --unix PATH when
+ * path is not NULL. *host defaults to 127.0.0.1 and *path to NULL. Returns 0, or -1 when the
+ * command line is wrong (the caller prints its usage). */
+int bench_server_args(int argc, char **argv, const char **host, int *port, const char **path);
+
+/* A listening stream socket on host:port, or on the Unix socket path when path is not NULL
+ * (a stale file there is removed first). type_flags are or-ed into SOCK_STREAM
+ * (SOCK_NONBLOCK, SOCK_CLOEXEC); with nodelay a TCP listener gets TCP_NODELAY, which the
+ * sockets it accepts inherit. Returns the fd (owned by the caller), or -1 with the reason
+ * printed after prog. */
+int bench_listen(const char *prog, const char *host, int port, const char *path, int type_flags,
+                 bool nodelay);
+
+/* SIGINT and SIGTERM call on_stop, without SA_RESTART so that a blocking wait returns EINTR;
+ * SIGPIPE is ignored. */
+void bench_stop_on_signals(void (*on_stop)(int));
 
 #endif

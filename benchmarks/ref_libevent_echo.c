@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -24,6 +23,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+
+#include "bench_util.h"
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
@@ -76,24 +77,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
-                                             {"host", required_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
-    const char *host = "127.0.0.1";
-    int port = -1, ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'p':
-            port = atoi(optarg);
-            break;
-        case 'h':
-            host = optarg;
-            break;
-        default:
-            goto usage;
-        }
-    }
-    if (optind != argc || port < 0 || port > 65535)
+    const char *host;
+    int port;
+    if (bench_server_args(argc, argv, &host, &port, NULL) != 0)
         goto usage;
 
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

@@ -17,12 +17,9 @@
  *
  * Prints nothing per connection; SIGINT or SIGTERM stops it.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <liburing.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,8 +29,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+#include "bench_util.h"
 
 #define BUF_SIZE (16u * 1024u) /* one 16 KiB message fits one buffer */
 #ifndef BUF_COUNT
@@ -350,44 +348,6 @@ static void flush(void)
         arm_accept();
 }
 
-static int listen_on(const char *host, int port, const char *path)
-{
-    int fd;
-    if (path) {
-        struct sockaddr_un un = {.sun_family = AF_UNIX};
-        if (strlen(path) >= sizeof(un.sun_path)) {
-            fprintf(stderr, "ref_uring_echo: unix socket path too long\n");
-            return -1;
-        }
-        strcpy(un.sun_path, path);
-        unlink(path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
-            goto fail;
-    } else {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-            fprintf(stderr, "ref_uring_echo: not an IPv4 address: %s\n", host);
-            return -1;
-        }
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        /* Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt each. */
-        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-            bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-            goto fail;
-    }
-    if (listen(fd, SOMAXCONN) < 0)
-        goto fail;
-    return fd;
-fail:
-    fprintf(stderr, "ref_uring_echo: cannot listen: %s\n", strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
-
 /* The ring, with the cheapest completion mode the kernel takes, and the buffer ring. */
 static int ring_setup(void)
 {
@@ -438,37 +398,14 @@ static int ring_setup(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
-                                             {"host", required_argument, NULL, 'h'},
-                                             {"unix", required_argument, NULL, 'u'},
-                                             {NULL, 0, NULL, 0}};
-    const char *host = "127.0.0.1", *path = NULL;
-    int port = -1, ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'p':
-            port = atoi(optarg);
-            break;
-        case 'h':
-            host = optarg;
-            break;
-        case 'u':
-            path = optarg;
-            break;
-        default:
-            goto usage;
-        }
-    }
-    if (optind != argc || (!path && (port < 0 || port > 65535)))
+    const char *host, *path;
+    int port;
+    if (bench_server_args(argc, argv, &host, &port, &path) != 0)
         goto usage;
 
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: the wait sees EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    bench_stop_on_signals(on_signal); /* the wait sees EINTR */
 
-    lfd = listen_on(host, port, path);
+    lfd = bench_listen("ref_uring_echo", host, port, path, SOCK_CLOEXEC, true);
     if (lfd < 0 || ring_setup() < 0 || conn_reserve(lfd) < 0)
         return 1;
     arm_accept();

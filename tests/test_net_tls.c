@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -135,22 +134,63 @@ static wt_tls_opts opts_ca(void)
     return o;
 }
 
+/* Starts the server cfg describes, with what the handlers saw reset. */
+static void serve(wt_server *s, const weft_config *cfg)
+{
+    reset_state();
+    assert_int_equal(wt_server_start(s, cfg), 0);
+}
+
+/* A TLS server on loops loops with traffic as its handler and no other change. */
+static void serve_tls(wt_server *s, weft_action (*traffic)(weft_conn *), unsigned loops)
+{
+    weft_config cfg;
+    tls_config(&cfg, traffic, loops);
+    serve(s, &cfg);
+}
+
+/* A client that verifies the server against the test CA; its handshake must succeed. */
+static SSL *verified_client(int port)
+{
+    wt_tls_opts o = opts_ca();
+    SSL *c = client(port, &o);
+    assert_non_null(c);
+    return c;
+}
+
+/* Sends msg (a short string) and reads the same bytes back. */
+static void echo_check(SSL *c, const char *msg)
+{
+    size_t n = strlen(msg);
+    uint8_t b[16];
+    assert_true(n <= sizeof(b));
+    assert_int_equal(wt_tls_send_all(c, msg, n), 0);
+    assert_int_equal(wt_tls_recv_exact(c, b, n), 0);
+    assert_memory_equal(b, msg, n);
+}
+
+static void wait_closed(long n)
+{
+    assert_true(wt_wait_count(&wt_counts.closed, n, WT_TIMEOUT_MS));
+}
+
+/* Closes c (with close_notify when notify) and waits until n connections have closed. */
+static void close_and_wait(SSL *c, bool notify, long n)
+{
+    wt_tls_close(c, notify);
+    wait_closed(n);
+}
+
 /* ---- echo ---- */
 
 static void echo_loops(unsigned loops, int clients)
 {
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, loops);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve_tls(&s, wt_echo_on_traffic, loops);
     assert_memory_equal(s.url, "tls://", 6);
-    wt_tls_opts o = opts_ca();
     SSL *ss[8];
-    for (int i = 0; i < clients; i++) {
-        ss[i] = client(s.port, &o);
-        assert_non_null(ss[i]);
-    }
+    for (int i = 0; i < clients; i++)
+        ss[i] = verified_client(s.port);
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < clients; i++) {
             uint8_t out[3000], in[3000];
@@ -164,7 +204,7 @@ static void echo_loops(unsigned loops, int clients)
     /* close_notify from the client is an orderly close. */
     for (int i = 0; i < clients; i++)
         wt_tls_close(ss[i], true);
-    assert_true(wt_wait_count(&wt_counts.closed, clients, WT_TIMEOUT_MS));
+    wait_closed(clients);
     assert_int_equal(wt_closed_with(0), clients);
     wt_server_stop(&s);
 }
@@ -193,18 +233,15 @@ static weft_action frame_echo(weft_conn *c)
 /* Frames cut anywhere by records still decode; the replies are framed plaintext. */
 static void codec_echo(weft_codec_kind kind, unsigned loops)
 {
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, frame_echo, loops);
     cfg.codec.kind = kind;
     cfg.codec.length_field.length_field_length = 2;
     cfg.codec.length_field.initial_bytes_to_strip = 2;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
+    serve(&s, &cfg);
     for (int k = 0; k < 4; k++) {
-        SSL *c = client(s.port, &o);
-        assert_non_null(c);
+        SSL *c = verified_client(s.port);
         uint8_t wire[8192];
         size_t n = 0;
         for (int i = 0; i < 100; i++) {
@@ -229,7 +266,7 @@ static void codec_echo(weft_codec_kind kind, unsigned loops)
         assert_memory_equal(back, wire, n);
         wt_tls_close(c, true);
     }
-    assert_true(wt_wait_count(&wt_counts.closed, 4, WT_TIMEOUT_MS));
+    wait_closed(4);
     assert_int_equal(wt_closed_with(0), 4);
     wt_server_stop(&s);
 }
@@ -251,14 +288,9 @@ static void test_length_field_codec(void **state)
 static void test_large_payload(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 2);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
+    serve_tls(&s, wt_echo_on_traffic, 2);
+    SSL *c = verified_client(s.port);
     size_t n = 8u << 20;
     uint8_t *out = malloc(n), *in = malloc(n);
     wt_fill(out, n, 42);
@@ -266,8 +298,7 @@ static void test_large_payload(void **state)
     assert_memory_equal(in, out, n);
     free(out);
     free(in);
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, true, 1);
     wt_server_stop(&s);
 }
 
@@ -293,16 +324,13 @@ static bool paused(void *arg)
 static void test_non_reading_peer(void **state)
 {
     (void)state;
-    reset_state();
     atomic_store(&max_pending, 0);
     weft_config cfg;
     tls_config(&cfg, echo_watch, 1);
     cfg.write_high_water = 256u * 1024u;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
+    serve(&s, &cfg);
+    SSL *c = verified_client(s.port);
     int fd = SSL_get_fd(c);
     int sz = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
@@ -322,7 +350,7 @@ static void test_non_reading_peer(void **state)
     assert_int_equal(wt_counts.closed, 0);
     close(fd);
     SSL_free(c);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    wait_closed(1);
     wt_server_stop(&s);
 }
 
@@ -340,14 +368,9 @@ static weft_action ignore(weft_conn *c)
 static void test_async_in_order(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, ignore, 2);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
+    serve_tls(&s, ignore, 2);
+    SSL *c = verified_client(s.port);
     assert_true(wt_wait_count(&wt_counts.opened, 1, WT_TIMEOUT_MS));
     pthread_mutex_lock(&seen_mu);
     weft_conn_ref ref = last_ref;
@@ -367,8 +390,7 @@ static void test_async_in_order(void **state)
     /* A server-side close sends close_notify after the queued bytes. */
     assert_int_equal(weft_async_close(s.engine, ref), 0);
     assert_int_equal(wt_tls_recv_close(c), 0);
-    wt_tls_close(c, false);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, false, 1);
     assert_int_equal(wt_closed_with(0), 1);
     wt_server_stop(&s);
 }
@@ -410,16 +432,13 @@ static weft_action to_worker(weft_conn *c)
 static void test_worker_answers_in_order(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, to_worker, 2);
     cfg.codec.kind = WEFT_CODEC_LINE;
     cfg.workers = 1;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
+    serve(&s, &cfg);
+    SSL *c = verified_client(s.port);
     char req[4096], want[8192];
     size_t rl = 0, wl = 0;
     for (int i = 0; i < 200; i++) {
@@ -430,8 +449,7 @@ static void test_worker_answers_in_order(void **state)
     char got[8192];
     assert_int_equal(wt_tls_recv_exact(c, got, wl), 0);
     assert_memory_equal(got, want, wl);
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, true, 1);
     wt_server_stop(&s);
 }
 
@@ -440,24 +458,20 @@ static void test_worker_answers_in_order(void **state)
 static void test_mutual_tls(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     cfg.tls.ca_file = pki.ca;
     cfg.tls.verify_peer = WEFT_TLS_VERIFY_REQUIRED;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     /* Accepted: a certificate from the CA. */
     wt_tls_opts o = opts_ca();
     o.cert = pki.client_cert;
     o.key = pki.client_key;
     SSL *c = client(s.port, &o);
     assert_non_null(c);
-    uint8_t b[4];
-    assert_int_equal(wt_tls_send_all(c, "ping", 4), 0);
-    assert_int_equal(wt_tls_recv_exact(c, b, 4), 0);
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    echo_check(c, "ping");
+    close_and_wait(c, true, 1);
     assert_int_equal(atomic_load(&wt_counts.opened), 1);
     /* Refused: no certificate, then one from another CA. TLS 1.3 clients finish before the
      * server decides, so they learn it at their first read. */
@@ -469,11 +483,12 @@ static void test_mutual_tls(void **state)
     for (int i = 0; i < 2; i++) {
         c = client(s.port, bad[i]);
         if (c != NULL) {
+            uint8_t b[4];
             (void)wt_tls_send_all(c, "ping", 4);
             assert_int_not_equal(wt_tls_recv_exact(c, b, 4), 0);
             wt_tls_close(c, false);
         }
-        assert_true(wt_wait_count(&wt_counts.closed, 2 + i, WT_TIMEOUT_MS));
+        wait_closed(2 + i);
     }
     assert_int_equal(atomic_load(&tls_errors), 2);
     assert_int_equal(atomic_load(&wt_counts.opened), 1); /* the refused were never opened */
@@ -484,12 +499,11 @@ static void test_mutual_tls(void **state)
 static void test_alpn(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     cfg.tls.alpn = "h2,http/1.1";
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     /* The server's preference wins. */
     wt_tls_opts o = opts_ca();
     o.alpn = "http/1.1,h2";
@@ -508,15 +522,13 @@ static void test_alpn(void **state)
     assert_non_null(c);
     assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
     assert_true(seen_has(seen_alpn, "http/1.1"));
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    close_and_wait(c, true, 2);
     wt_server_stop(&s);
 }
 
 static void test_sni(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     weft_tls_sni names[2] = {{"alpha.test", pki.alpha_cert, pki.alpha_key},
@@ -524,7 +536,7 @@ static void test_sni(void **state)
     cfg.tls.sni = names;
     cfg.tls.nsni = 2;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     const char *hosts[3] = {"alpha.test", "beta.test", "localhost"};
     for (int i = 0; i < 3; i++) {
         wt_tls_opts o = opts_ca();
@@ -542,7 +554,7 @@ static void test_sni(void **state)
     wt_tls_opts o = opts_ca();
     o.host = "gamma.test";
     assert_null(client(s.port, &o));
-    assert_true(wt_wait_count(&wt_counts.closed, 4, WT_TIMEOUT_MS));
+    wait_closed(4);
     wt_server_stop(&s);
 }
 
@@ -551,14 +563,9 @@ static void test_sni(void **state)
 static void test_reload(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 2);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *old = client(s.port, &o);
-    assert_non_null(old);
+    serve_tls(&s, wt_echo_on_traffic, 2);
+    SSL *old = verified_client(s.port);
     char cn[64];
     wt_tls_peer_cn(old, cn, sizeof(cn));
     assert_string_equal(cn, "localhost");
@@ -573,20 +580,16 @@ static void test_reload(void **state)
     next.cert_file = pki.server2_cert;
     next.key_file = pki.server2_key;
     assert_int_equal(weft_engine_tls_reload(s.engine, &next), 0);
-    SSL *fresh = client(s.port, &o);
-    assert_non_null(fresh);
+    SSL *fresh = verified_client(s.port);
     wt_tls_peer_cn(fresh, cn, sizeof(cn));
     assert_string_equal(cn, "reloaded");
     /* Both live on. */
     SSL *both[2] = {old, fresh};
     for (int i = 0; i < 2; i++) {
-        uint8_t b[5];
-        assert_int_equal(wt_tls_send_all(both[i], "hello", 5), 0);
-        assert_int_equal(wt_tls_recv_exact(both[i], b, 5), 0);
-        assert_memory_equal(b, "hello", 5);
+        echo_check(both[i], "hello");
         wt_tls_close(both[i], true);
     }
-    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    wait_closed(2);
     assert_int_equal(wt_closed_with(0), 2);
     wt_server_stop(&s);
 }
@@ -622,7 +625,10 @@ static void dial_close(weft_conn *c, int err)
     atomic_fetch_add(&dial_closes, 1);
 }
 
-static void dial_once(int port, const char *ca, const char *name, bool ok)
+/* A client engine, with the dial counts reset, that dials url verifying the server against ca
+ * (and name, when not NULL); returns once that connection has closed. The engine is the
+ * caller's to stop with engine_stop. */
+static weft_engine *dial_and_wait(const char *url, const char *ca, const char *name)
 {
     atomic_store(&dial_opens, 0);
     atomic_store(&dial_echoes, 0);
@@ -637,10 +643,22 @@ static void dial_once(int port, const char *ca, const char *name, bool ok)
     cfg.tls_client.server_name = name;
     weft_engine *e;
     assert_int_equal(weft_engine_start(&cfg, &e), 0);
-    char url[64];
-    snprintf(url, sizeof(url), "tls://127.0.0.1:%d", port);
     assert_int_equal(weft_engine_dial(e, url, -1, 0, NULL), 0);
     assert_true(wt_wait_count(&dial_closes, 1, WT_TIMEOUT_MS));
+    return e;
+}
+
+static void engine_stop(weft_engine *e)
+{
+    weft_engine_stop(e);
+    weft_engine_wait(e);
+}
+
+static void dial_once(int port, const char *ca, const char *name, bool ok)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "tls://127.0.0.1:%d", port);
+    weft_engine *e = dial_and_wait(url, ca, name);
     if (ok) {
         assert_int_equal(atomic_load(&dial_opens), 1);
         assert_int_equal(atomic_load(&dial_echoes), 1);
@@ -650,23 +668,19 @@ static void dial_once(int port, const char *ca, const char *name, bool ok)
         assert_int_equal(atomic_load(&dial_tls_errors), 1);
         assert_true(seen_has(dial_error, "certificate verify failed"));
     }
-    weft_engine_stop(e);
-    weft_engine_wait(e);
+    engine_stop(e);
 }
 
 static void test_dial_verify(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 1);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve_tls(&s, wt_echo_on_traffic, 1);
     dial_once(s.port, pki.ca, NULL, true);             /* 127.0.0.1 is in the certificate */
     dial_once(s.port, pki.ca, "localhost", true);      /* so is localhost */
     dial_once(s.port, pki.other_ca, NULL, false);      /* an unknown issuer */
     dial_once(s.port, pki.ca, "wrong.example", false); /* a name the certificate lacks */
-    assert_true(wt_wait_count(&wt_counts.closed, 4, WT_TIMEOUT_MS));
+    wait_closed(4);
     wt_server_stop(&s);
 }
 
@@ -674,34 +688,19 @@ static void test_dial_verify(void **state)
 static void test_tls_over_unix(void **state)
 {
     (void)state;
-    reset_state();
-    char path[108], listen[128], url[128];
+    char path[108], listen[128];
     wt_unix_path(path, sizeof(path), "tls");
     snprintf(listen, sizeof(listen), "tls+unix://%s", path);
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     cfg.listen[0] = listen;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     assert_string_equal(s.url, listen);
-    atomic_store(&dial_closes, 0);
-    atomic_store(&dial_echoes, 0);
-    weft_config cc;
-    wt_config(&cc, dial_traffic, 1);
-    cc.listen[0] = NULL;
-    cc.handler.on_open = dial_open;
-    cc.handler.on_close = dial_close;
-    cc.tls_client.ca_file = pki.ca;
-    cc.tls_client.server_name = "localhost";
-    weft_engine *e;
-    assert_int_equal(weft_engine_start(&cc, &e), 0);
-    snprintf(url, sizeof(url), "tls+unix://%s", path);
-    assert_int_equal(weft_engine_dial(e, url, -1, 0, NULL), 0);
-    assert_true(wt_wait_count(&dial_closes, 1, WT_TIMEOUT_MS));
+    weft_engine *e = dial_and_wait(listen, pki.ca, "localhost");
     assert_int_equal(atomic_load(&dial_echoes), 1);
-    weft_engine_stop(e);
-    weft_engine_wait(e);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    engine_stop(e);
+    wait_closed(1);
     assert_int_equal(wt_closed_with(0), 1);
     wt_server_stop(&s);
 }
@@ -718,12 +717,11 @@ static bool closed_one(void *arg)
 static void test_handshake_timeout(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     cfg.tls_handshake_timeout_ms = 300;
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     int fd = connect_tcp(s.port);
     assert_true(fd >= 0);
     assert_int_equal(wt_send_all(fd, "\x16\x03\x01", 3, WT_TIMEOUT_MS), 0); /* a slow hello */
@@ -738,15 +736,12 @@ static void test_handshake_timeout(void **state)
 static void test_plain_http(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 1);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve_tls(&s, wt_echo_on_traffic, 1);
     int fd = connect_tcp(s.port);
     const char *req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     assert_int_equal(wt_send_all(fd, req, strlen(req), WT_TIMEOUT_MS), 0);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    wait_closed(1);
     assert_int_equal(atomic_load(&tls_errors), 1);
     assert_true(seen_has(seen_error, "http request"));
     /* What comes back is at most an alert record, nothing in plain text. */
@@ -762,31 +757,21 @@ static void test_plain_http(void **state)
 static void test_truncation(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 1);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
+    serve_tls(&s, wt_echo_on_traffic, 1);
+    SSL *c = verified_client(s.port);
     int fd = SSL_get_fd(c);
     /* An application-data record header claiming 200 bytes, then 10 of them. */
     uint8_t rec[15] = {0x17, 0x03, 0x03, 0x00, 0xc8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     assert_int_equal(wt_send_all(fd, rec, sizeof(rec), WT_TIMEOUT_MS), 0);
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    wt_tls_close(c, false);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, false, 1);
     assert_int_equal(atomic_load(&resets), 1);
     /* A bare FIN after a good exchange. */
-    c = client(s.port, &o);
-    assert_non_null(c);
-    uint8_t b[2];
-    assert_int_equal(wt_tls_send_all(c, "hi", 2), 0);
-    assert_int_equal(wt_tls_recv_exact(c, b, 2), 0);
-    wt_tls_close(c, false);
-    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    c = verified_client(s.port);
+    echo_check(c, "hi");
+    close_and_wait(c, false, 2);
     assert_int_equal(atomic_load(&tls_errors), 1);
     assert_true(seen_has(seen_error, "unexpected eof"));
     wt_server_stop(&s);
@@ -798,39 +783,20 @@ static bool none_live(void *arg)
     return t.live == 0 && t.buffers_out == 0;
 }
 
-/* The first bytes of a real ClientHello. */
-static size_t client_hello(uint8_t *buf, size_t cap)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *s = SSL_new(ctx);
-    BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
-    SSL_set_bio(s, r, w);
-    SSL_set_connect_state(s);
-    (void)SSL_do_handshake(s);
-    int n = BIO_read(w, buf, (int)cap);
-    SSL_free(s);
-    SSL_CTX_free(ctx);
-    ERR_clear_error();
-    return n > 0 ? (size_t)n : 0;
-}
-
 /* Handshakes opened and dropped halfway, by FIN or by reset: each is closed, none opened,
  * and a real client is served afterwards. WEFT_TEST_TLS_ABANDONED sets the count (10000 for
  * the issue's full run); by default a few hundred, cheap enough for CI. */
 static void test_abandoned_handshakes(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 2);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve_tls(&s, wt_echo_on_traffic, 2);
     long n = wt_slow() ? 60 : 300;
     const char *env = getenv("WEFT_TEST_TLS_ABANDONED");
     if (env != NULL && atol(env) > 0)
         n = atol(env);
     uint8_t hello[2048];
-    size_t hl = client_hello(hello, sizeof(hello));
+    size_t hl = wt_tls_client_hello(hello, sizeof(hello));
     assert_true(hl > 10);
     for (long i = 0; i < n; i++) {
         int fd = connect_tcp(s.port);
@@ -844,14 +810,9 @@ static void test_abandoned_handshakes(void **state)
     }
     assert_true(wt_wait_count(&wt_counts.closed, n, wt_grace_ms(30000)));
     assert_int_equal(atomic_load(&wt_counts.opened), 0);
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(s.port, &o);
-    assert_non_null(c);
-    uint8_t b[2];
-    assert_int_equal(wt_tls_send_all(c, "ok", 2), 0);
-    assert_int_equal(wt_tls_recv_exact(c, b, 2), 0);
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, n + 1, WT_TIMEOUT_MS));
+    SSL *c = verified_client(s.port);
+    echo_check(c, "ok");
+    close_and_wait(c, true, n + 1);
     assert_true(wt_wait_for(none_live, s.engine, WT_TIMEOUT_MS)); /* counted after on_close */
     wt_server_stop(&s);
 }
@@ -860,12 +821,11 @@ static void test_abandoned_handshakes(void **state)
 static void test_big_client_hello(void **state)
 {
     (void)state;
-    reset_state();
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
     cfg.tls.alpn = "weft";
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve(&s, &cfg);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     static unsigned char wire[20000];
     size_t n = 0;
@@ -886,12 +846,9 @@ static void test_big_client_hello(void **state)
            errno == EINTR) {
     }
     assert_int_equal(rc, 1);
-    uint8_t b[3];
-    assert_int_equal(wt_tls_send_all(c, "big", 3), 0);
-    assert_int_equal(wt_tls_recv_exact(c, b, 3), 0);
+    echo_check(c, "big");
     assert_true(seen_has(seen_alpn, "weft"));
-    wt_tls_close(c, true);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, true, 1);
     wt_server_stop(&s);
 }
 
@@ -900,11 +857,8 @@ static void test_big_client_hello(void **state)
 static void test_renegotiation_refused(void **state)
 {
     (void)state;
-    reset_state();
-    weft_config cfg;
-    tls_config(&cfg, wt_echo_on_traffic, 1);
     wt_server s;
-    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    serve_tls(&s, wt_echo_on_traffic, 1);
     wt_tls_opts o = opts_ca();
     o.max_version = TLS1_2_VERSION;
     SSL *c = client(s.port, &o);
@@ -917,8 +871,7 @@ static void test_renegotiation_refused(void **state)
     if (rc == 1 && wt_tls_send_all(c, "re", 2) == 0)
         rc = wt_tls_recv_exact(c, b, 2) == 0 && SSL_renegotiate_pending(c) == 0 ? 2 : 0;
     assert_int_not_equal(rc, 2);
-    wt_tls_close(c, false);
-    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    close_and_wait(c, false, 1);
     wt_server_stop(&s);
 }
 

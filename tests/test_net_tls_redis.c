@@ -8,7 +8,6 @@
 
 #include <cmocka.h>
 
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "spawn.h"
 #include "tls_support.h"
 
 #ifndef WEFT_REDIS_BIN
@@ -33,10 +33,8 @@ typedef struct server {
 
 static server start(const char *auth)
 {
-    int fds[2];
     server s = {0};
     char line[256];
-    size_t n = 0;
     const char *args[] = {"weft-redis",
                           "--port",
                           "0",
@@ -51,27 +49,9 @@ static server start(const char *auth)
                           "--tls-auth-clients",
                           auth,
                           NULL};
-    assert_int_equal(pipe(fds), 0);
-    s.pid = fork();
-    assert_true(s.pid >= 0);
-    if (s.pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(WEFT_REDIS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    live_pid = s.pid;
-    close(fds[1]);
-    while (n < sizeof(line) - 1) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        assert_true(poll(&p, 1, 10000) == 1);
-        assert_true(read(fds[0], line + n, 1) == 1);
-        if (line[n++] == '\n')
-            break;
-    }
-    line[n] = '\0';
-    close(fds[0]);
+    int rc = wt_spawn_ready(WEFT_REDIS_BIN, args, -1, &live_pid, line, sizeof(line), 10000);
+    s.pid = live_pid;
+    assert_int_equal(rc, 0);
     assert_int_equal(sscanf(line, "weft-redis ready on port %d with %*u loop(s); tls port %d",
                             &s.port, &s.tls_port),
                      2);
@@ -91,11 +71,7 @@ static void stop(server *s)
 static int teardown(void **state)
 {
     (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
+    wt_spawn_kill(&live_pid);
     return 0;
 }
 

@@ -7,8 +7,6 @@
  * before the next one starts; a crash, a leak or a hang in the engine is the finding. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,17 +62,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     port = weft_engine_get_listen_port(engine, 0);
     atexit(stop_engine);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *s = SSL_new(ctx);
-    BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
-    SSL_set_bio(s, r, w);
-    SSL_set_connect_state(s);
-    (void)SSL_do_handshake(s);
-    int n = BIO_read(w, hello, (int)sizeof(hello));
-    hello_len = n > 0 ? (size_t)n : 0;
-    SSL_free(s);
-    SSL_CTX_free(ctx);
-    ERR_clear_error();
+    hello_len = wt_tls_client_hello(hello, sizeof(hello));
     return 0;
 }
 

@@ -338,3 +338,18 @@ void wt_tls_close(SSL *s, bool notify)
     SSL_free(s);
     close(fd);
 }
+
+size_t wt_tls_client_hello(uint8_t *buf, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *s = SSL_new(ctx);
+    BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+    SSL_set_bio(s, r, w);
+    SSL_set_connect_state(s);
+    (void)SSL_do_handshake(s);
+    int n = BIO_read(w, buf, (int)cap);
+    SSL_free(s);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return n > 0 ? (size_t)n : 0;
+}

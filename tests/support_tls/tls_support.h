@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -61,5 +62,9 @@ void wt_tls_peer_cn(SSL *s, char *buf, size_t len);
 
 /* Sends close_notify (when notify), frees the SSL and closes its fd. */
 void wt_tls_close(SSL *s, bool notify);
+
+/* The first flight of a real client's handshake (its ClientHello record) into buf: its length,
+ * or 0 if none was made. No socket is involved. */
+size_t wt_tls_client_hello(uint8_t *buf, size_t cap);
 
 #endif /* WEFT_TEST_TLS_SUPPORT_H */
