@@ -121,7 +121,8 @@ typedef struct ur_state {
     uint32_t nbufs, bufsz;
     uint32_t *off;
     bool br_registered;
-    weft_conn *rearm_head; /* receives stopped for want of buffers */
+    weft_conn *rearm_head, *rearm_tail; /* receives stopped for want of buffers, oldest first */
+    uint32_t returned;                  /* buffers given back since the last re-arm pass */
     ur_send *free_sends;
     unsigned nfree_sends;
     uint64_t inflight; /* the loop's operations still to complete (drained on quit) */
@@ -522,6 +523,7 @@ static void ur_loop_destroy(weft__loop *loop)
 
 static void give_back(ur_state *s, unsigned bid)
 {
+    s->returned++;
     s->off[bid] = 0;
     io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->bufsz, s->bufsz, (unsigned short)bid,
                           io_uring_buf_ring_mask(s->nbufs), 0);
@@ -580,8 +582,12 @@ static void on_recv(weft__loop *loop, weft_conn *c, const struct io_uring_cqe *c
             WEFT__STAT_ADD(loop->stats.exhaustions, 1);
             if (!(u->bits & ON_REARM)) {
                 u->bits |= ON_REARM;
-                u->rearm_next = s->rearm_head;
-                s->rearm_head = c;
+                u->rearm_next = NULL;
+                if (s->rearm_tail != NULL)
+                    conn_state(s->rearm_tail)->rearm_next = c;
+                else
+                    s->rearm_head = c;
+                s->rearm_tail = c;
                 count_op(s, u); /* keeps the slot until the list lets go of it */
             }
         } else if (res != -ECANCELED) {
@@ -723,22 +729,31 @@ static void complete(weft__loop *loop, const struct io_uring_cqe *cqe)
     }
 }
 
-/* Receives that stopped for want of buffers read again, now that the batch that took the
- * buffers gave them back. */
-static void rearm_waiting(weft__loop *loop)
+/* Receives that stopped for want of buffers read again, oldest first, as many as the
+ * buffers given back since the last pass can serve (at least REARM_MIN): re-arming every
+ * waiting connection when a few buffers came back would only have most of them stopped
+ * again, at a cost that grows with the square of their number. all: every one (a quit). */
+#define REARM_MIN 16u
+static void rearm_waiting(weft__loop *loop, bool all)
 {
     ur_state *s = loop->be_state;
-    weft_conn *c = s->rearm_head;
-    s->rearm_head = NULL;
-    while (c != NULL) {
+    uint32_t budget = s->returned * (probe_inc ? 4u : 1u);
+    if (budget < REARM_MIN)
+        budget = REARM_MIN;
+    s->returned = 0;
+    while (s->rearm_head != NULL && (all || budget > 0)) {
+        weft_conn *c = s->rearm_head;
         ur_conn *u = conn_state(c);
-        weft_conn *next = u->rearm_next;
+        s->rearm_head = u->rearm_next;
+        if (s->rearm_head == NULL)
+            s->rearm_tail = NULL;
         u->bits &= (uint16_t)~ON_REARM;
         u->rearm_next = NULL;
-        if ((u->bits & (WANT_READ | CLOSED | RECV_ARMED)) == WANT_READ && !s->draining)
+        if ((u->bits & (WANT_READ | CLOSED | RECV_ARMED)) == WANT_READ && !s->draining) {
             arm_recv(c);
+            budget--;
+        }
         op_done(s, c);
-        c = next;
     }
 }
 
@@ -789,8 +804,11 @@ static int ur_poll(weft__loop *loop, int timeout_ms)
     ur_state *s = loop->be_state;
     if (!s->ring_ok)
         return WEFT_ENOBACKEND;
-    if (s->rearm_head != NULL)
-        rearm_waiting(loop);
+    if (s->rearm_head != NULL) {
+        rearm_waiting(loop, false);
+        if (s->rearm_head != NULL && (timeout_ms < 0 || timeout_ms > 1))
+            timeout_ms = 1; /* more wait their turn: do not sleep on them */
+    }
     int rc = submit_wait(loop, timeout_ms);
     if (rc < 0)
         return rc;
@@ -816,7 +834,7 @@ static void ur_loop_quit(weft__loop *loop)
         }
     }
     if (s->rearm_head != NULL)
-        rearm_waiting(loop);
+        rearm_waiting(loop, true);
     /* Every connection closed and cancelled what it had in flight: wait for the kernel to
      * say so. A kernel that never answers must not hang the engine's stop for ever. */
     int waits = 0;

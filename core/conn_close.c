@@ -84,7 +84,10 @@ void weft__conn_finish(weft_conn *c)
 void weft__conn_released(weft_conn *c)
 {
     weft__loop *loop = c->loop;
+    bool held = c->out.head != NULL; /* a completion backend's send still held it */
     weft__outq_release(&c->out, loop->bufpool);
+    if (held) /* after the loop's last word (a stop), nobody else would publish it */
+        weft__loop_publish_buffers(loop);
     /* Back on the free list; the next owner of the slot gets the next (odd) generation. */
     c->tw_next = loop->free_head;
     loop->free_head = c->slot;

@@ -330,9 +330,12 @@ static void test_buffer_ring_exhaustion_every_byte_in_order(void **state)
     assert_int_equal(t.bytes_in, (uint64_t)n * FLOOD_BYTES);
     assert_int_equal(t.bytes_out, (uint64_t)n * FLOOD_BYTES);
     assert_int_equal(t.buffers_out, 0);
-    if (uring)
+    if (uring) {
         assert_true(t.buffer_exhaustions > 0); /* the ring really ran dry */
-    else
+        /* Waiting receives are re-armed as buffers come back, not all at every pass: a few
+         * stops per connection, where re-arming all of them made it n * n / buffers. */
+        assert_true(t.buffer_exhaustions <= 32u * (uint64_t)n);
+    } else
         assert_int_equal(t.buffer_exhaustions, 0);
     wt_server_stop(&s);
 }
