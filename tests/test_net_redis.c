@@ -667,15 +667,20 @@ static void test_client_over_the_soft_limit_too_long_is_closed(void **state)
 }
 
 /* A big SET arrives intact, and ingesting it touches fresh memory in proportion to its size:
- * counted in the server's page faults, not timed. 256 MiB: with linear ingest the whole
- * program of tests takes about 20 s under TSan on either backend. */
-#define BIG_SET_MIB 256
+ * counted in the server's page faults, not timed. 256 MiB; 64 under WEFT_TEST_SLOW (TSan,
+ * valgrind), where 256 MiB passed alone but outlasted the reply's read timeout with the
+ * suite running beside it. */
+static size_t big_set_mib(void)
+{
+    const char *slow = getenv("WEFT_TEST_SLOW");
+    return slow != NULL && slow[0] != '\0' && strcmp(slow, "0") != 0 ? 64 : 256;
+}
 
 static void test_big_set_arrives_intact(void **state)
 {
     server s = server_start(1);
     int fd = connect_to(&s);
-    size_t n = (size_t)BIG_SET_MIB << 20, pages = n / 4096, offs[] = {0, n / 2 + 7, n - 16};
+    size_t n = big_set_mib() << 20, pages = n / 4096, offs[] = {0, n / 2 + 7, n - 16};
     unsigned long faults;
     char want[64], cmd[96], *out;
 
