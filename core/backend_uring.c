@@ -816,6 +816,8 @@ static int ur_poll(weft__loop *loop, int timeout_ms)
     return s->delivered;
 }
 
+static void ur_listener_stop(weft__loop *loop, weft__listener *l);
+
 static void ur_loop_quit(weft__loop *loop)
 {
     ur_state *s = loop->be_state;
@@ -824,15 +826,8 @@ static void ur_loop_quit(weft__loop *loop)
     s->draining = true;
     if (s->wake_armed)
         cancel(loop, loop, OP_WAKE);
-    for (size_t i = 0; i < loop->nlisteners; i++) {
-        weft__listener *l = loop->listeners[i];
-        ur_listener *u = listener_state(l);
-        u->bits &= (uint8_t)~L_WANT;
-        if ((u->bits & (L_ARMED | L_CANCEL)) == L_ARMED) {
-            cancel(loop, l, l->type == SOCK_DGRAM ? OP_DGRAM : OP_ACCEPT);
-            u->bits |= L_CANCEL;
-        }
-    }
+    for (size_t i = 0; i < loop->nlisteners; i++)
+        ur_listener_stop(loop, loop->listeners[i]);
     if (s->rearm_head != NULL)
         rearm_waiting(loop, true);
     /* Every connection closed and cancelled what it had in flight: wait for the kernel to

@@ -169,9 +169,19 @@ static void large_frame_progress(weft_conn *c, size_t n)
         weft__conn_read_clock_start(c);
 }
 
-void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
+/* Joins a span that is not c's own buffer to what c has waiting, under max_inbound. Returns
+ * false when c closed (WEFT_EINCAP, or no memory). */
+static bool join_input(weft_conn *c, const uint8_t *data, size_t n)
 {
     weft__loop *loop = c->loop;
+    int rc = weft__ring_append(&c->in, loop->bufpool, data, n, loop->engine->cfg.max_inbound);
+    if (rc != 0)
+        weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+    return rc == 0;
+}
+
+void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
+{
     if (c->in.len > 0)
         large_frame_progress(c, n);
     if (c->in.len > 0 && data == c->in.buf + c->in.head + c->in.len) {
@@ -180,12 +190,8 @@ void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
         weft__conn_dispatch(c, NULL, 0);
     } else if (c->in.len > 0) {
         /* A span of the backend's own (or plaintext): join it to what waits. */
-        int rc = weft__ring_append(&c->in, loop->bufpool, data, n, loop->engine->cfg.max_inbound);
-        if (rc != 0) {
-            weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
-            return;
-        }
-        weft__conn_dispatch(c, NULL, 0);
+        if (join_input(c, data, n))
+            weft__conn_dispatch(c, NULL, 0);
     } else {
         weft__conn_dispatch(c, data, n);
     }
@@ -197,14 +203,10 @@ void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n)
  * end of input is left alone: reading, once resumed, meets it again. */
 static void held_input(weft_conn *c, const uint8_t *data, ssize_t n)
 {
-    weft__loop *loop = c->loop;
     if (n == 0 || (c->flags & CONN_CLOSING))
         return;
-    WEFT__STAT_ADD(loop->stats.bytes_in, n);
-    int rc =
-        weft__ring_append(&c->in, loop->bufpool, data, (size_t)n, loop->engine->cfg.max_inbound);
-    if (rc != 0)
-        weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
+    WEFT__STAT_ADD(c->loop->stats.bytes_in, n);
+    (void)join_input(c, data, (size_t)n);
 }
 
 void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
