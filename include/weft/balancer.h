@@ -2,7 +2,7 @@
  *
  * With more than one loop, the acceptor calls pick() once per connection it hands off, on
  * the acceptor thread. Connections a loop accepts itself (a single loop, reuse_port tcp://
- * listeners) and dialled or enrolled ones are placed without it, but on_open and on_close
+ * and tls:// listeners) and dialled or enrolled ones are placed without it, but on_open and on_close
  * see every connection. A balancer is a vtable, one file per balancer in loadbalance/, so a
  * user balancer plugs in the same way.
  */

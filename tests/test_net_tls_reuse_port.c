@@ -1,0 +1,213 @@
+/* tls:// under reuse_port: a SO_REUSEPORT socket per loop, each TLS handshake on the loop
+ * that accepted it. Many TLS clients spread over every loop, each echo is verified, the
+ * per-loop statistics count exactly what each loop took, and the engine stops clean.
+ *
+ * The balancer is set to consistent-hash on purpose: with a hand-off, every client from
+ * 127.0.0.1 would land on one loop (shown first, as the control), so clients spread over
+ * all the loops can only be the kernel's doing. Every connection is greeted with one byte,
+ * the index of the loop whose on_open ran, so each client learns where its handshake ran. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "counters.h"
+#include "harness.h"
+#include "tls_support.h"
+
+#define LOOPS 4
+/* With 64 connections hashed over 4 sockets, the chance that one socket gets none is
+ * 4 * (3/4)^64, about 4e-8: every loop getting some is safe to assert. */
+#define CLIENTS         64
+#define CONTROL_CLIENTS 8
+
+static wt_pki pki;
+
+/* Counts the open, then greets with the index of the loop it runs on. */
+static weft_action greet_with_loop(weft_conn *c)
+{
+    weft_action a = wt_count_open(c); /* counted before the client can know of it */
+    uint8_t b = (uint8_t)weft_conn_get_loop(c);
+    weft_conn_write(c, &b, 1);
+    return a;
+}
+
+static void start(wt_server *s, bool reuse_port)
+{
+    wt_counters_reset();
+    weft_config cfg;
+    wt_config(&cfg, wt_echo_on_traffic, LOOPS);
+    cfg.listen[0] = "tls://127.0.0.1:0";
+    cfg.tls.cert_file = pki.server_cert;
+    cfg.tls.key_file = pki.server_key;
+    cfg.handler.on_open = greet_with_loop;
+    cfg.handler.on_close = wt_count_close;
+    cfg.lb.kind = WEFT_LB_CONSISTENT_HASH; /* a hand-off would put one address on one loop */
+    cfg.reuse_port = reuse_port;
+    assert_int_equal(wt_server_start(s, &cfg), 0);
+    assert_memory_equal(s->url, "tls://", 6);
+}
+
+/* A client that verifies the server against the test CA; a signal's EINTR on the connect
+ * (the io_uring backend's threads cause one now and then) is tried again. */
+static SSL *verified_client(int port)
+{
+    int fd = -EINTR;
+    for (int i = 0; i < 5 && fd == -EINTR; i++)
+        fd = wt_connect_tcp(port);
+    assert_true(fd >= 0);
+    wt_tls_opts o = {.ca = pki.ca, .host = "localhost"};
+    char err[128];
+    SSL *c = wt_tls_connect(fd, &o, err, sizeof(err));
+    if (c == NULL) {
+        print_message("handshake: %s\n", err);
+        close(fd);
+    }
+    assert_non_null(c);
+    return c;
+}
+
+/* The greeting: the loop that ran c's handshake and on_open. */
+static int landed_on(SSL *c)
+{
+    uint8_t b = 0xff;
+    assert_int_equal(wt_tls_recv_exact(c, &b, 1), 0);
+    assert_in_range(b, 0, LOOPS - 1);
+    return b;
+}
+
+static void echo_check(SSL *c, uint32_t seed)
+{
+    uint8_t out[1500], in[1500];
+    wt_fill(out, sizeof(out), seed);
+    assert_int_equal(wt_tls_send_all(c, out, sizeof(out)), 0);
+    assert_int_equal(wt_tls_recv_exact(c, in, sizeof(in)), 0);
+    assert_memory_equal(in, out, sizeof(out));
+}
+
+static void loop_stats(weft_engine *e, weft_loop_stats pl[LOOPS])
+{
+    weft_stats st;
+    assert_int_equal(weft_engine_get_loop_count(e), LOOPS);
+    assert_int_equal(weft_engine_get_stats(e, &st, pl), 0);
+}
+
+/* No connection live, no buffer out (a wt_wait_for predicate). */
+static bool all_idle(void *engine)
+{
+    weft_stats st;
+    return weft_engine_get_stats(engine, &st, NULL) == 0 && st.total.live == 0 &&
+           wt_buffers_back(engine);
+}
+
+/* Closes every client with close_notify and checks each close was orderly. */
+static void close_all(SSL **cs, int n)
+{
+    for (int i = 0; i < n; i++)
+        wt_tls_close(cs[i], true);
+    assert_true(wt_wait_count(&wt_counts.closed, n, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), n);
+}
+
+/* The control: without reuse_port the acceptor hands off by consistent hash, and one client
+ * address always gets the same loop. */
+static void test_hand_off_keeps_one_address_on_one_loop(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s, false);
+    SSL *cs[CONTROL_CLIENTS];
+    int first = -1;
+    for (int i = 0; i < CONTROL_CLIENTS; i++) {
+        cs[i] = verified_client(s.port);
+        int k = landed_on(cs[i]);
+        if (first < 0)
+            first = k;
+        assert_int_equal(k, first);
+        echo_check(cs[i], (uint32_t)i);
+    }
+    weft_loop_stats pl[LOOPS];
+    loop_stats(s.engine, pl);
+    assert_int_equal(pl[first].accepted, CONTROL_CLIENTS);
+    close_all(cs, CONTROL_CLIENTS);
+    wt_server_stop(&s);
+}
+
+/* With reuse_port every loop accepts on its own socket and runs its own handshakes: the
+ * clients spread over all of them, and each loop's counts are exactly the clients it
+ * greeted. */
+static void test_reuse_port_spreads_tls_over_every_loop(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s, true);
+    /* One URL, however many sockets serve it. */
+    char url[128];
+    assert_true(weft_engine_get_listen_addr(s.engine, 0, url, sizeof(url)) > 0);
+    assert_string_equal(url, s.url);
+    assert_int_equal(weft_engine_get_listen_addr(s.engine, 1, url, sizeof(url)), WEFT_EINVAL);
+
+    static SSL *cs[CLIENTS];
+    int per[LOOPS] = {0};
+    for (int i = 0; i < CLIENTS; i++) {
+        cs[i] = verified_client(s.port);
+        per[landed_on(cs[i])]++;
+    }
+    /* All of them open at once, each echoing twice, interleaved. */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < CLIENTS; i++)
+            echo_check(cs[i], (uint32_t)(i * 31 + round));
+    assert_int_equal(atomic_load(&wt_counts.opened), CLIENTS);
+
+    weft_loop_stats pl[LOOPS];
+    loop_stats(s.engine, pl);
+    for (int k = 0; k < LOOPS; k++) {
+        print_message("loop %d: %d TLS connections\n", k, per[k]);
+        assert_true(per[k] > 0);
+        assert_int_equal(pl[k].accepted, per[k]);
+        assert_int_equal(pl[k].live, per[k]);
+        assert_int_equal(atomic_load(&wt_counts.opened_on[k]), per[k]);
+    }
+    close_all(cs, CLIENTS);
+    for (int k = 0; k < LOOPS; k++)
+        assert_int_equal(atomic_load(&wt_counts.closed_on[k]), per[k]);
+
+    /* Nothing left open: every loop's live count is back to 0, its buffers returned. */
+    assert_true(wt_wait_for(all_idle, s.engine, WT_TIMEOUT_MS));
+    loop_stats(s.engine, pl);
+    for (int k = 0; k < LOOPS; k++) {
+        assert_int_equal(pl[k].live, 0);
+        assert_int_equal(pl[k].closed, per[k]);
+    }
+    wt_server_stop(&s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return wt_pki_make(&pki);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    wt_pki_free(&pki);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hand_off_keeps_one_address_on_one_loop),
+        cmocka_unit_test(test_reuse_port_spreads_tls_over_every_loop),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
