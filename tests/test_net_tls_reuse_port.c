@@ -5,7 +5,8 @@
  * The balancer is set to consistent-hash on purpose: with a hand-off, every client from
  * 127.0.0.1 would land on one loop (shown first, as the control), so clients spread over
  * all the loops can only be the kernel's doing. Every connection is greeted with one byte,
- * the index of the loop whose on_open ran, so each client learns where its handshake ran. */
+ * the index of the loop whose on_open ran, so each client learns where its handshake ran.
+ * The loops share one certificate set, so a session ticket from one loop resumes on another. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,13 +59,13 @@ static void start(wt_server *s, bool reuse_port)
 
 /* A client that verifies the server against the test CA; a signal's EINTR on the connect
  * (the io_uring backend's threads cause one now and then) is tried again. */
-static SSL *verified_client(int port)
+static SSL *resuming_client(int port, SSL_SESSION *session)
 {
     int fd = -EINTR;
     for (int i = 0; i < 5 && fd == -EINTR; i++)
         fd = wt_connect_tcp(port);
     assert_true(fd >= 0);
-    wt_tls_opts o = {.ca = pki.ca, .host = "localhost"};
+    wt_tls_opts o = {.ca = pki.ca, .host = "localhost", .session = session};
     char err[128];
     SSL *c = wt_tls_connect(fd, &o, err, sizeof(err));
     if (c == NULL) {
@@ -73,6 +74,11 @@ static SSL *verified_client(int port)
     }
     assert_non_null(c);
     return c;
+}
+
+static SSL *verified_client(int port)
+{
+    return resuming_client(port, NULL);
 }
 
 /* The greeting: the loop that ran c's handshake and on_open. */
@@ -190,6 +196,38 @@ static void test_reuse_port_spreads_tls_over_every_loop(void **state)
     wt_server_stop(&s);
 }
 
+#define RESUMES 16
+
+/* A ticket issued on one loop resumes on every loop: of 16 resumptions the kernel sends some
+ * elsewhere (all 16 on the first loop of 4 is a chance of 4^-16), and each one is a resumed
+ * session whose echo is intact. */
+static void test_session_resumes_on_another_loop(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s, true);
+    SSL *first = verified_client(s.port);
+    int home = landed_on(first); /* the tickets came before the greeting: they are read */
+    SSL_SESSION *ticket = SSL_get1_session(first);
+    assert_non_null(ticket);
+    assert_true(SSL_SESSION_is_resumable(ticket));
+    wt_tls_close(first, true);
+    int elsewhere = 0;
+    for (int i = 0; i < RESUMES; i++) {
+        SSL *c = resuming_client(s.port, ticket);
+        assert_int_equal(SSL_session_reused(c), 1);
+        elsewhere += landed_on(c) != home;
+        echo_check(c, (uint32_t)i);
+        wt_tls_close(c, true);
+    }
+    SSL_SESSION_free(ticket);
+    print_message("%d of %d resumptions on another loop than the ticket's\n", elsewhere, RESUMES);
+    assert_true(elsewhere > 0);
+    assert_true(wt_wait_count(&wt_counts.closed, RESUMES + 1, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), RESUMES + 1);
+    wt_server_stop(&s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -208,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_off_keeps_one_address_on_one_loop),
         cmocka_unit_test(test_reuse_port_spreads_tls_over_every_loop),
+        cmocka_unit_test(test_session_resumes_on_another_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
