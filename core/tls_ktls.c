@@ -10,6 +10,7 @@
  * Only the first step is here: the kernel is asked for its "tls" ULP, once per engine (a
  * kernel without the module runs modprobe for every such request, which no connection
  * should pay for), and the engine says at INFO why the connection stays in userland TLS.
+ * Kernel TLS is for TCP: tls+unix connections stay in userland and are not the probe.
  * Attached without keys, the ULP leaves the socket a plain TCP one, so that connection goes
  * on unchanged. Installing the keys is not implemented: every connection stays in userland
  * TLS and weft_conn_tls_ktls says so.
@@ -29,17 +30,19 @@
 
 bool weft__tls_ktls_start(weft_conn *c, _Atomic bool *probed)
 {
-    if (atomic_load_explicit(probed, memory_order_relaxed) ||
-        atomic_exchange_explicit(probed, true, memory_order_relaxed))
+    if (atomic_load_explicit(probed, memory_order_relaxed))
         return false; /* asked once already; the answer was logged */
-    weft_engine *e = c->loop->engine;
+    /* Kernel TLS is TCP's: a tls+unix connection stays in userland without asking, and
+     * leaves the question to the engine's first TCP one. */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char why[160];
     if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) != 0 ||
-        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-        snprintf(why, sizeof(why), "not a TCP connection");
-    } else if (setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return false;
+    if (atomic_exchange_explicit(probed, true, memory_order_relaxed))
+        return false; /* another loop asks */
+    char why[160];
+    if (setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
         int err = errno;
         snprintf(why, sizeof(why), "setsockopt(TCP_ULP, \"tls\"): %s%s", strerror(err),
                  err == ENOENT ? " (the kernel has no tls module)" : "");
@@ -47,6 +50,7 @@ bool weft__tls_ktls_start(weft_conn *c, _Atomic bool *probed)
         snprintf(why, sizeof(why),
                  "the kernel has its tls module, but weft does not install keys in it yet");
     }
-    weft__log(e, WEFT_LOG_INFO, "kernel TLS unavailable: %s; using userland TLS", why);
+    weft__log(c->loop->engine, WEFT_LOG_INFO, "kernel TLS unavailable: %s; using userland TLS",
+              why);
     return false;
 }

@@ -3,7 +3,8 @@
  * (weft_conn_tls_ktls false, every echo intact), and the engine must say why exactly once,
  * at INFO, however many connections and loops asked: "kernel TLS unavailable: ..." (on a
  * kernel without the tls module, that setsockopt(TCP_ULP) failed). Without ktls nothing is
- * said. Accepted connections and dials alike. */
+ * said. Accepted connections and dials alike; a tls+unix connection stays in userland
+ * without asking, and leaves the question to the first TCP one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,7 +86,8 @@ static weft_action on_open(weft_conn *c)
     return wt_count_open(c);
 }
 
-static void start(wt_server *s, bool ktls)
+/* listen[1]: a second URL to serve, or NULL. */
+static void start2(wt_server *s, bool ktls, const char *listen0, const char *listen1)
 {
     wt_counters_reset();
     log_reset(&server_log);
@@ -93,7 +95,8 @@ static void start(wt_server *s, bool ktls)
     atomic_store(&opens_ktls, 0);
     weft_config cfg;
     wt_config(&cfg, wt_echo_on_traffic, LOOPS);
-    cfg.listen[0] = "tls://127.0.0.1:0";
+    cfg.listen[0] = listen0;
+    cfg.listen[1] = listen1;
     cfg.tls.cert_file = pki.server_cert;
     cfg.tls.key_file = pki.server_key;
     cfg.tls.ktls = ktls;
@@ -106,11 +109,14 @@ static void start(wt_server *s, bool ktls)
     assert_int_equal(wt_server_start(s, &cfg), 0);
 }
 
-static SSL *verified_client(int port)
+static void start(wt_server *s, bool ktls)
 {
-    int fd = -EINTR;
-    for (int i = 0; i < 5 && fd == -EINTR; i++)
-        fd = wt_connect_tcp(port);
+    start2(s, ktls, "tls://127.0.0.1:0", NULL);
+}
+
+/* Handshakes on fd, verifying the server against the test CA. */
+static SSL *verified_on(int fd)
+{
     assert_true(fd >= 0);
     wt_tls_opts o = {.ca = pki.ca, .host = "localhost"};
     char err[128];
@@ -121,6 +127,14 @@ static SSL *verified_client(int port)
     }
     assert_non_null(c);
     return c;
+}
+
+static SSL *verified_client(int port)
+{
+    int fd = -EINTR;
+    for (int i = 0; i < 5 && fd == -EINTR; i++)
+        fd = wt_connect_tcp(port);
+    return verified_on(fd);
 }
 
 /* CLIENTS clients, all open at once, each echoing 20 KiB (more than one record) twice. */
@@ -167,6 +181,44 @@ static void test_without_ktls_nothing_is_said(void **state)
     assert_int_equal(atomic_load(&opens_tls), CLIENTS);
     assert_int_equal(atomic_load(&opens_ktls), 0);
     expect_said(&server_log, 0, "the server");
+    wt_server_stop(&s);
+}
+
+/* A tls+unix connection first: it does not ask the kernel (kernel TLS is TCP's), so the
+ * TCP connection after it is the one that does, and the answer is about TCP. */
+static void test_unix_connection_is_not_the_probe(void **state)
+{
+    (void)state;
+    char path[108], url[128];
+    wt_unix_path(path, sizeof(path), "ktls");
+    snprintf(url, sizeof(url), "tls+unix://%s", path);
+    wt_server s;
+    start2(&s, true, url, "tls://127.0.0.1:0");
+    int port = weft_engine_get_listen_port(s.engine, 1);
+    assert_true(port > 0);
+
+    SSL *u = verified_on(wt_connect_unix(path));
+    uint8_t b[5];
+    assert_int_equal(wt_tls_send_all(u, "unix!", 5), 0);
+    assert_int_equal(wt_tls_recv_exact(u, b, 5), 0);
+    assert_memory_equal(b, "unix!", 5);
+    assert_true(wt_wait_count(&wt_counts.opened, 1, WT_TIMEOUT_MS));
+    expect_said(&server_log, 0, "the server, after a Unix connection");
+
+    SSL *t = verified_client(port);
+    assert_int_equal(wt_tls_send_all(t, "tcp!!", 5), 0);
+    assert_int_equal(wt_tls_recv_exact(t, b, 5), 0);
+    assert_memory_equal(b, "tcp!!", 5);
+    expect_said(&server_log, 1, "the server, after a TCP connection");
+    assert_int_equal(atomic_load(&opens_ktls), 0);
+    wt_tls_close(t, true);
+    /* On a Unix socket the server's close_notify to a client already gone would be EPIPE:
+     * this client waits for it before it goes. */
+    assert_true(SSL_shutdown(u) >= 0);
+    assert_int_equal(wt_tls_recv_close(u), 0);
+    wt_tls_close(u, false);
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), 2);
     wt_server_stop(&s);
 }
 
@@ -261,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ktls_falls_back_to_userland),
         cmocka_unit_test(test_without_ktls_nothing_is_said),
+        cmocka_unit_test(test_unix_connection_is_not_the_probe),
         cmocka_unit_test(test_dial_with_ktls_falls_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -75,7 +75,8 @@ typedef struct weft_tls_config {
                                    certificate; NULL: the host of the URL */
     /* Kernel TLS after the handshake; default false. Not implemented yet: weft asks the
      * kernel for its "tls" module once per engine and logs at INFO why the connections
-     * stay in userland TLS; weft_conn_tls_ktls is false (README, "Kernel TLS"). */
+     * stay in userland TLS; weft_conn_tls_ktls is false (README, "Kernel TLS"). Kernel
+     * TLS is TCP's: tls+unix connections stay in userland without asking. */
     bool ktls;
 } weft_tls_config;
 
