@@ -6,7 +6,8 @@
  * 127.0.0.1 would land on one loop (shown first, as the control), so clients spread over
  * all the loops can only be the kernel's doing. Every connection is greeted with one byte,
  * the index of the loop whose on_open ran, so each client learns where its handshake ran.
- * The loops share one certificate set, so a session ticket from one loop resumes on another. */
+ * The loops share one certificate set, so a session ticket from one loop resumes on another
+ * and a certificate reload reaches every loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,6 +229,41 @@ static void test_session_resumes_on_another_loop(void **state)
     wt_server_stop(&s);
 }
 
+/* A reload while a connection lives: every loop's new handshakes present the new
+ * certificate, and the connection from before goes on with the old one. */
+static void test_reload_reaches_every_loop(void **state)
+{
+    (void)state;
+    wt_server s;
+    start(&s, true);
+    SSL *old = verified_client(s.port);
+    (void)landed_on(old);
+    char cn[64];
+    wt_tls_peer_cn(old, cn, sizeof(cn));
+    assert_string_equal(cn, "localhost");
+    weft_tls_config next;
+    weft_tls_config_init(&next);
+    next.cert_file = pki.server2_cert;
+    next.key_file = pki.server2_key;
+    assert_int_equal(weft_engine_tls_reload(s.engine, &next), 0);
+    int per[LOOPS] = {0};
+    for (int i = 0; i < CLIENTS; i++) {
+        SSL *c = verified_client(s.port);
+        per[landed_on(c)]++;
+        wt_tls_peer_cn(c, cn, sizeof(cn));
+        assert_string_equal(cn, "reloaded");
+        echo_check(c, (uint32_t)i);
+        wt_tls_close(c, true);
+    }
+    for (int k = 0; k < LOOPS; k++)
+        assert_true(per[k] > 0);
+    echo_check(old, 99);
+    wt_tls_close(old, true);
+    assert_true(wt_wait_count(&wt_counts.closed, CLIENTS + 1, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), CLIENTS + 1);
+    wt_server_stop(&s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -247,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_hand_off_keeps_one_address_on_one_loop),
         cmocka_unit_test(test_reuse_port_spreads_tls_over_every_loop),
         cmocka_unit_test(test_session_resumes_on_another_loop),
+        cmocka_unit_test(test_reload_reaches_every_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
