@@ -8,7 +8,8 @@
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
  *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
- *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
+ *   leaf helpers               log.c queue.c ring.c bufpool.c timer_heap.c error.c
+ *                              platform_posix.c or platform_win.c (platform.h: pages, clocks)
  *
  * Only the loop / connection / wheel group calls each other in a circle (a connection
  * closes on a timer, a timer is re-filed by a read). Where the loop layer must call back
@@ -39,6 +40,7 @@
 #include "backend.h"
 #include "bufpool.h"
 #include "outq.h"
+#include "platform.h"
 #include "queue.h"
 #include "ring.h"
 #include "timer_heap.h"
@@ -315,10 +317,7 @@ void weft__log_peer(weft__loop *loop, weft_log_level level, const char *fmt, ...
 /* Says what the last second held back, once it is over (the wheel's tick). */
 void weft__log_peer_tick(weft__loop *loop);
 
-/* ---- clock.c ---- */
-/* CLOCK_MONOTONIC, and its cheaper coarse variant, in nanoseconds. */
-uint64_t weft__mono_ns(void);
-uint64_t weft__coarse_ns(void);
+/* ---- platform.h: weft__mono_ns, weft__coarse_ns (the clocks) ---- */
 
 /* ==== per-thread loop ==== */
 

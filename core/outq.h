@@ -13,10 +13,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "bufpool.h"
 #include "weft/engine.h"
+#include "weft/socket.h"
 
 /* Bytes of data in a chunk of our own (its header included, a chunk is one pool buffer). */
 #define WEFT__OUTQ_CHUNK 16384u

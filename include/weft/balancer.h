@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/version.h"
 
 #ifdef __cplusplus

@@ -14,13 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "weft/balancer.h"
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/tls.h"
 #include "weft/version.h"
 
