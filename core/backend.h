@@ -23,9 +23,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/uio.h>
+
+#include "platform.h" /* weft__sock; weft/socket.h */
 
 /* Room in every connection (at most; each backend says how much it uses) and listener for
  * the backend's own state (libevent's struct event and the interest bits it registered), so
@@ -42,6 +42,9 @@ typedef struct weft__backend {
     /* Bytes of a connection's be[] this backend uses (at most WEFT__BE_CONN_BYTES): a slot
      * is struct weft_conn and this much more. */
     size_t conn_bytes;
+    /* Why this backend cannot dial (weft_engine_dial fails with WEFT_ENOSYS and logs it), or
+     * NULL when it can. */
+    const char *no_dial;
     /* Completion model: a send is submitted and finishes later, so the bytes it names must
      * stay put until weft__conn_sent; the connection layer then sends only from its own
      * output queue. Readiness model (false): conn_send is done with the memory when it
@@ -91,6 +94,7 @@ typedef struct weft__backend {
 /* The backends, one file each. */
 extern const weft__backend weft__backend_event; /* backend_event.c: epoll through libevent */
 extern const weft__backend weft__backend_uring; /* backend_uring.c: io_uring */
+extern const weft__backend weft__backend_iocp;  /* backend_iocp.c: I/O completion ports */
 /* Whether io_uring has everything backend_uring.c uses here (probed once; any thread); if
  * not, *why says what is missing. */
 bool weft__uring_supported(const char **why);
@@ -111,10 +115,11 @@ void weft__conn_writable(struct weft_conn *c);
 /* Completion: the send that conn_send submitted for c finished: n bytes went (n >= 0), or
  * it failed with a negated errno. */
 void weft__conn_sent(struct weft_conn *c, ssize_t n);
-/* An accept on l gave fd (non-blocking, close-on-exec) from peer, or, when fd < 0, failed
- * with that negated errno. Returns false when the backend must stop this batch. */
-bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sockaddr *peer,
-                             socklen_t plen);
+/* An accept on l gave fd (non-blocking, not inherited by child processes) from peer, or,
+ * when err < 0, failed with that negated errno (fd is then WEFT__SOCK_NONE). Returns false
+ * when the backend must stop this batch. */
+bool weft__listener_accepted(struct weft__listener *l, weft__sock fd, int err,
+                             const struct sockaddr *peer, socklen_t plen);
 /* Readiness: datagrams wait on the datagram socket l. */
 void weft__dgram_ready(struct weft__listener *l);
 /* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
