@@ -42,9 +42,6 @@ typedef struct weft__backend {
     /* Bytes of a connection's be[] this backend uses (at most WEFT__BE_CONN_BYTES): a slot
      * is struct weft_conn and this much more. */
     size_t conn_bytes;
-    /* Why this backend cannot dial (weft_engine_dial fails with WEFT_ENOSYS and logs it), or
-     * NULL when it can. */
-    const char *no_dial;
     /* Completion model: a send is submitted and finishes later, so the bytes it names must
      * stay put until weft__conn_sent; the connection layer then sends only from its own
      * output queue. Readiness model (false): conn_send is done with the memory when it
@@ -82,6 +79,12 @@ typedef struct weft__backend {
     int (*listener_start)(struct weft__loop *loop, struct weft__listener *l);
     void (*listener_stop)(struct weft__loop *loop, struct weft__listener *l);
 
+    /* Optional: a backend that connects a dialled socket itself (IOCP's ConnectEx). The
+     * socket was made but not connected; the backend connects it to to and, once that
+     * finished, calls weft__conn_writable (connected: SO_ERROR then says 0) or closes c with
+     * the connect's error. 0 or a negated errno (c is then closed by the caller). Without it,
+     * the control side starts a non-blocking connect() and conn_want(write) waits for it. */
+    int (*conn_connect)(struct weft_conn *c, const struct sockaddr *to, socklen_t len);
     /* Optional. Runs on the loop's own thread before it runs its loop (weft_engine_start
      * waits for it, and fails with what it returns: 0 or a negative WEFT_E* code). */
     int (*thread_init)(struct weft__loop *loop);

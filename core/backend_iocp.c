@@ -18,8 +18,9 @@
  * writes an OVERLAPPED whose memory a new connection already owns, cannot happen. When the
  * loop quits it waits for every count to reach zero.
  *
- * Not here yet: ConnectEx for dials (weft_engine_dial fails with WEFT_ENOSYS and says so)
- * and overlapped WSARecvFrom for udp:// (its listener fails at start).
+ * A dial connects with ConnectEx (the backend's conn_connect), in the receive's OVERLAPPED,
+ * which no receive needs before the connection is up. Not here yet: overlapped WSARecvFrom
+ * for udp:// (its listener fails at start).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@
 #define DRAIN_MAX_WAITS 50  /* ... and how many may pass with nothing arriving */
 #define ADDR_ROOM       (sizeof(struct sockaddr_storage) + 16) /* AcceptEx's per address */
 
-enum { OP_RECV = 1, OP_SEND, OP_ACCEPT };
+enum { OP_RECV = 1, OP_SEND, OP_ACCEPT, OP_CONNECT };
 
 typedef struct ic_op {
     OVERLAPPED ov;
@@ -59,7 +60,7 @@ enum {
 };
 
 typedef struct ic_conn {
-    ic_op recv;
+    ic_op recv; /* also the ConnectEx of a dial, which comes before any receive */
     ic_op send;
     uint16_t bits;
     uint16_t inflight;
@@ -82,8 +83,9 @@ typedef struct ic_listener {
 
 typedef struct ic_state {
     HANDLE port;
-    uint64_t inflight; /* operations whose completion has not arrived */
-    bool draining;     /* loop_quit: nothing new starts, completions only finish */
+    LPFN_CONNECTEX connectex; /* looked up with the first dial */
+    uint64_t inflight;        /* operations whose completion has not arrived */
+    bool draining;            /* loop_quit: nothing new starts, completions only finish */
     int delivered;
 } ic_state;
 
@@ -254,6 +256,32 @@ static void on_send(ic_state *s, weft_conn *c, ic_op *op, DWORD bytes)
     op_done(s, c);
 }
 
+/* A dial's ConnectEx finished: connected (the connection layer opens it) or not (closed
+ * with the error). */
+static void on_connect(ic_state *s, weft_conn *c, ic_op *op)
+{
+    ic_conn *u = conn_state(c);
+    u->bits &= (uint16_t)~RECV_ARMED;
+    if (!(u->bits & CLOSED)) {
+        int err = op->err;
+        if (err == 0 && op->ov.Internal != 0) {
+            DWORD got, flags;
+            if (!WSAGetOverlappedResult(c->fd, &op->ov, &got, FALSE, &flags))
+                err = weft__sock_err();
+        }
+        /* getpeername, shutdown and SO_ERROR work on it only after this. */
+        if (err == 0 && setsockopt(c->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
+            err = weft__sock_err();
+        weft__loop_enter(c->loop);
+        if (err == 0)
+            weft__conn_writable(c);
+        else
+            weft__conn_close_now(c, err);
+        weft__loop_leave(c->loop);
+    }
+    op_done(s, c);
+}
+
 /* ---- listeners ---- */
 
 static void post_accepts(weft__loop *loop, weft__listener *l);
@@ -420,6 +448,9 @@ static void complete(weft__loop *loop, const OVERLAPPED_ENTRY *e)
         on_recv(s, c, op, e->dwNumberOfBytesTransferred);
         break;
     }
+    case OP_CONNECT:
+        on_connect(s, WEFT__CONTAINER_OF(op, weft_conn, be), op);
+        break;
     case OP_SEND: {
         ic_conn *u = WEFT__CONTAINER_OF(op, ic_conn, send);
         on_send(s, WEFT__CONTAINER_OF((void *)u, weft_conn, be), op, e->dwNumberOfBytesTransferred);
@@ -517,8 +548,46 @@ static void ic_conn_want(weft_conn *c, bool read, bool write)
         u->bits |= WANT_READ;
     else
         u->bits &= (uint16_t)~WANT_READ; /* an armed zero-byte receive holds nothing: it stays */
-    if ((u->bits & (WANT_READ | CLOSED | INPUT_OVER | RECV_ARMED)) == WANT_READ && !s->draining)
+    /* A dial's receives wait for its connect (which holds the receive's OVERLAPPED). */
+    if ((u->bits & (WANT_READ | CLOSED | INPUT_OVER | RECV_ARMED)) == WANT_READ &&
+        !(c->flags & CONN_CONNECTING) && !s->draining)
         post_recv(c);
+}
+
+static int ic_conn_connect(weft_conn *c, const struct sockaddr *to, socklen_t len)
+{
+    ic_state *s = c->loop->be_state;
+    ic_conn *u = conn_state(c);
+    if (s->connectex == NULL) {
+        GUID g = WSAID_CONNECTEX;
+        DWORD got = 0;
+        if (WSAIoctl(c->fd, SIO_GET_EXTENSION_FUNCTION_POINTER, &g, sizeof(g), &s->connectex,
+                     sizeof(s->connectex), &got, NULL, NULL) != 0) {
+            s->connectex = NULL;
+            return weft__sock_err();
+        }
+    }
+    /* ConnectEx wants a bound socket: any address of the family, any port. */
+    struct sockaddr_storage any;
+    memset(&any, 0, sizeof(any));
+    any.ss_family = to->sa_family;
+    socklen_t alen = to->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                               : (socklen_t)sizeof(struct sockaddr_in);
+    if (bind(c->fd, (struct sockaddr *)&any, alen) != 0)
+        return weft__sock_err();
+    memset(&u->recv.ov, 0, sizeof(u->recv.ov));
+    u->recv.kind = OP_CONNECT;
+    u->recv.err = 0;
+    if (!s->connectex(c->fd, to, len, NULL, 0, NULL, &u->recv.ov)) {
+        int wsa = WSAGetLastError();
+        if (wsa != ERROR_IO_PENDING &&
+            !post_failed(s, &u->recv, weft__sock_err_of((unsigned long)wsa)))
+            return weft__sock_err_of((unsigned long)wsa);
+    }
+    u->bits |= RECV_ARMED; /* its OVERLAPPED is taken until the connect completes */
+    u->inflight++;
+    s->inflight++;
+    return 0;
 }
 
 static ssize_t ic_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
@@ -569,7 +638,6 @@ static bool ic_conn_close(weft_conn *c)
 const weft__backend weft__backend_iocp = {
     .name = "iocp",
     .conn_bytes = sizeof(ic_conn),
-    .no_dial = "dialling is not available on Windows yet (the IOCP backend has no ConnectEx)",
     .completion = true,
     .loop_init = ic_loop_init,
     .loop_destroy = ic_loop_destroy,
@@ -578,6 +646,7 @@ const weft__backend weft__backend_iocp = {
     .conn_want = ic_conn_want,
     .conn_send = ic_conn_send,
     .conn_close = ic_conn_close,
+    .conn_connect = ic_conn_connect,
     .listener_start = ic_listener_start,
     .listener_stop = ic_listener_stop,
     .loop_quit = ic_loop_quit,

@@ -471,6 +471,7 @@ void weft__loop_drain_leftovers(weft__loop *loop)
                 weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
             if (t->kind == WEFT__TASK_DIAL && t->free_cb != NULL) /* a tls:// dial's name */
                 t->free_cb(t->free_ctx, NULL);
+            free(t->dest);
             weft__sock_close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else if (t->kind == WEFT__TASK_CALL) {

@@ -36,6 +36,10 @@ struct weft__loop;
 typedef struct weft__task {
     weft__task_kind kind;
     weft__sock fd;
+    /* DIAL on a backend that connects itself (conn_connect): where to, owned by the task
+     * (freed by whoever runs or drops it); NULL otherwise. */
+    struct sockaddr_storage *dest;
+    socklen_t dest_len;
     int family; /* NEW_CONN, DIAL, ENROLL: the socket's address family */
     int err;    /* ABORT: the reason */
     weft_conn_ref ref;
