@@ -96,10 +96,13 @@ void weft__conn_released(weft_conn *c)
  * with shutdown(), drop what the peer still sends, and close once the peer acknowledged
  * every byte, ended its side, or stop_timeout_ms passed (WEFT_ETIMEDOUT): a lingering
  * close, as nginx's lingering_close. Where the system cannot say what it still holds
- * (weft__sock_outq is -1 on Windows), the linger lasts until the peer's end or the timeout. */
+ * (weft__sock_outq is -1: Windows), there is nothing to wait for: with no unread input the
+ * socket closes now, and the system's graceful close delivers what it holds; a linger for
+ * unread input ends once that input was read. Waiting for a peer's end instead would report
+ * a timeout for every peer that keeps its side open, as most clients do. */
 void weft__conn_closing_drained(weft_conn *c)
 {
-    if ((c->flags & CONN_PEER_EOF) || (weft__sock_inq(c->fd) == 0 && weft__sock_outq(c->fd) == 0) ||
+    if ((c->flags & CONN_PEER_EOF) || (weft__sock_inq(c->fd) == 0 && weft__sock_outq(c->fd) <= 0) ||
         weft__sock_shutdown_wr(c->fd) != 0) {
         weft__conn_close_now(c, c->close_err);
         return;
@@ -111,7 +114,7 @@ void weft__conn_closing_drained(weft_conn *c)
 
 bool weft__conn_linger_check(weft_conn *c, bool timed_out)
 {
-    if (weft__sock_outq(c->fd) == 0) {
+    if (weft__sock_outq(c->fd) <= 0) {
         weft__conn_close_now(c, c->close_err);
         return true;
     }
@@ -129,7 +132,7 @@ void weft__conn_linger_input(weft_conn *c, ssize_t n)
         return;
     }
     if (n < 0) { /* a reset also drops whatever the peer had not acknowledged */
-        weft__conn_close_now(c, weft__sock_outq(c->fd) == 0 ? c->close_err : (int)n);
+        weft__conn_close_now(c, weft__sock_outq(c->fd) <= 0 ? c->close_err : (int)n);
         return;
     }
     (void)weft__conn_linger_check(c, false);

@@ -106,7 +106,7 @@ int weft__sock_blocking(weft__sock s);
 /* Bytes received on s and not yet read, or -1 when the system cannot say. */
 int weft__sock_inq(weft__sock s);
 /* Bytes s still holds for the peer (unsent or unacknowledged), or -1 when the system
- * cannot say (Windows never can: a lingering close there waits for the peer's end). */
+ * cannot say (Windows never can: conn_close.c says what a close does then). */
 int weft__sock_outq(weft__sock s);
 /* Sends our FIN (shutdown for writing); 0 or a negated errno. */
 int weft__sock_shutdown_wr(weft__sock s);
