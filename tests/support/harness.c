@@ -9,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#include <psapi.h>
+#else
 #include <sys/resource.h>
 #include <sys/time.h>
 #endif
@@ -408,6 +411,15 @@ weft_action wt_echo_on_traffic(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
+#ifdef _WIN32
+long wt_rss_kb(void)
+{
+    PROCESS_MEMORY_COUNTERS pmc;
+    if (!K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc)))
+        return -1;
+    return (long)(pmc.WorkingSetSize / 1024);
+}
+#else
 long wt_rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -424,6 +436,7 @@ long wt_rss_kb(void)
     fclose(f);
     return kb;
 }
+#endif
 
 int wt_fd_count(void)
 {

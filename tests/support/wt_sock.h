@@ -22,6 +22,9 @@
 #endif
 typedef unsigned long wt_nfds;
 #else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
