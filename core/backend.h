@@ -124,7 +124,9 @@ void weft__dgram_ready(struct weft__listener *l);
 void weft__dgram_recv(struct weft__listener *l, const uint8_t *data, size_t n, bool truncated,
                       const struct sockaddr *from, socklen_t fromlen);
 /* Completion: the datagrams this poll delivered were all handed over: the replies they
- * gathered leave now. Cheap when there are none. */
+ * gathered leave now, and the iteration's end work runs (the batch is one dispatch, from
+ * the first weft__dgram_recv on: other upcalls made meanwhile join it). Cheap when there
+ * were none. */
 void weft__dgram_recv_end(struct weft__loop *loop);
 /* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
 void weft__loop_woken(struct weft__loop *loop);

@@ -6,10 +6,11 @@
  * have one multishot accept; the sends an iteration makes are queued as submissions and go
  * to the kernel together with the next wait, in one system call. Where the kernel fills a
  * buffer a piece at a time (IOU_PBUF_RING_INC, Linux 6.12), small messages of many
- * connections share one buffer. A datagram socket has one multishot recvmsg, from a buffer
- * ring of its loop's own (see "datagrams" below); where the kernel lacks that, it is
- * watched with one-shot polls and read on readiness, as on epoll. The loop's wakeup is a
- * one-shot poll, re-armed after each; a dial's connect completes through a poll for POLLOUT.
+ * connections share one buffer. A datagram socket is watched with one-shot polls and read on
+ * readiness (recvmmsg, as on epoll), or, with WEFT_URING_DGRAM=multishot, has one multishot
+ * recvmsg from a buffer ring of its loop's own (see "datagrams" below). The loop's wakeup is
+ * a one-shot poll, re-armed after each; a dial's connect completes through a poll for
+ * POLLOUT.
  *
  * Every operation is tagged with its owner (a connection, a listener, the loop) and kind in
  * the low bits of its user_data, and counted until its last completion arrives. A closed
@@ -164,6 +165,7 @@ static bool probe_inc;        /* incremental buffer consumption */
 static bool probe_skip_cqe;   /* IOSQE_CQE_SKIP_SUCCESS */
 
 static const char *probe_dgram_why; /* NULL: datagrams have a multishot recvmsg */
+static bool dgram_multishot;        /* ... and WEFT_URING_DGRAM=multishot asks for it */
 
 static int register_group(struct io_uring *ring, void *mem, unsigned entries, unsigned short bgid,
                           bool inc)
@@ -213,9 +215,6 @@ static bool probe_multishot(struct io_uring *ring, int min_res)
  * as the multishot receive; a filter may still refuse the one and not the other). */
 static const char *probe_dgram(struct io_uring *ring)
 {
-    const char *env = getenv("WEFT_URING_DGRAM");
-    if (env != NULL && strcmp(env, "poll") == 0)
-        return "WEFT_URING_DGRAM=poll";
     long page = sysconf(_SC_PAGESIZE);
     void *mem =
         mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -365,6 +364,8 @@ static void probe(void)
         probe_why = probe_recv(&ring);
     if (probe_why == NULL)
         probe_dgram_why = probe_dgram(&ring);
+    const char *env = getenv("WEFT_URING_DGRAM");
+    dgram_multishot = env != NULL && strcmp(env, "multishot") == 0;
 out:
     io_uring_queue_exit(&ring);
 }
@@ -585,6 +586,11 @@ static int make_bufs(weft__loop *loop, ur_state *s)
 
 /* ---- datagrams ----
  *
+ * Read on readiness by default: on a loaded two-core machine (benchmarks/udp.sh, Linux
+ * 6.18) the multishot recvmsg below took some 10% more server CPU per echoed datagram than
+ * a poll and recvmmsg, at about the same datagrams/s, so it is there for kernels and loads
+ * where it wins (WEFT_URING_DGRAM=multishot), not the default.
+ *
  * A datagram socket's multishot recvmsg takes its buffers from a ring of its loop's own,
  * not from the stream receives': a buffer must hold the recvmsg header and the sender's
  * address before the datagram, so that a datagram as large as the read buffer still fits
@@ -613,15 +619,22 @@ static void dgram_give_back(ur_state *s, unsigned bid)
     io_uring_buf_ring_advance(s->dbr, 1);
 }
 
-/* Whether the loop's datagram sockets can have a multishot recvmsg: the kernel has it and
- * the buffer ring is there (made now if not). */
+/* Whether the loop's datagram sockets have a multishot recvmsg: it was asked for, the kernel
+ * has it and the buffer ring is there (made now if not). */
 static bool dgram_bufs_ready(weft__loop *loop)
 {
     ur_state *s = loop->be_state;
     if (s->dbr != NULL)
         return true;
-    if (probe_dgram_why != NULL || s->dgram_failed || !s->ring_ok || loop->rbuf_size == 0)
+    if (!dgram_multishot || s->dgram_failed || !s->ring_ok || loop->rbuf_size == 0)
         return false;
+    if (probe_dgram_why != NULL) {
+        weft__log(loop->engine, WEFT_LOG_WARN,
+                  "loop %u: WEFT_URING_DGRAM=multishot, but %s; datagrams are read on readiness",
+                  loop->index, probe_dgram_why);
+        s->dgram_failed = true;
+        return false;
+    }
     size_t room =
         sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + loop->rbuf_size;
     long page = sysconf(_SC_PAGESIZE);

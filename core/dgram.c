@@ -9,8 +9,8 @@
  *
  * Two ways in, one per backend model: on readiness (weft__dgram_ready) the datagrams are
  * read here in batches (recvmmsg) into buffers as large as the read buffer; a completion
- * backend receives them itself and hands each over with its sender (weft__dgram_recv), then
- * ends the batch (weft__dgram_recv_end). Either way the replies of a batch are gathered and
+ * backend may receive them itself and hand each over with its sender (weft__dgram_recv),
+ * then end the batch (weft__dgram_recv_end). Either way the replies of a batch are gathered and
  * leave together (sendmmsg).
  */
 #include <errno.h>
@@ -229,15 +229,19 @@ void weft__dgram_recv(weft__listener *l, const uint8_t *data, size_t n, bool tru
         dropped_big(loop, l, n);
         return;
     }
-    weft__loop_enter(loop);
-    loop->dgram_batch->active = true;
+    /* One dispatch for the whole batch, as on readiness: what the handlers corked and the
+     * closes they asked for are done once, when the batch ends. */
+    weft__dgram_batch *b = loop->dgram_batch;
+    if (!b->active) {
+        weft__loop_enter(loop);
+        b->active = true;
+    }
     if (fromlen > sizeof(loop->dgram_peer))
         fromlen = sizeof(loop->dgram_peer);
     if (fromlen > 0)
         memcpy(&loop->dgram_peer, from, fromlen);
     loop->dgram_peer_len = fromlen;
     dgram_dispatch(c, (uint8_t *)data, n);
-    weft__loop_leave(loop);
 }
 
 void weft__dgram_recv_end(weft__loop *loop)
@@ -247,6 +251,7 @@ void weft__dgram_recv_end(weft__loop *loop)
         return;
     flush_replies(loop);
     b->active = false;
+    weft__loop_leave(loop);
 }
 
 void weft__dgram_batch_free(weft__loop *loop)
