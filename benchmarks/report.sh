@@ -81,12 +81,14 @@ FAILED=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_after="?" commit="?" ECHO_DESC="?" IDLE_DESC="?" REDIS_DESC="?" # a rebuild without meta.sh
+FAILED_SUITES="" # the suites that failed in the run, as meta.sh recorded them
 if [ $FROM_LOGS -eq 1 ]; then
     SUITE_LIST=()
 fi
 if [ $FROM_LOGS -eq 1 ] && [ -f "$OUT/meta.sh" ]; then
     # shellcheck disable=SC1091 # written by an earlier run of this script
     . "$OUT/meta.sh"
+    read -r -a FAILED <<<"$FAILED_SUITES"
 elif [ $FROM_LOGS -eq 0 ]; then
     rm -f "$OUT"/echo.txt "$OUT"/idle.txt "$OUT"/redis.txt
 fi
@@ -107,8 +109,10 @@ if [ $FROM_LOGS -eq 0 ]; then
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
     ECHO_DESC=${ECHO_OPTS[*]} IDLE_DESC=${IDLE_OPTS[*]} REDIS_DESC="REPS=$REPS N=${N:-100000} NP=${NP:-1000000}"
+    FAILED_SUITES=${FAILED[*]:-}
     # What the header of a report rebuilt with --from-logs needs.
-    for v in SETTINGS BACKEND started load_before load_after commit ECHO_DESC IDLE_DESC REDIS_DESC; do
+    for v in SETTINGS BACKEND started load_before load_after commit ECHO_DESC IDLE_DESC REDIS_DESC \
+        FAILED_SUITES; do
         printf '%s=%q\n' "$v" "${!v}"
     done >"$OUT/meta.sh"
 fi
@@ -154,6 +158,15 @@ md = [f"# weft benchmark report", "",
       f"and {load_after} after. Servers and load generators talk over 127.0.0.1; every suite "
       f"alternates its servers and pins server and client to different CPUs. weft-epoll and "
       f"weft-uring are the same weft program with `WEFT_BACKEND=epoll` and `=io_uring`.", ""]
+def busy(load):
+    try:
+        return float(load.split()[0]) > float(ncpu)
+    except (IndexError, ValueError):
+        return False
+if busy(load_before) or busy(load_after):
+    md += ["**The machine was busy with other work during this run** (a load average above its "
+           "CPU count): every absolute figure is lower and noisier than on an idle machine, "
+           "and only the ratios between servers measured in the same suite say much.", ""]
 if failed:
     md += [f"**Failed suites: {', '.join(failed)}** (see their output beside this file).", ""]
 gp = ['set terminal pngcairo size 1280,800 font "sans,10" noenhanced',
