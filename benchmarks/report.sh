@@ -7,7 +7,9 @@
 #   benchmarks/report.sh [--long] [-s|--suites echo,idle,redis] [-b|--backend both] [-o DIR]
 #     --long  the settings results are recorded with (echo.sh -d 3 -r 5, idle_mem.sh with
 #             10,000 connections, redis.sh REPS=5 with its default request counts): about
-#             25 minutes; the default is short settings for a quick look, about 4 minutes
+#             25 minutes on an idle machine, an hour or more on a busy one (one redis.sh
+#             repetition took 12.5 minutes at load average 12); the default is short
+#             settings for a quick look, about 4 minutes
 #     -s  comma list of suites to run (default echo,idle,redis)
 #     -b  the backend option handed to every suite: epoll, io_uring or both (default)
 #     -o  where to write (default benchmarks/results)
@@ -26,7 +28,7 @@ SUITES=echo,idle,redis
 BACKEND=both
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/benchmarks/results
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --long) LONG=1; shift ;;
