@@ -4,10 +4,14 @@
  *   at once into 8 buffers; every byte comes back, in order, and the ring really ran dry;
  * - a stop while operations are outstanding: receives armed on every connection, sends
  *   blocked in the kernel towards peers that do not read, connections just accepted; every
- *   on_open gets exactly one on_close and no buffer is left held.
+ *   on_open gets exactly one on_close and no buffer is left held;
+ * - a peer that resets while a zero-copy send (IORING_OP_SEND_ZC) to it is in flight: the
+ *   connection closes with the reset, its memory comes back once the kernel lets go of it,
+ *   and its neighbour goes on.
  *
- * Both scenarios mean something on epoll too, so they run there as well (as a control: what
- * fails on both backends is not the ring's fault); only the io_uring counters are skipped.
+ * The first two mean something on epoll too, so they run there as well (as a control: what
+ * fails on both backends is not the ring's fault), without the io_uring counters; the
+ * zero-copy one is skipped there.
  * ctest runs this file once per backend (WEFT_BACKEND).
  */
 #include <setjmp.h>
@@ -566,11 +570,164 @@ static void test_stop_while_submissions_are_outstanding(void **state)
         close(fds[i]);
 }
 
+/* ---- a reset while a zero-copy send is in flight ---- */
+
+/* Sends of at least ZC_MIN go out with IORING_OP_SEND_ZC: the kernel reads the bytes from
+ * the connection's queue (or the caller's buffer) while they are on the wire, and says when
+ * it is done with them in a second completion. A reset in between must neither free that
+ * memory early nor leave it held. */
+#define ZC_MIN    ((size_t)64 << 10)
+#define ZC_ANSWER ((size_t)8 << 20)
+#define ZC_READ   ((size_t)1 << 20)
+#define ZC_ECHO   ((size_t)256 << 10)
+
+static uint8_t *zc_pattern; /* ZC_ANSWER bytes of pattern, made by the test */
+static _Atomic long zc_write_rc;
+static _Atomic long zc_frees; /* free_cb calls for weft_async_write_zc's buffer */
+
+/* "big": the 8 MiB answer through weft_conn_write; anything else is echoed. */
+static weft_action zc_big_or_echo(weft_conn *c)
+{
+    const uint8_t *p;
+    if (weft_conn_peek(c, 3, &p) != 3 || memcmp(p, "big", 3) != 0)
+        return wt_echo_on_traffic(c);
+    weft_conn_discard(c, weft_conn_get_buffered(c));
+    int rc = weft_conn_write(c, zc_pattern, ZC_ANSWER);
+    if (rc != 0) {
+        atomic_store(&zc_write_rc, rc);
+        return WEFT_ACTION_CLOSE;
+    }
+    return WEFT_ACTION_NONE;
+}
+
+static void zc_free(void *data, void *ctx)
+{
+    (void)ctx;
+    free(data);
+    atomic_fetch_add(&zc_frees, 1);
+}
+
+static void reset(int fd)
+{
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+}
+
+static void echo_large(int fd, uint32_t seed)
+{
+    uint8_t *out = malloc(ZC_ECHO), *in = malloc(ZC_ECHO);
+    assert_non_null(out);
+    assert_non_null(in);
+    wt_fill(out, ZC_ECHO, seed);
+    assert_int_equal(wt_exchange(fd, out, ZC_ECHO, in, ZC_ECHO, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, out, ZC_ECHO);
+    free(out);
+    free(in);
+}
+
+/* The answer comes from weft_conn_write (copied into the queue) or, with by_ref, from
+ * weft_async_write_zc (the caller's buffer, sent without a copy). */
+static void zc_reset_case(bool by_ref)
+{
+    wt_counters_reset();
+    memset(recs, 0, sizeof(recs));
+    atomic_store(&nrecs, 0);
+    atomic_store(&closes_unopened, 0);
+    atomic_store(&stop_at, -1);
+    atomic_store(&zc_write_rc, 0);
+    atomic_store(&zc_frees, 0);
+    weft_config cfg;
+    wt_config(&cfg, zc_big_or_echo, 1);
+    cfg.handler.on_open = rec_open;
+    cfg.handler.on_close = rec_close;
+    cfg.uring_zc_min = ZC_MIN;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+
+    /* A neighbour on the same (only) loop, served before and after. */
+    int neighbour = wt_connect_tcp(s.port);
+    assert_true(neighbour >= 0);
+    echo_large(neighbour, 21);
+
+    /* A small receive window, so the kernel cannot take the whole answer before the reset
+     * (at most the server's send buffer, a few MiB, plus this). */
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    int sz = 64 * 1024;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
+    if (by_ref) {
+        uint8_t *answer = malloc(ZC_ANSWER);
+        assert_non_null(answer);
+        memcpy(answer, zc_pattern, ZC_ANSWER);
+        assert_int_equal(
+            weft_async_write_zc(s.engine, recs[1].ref, answer, ZC_ANSWER, zc_free, NULL), 0);
+    } else {
+        assert_int_equal(wt_send_all(fd, "big", 3, WT_TIMEOUT_MS), 0);
+    }
+
+    /* 1 MiB of it, every byte the answer's, then a reset with the rest in flight. */
+    uint8_t *in = malloc(ZC_READ);
+    assert_non_null(in);
+    assert_int_equal(wt_recv_exact(fd, in, ZC_READ, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, zc_pattern, ZC_READ);
+    free(in);
+    reset(fd);
+
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&recs[1].closes), 1);
+    int err = atomic_load(&recs[1].err);
+    if (err != WEFT_ECONNRESET && err != WEFT_EPIPE)
+        fail_msg("the reset connection closed with %s, want WEFT_ECONNRESET or WEFT_EPIPE",
+                 weft_err_name(err));
+    assert_int_equal(atomic_load(&zc_write_rc), 0);
+    /* The queue (or the caller's buffer) comes back once the kernel's notification says it
+     * no longer reads it, a moment after on_close. */
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
+    if (by_ref)
+        assert_true(wt_wait_count(&zc_frees, 1, WT_TIMEOUT_MS));
+    weft_loop_stats t = wt_stats(s.engine);
+    printf("zero-copy %s: an %zu-byte answer, 1 MiB read, then RST: closed with %s after %llu "
+           "bytes out; %llu zero-copy sends\n",
+           by_ref ? "weft_async_write_zc" : "weft_conn_write", ZC_ANSWER, weft_err_name(err),
+           (unsigned long long)t.bytes_out, (unsigned long long)t.zerocopy_sends);
+    assert_true(t.zerocopy_sends > 0);
+    assert_true(t.bytes_out < ZC_ANSWER + 2 * ZC_ECHO);
+    assert_int_equal(t.buffers_out, 0);
+
+    /* The neighbour on the same loop never noticed: its large echo still comes back whole. */
+    echo_large(neighbour, 22);
+    close(neighbour);
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.closed_err), 1);
+    assert_int_equal(atomic_load(&closes_unopened), 0);
+    wt_server_stop(&s);
+    assert_int_equal(atomic_load(&zc_frees), by_ref ? 1 : 0);
+}
+
+static void test_reset_while_a_zero_copy_send_is_in_flight(void **state)
+{
+    (void)state;
+    if (!wt_uring()) {
+        print_message("zero-copy sends are io_uring's (IORING_OP_SEND_ZC); skipped on epoll\n");
+        skip();
+    }
+    zc_pattern = malloc(ZC_ANSWER);
+    assert_non_null(zc_pattern);
+    wt_fill(zc_pattern, ZC_ANSWER, 11);
+    zc_reset_case(false);
+    zc_reset_case(true);
+    free(zc_pattern);
+    zc_pattern = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_buffer_ring_exhaustion_every_byte_in_order, flood_teardown),
         cmocka_unit_test(test_stop_while_submissions_are_outstanding),
+        cmocka_unit_test(test_reset_while_a_zero_copy_send_is_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
