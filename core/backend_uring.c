@@ -52,6 +52,12 @@
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 #define SQ_ENTRIES      1024u
 #define CQ_ENTRIES      8192u
@@ -86,7 +92,8 @@ enum {
     ON_REARM = 1u << 6,
     ONE_SHOT = 1u << 7,    /* one receive at a time (see the receive mode below) */
     PAUSED_ONCE = 1u << 8, /* stays ONE_SHOT */
-    SEND_ZC = 1u << 9      /* the send in flight is the zero-copy one u->send describes */
+    SEND_ZC = 1u << 9,     /* the send in flight is the zero-copy one u->send describes */
+    ZC_COPIED = 1u << 10   /* the kernel copied a zero-copy send anyway: copy from now on */
 };
 
 /* The receive mode. A multishot receive costs nothing per message once armed, but the
@@ -166,6 +173,7 @@ static unsigned probe_setup;  /* SINGLE_ISSUER | DEFER_TASKRUN, where the kernel
 static bool probe_inc;        /* incremental buffer consumption */
 static bool probe_skip_cqe;   /* IOSQE_CQE_SKIP_SUCCESS */
 static bool probe_zc;         /* IORING_OP_SEND_ZC and SENDMSG_ZC (Linux 6.0, 6.1) */
+static bool probe_zc_usage;   /* IORING_SEND_ZC_REPORT_USAGE (Linux 6.2) */
 
 static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
 {
@@ -244,6 +252,31 @@ out:
     return why;
 }
 
+/* Whether a zero-copy send takes IORING_SEND_ZC_REPORT_USAGE: a kernel that does not know
+ * the flag refuses the request (EINVAL) before it looks at the socket, one that does fails
+ * it for the bad descriptor. */
+static bool probe_usage(struct io_uring *ring)
+{
+    static char byte;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL)
+        return false;
+    io_uring_prep_send_zc(sqe, -1, &byte, 1, 0, IORING_SEND_ZC_REPORT_USAGE);
+    sqe->user_data = 1;
+    bool known = false, more = true;
+    for (int i = 0; i < 2 && more; i++) { /* the result, then the notification if MORE */
+        struct __kernel_timespec ts = {1, 0};
+        struct io_uring_cqe *cqe = NULL;
+        if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
+            break;
+        if (i == 0)
+            known = cqe->res != -EINVAL;
+        more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+        io_uring_cqe_seen(ring, cqe);
+    }
+    return known;
+}
+
 static void probe(void)
 {
     struct io_uring ring;
@@ -282,6 +315,8 @@ static void probe(void)
         io_uring_free_probe(pr);
     if (probe_why == NULL)
         probe_why = probe_recv(&ring);
+    if (probe_why == NULL && probe_zc)
+        probe_zc_usage = probe_usage(&ring);
 out:
     io_uring_queue_exit(&ring);
 }
@@ -697,6 +732,13 @@ static void on_send_zc(weft__loop *loop, ur_send *d, const struct io_uring_cqe *
     weft_conn *c = d->c;
     ur_conn *u = conn_state(c);
     if (cqe->flags & IORING_CQE_F_NOTIF) {
+        /* Where the kernel had to copy (loopback, a device without scatter-gather), zero
+         * copy only costs more: this connection copies from now on. */
+        if (probe_zc_usage && ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) &&
+            !(u->bits & ZC_COPIED)) {
+            u->bits |= ZC_COPIED;
+            WEFT__STAT_ADD(loop->stats.zc_copied, 1);
+        }
         d->let_go = true;
         zc_let_go(s, c);
         return;
@@ -996,7 +1038,8 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    bool zc = s->zc_min > 0 && total >= s->zc_min && u->zc_held < ZC_HELD_MAX;
+    bool zc =
+        s->zc_min > 0 && total >= s->zc_min && u->zc_held < ZC_HELD_MAX && !(u->bits & ZC_COPIED);
     ur_send *d = NULL;
     if (iovcnt > 1 || zc) {
         d = get_send(s);
@@ -1021,6 +1064,8 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
             io_uring_prep_sendmsg_zc(sqe, c->fd, &d->mh, MSG_NOSIGNAL);
         else
             io_uring_prep_send_zc(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL, 0);
+        if (probe_zc_usage)
+            sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE; /* the zero-copy flags' field */
         sqe->user_data = tag(d, OP_SEND_ZC);
         d->next = NULL;
         d->c = c;

@@ -584,6 +584,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.completions = LOAD(s->completions);
         l.buffer_exhaustions = LOAD(s->exhaustions);
         l.zerocopy_sends = LOAD(s->zc_sends);
+        l.zerocopy_copied = LOAD(s->zc_copied);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -610,6 +611,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->completions += l.completions;
         t->buffer_exhaustions += l.buffer_exhaustions;
         t->zerocopy_sends += l.zerocopy_sends;
+        t->zerocopy_copied += l.zerocopy_copied;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

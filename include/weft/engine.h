@@ -283,6 +283,8 @@ typedef struct weft_loop_stats {
     uint64_t buffer_exhaustions; /* receives the kernel stopped for want of a free buffer
                                      (re-armed once buffers came back) */
     uint64_t zerocopy_sends;     /* sends submitted as IORING_OP_SEND_ZC (uring_zc_min) */
+    uint64_t zerocopy_copied;    /* connections that went back to copying: the kernel said
+                                     it copied their zero-copy send anyway (loopback) */
 } weft_loop_stats;
 
 typedef struct weft_stats {
