@@ -262,16 +262,19 @@ static bool probe_usage(struct io_uring *ring)
     if (sqe == NULL)
         return false;
     io_uring_prep_send_zc(sqe, -1, &byte, 1, 0, IORING_SEND_ZC_REPORT_USAGE);
-    sqe->user_data = 1;
-    bool known = false, more = true;
-    for (int i = 0; i < 2 && more; i++) { /* the result, then the notification if MORE */
+    sqe->user_data = 3; /* the receive probe's were 1 and 2 */
+    bool known = false, first = true, more = true;
+    for (int i = 0; i < 4 && more; i++) { /* the result, then the notification if MORE */
         struct __kernel_timespec ts = {1, 0};
         struct io_uring_cqe *cqe = NULL;
         if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
             break;
-        if (i == 0)
-            known = cqe->res != -EINVAL;
-        more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+        if (cqe->user_data == 3) {
+            if (first)
+                known = cqe->res != -EINVAL;
+            more = first && (cqe->flags & IORING_CQE_F_MORE) != 0;
+            first = false;
+        }
         io_uring_cqe_seen(ring, cqe);
     }
     return known;
