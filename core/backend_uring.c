@@ -93,7 +93,8 @@ enum {
     ONE_SHOT = 1u << 7,    /* one receive at a time (see the receive mode below) */
     PAUSED_ONCE = 1u << 8, /* stays ONE_SHOT */
     SEND_ZC = 1u << 9,     /* the send in flight is the zero-copy one u->send describes */
-    ZC_COPIED = 1u << 10   /* the kernel copied a zero-copy send anyway: copy from now on */
+    ZC_COPIED = 1u << 10   /* copy from now on: the kernel copied a zero-copy send anyway, or
+                              the socket has none (not TCP) */
 };
 
 /* The receive mode. A multishot receive costs nothing per message once armed, but the
@@ -752,6 +753,10 @@ static void on_send_zc(weft__loop *loop, ur_send *d, const struct io_uring_cqe *
         d->let_go = true;
     if (!(u->bits & CLOSED)) {
         int res = cqe->res;
+        if (res == -EOPNOTSUPP) { /* no zero copy on this socket: the queue goes again, copied */
+            u->bits |= ZC_COPIED;
+            res = 0;
+        }
         /* Into the newest descriptor's hold: this one, or one a send made meanwhile. */
         weft__conn_sent_held(c, res == -EAGAIN || res == -EINTR ? 0 : res, &u->zc_tail->held);
     }
@@ -988,8 +993,17 @@ static void ur_loop_quit(weft__loop *loop)
 
 static int ur_conn_open(weft_conn *c)
 {
-    memset(conn_state(c), 0, sizeof(ur_conn));
-    conn_state(c)->bits = ONE_SHOT;
+    ur_state *s = c->loop->be_state;
+    ur_conn *u = conn_state(c);
+    memset(u, 0, sizeof(ur_conn));
+    u->bits = ONE_SHOT;
+    if (s->zc_min > 0) { /* only TCP sends zero-copy (a Unix socket refuses it) */
+        int domain = 0;
+        socklen_t len = sizeof(domain);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+            (domain != AF_INET && domain != AF_INET6))
+            u->bits |= ZC_COPIED;
+    }
     return 0;
 }
 
@@ -1105,6 +1119,16 @@ static bool ur_conn_close(weft_conn *c)
         cancel(loop, c, OP_RECV);
     if (u->bits & POLLOUT_ARMED)
         cancel(loop, c, OP_POLLOUT);
+    /* Zero-copy bytes the kernel still holds are the loop's memory, pinned until the peer
+     * acknowledges them, which a peer that stopped reading never does (the closed socket
+     * goes on trying in the background). A connection closed on an error loses what it had
+     * queued anyway: reset it, so the kernel drops them and its notifications come now. A
+     * clean close (everything acknowledged, or the peer ended its side and reads the rest)
+     * is left alone. */
+    if (u->zc_held > 0 && c->close_err < 0) {
+        struct linger lg = {1, 0};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     if (u->bits & SEND_ZC) /* a notification follows even so: the slot waits for it */
         cancel(loop, u->send, OP_SEND_ZC);
     else if (u->bits & SEND_BUSY)
