@@ -167,10 +167,11 @@ typedef struct weft_config {
                                 the kernel fills buffers a piece at a time (Linux 6.12),
                                 small messages share one; a connection holds a buffer only
                                 while its bytes are handed to on_traffic */
-    size_t uring_zc_min;     /* io_uring: a send of at least this many bytes goes out with
-                                IORING_OP_SEND_ZC (the kernel reads the output queue, or a
-                                weft_async_write_zc buffer, in place; both are kept until
-                                its notification says it let go); 0 = never; default 0 */
+    size_t uring_zc_min;     /* io_uring: a TCP send of at least this many bytes goes out
+                                with IORING_OP_SEND_ZC (the kernel reads the output queue,
+                                or a weft_async_write_zc buffer, in place; both are kept
+                                until its notification says it let go); 0 = never; default
+                                0, as on loopback it is slower (README, io_uring) */
 
     /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
      * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
