@@ -9,7 +9,7 @@
 #
 #   benchmarks/echo.sh [-d SECONDS] [-r REPS] [-c CASES] [-b|--backend epoll|io_uring|both]
 #     -d  seconds per run (default 3)       -r  runs per server and case (default 3, min 1)
-#     -c  comma list of cases: p1,p16,16k,churn (default all)
+#     -c  comma list of cases: p1,p16,16k,256k,churn (default p1,p16,16k,churn)
 #     -b  which weft backends run (default both): epoll runs weft-epoll with the epoll and
 #         libevent references, io_uring runs weft-uring with the io_uring reference
 #
@@ -17,7 +17,8 @@
 # WEFT_ECHO_BIN (a weft-echo to use), WEFT_ECHO_CMD (a full server command in place of weft's,
 # with {port} standing for the port; e.g. a reference server, to test this script),
 # SERVER_CPU / CLIENT_CPU (default 0 and 1), BUSY_POLL (weft-echo's --busy-poll in
-# microseconds, default 50; 0 measures weft with the engine's default of no busy polling).
+# microseconds, default 50; 0 measures weft with the engine's default of no busy polling),
+# URING_ZC_MIN (bytes: adds weft-uring-zc, weft-uring with --uring-zc-min, zero-copy sends).
 # weft's backend is chosen with WEFT_BACKEND=epoll|io_uring in the server's environment.
 set -euo pipefail
 
@@ -93,6 +94,10 @@ if [ "$BACKEND" != epoll ]; then
     if [ -n "$weft_cmd" ]; then
         SERVER_CMD[weft-uring]="env WEFT_BACKEND=io_uring $weft_cmd"
         SERVERS+=(weft-uring)
+        if [ -n "${URING_ZC_MIN:-}" ] && [ -z "${WEFT_ECHO_CMD:-}" ]; then
+            SERVER_CMD[weft-uring-zc]="env WEFT_BACKEND=io_uring $weft_cmd --uring-zc-min $URING_ZC_MIN"
+            SERVERS+=(weft-uring-zc)
+        fi
     fi
     if [ -x "$URING_BIN" ]; then
         SERVER_CMD[uring]="$URING_BIN --port {port}"
@@ -112,11 +117,13 @@ CASE_LABEL[p16]="64 conns x 64 B, pipeline 16"
 CASE_ARGS[p16]="--conns 64 --size 64 --pipeline 16"
 CASE_LABEL[16k]="8 conns x 16 KiB, pipeline 1"
 CASE_ARGS[16k]="--conns 8 --size 16384 --pipeline 1"
+CASE_LABEL[256k]="4 conns x 256 KiB, pipeline 1"
+CASE_ARGS[256k]="--conns 4 --size 262144 --pipeline 1"
 CASE_LABEL[churn]="churn: connect, 64 B echo, close; x16"
 CASE_ARGS[churn]="--churn --conns 16 --size 64 --src-spread 250"
 IFS=, read -r -a CASE_LIST <<<"$CASES"
 for c in "${CASE_LIST[@]}"; do
-    [ -n "${CASE_ARGS[$c]:-}" ] || { echo "echo.sh: unknown case '$c' (p1,p16,16k,churn)" >&2; exit 2; }
+    [ -n "${CASE_ARGS[$c]:-}" ] || { echo "echo.sh: unknown case '$c' (p1,p16,16k,256k,churn)" >&2; exit 2; }
 done
 
 FAILURES=0
@@ -185,7 +192,8 @@ done
 echo
 # The ratios the summaries print: numerator/denominator, when both servers ran.
 RATIOS=()
-for r in weft-epoll/epoll weft-epoll/libevent weft-uring/uring weft-uring/weft-epoll; do
+for r in weft-epoll/epoll weft-epoll/libevent weft-uring/uring weft-uring/weft-epoll \
+    weft-uring-zc/weft-uring; do
     has "${r%/*}" && has "${r#*/}" && RATIOS+=("$r")
 done
 MEET_EPOLL=yes MEET_LIBEVENT=yes MEET_URING=yes MEET_GAIN=yes
