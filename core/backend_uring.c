@@ -1134,9 +1134,14 @@ static bool ur_conn_close(weft_conn *c)
     else if (u->bits & SEND_BUSY)
         cancel(loop, c, OP_SEND);
     /* The caller closes the fd next, and another thread may get its number at once: what
-     * names it must reach the kernel first, or it would find the new socket. */
+     * names it must reach the kernel first, or it would find the new socket. Nothing does
+     * when no operation on it is queued or in flight (the peer's EOF ended the last
+     * receive, as in a short request/answer connection): then the close costs no
+     * submission of its own, and what is queued waits for the loop's one per iteration. */
+    if (u->inflight == 0)
+        return false;
     submit_now(loop);
-    return u->inflight > 0;
+    return true;
 }
 
 /* ---- listeners ---- */
