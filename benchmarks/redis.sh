@@ -40,7 +40,7 @@ both) SERVERS=(weft-epoll weft-uring redis) ;;
 esac
 cd "$(dirname "$0")/.."
 # shellcheck source=benchmarks/bench_stats.sh
-. benchmarks/bench_stats.sh # cpu_ticks, uring_fds
+. benchmarks/bench_stats.sh # cpu_ticks, uring_fds, tls_certs
 
 REPS=${REPS:-5}
 N=${N:-100000}     # requests per test, plain
@@ -90,13 +90,7 @@ TLS_ARGS=()
 BENCH_TLS=()
 if [ $TLS = 1 ]; then
     # A throw-away CA and a server certificate for 127.0.0.1, for this run only.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-        -subj /CN=bench-ca -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-        -keyout "$out/server.key" -out "$out/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >"$out/san.ext"
-    openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
-        -CAcreateserial -days 1 -extfile "$out/san.ext" -out "$out/server.crt" 2>/dev/null
+    tls_certs "$out" || exit 1
     TLS_ARGS=(--tls-cert-file "$out/server.crt" --tls-key-file "$out/server.key"
         --tls-auth-clients no)
     BENCH_TLS=(--tls --cacert "$out/ca.crt")
