@@ -27,6 +27,7 @@ weft_require_packages() {
 WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev liburing-dev libssl-dev)
 # What building everything needs: the tests add cmocka.
 WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
-# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts.
+# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts,
+# the openssl command for the certificates the --tls runs make.
 WEFT_BENCH_PACKAGES=("${WEFT_BUILD_PACKAGES[@]}" util-linux redis-server redis-tools python3
-    gnuplot-nox)
+    gnuplot-nox openssl)
