@@ -152,6 +152,7 @@ static int tls_init(const char *ca)
 /* write()/read() on connection conn, through TLS when it has it. */
 static ssize_t conn_write(int fd, unsigned conn, const uint8_t *p, size_t n)
 {
+    (void)conn; /* names the TLS state, when there is one */
 #ifdef BENCH_HAVE_OPENSSL
     if (ssls && ssls[conn]) {
         ERR_clear_error();
@@ -166,6 +167,7 @@ static ssize_t conn_write(int fd, unsigned conn, const uint8_t *p, size_t n)
 }
 static ssize_t conn_read(int fd, unsigned conn, uint8_t *p, size_t n)
 {
+    (void)conn; /* names the TLS state, when there is one */
 #ifdef BENCH_HAVE_OPENSSL
     if (ssls && ssls[conn]) {
         ERR_clear_error();
