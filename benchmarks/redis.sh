@@ -15,7 +15,7 @@
 #
 # With --tls every server also listens on a TLS port (the same certificate, made for the run
 # with the openssl command, --tls-auth-clients no) and redis-benchmark runs with --tls
-# --cacert against that port.
+# --cacert against that port; N and NP default to 30000 and 200000 then.
 #
 #   benchmarks/redis.sh [-b|--backend epoll|io_uring|both] [--tls]     (default both)
 #   REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --tls) TLS=1; shift ;;
     -b | --backend) BACKEND=${2:-}; shift 2 || shift ;;
     --backend=*) BACKEND=${1#--backend=}; shift ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "redis.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -43,8 +43,10 @@ cd "$(dirname "$0")/.."
 . benchmarks/bench_stats.sh # cpu_ticks, uring_fds, tls_certs
 
 REPS=${REPS:-5}
-N=${N:-100000}     # requests per test, plain
-NP=${NP:-1000000}  # requests per test, pipelined
+# Over TLS a request costs several times more, so fewer of them keep a run to minutes.
+if [ $TLS = 1 ]; then DN=30000 DNP=200000; else DN=100000 DNP=1000000; fi
+N=${N:-$DN}   # requests per test, plain
+NP=${NP:-$DNP} # requests per test, pipelined
 LIMIT=${LIMIT:-120} # seconds one redis-benchmark run may take
 read -r -a WEFT_ARGS <<<"${WEFT_ARGS:-}"
 TESTS=(ping_inline ping_mbulk set get incr lpush mset)
