@@ -57,7 +57,7 @@ size_t weft__conn_pending(const weft_conn *c)
 /* Other threads check the hard cap against this: staged bytes count too. */
 static void mirror_out(weft_conn *c)
 {
-    atomic_store_explicit(&c->out_len, (uint32_t)weft__conn_pending(c), memory_order_relaxed);
+    atomic_store_explicit(&c->out.published, (uint32_t)weft__conn_pending(c), memory_order_relaxed);
 }
 
 /* Resizes the corked list; the memory of a large one is mapped. */

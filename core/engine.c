@@ -169,13 +169,15 @@ static void engine_free(weft_engine *e)
     free(e);
 }
 
-/* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP in reuse_port mode, and
- * UDP always, since datagrams cannot be handed off. */
+/* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP, plain or TLS, in
+ * reuse_port mode, and UDP always, since datagrams cannot be handed off. A TLS connection's
+ * handshake then runs on the loop that accepted it; every loop's listener serves the
+ * engine's one certificate set (tls.c), so a reload and session tickets span the loops. */
 static bool listener_per_loop(const weft_config *cfg, const char *url)
 {
     if (strncmp(url, "udp://", 6) == 0)
         return true;
-    return cfg->reuse_port && strncmp(url, "tcp://", 6) == 0;
+    return cfg->reuse_port && (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls://", 6) == 0);
 }
 
 static int open_listeners(weft_engine *e, const weft_config *cfg)
@@ -372,8 +374,8 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
         goto fail;
     if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
         weft__log(e, WEFT_LOG_INFO,
-                  "reuse_port: the kernel spreads TCP connections over the "
-                  "loops; the configured balancer serves only Unix listeners");
+                  "reuse_port: the kernel spreads TCP and TLS connections over "
+                  "the loops; the configured balancer serves only Unix listeners");
     rc = weft_balancer_create(&cfg->lb, e->nloops, &e->balancer);
     if (rc != 0) {
         weft__log(e, WEFT_LOG_ERROR, "balancer config rejected: %s", weft_strerror(rc));

@@ -31,6 +31,7 @@ typedef struct ctxset {
     SSL_CTX *def;
     unsigned char *alpn; /* wire format: length-prefixed names */
     size_t alpn_len;
+    bool ktls; /* its handshakes ask for kernel TLS once done */
     size_t nsni;
     struct {
         char *name;
@@ -48,7 +49,8 @@ struct weft__tls_engine {
     pthread_mutex_t client_mu;
     SSL_CTX *client; /* made by the first tls dial */
     weft_tls_config ccfg;
-    char *strs[8]; /* ccfg's strings, copied at start */
+    char *strs[8];            /* ccfg's strings, copied at start */
+    _Atomic bool ktls_probed; /* the kernel was asked for TLS (tls_ktls.c) */
 };
 
 struct weft__tls_conn {
@@ -61,6 +63,7 @@ struct weft__tls_conn {
     uint32_t pend_len, pend_cap;
     uint32_t hs_start; /* loop clock when the handshake began */
     bool established, failed, shutdown_sent, listed, connecting;
+    bool ktls;       /* the kernel does the record layer */
     const char *err; /* static text, OpenSSL's */
     char alpn[32];
 };
@@ -236,6 +239,7 @@ static int ctxset_build(weft_engine *e, const weft_tls_config *cfg, ctxset **out
     if (s == NULL)
         return WEFT_ENOMEM;
     atomic_init(&s->refs, 1u);
+    s->ktls = cfg->ktls;
     int rc = weft__tls_alpn_wire(cfg->alpn, &s->alpn, &s->alpn_len);
     if (rc != 0) {
         weft__log(e, WEFT_LOG_ERROR, "tls: alpn list '%s' is malformed", cfg->alpn);
@@ -745,6 +749,9 @@ static void established(weft_conn *c, weft__tls_conn *t)
         memcpy(t->alpn, p, n);
         t->alpn[n] = '\0';
     }
+    struct weft__tls_engine *te = c->loop->engine->tls;
+    if (t->set != NULL ? t->set->ktls : te->ccfg.ktls)
+        t->ktls = weft__tls_ktls_start(c, &te->ktls_probed);
     c->active_ms = c->loop->now_ms;
     weft__conn_announce(c); /* on_open, and the idle timeout from now on */
     if (t->pend_len > 0 && !gone(c))
@@ -942,6 +949,12 @@ const char *weft_conn_tls_server_name(const weft_conn *c)
 {
     const weft__tls_conn *t = weft__tls_of(c);
     return t != NULL ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+bool weft_conn_tls_ktls(const weft_conn *c)
+{
+    const weft__tls_conn *t = weft__tls_of(c);
+    return t != NULL && t->ktls;
 }
 
 const char *weft_conn_tls_error(const weft_conn *c)

@@ -84,4 +84,10 @@ bool weft__tls_deadline(const weft_conn *c, uint32_t *when, int *why);
 void weft__tls_conn_free(weft_conn *c);
 void weft__tls_loop_free(weft__loop *loop);
 
+/* ---- kernel TLS (tls_ktls.c) ---- */
+/* c's handshake is done and its settings ask for ktls: true if the kernel took over c's
+ * record layer. The first call for an engine (*probed false) asks the kernel and says at
+ * INFO why it stays in userland; later ones do not touch the socket. */
+bool weft__tls_ktls_start(weft_conn *c, _Atomic bool *probed);
+
 #endif /* WEFT_TLS_PRIV_H */

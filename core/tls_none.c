@@ -138,3 +138,9 @@ const char *weft_conn_tls_error(const weft_conn *c)
     (void)c;
     return NULL;
 }
+
+bool weft_conn_tls_ktls(const weft_conn *c)
+{
+    (void)c;
+    return false;
+}

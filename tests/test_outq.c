@@ -11,11 +11,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "bufpool.h"
 #include "outq.h"
 #include "weft/error.h"
+#include "weft/socket.h"
 
 #define IOV_MAX_TEST 1024
 

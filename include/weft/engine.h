@@ -14,13 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "weft/balancer.h"
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/tls.h"
 #include "weft/version.h"
 
@@ -113,9 +112,10 @@ typedef struct weft_config {
     const char *listen[WEFT_LISTEN_MAX];
     unsigned loops;           /* event loops (threads), at most 1024; 0 = one per CPU;
                                       default 0 */
-    bool reuse_port;          /* a SO_REUSEPORT listener per loop for each tcp:// URL, no
-                                      acceptor hand-off: the kernel balances, and lb serves
-                                      only unix:// listeners; default false */
+    bool reuse_port;          /* a SO_REUSEPORT listener per loop for each tcp:// and
+                                      tls:// URL, no acceptor hand-off (a TLS handshake runs
+                                      on the loop that accepted): the kernel balances, and lb
+                                      serves only Unix listeners; default false */
     bool tcp_nodelay;         /* on TCP connections, accepted, dialled or enrolled;
                                       default true */
     int tcp_keepalive_s;      /* keepalive idle seconds; 0 = off; default 0 */

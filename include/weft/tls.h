@@ -73,6 +73,11 @@ typedef struct weft_tls_config {
     bool session_tickets;    /* resumption by session tickets; default true */
     const char *server_name; /* dials: the name sent as SNI and checked against the
                                    certificate; NULL: the host of the URL */
+    /* Kernel TLS after the handshake; default false. Not implemented yet: weft asks the
+     * kernel for its "tls" module once per engine and logs at INFO why the connections
+     * stay in userland TLS; weft_conn_tls_ktls is false (README, "Kernel TLS"). Kernel
+     * TLS is TCP's: tls+unix connections stay in userland without asking. */
+    bool ktls;
 } weft_tls_config;
 
 /* Fills every field with its default. */
@@ -98,6 +103,11 @@ WEFT_API const char *weft_conn_tls_server_name(const weft_conn *conn);
 /* Why conn's TLS failed, in OpenSSL's words ("certificate verify failed"), or NULL when it
  * did not (yet). Meant for on_close(conn, WEFT_ETLS); valid until on_close returns. */
 WEFT_API const char *weft_conn_tls_error(const weft_conn *conn);
+
+/* Whether the kernel does conn's TLS record layer (kTLS, weft_tls_config.ktls), or false
+ * (userland TLS, or not TLS). In this version always false: the offload is not implemented,
+ * and ktls only makes the engine say once why the kernel could not take it. */
+WEFT_API bool weft_conn_tls_ktls(const weft_conn *conn);
 
 /* The same as weft_conn_tls_alpn, under the name. */
 #define weft_conn_alpn weft_conn_tls_alpn

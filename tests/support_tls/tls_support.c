@@ -201,6 +201,8 @@ SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
     if (s == NULL)
         return NULL;
     SSL_set_fd(s, fd);
+    if (o->session != NULL)
+        SSL_set_session(s, o->session);
     const char *sni = o->sni != NULL ? o->sni : o->host;
     if (sni != NULL && strcmp(sni, "127.0.0.1") != 0)
         SSL_set_tlsext_host_name(s, sni);
