@@ -141,7 +141,9 @@ if [ $TLS = 1 ]; then
         echo "note: no $WREDIS; weft-redis is left out"
     fi
     if command -v redis-server >/dev/null; then
-        SERVER_CMD[redis]="redis-server --port 0 --bind 127.0.0.1 --dir $TMP --appendonly no $tls_redis"
+        # Its default maxclients, 10,000, would refuse the last of the warm-up and -n ones.
+        SERVER_CMD[redis]="redis-server --port 0 --bind 127.0.0.1 --dir $TMP --appendonly no"
+        SERVER_CMD[redis]+=" --maxclients $((CONNS + WARMUP + 64)) $tls_redis"
         CLIENT_ARGS[redis]=--redis
         SERVERS+=(redis)
     else
