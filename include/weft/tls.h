@@ -70,7 +70,8 @@ typedef struct weft_tls_config {
                                    offers them; NULL: no ALPN */
     const weft_tls_sni *sni;  /* listeners: more names with their own certificates */
     size_t nsni;
-    bool session_tickets;    /* resumption by session tickets; default true */
+    bool session_tickets;    /* resumption by session tickets, one sent per full handshake;
+                                default true (false: none are sent) */
     const char *server_name; /* dials: the name sent as SNI and checked against the
                                    certificate; NULL: the host of the URL */
     /* Kernel TLS after the handshake; default false. Not implemented yet: weft asks the

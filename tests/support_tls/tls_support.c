@@ -164,6 +164,15 @@ static bool interrupted(SSL *s, int r)
     return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && errno == EINTR;
 }
 
+static int count_ticket(SSL *s, SSL_SESSION *session)
+{
+    (void)session;
+    int *n = SSL_get_app_data(s);
+    if (n != NULL)
+        (*n)++;
+    return 0; /* no reference kept */
+}
+
 SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0)
@@ -196,10 +205,16 @@ SSL *wt_tls_connect(int fd, const wt_tls_opts *o, char *err, size_t errlen)
         }
         SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)n);
     }
+    if (o->tickets != NULL) {
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, count_ticket);
+    }
     SSL *s = SSL_new(ctx);
     SSL_CTX_free(ctx); /* s holds it */
     if (s == NULL)
         return NULL;
+    SSL_set_app_data(s, o->tickets);
     SSL_set_fd(s, fd);
     if (o->session != NULL)
         SSL_set_session(s, o->session);

@@ -40,6 +40,7 @@ typedef struct wt_tls_opts {
     const char *alpn;       /* comma-separated */
     int max_version;        /* 0 or TLS1_2_VERSION, ... */
     SSL_SESSION *session;   /* offered for resumption (borrowed; SSL_session_reused says) */
+    int *tickets;           /* counts the session tickets the server sends, as they are read */
 } wt_tls_opts;
 
 /* Handshakes as a client on fd (blocking, with the harness's timeouts). Returns the SSL (its
