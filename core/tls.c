@@ -49,8 +49,9 @@ struct weft__tls_engine {
     pthread_mutex_t client_mu;
     SSL_CTX *client; /* made by the first tls dial */
     weft_tls_config ccfg;
-    char *strs[8];            /* ccfg's strings, copied at start */
-    _Atomic bool ktls_probed; /* the kernel was asked for TLS (tls_ktls.c) */
+    char *strs[8];                /* ccfg's strings, copied at start */
+    _Atomic int ktls_kernel;      /* what the kernel said of its tls module (tls_ktls.c) */
+    _Atomic bool ktls_said_suite; /* a suite kernel TLS does not take was said */
 };
 
 struct weft__tls_conn {
@@ -63,8 +64,11 @@ struct weft__tls_conn {
     uint32_t pend_len, pend_cap;
     uint32_t hs_start; /* loop clock when the handshake began */
     bool established, failed, shutdown_sent, listed, connecting;
-    bool ktls;       /* the kernel does the record layer */
-    const char *err; /* static text, OpenSSL's */
+    bool ktls;        /* the kernel does the record layer (sends; OpenSSL still reads) */
+    bool ktls_notify; /* the kernel's close_notify waits for the output to drain */
+    weft__ktls *k;    /* ktls asked for: the way to the switch (tls_ktls.c) */
+    const char *err;  /* static text, OpenSSL's or ours */
+    const char *why;  /* ours, when fail() is about kernel TLS */
     char alpn[32];
 };
 
@@ -157,6 +161,14 @@ static int sni_select(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* OpenSSL's keylog line for a connection that asked for ktls. */
+static void keylog(const SSL *ssl, const char *line)
+{
+    weft__tls_conn *t = SSL_get_app_data(ssl);
+    if (t != NULL && t->k != NULL && !t->ktls)
+        weft__ktls_keylog(t->k, ssl, line);
+}
+
 /* An SSL_CTX for cfg's role; cert and key may differ from cfg's (an SNI name's). NULL with
  * the reason logged. */
 static SSL_CTX *ctx_new(weft_engine *e, const weft_tls_config *cfg, bool server, const char *cert,
@@ -175,6 +187,8 @@ static SSL_CTX *ctx_new(weft_engine *e, const weft_tls_config *cfg, bool server,
         opts |= SSL_OP_NO_TICKET;
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (cfg->ktls)
+        SSL_CTX_set_keylog_callback(ctx, keylog); /* the send key for the kernel */
     what = "ciphers";
     if (cfg->ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, cfg->ciphers))
         goto fail;
@@ -422,6 +436,14 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
 {
     weft__tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (t->ktls) {
+        /* The kernel seals what leaves now and OpenSSL's record would break its sequence
+         * (a KeyUpdate's answer, an alert): the connection cannot go on. */
+        t->why = "OpenSSL had a record to send after the switch to kernel TLS";
+        return 0;
+    }
+    if (t->k != NULL)
+        weft__ktls_outbound(t->k, (const uint8_t *)data, len);
     struct iovec iov = {(void *)data, len};
     if (weft__conn_send_raw(t->c, &iov, 1) != 0)
         return 0;
@@ -531,6 +553,7 @@ static weft__tls_conn *conn_new(weft_conn *c, SSL_CTX *ctx)
     }
     BIO_set_data(b, t);
     SSL_set_bio(t->ssl, b, b);
+    SSL_set_app_data(t->ssl, t);
     t->hs_start = c->loop->now_ms;
     tl->chunks[ci][c->slot & (WEFT__CHUNK_SIZE - 1u)] = t;
     return t;
@@ -544,6 +567,7 @@ void weft__tls_conn_free(weft_conn *c)
     c->loop->tls->chunks[c->slot >> WEFT__CHUNK_SHIFT][c->slot & (WEFT__CHUNK_SIZE - 1u)] = NULL;
     SSL_free(t->ssl);
     ctxset_put(t->set);
+    weft__ktls_free(t->k);
     free(t->pend);
     free(t);
 }
@@ -561,6 +585,7 @@ void weft__tls_loop_free(weft__loop *loop)
             if (t != NULL) {
                 SSL_free(t->ssl);
                 ctxset_put(t->set);
+                weft__ktls_free(t->k);
                 free(t->pend);
                 free(t);
             }
@@ -582,7 +607,8 @@ static bool gone(const weft_conn *c)
  * then c closes with WEFT_ETLS. */
 static void fail(weft_conn *c, weft__tls_conn *t, const char *fallback)
 {
-    t->err = ssl_reason(fallback);
+    t->err = t->why != NULL ? t->why : ssl_reason(fallback);
+    ERR_clear_error();
     t->failed = true;
     weft__log_peer(c->loop, WEFT_LOG_INFO, "conn %u/%u: TLS: %s; closing", c->loop->index, c->slot,
                    t->err);
@@ -609,12 +635,54 @@ static void enlist(weft_conn *c, weft__tls_conn *t)
     t->listed = true;
 }
 
+/* ---- kernel TLS: the switch ---- */
+
+/* Every byte OpenSSL sealed for c has left weft: none queued, staged or in flight. */
+static bool drained(const weft_conn *c)
+{
+    return weft__conn_pending(c) == 0 && !(c->flags & (CONN_SENDING | CONN_STAGED));
+}
+
+/* c asked for ktls and may switch: it does once its output drained. */
+static void ktls_try(weft_conn *c, weft__tls_conn *t)
+{
+    if (t->ktls || t->k == NULL || !t->established || t->failed || t->shutdown_sent ||
+        (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)) || !drained(c))
+        return;
+    if (weft__ktls_switch(c, t->k) == 0) {
+        t->ktls = true;
+        return;
+    }
+    weft__ktls_free(t->k);
+    t->k = NULL;
+}
+
+void weft__tls_drained(weft_conn *c)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t == NULL || t->k == NULL || (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+        return;
+    if (!t->ktls) {
+        ktls_try(c, t);
+    } else if (t->ktls_notify && drained(c)) {
+        t->ktls_notify = false;
+        weft__ktls_close_notify(c, t->k);
+    }
+}
+
 static int ssl_write(weft_conn *c, weft__tls_conn *t, const void *p, size_t n)
 {
     size_t w;
+    if (t->ktls) {
+        struct iovec iov = {(void *)p, n};
+        return weft__ktls_send(c, t->k, &iov, 1);
+    }
     ERR_clear_error();
-    if (SSL_write_ex(t->ssl, p, n, &w) == 1)
+    if (SSL_write_ex(t->ssl, p, n, &w) == 1) {
+        if (t->k != NULL)
+            ktls_try(c, t); /* what was before may be gone already */
         return 0;
+    }
     if (gone(c))
         return c->close_err < 0 ? c->close_err : WEFT_ECLOSED;
     fail(c, t, "write failed");
@@ -660,6 +728,12 @@ int weft__tls_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     weft__tls_conn *t = weft__tls_of(c);
     if (t->failed)
         return WEFT_ECLOSED;
+    if (t->ktls) {
+        /* The kernel makes the records: plaintext joins the output as it is, behind what
+         * was gathered before the switch. */
+        int rc = seal(c, t);
+        return rc != 0 ? rc : weft__ktls_send(c, t->k, iov, iovcnt);
+    }
     size_t cap = c->loop->engine->cfg.write_hard_cap;
     int rc = 0;
     for (int i = 0; i < iovcnt && rc == 0; i++) {
@@ -732,6 +806,15 @@ void weft__tls_close_notify(weft_conn *c)
     if (seal(c, t) != 0)
         return;
     t->shutdown_sent = true;
+    if (t->ktls) {
+        /* The kernel's record, written directly behind the output: now, or once it drained
+         * (weft__tls_drained runs before the close goes on). */
+        if (drained(c))
+            weft__ktls_close_notify(c, t->k);
+        else
+            t->ktls_notify = true;
+        return;
+    }
     ERR_clear_error();
     (void)SSL_shutdown(t->ssl); /* close_notify, through the BIO into c's output */
     ERR_clear_error();
@@ -750,12 +833,17 @@ static void established(weft_conn *c, weft__tls_conn *t)
         t->alpn[n] = '\0';
     }
     struct weft__tls_engine *te = c->loop->engine->tls;
-    if (t->set != NULL ? t->set->ktls : te->ccfg.ktls)
-        t->ktls = weft__tls_ktls_start(c, &te->ktls_probed);
+    if (t->k != NULL &&
+        !weft__ktls_start(c, t->k, t->ssl, &te->ktls_kernel, &te->ktls_said_suite)) {
+        weft__ktls_free(t->k);
+        t->k = NULL;
+    }
     c->active_ms = c->loop->now_ms;
     weft__conn_announce(c); /* on_open, and the idle timeout from now on */
     if (t->pend_len > 0 && !gone(c))
         enlist(c, t);
+    if (t->k != NULL && !gone(c))
+        ktls_try(c, t); /* the handshake's last records may have left already */
 }
 
 static void handshake(weft_conn *c, weft__tls_conn *t)
@@ -788,6 +876,13 @@ static void read_plain(weft_conn *c, weft__tls_conn *t, bool hold)
                 break;
             }
             len += got;
+        }
+        if (t->ktls && err != SSL_ERROR_ZERO_RETURN &&
+            SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) {
+            /* The peer asked for our key to change: the kernel has the old one. */
+            t->why = "the peer asked for a KeyUpdate, which kernel TLS sends cannot answer";
+            fail(c, t, t->why);
+            return;
         }
         if (len > 0 && hold) {
             /* A completion backend's bytes for a connection that paused: kept, as plain
@@ -888,6 +983,10 @@ void weft__tls_accept(weft_conn *c, struct weft__tls_server *srv)
         return;
     }
     t->set = s;
+    if (s->ktls && (t->k = weft__ktls_new(true)) == NULL) {
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
     SSL_set_accept_state(t->ssl);
     weft__conn_update_interest(c);
     weft__wheel_schedule(c); /* by the handshake deadline */
@@ -903,6 +1002,11 @@ void weft__tls_dial_adopt(weft_conn *c, void *token)
         return;
     }
     t->connecting = true;
+    if (c->loop->engine->tls->ccfg.ktls && (t->k = weft__ktls_new(false)) == NULL) {
+        free(name);
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
     SSL_set_connect_state(t->ssl);
     unsigned char ip[16];
     bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
