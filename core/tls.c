@@ -439,7 +439,8 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
     if (t->ktls) {
         /* The kernel seals what leaves now and OpenSSL's record would break its sequence
          * (a KeyUpdate's answer, an alert): the connection cannot go on. */
-        t->why = "OpenSSL had a record to send after the switch to kernel TLS";
+        if (ERR_peek_error() == 0) /* an alert says its own reason */
+            t->why = "OpenSSL had a record to send after the switch to kernel TLS";
         return 0;
     }
     if (t->k != NULL)

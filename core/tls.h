@@ -105,7 +105,7 @@ typedef struct weft__ktls_ops {
     void (*release)(void *state); /* NULL: nothing to free */
 } weft__ktls_ops;
 
-/* The kernel's, unless a test set its own before starting an engine. */
+/* The kernel's, unless a test set its own; a connection keeps those current when it began. */
 extern const weft__ktls_ops *weft__ktls_ops_current;
 
 /* A connection's way to the switch: its send key, and the records sealed under it. */

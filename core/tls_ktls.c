@@ -72,7 +72,8 @@ struct weft__ktls {
     size_t hdr_have;
     uint8_t *body;
     size_t body_len, body_have;
-    void *state; /* the ops' own, from tx */
+    const weft__ktls_ops *ops; /* the ones current when the connection began */
+    void *state;               /* the ops' own, from tx */
 };
 
 /* ---- the kernel ---- */
@@ -159,8 +160,10 @@ int weft__tls13_expand_label(const char *md, const uint8_t *secret, size_t secre
 weft__ktls *weft__ktls_new(bool server)
 {
     weft__ktls *k = calloc(1, sizeof(*k));
-    if (k != NULL)
+    if (k != NULL) {
         k->server = server;
+        k->ops = weft__ktls_ops_current;
+    }
     return k;
 }
 
@@ -168,8 +171,8 @@ void weft__ktls_free(weft__ktls *k)
 {
     if (k == NULL)
         return;
-    if (k->state != NULL && weft__ktls_ops_current->release != NULL)
-        weft__ktls_ops_current->release(k->state);
+    if (k->state != NULL && k->ops->release != NULL)
+        k->ops->release(k->state);
     free(k->body);
     OPENSSL_cleanse(k, sizeof(*k));
     free(k);
@@ -384,7 +387,7 @@ bool weft__ktls_start(weft_conn *c, weft__ktls *k, const SSL *ssl, _Atomic int *
         return false;
     if (st == KERNEL_UNKNOWN && !atomic_compare_exchange_strong(kernel, &st, KERNEL_ASKING))
         return false; /* another loop asks now */
-    int rc = weft__ktls_ops_current->ulp(c);
+    int rc = k->ops->ulp(c);
     if (st == KERNEL_UNKNOWN)
         atomic_store(kernel, rc == 0 ? KERNEL_YES : KERNEL_NO);
     if (rc != 0) {
@@ -450,7 +453,7 @@ int weft__ktls_switch(weft_conn *c, weft__ktls *k)
         len = sizeof(u.cc);
         break;
     }
-    int rc = weft__ktls_ops_current->tx(c, &u, len, &k->state);
+    int rc = k->ops->tx(c, &u, len, &k->state);
     /* The kernel has its copy, or nobody needs one: ours goes either way. */
     OPENSSL_cleanse(&u, sizeof(u));
     OPENSSL_cleanse(k->key, sizeof(k->key));
@@ -470,13 +473,13 @@ int weft__ktls_switch(weft_conn *c, weft__ktls *k)
 
 int weft__ktls_send(weft_conn *c, weft__ktls *k, const struct iovec *iov, int iovcnt)
 {
-    return weft__ktls_ops_current->send(c, k->state, iov, iovcnt);
+    return k->ops->send(c, k->state, iov, iovcnt);
 }
 
 void weft__ktls_close_notify(weft_conn *c, weft__ktls *k)
 {
     static const uint8_t alert[2] = {1, 0}; /* warning, close_notify */
-    ssize_t n = weft__ktls_ops_current->record(c, k->state, 21, alert, sizeof(alert));
+    ssize_t n = k->ops->record(c, k->state, 21, alert, sizeof(alert));
     if (n != (ssize_t)sizeof(alert))
         weft__log_peer(c->loop, WEFT_LOG_DEBUG,
                        "conn %u/%u: kernel TLS: close_notify not sent (%s); the peer sees a "
