@@ -197,11 +197,15 @@ static void capture(void *ctx, weft_log_level level, const char *msg)
         atomic_fetch_add(&log_unavailable, 1);
 }
 
+static _Atomic bool greet; /* on_open writes "hello" (before the switch: OpenSSL seals it) */
+
 static weft_action on_open(weft_conn *c)
 {
     pthread_mutex_lock(&ref_mu);
     last_ref = weft_conn_get_ref(c);
     pthread_mutex_unlock(&ref_mu);
+    if (atomic_load(&greet))
+        weft_conn_write(c, "hello", 5);
     return wt_count_open(c);
 }
 
@@ -238,6 +242,7 @@ static void start_with(wt_server *s, const char *suites, bool tickets, unsigned 
     atomic_store(&keyupdate_closes, 0);
     atomic_store(&log_not_used, 0);
     atomic_store(&log_unavailable, 0);
+    atomic_store(&greet, false);
     weft__ktls_ops_current = &soft_ops;
     weft_config cfg;
     wt_config(&cfg, echo, loops);
@@ -345,6 +350,32 @@ static void test_echo_chacha20(void **state)
 {
     (void)state;
     switched_echo("TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256");
+}
+
+/* A greeting written in on_open goes through OpenSSL, behind the tickets: the kernel's first
+ * number is one more than without it. */
+static void test_write_in_on_open_is_counted(void **state)
+{
+    (void)state;
+    wt_server s;
+    start_with(&s, NULL, true, 1);
+    SSL *c = client(s.port);
+    switched(1); /* nothing written yet: only the tickets came before */
+    long plain = atomic_load(&soft_first_seq);
+    echo_once(c, 1000, 5);
+    wt_tls_close(c, true);
+    atomic_store(&greet, true);
+    c = client(s.port);
+    char hello[5];
+    assert_int_equal(wt_tls_recv_exact(c, hello, 5), 0);
+    assert_memory_equal(hello, "hello", 5);
+    echo_once(c, 30000, 6);
+    switched(2);
+    assert_int_equal(atomic_load(&soft_first_seq), plain + 1);
+    wt_tls_close(c, true);
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    assert_int_equal(wt_closed_with(0), 2);
+    stop(&s);
 }
 
 #define ASYNC_N 500
@@ -557,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_echo_aes_256_gcm),
         cmocka_unit_test(test_echo_aes_128_gcm),
         cmocka_unit_test(test_echo_chacha20),
+        cmocka_unit_test(test_write_in_on_open_is_counted),
         cmocka_unit_test(test_async_in_order_then_close_notify),
         cmocka_unit_test(test_close_from_callback),
         cmocka_unit_test(test_key_update_closes),
