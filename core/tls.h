@@ -7,7 +7,9 @@
  * records of up to 16 KiB, sealed before the loop sleeps (or at once outside a callback), and
  * the records join the connection's output through weft__conn_send_raw: the staging area,
  * the output queue, backpressure and the hard cap, on a readiness or a completion backend
- * alike. A connection's TLS state lives in a table of its loop by slot (weft__tls_loop), made
+ * alike. With kernel TLS (tls_ktls.c), once a connection switched, its plaintext goes to
+ * weft__conn_send_raw as it is and the kernel seals it; OpenSSL only reads.
+ * A connection's TLS state lives in a table of its loop by slot (weft__tls_loop), made
  * by the loop's first TLS connection, so a plain connection costs nothing but the test of
  * loop->tls. Everything here runs on the owning loop's thread, but the engine functions.
  */
