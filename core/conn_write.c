@@ -267,6 +267,8 @@ static bool took(weft_conn *c, ssize_t n, weft__outq *held)
 static void after_flush(weft_conn *c, bool had)
 {
     mirror_out(c);
+    if (c->out.len == 0 && c->loop->tls != NULL)
+        weft__tls_drained(c); /* kernel TLS switches (or says close_notify) on no output */
     if (c->out.len == 0 && (c->flags & CONN_CLOSING)) {
         if (!(c->flags & CONN_LINGER))
             weft__conn_closing_drained(c);
