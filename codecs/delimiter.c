@@ -19,14 +19,14 @@
  *  - while discarding, a tail that may begin a delimiter is kept, not dropped, so the
  *    delimiter that ends the discarded frame is seen whole.
  *
- * State: u64[0] is the buffer length the last call looked at without finding a delimiter,
- * so the next call resumes the search just before it; u64[1] holds the discarding flag.
+ * State: u64 is the buffer length the last call looked at without finding a delimiter, so
+ * the next call resumes the search just before it, with the discarding flag in its top bit.
  */
 #include <string.h>
 
 #include "weft/codec.h"
 
-#define DELIM_DISCARDING 1u
+#define DELIM_DISCARDING ((uint64_t)1 << 63)
 
 typedef struct delim_match {
     size_t pos; /* where the delimiter starts */
@@ -168,7 +168,7 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
     const weft_delimiter_config *cfg = &codec->config.delimiter;
     size_t maxd = delim_max_len(cfg);
     size_t base = 0;
-    size_t seen = (size_t)state->u64[0];
+    size_t seen = (size_t)(state->u64 & ~DELIM_DISCARDING);
 
     if (seen > len)
         seen = 0; /* not the growing buffer we were promised: rescan, never over-read */
@@ -182,17 +182,16 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
         delim_match m = {0, 0};
         bool found = delim_earliest(cfg, maxd, p, avail, from, &m);
 
-        if (state->u64[1] & DELIM_DISCARDING) {
+        if (state->u64 & DELIM_DISCARDING) {
             if (!found) {
                 size_t keep = avail - delim_partial_start(cfg, p, avail);
-                state->u64[0] = keep;
+                state->u64 = keep | DELIM_DISCARDING;
                 frame->consumed = len - keep;
                 return WEFT_AGAIN;
             }
             base += m.pos + cfg->delimiters[m.idx].len;
             seen = 0;
-            state->u64[0] = 0;
-            state->u64[1] = 0;
+            state->u64 = 0;
             if (!cfg->fail_fast)
                 return delim_too_long(cfg, frame, base);
             continue; /* the error was reported when discarding began */
@@ -200,7 +199,7 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
 
         if (found) {
             size_t dlen = cfg->delimiters[m.idx].len;
-            state->u64[0] = 0;
+            state->u64 = 0;
             if (m.pos > cfg->max_frame_length)
                 return delim_too_long(cfg, frame, base + m.pos + dlen);
             frame->offset = base;
@@ -214,15 +213,14 @@ static int delimiter_decode(const weft_codec *codec, weft_codec_state *state, co
             if (partial > cfg->max_frame_length) {
                 /* Too long whatever follows: discard, keeping a possible delimiter start. */
                 size_t keep = avail - partial;
-                state->u64[0] = keep;
-                state->u64[1] = DELIM_DISCARDING;
+                state->u64 = keep | DELIM_DISCARDING;
                 frame->consumed = len - keep;
                 if (cfg->fail_fast)
                     return delim_too_long(cfg, frame, len - keep);
                 return WEFT_AGAIN;
             }
         }
-        state->u64[0] = avail;
+        state->u64 = avail;
         frame->consumed = base;
         return WEFT_AGAIN;
     }

@@ -15,13 +15,15 @@
  * anyway gets netty's behaviour: a too-long frame is discarded, with the error reported
  * at once (fail_fast) or after the last discarded byte.
  *
- * State: u64[0] is the number of bytes still to discard, u64[1] the discarding flag.
+ * State: u64 is the number of bytes still to discard, with the discarding flag in its top bit;
+ * LF_FOREVER bytes is a frame beyond INT64_MAX, discarded for good.
  */
 #include <stdint.h>
 
 #include "weft/codec.h"
 
-#define LF_DISCARDING 1u
+#define LF_DISCARDING ((uint64_t)1 << 63)
+#define LF_FOREVER    (LF_DISCARDING - 1)
 
 static int length_field_init(weft_codec *codec)
 {
@@ -88,15 +90,17 @@ static int length_field_decode(const weft_codec *codec, weft_codec_state *state,
     const weft_length_field_config *cfg = &codec->config.length_field;
     size_t base = 0;
 
-    if (state->u64[1] & LF_DISCARDING) {
-        uint64_t left = state->u64[0];
+    if (state->u64 & LF_DISCARDING) {
+        uint64_t left = state->u64 & ~LF_DISCARDING;
         size_t n = left < len ? (size_t)left : len;
-        state->u64[0] = left - n;
-        if (state->u64[0] > 0) {
+        if (left != LF_FOREVER)
+            left -= n;
+        if (left > 0) {
+            state->u64 = left | LF_DISCARDING;
             frame->consumed = len;
             return WEFT_AGAIN;
         }
-        state->u64[1] = 0;
+        state->u64 = 0;
         if (!cfg->fail_fast)
             return lf_too_long(frame, n);
         base = n; /* reported when discarding began; go on with what follows */
@@ -140,8 +144,7 @@ static int length_field_decode(const weft_codec *codec, weft_codec_state *state,
         uint64_t whole = huge ? UINT64_MAX : (uint64_t)total;
         if (whole <= avail)
             return lf_too_long(frame, base + (size_t)whole);
-        state->u64[0] = whole - avail;
-        state->u64[1] = LF_DISCARDING;
+        state->u64 = (huge ? LF_FOREVER : whole - avail) | LF_DISCARDING;
         if (cfg->fail_fast)
             return lf_too_long(frame, len);
         frame->consumed = len;

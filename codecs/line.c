@@ -10,15 +10,15 @@
  * single-read answer for every split: a trailing "\r" is not counted until we know whether
  * a "\n" follows it.
  *
- * State: u64[0] is how far the last call scanned without finding "\n" (relative to the
- * first unconsumed byte, which is where the next call's buffer starts); u64[1] holds the
- * discarding flag.
+ * State: u64 is how far the last call scanned without finding "\n" (relative to the
+ * first unconsumed byte, which is where the next call's buffer starts), with the discarding
+ * flag in its top bit.
  */
 #include <string.h>
 
 #include "weft/codec.h"
 
-#define LINE_DISCARDING 1u
+#define LINE_DISCARDING ((uint64_t)1 << 63)
 
 static int line_init(weft_codec *codec)
 {
@@ -40,7 +40,7 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
 {
     const weft_line_config *cfg = &codec->config.line;
     size_t base = 0; /* start of the line being looked at */
-    size_t scan = (size_t)state->u64[0];
+    size_t scan = (size_t)(state->u64 & ~LINE_DISCARDING);
 
     if (scan > len)
         scan = 0; /* not the growing buffer we were promised: rescan, never over-read */
@@ -50,16 +50,15 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
         if (len - base > scan)
             lf = memchr(buf + base + scan, '\n', len - base - scan);
 
-        if (state->u64[1] & LINE_DISCARDING) {
+        if (state->u64 & LINE_DISCARDING) {
             if (lf == NULL) {
-                state->u64[0] = 0;
+                state->u64 = LINE_DISCARDING;
                 frame->consumed = len;
                 return WEFT_AGAIN;
             }
             base = (size_t)(lf - buf) + 1;
             scan = 0;
-            state->u64[0] = 0;
-            state->u64[1] = 0;
+            state->u64 = 0;
             if (!cfg->fail_fast)
                 return line_too_long(cfg, frame, base);
             continue; /* the error was reported when discarding began */
@@ -73,7 +72,7 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
                 delim = 2;
             }
             size_t line_len = eol - base;
-            state->u64[0] = 0;
+            state->u64 = 0;
             if (line_len > cfg->max_length)
                 return line_too_long(cfg, frame, eol + delim);
             frame->offset = base;
@@ -86,14 +85,13 @@ static int line_decode(const weft_codec *codec, weft_codec_state *state, const u
         /* A trailing "\r" may be the first half of "\r\n": not part of the line yet. */
         size_t known = avail - (avail > 0 && buf[len - 1] == '\r');
         if (known > cfg->max_length) {
-            state->u64[0] = 0;
-            state->u64[1] = LINE_DISCARDING;
+            state->u64 = LINE_DISCARDING;
             frame->consumed = len;
             if (cfg->fail_fast)
                 return line_too_long(cfg, frame, len);
             return WEFT_AGAIN;
         }
-        state->u64[0] = avail;
+        state->u64 = avail;
         frame->consumed = base;
         return WEFT_AGAIN;
     }

@@ -34,12 +34,12 @@ static int push_write(weft_engine *e, weft_conn_ref ref, void *data, size_t len,
     if (rc == 0) {
         /* The hard cap holds for other threads too: they learn it here, not by a silent
          * drop later. Reserve first, then check, so writers racing each other see each
-         * other's reservations. The loop adds a write to out_len before it takes it off
+         * other's reservations. The loop adds a write to out.published before it takes it off
          * async_pending, so reading async_pending first (acquire) can count a write twice
          * for a moment but never miss it. */
         uint64_t pending =
             atomic_fetch_add_explicit(&c->async_pending, (uint32_t)len, memory_order_acq_rel);
-        uint64_t queued = pending + atomic_load_explicit(&c->out_len, memory_order_relaxed);
+        uint64_t queued = pending + atomic_load_explicit(&c->out.published, memory_order_relaxed);
         if (queued > e->cfg.write_hard_cap - len) {
             atomic_fetch_sub_explicit(&c->async_pending, (uint32_t)len, memory_order_relaxed);
             rc = WEFT_EOUTCAP;
@@ -197,7 +197,7 @@ int weft_async_get_pending_out(weft_engine *e, weft_conn_ref ref, size_t *bytes)
     if (c == NULL || atomic_load_explicit(&c->gen, memory_order_acquire) != ref.gen)
         return WEFT_ESTALE;
     uint64_t n = atomic_load_explicit(&c->async_pending, memory_order_acquire) +
-                 atomic_load_explicit(&c->out_len, memory_order_relaxed);
+                 atomic_load_explicit(&c->out.published, memory_order_relaxed);
     /* Read again: a slot reused meanwhile answers for another connection. */
     if (atomic_load_explicit(&c->gen, memory_order_acquire) != ref.gen)
         return WEFT_ESTALE;

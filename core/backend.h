@@ -36,6 +36,7 @@
 struct weft__loop;
 struct weft__listener;
 struct weft_conn;
+struct weft__outq;
 
 typedef struct weft__backend {
     const char *name;
@@ -111,6 +112,14 @@ void weft__conn_writable(struct weft_conn *c);
 /* Completion: the send that conn_send submitted for c finished: n bytes went (n >= 0), or
  * it failed with a negated errno. */
 void weft__conn_sent(struct weft_conn *c, ssize_t n);
+/* Completion: as weft__conn_sent, for a send whose bytes the kernel may go on reading after
+ * it finished (a zero-copy send, until its notification), or one that finished while such a
+ * send is still held: the output queue's chunks the n bytes emptied move to held (kept by
+ * the backend) instead of going back to the pool, even if c closed meanwhile. */
+void weft__conn_sent_held(struct weft_conn *c, ssize_t n, struct weft__outq *held);
+/* Completion: the kernel let go of what weft__conn_sent_held moved to held; it goes back
+ * to the loop's pool (c may be closed: its slot is still held by the backend then). */
+void weft__conn_held_release(struct weft_conn *c, struct weft__outq *held);
 /* An accept on l gave fd (non-blocking, close-on-exec) from peer, or, when fd < 0, failed
  * with that negated errno. Returns false when the backend must stop this batch. */
 bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sockaddr *peer,

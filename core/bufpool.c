@@ -4,9 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "weft/error.h"
 
 #define CLASS_MAX 32
@@ -25,7 +24,7 @@ typedef struct free_buf {
     struct free_buf *next;
 } free_buf;
 
-/* A mapped buffer is a reservation of address space (PROT_NONE: no memory, nothing
+/* A mapped buffer is a reservation of address space (inaccessible: no memory, nothing
  * committed): one page for this header, then, HUGE_UNIT from its start, the data, of which
  * the first `committed` bytes are readable and writable. Growing within the reservation
  * only makes more of it writable: nothing moves, nothing is copied, and huge pages stay
@@ -87,8 +86,7 @@ int weft__bufpool_create(const weft__bufpool_config *cfg, weft__bufpool **out)
             break;
         s <<= 1;
     }
-    long page = sysconf(_SC_PAGESIZE);
-    p->page = page > 0 && is_pow2((size_t)page) ? (size_t)page : 4096;
+    p->page = weft__page_size();
     *out = p;
     return 0;
 }
@@ -123,12 +121,11 @@ static int map_commit(map_head *h, size_t commit)
 {
     uint8_t *data = map_data(h);
     if (commit > h->committed) {
-        if (mprotect(data + h->committed, commit - h->committed, PROT_READ | PROT_WRITE) != 0)
+        if (weft__vm_commit(data + h->committed, commit - h->committed) != 0)
             return -1;
     } else if (commit < h->committed) {
         /* The pages go back now; the address space stays reserved. */
-        (void)madvise(data + commit, h->committed - commit, MADV_DONTNEED);
-        (void)mprotect(data + commit, h->committed - commit, PROT_NONE);
+        weft__vm_decommit(data + commit, h->committed - commit);
     }
     h->committed = commit;
     return 0;
@@ -142,28 +139,18 @@ static map_head *map_new(const weft__bufpool *p, size_t commit)
     if (reserve < commit)
         reserve = commit;
     for (;;) {
-        /* Header and data, and room to align them. */
-        size_t whole = HUGE_UNIT + reserve, span = whole + HUGE_UNIT - p->page;
-        uint8_t *r =
-            reserve > SIZE_MAX - 2 * HUGE_UNIT
-                ? MAP_FAILED
-                : mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (r != MAP_FAILED) {
-            uint8_t *base =
-                (uint8_t *)(((uintptr_t)r + HUGE_UNIT - 1) & ~(uintptr_t)(HUGE_UNIT - 1));
-            if (base > r)
-                munmap(r, (size_t)(base - r));
-            if (base + whole < r + span)
-                munmap(base + whole, (size_t)(r + span - (base + whole)));
+        /* Header and data, aligned to a huge page. */
+        size_t whole = HUGE_UNIT + reserve;
+        uint8_t *base =
+            reserve > SIZE_MAX - 2 * HUGE_UNIT ? NULL : weft__vm_reserve(whole, HUGE_UNIT);
+        if (base != NULL) {
             map_head *h = (map_head *)(void *)base;
-            if (mprotect(base, p->page, PROT_READ | PROT_WRITE) != 0 ||
-                mprotect(base + HUGE_UNIT, commit, PROT_READ | PROT_WRITE) != 0) {
-                munmap(base, whole);
+            if (weft__vm_commit(base, p->page) != 0 ||
+                weft__vm_commit(base + HUGE_UNIT, commit) != 0) {
+                weft__vm_release(base, whole);
                 return NULL;
             }
-#ifdef MADV_HUGEPAGE
-            (void)madvise(base + HUGE_UNIT, reserve, MADV_HUGEPAGE);
-#endif
+            weft__vm_advise_huge(base + HUGE_UNIT, reserve);
             h->reserve = reserve;
             h->committed = commit;
             return h;
@@ -176,7 +163,7 @@ static map_head *map_new(const weft__bufpool *p, size_t commit)
 
 static void map_free(map_head *h)
 {
-    munmap(h, HUGE_UNIT + h->reserve);
+    weft__vm_release(h, HUGE_UNIT + h->reserve);
 }
 
 /* ---- classes ---- */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -106,8 +107,16 @@ int weft_conn_set_timeouts(weft_conn *c, unsigned idle_ms, unsigned read_ms)
         return WEFT_EINVAL;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING))
         return WEFT_ECLOSED;
-    c->idle_ticks = timeout_ticks(idle_ms);
-    c->read_ticks = timeout_ticks(read_ms);
+    uint32_t own = (uint32_t)timeout_ticks(idle_ms) << 16 | timeout_ticks(read_ms);
+    uint32_t **t = &c->loop->timeouts[c->slot >> WEFT__CHUNK_SHIFT];
+    if (*t == NULL && own != WEFT__TIMEOUTS_DEFAULT) {
+        *t = malloc(WEFT__CHUNK_SIZE * sizeof(**t));
+        if (*t == NULL)
+            return WEFT_ENOMEM;
+        memset(*t, 0xff, WEFT__CHUNK_SIZE * sizeof(**t)); /* WEFT__TIMEOUTS_DEFAULT */
+    }
+    if (*t != NULL)
+        (*t)[c->slot & (WEFT__CHUNK_SIZE - 1u)] = own;
     weft__wheel_schedule(c); /* by the new deadlines */
     return 0;
 }

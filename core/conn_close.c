@@ -56,7 +56,7 @@ void weft__conn_finish(weft_conn *c)
     weft__ring_release(&c->in, loop->bufpool);
     if (!in_flight) /* else a send may still read it: released with the slot */
         weft__outq_release(&c->out, loop->bufpool);
-    atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->out.published, 0, memory_order_relaxed);
     /* Published before on_close, so whoever learns of the close sees the buffers back. */
     weft__loop_publish_buffers(loop);
     if (e->cfg.handler.on_close != NULL)

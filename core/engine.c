@@ -35,6 +35,7 @@ void weft_config_init(weft_config *cfg)
     cfg->worker_queue = 1024;
     cfg->backend = WEFT_BACKEND_AUTO;
     cfg->uring_buffers = 64;
+    cfg->uring_zc_min = 0; /* off: slower than a copy on loopback (README, io_uring) */
     weft_tls_config_init(&cfg->tls);
     weft_tls_config_init(&cfg->tls_client);
     cfg->tls_handshake_timeout_ms = 10000;
@@ -169,13 +170,15 @@ static void engine_free(weft_engine *e)
     free(e);
 }
 
-/* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP in reuse_port mode, and
- * UDP always, since datagrams cannot be handed off. */
+/* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP, plain or TLS, in
+ * reuse_port mode, and UDP always, since datagrams cannot be handed off. A TLS connection's
+ * handshake then runs on the loop that accepted it; every loop's listener serves the
+ * engine's one certificate set (tls.c), so a reload and session tickets span the loops. */
 static bool listener_per_loop(const weft_config *cfg, const char *url)
 {
     if (strncmp(url, "udp://", 6) == 0)
         return true;
-    return cfg->reuse_port && strncmp(url, "tcp://", 6) == 0;
+    return cfg->reuse_port && (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls://", 6) == 0);
 }
 
 static int open_listeners(weft_engine *e, const weft_config *cfg)
@@ -372,8 +375,8 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
         goto fail;
     if (cfg->reuse_port && cfg->lb.kind != WEFT_LB_ROUND_ROBIN)
         weft__log(e, WEFT_LOG_INFO,
-                  "reuse_port: the kernel spreads TCP connections over the "
-                  "loops; the configured balancer serves only Unix listeners");
+                  "reuse_port: the kernel spreads TCP and TLS connections over "
+                  "the loops; the configured balancer serves only Unix listeners");
     rc = weft_balancer_create(&cfg->lb, e->nloops, &e->balancer);
     if (rc != 0) {
         weft__log(e, WEFT_LOG_ERROR, "balancer config rejected: %s", weft_strerror(rc));
@@ -582,6 +585,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.submissions = LOAD(s->submissions);
         l.completions = LOAD(s->completions);
         l.buffer_exhaustions = LOAD(s->exhaustions);
+        l.zerocopy_sends = LOAD(s->zc_sends);
+        l.zerocopy_copied = LOAD(s->zc_copied);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -607,6 +612,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->submissions += l.submissions;
         t->completions += l.completions;
         t->buffer_exhaustions += l.buffer_exhaustions;
+        t->zerocopy_sends += l.zerocopy_sends;
+        t->zerocopy_copied += l.zerocopy_copied;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

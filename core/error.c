@@ -1,9 +1,5 @@
 /* weft — error names and descriptions, generated from WEFT_ERRNO_MAP. */
-#ifndef _GNU_SOURCE /* the build defines it already; a bare redefinition is -Werror */
-#define _GNU_SOURCE
-#endif
-#include <string.h>
-
+#include "platform.h"
 #include "weft/error.h"
 
 const char *weft_strerror(int err)
@@ -19,9 +15,9 @@ const char *weft_strerror(int err)
     default:
         break;
     }
-    /* Any other negated errno: glibc's static description, which is thread-safe. */
+    /* Any other negated errno: the system's static description, which is thread-safe. */
     if (err < 0 && err > -4000) {
-        const char *s = strerrordesc_np(-err);
+        const char *s = weft__errno_text(-err);
         if (s != NULL)
             return s;
     }

@@ -349,7 +349,7 @@ static void shared_release(void *data, void *ctx)
 static bool member_queued(const weft__member *m, uint64_t *bytes)
 {
     weft_conn *c = m->conn;
-    *bytes = atomic_load_explicit(&c->out_len, memory_order_relaxed);
+    *bytes = atomic_load_explicit(&c->out.published, memory_order_relaxed);
     return atomic_load_explicit(&c->gen, memory_order_acquire) == m->ref.gen;
 }
 

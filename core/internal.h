@@ -8,7 +8,8 @@
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
  *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
- *   leaf helpers               log.c clock.c queue.c ring.c bufpool.c timer_heap.c error.c
+ *   leaf helpers               log.c queue.c ring.c bufpool.c timer_heap.c error.c
+ *                              platform_posix.c or platform_win.c (platform.h: pages, clocks)
  *
  * Only the loop / connection / wheel group calls each other in a circle (a connection
  * closes on a timer, a timer is re-filed by a read). Where the loop layer must call back
@@ -39,6 +40,7 @@
 #include "backend.h"
 #include "bufpool.h"
 #include "outq.h"
+#include "platform.h"
 #include "queue.h"
 #include "ring.h"
 #include "timer_heap.h"
@@ -78,7 +80,6 @@ struct weft_conn {
     weft_codec_state cstate;
     int fd;
     _Atomic uint32_t gen;           /* odd while open, even while the slot is free */
-    _Atomic uint32_t out_len;       /* out.len, mirrored for other threads */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;
     /* Links by slot number. tw_next/tw_prev chain the timer wheel (wheel.c; a bucket's
@@ -91,10 +92,6 @@ struct weft_conn {
     uint32_t active_ms; /* last read or write progress (loop clock) */
     uint32_t since_ms;  /* CONN_PARTIAL: unread bytes wait since; CONN_CLOSING: closing since */
     uint32_t cork_idx;  /* CONN_CORKED: its entry in the loop's corked list (conn_write.c) */
-    /* weft_conn_set_timeouts: this connection's own, in wheel ticks (100 ms), or
-     * WEFT__TIMEOUT_DEFAULT; 16 bits each keep a connection at 256 bytes. */
-    uint16_t idle_ticks;
-    uint16_t read_ticks;
     uint16_t flags;
     int16_t close_err; /* reason for a pending close (every WEFT_E* code fits) */
     /* The backend's own per-connection state (backend.h): opaque here, and only as long
@@ -111,6 +108,7 @@ struct weft_conn {
 #define WEFT__TW_HEAD           0x80000000u
 #define WEFT__TIMEOUT_DEFAULT   0xffffu /* a connection's timeout: the engine's */
 #define WEFT__TIMEOUT_MAX_TICKS 0xfffeu
+#define WEFT__TIMEOUTS_DEFAULT  0xffffffffu /* both of a connection's: the engine's */
 
 typedef struct weft__loop_stats {
     _Atomic uint64_t live; /* handed off (or accepted here) and not yet closed */
@@ -135,6 +133,8 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t submissions; /* io_uring */
     _Atomic uint64_t completions;
     _Atomic uint64_t exhaustions;
+    _Atomic uint64_t zc_sends;
+    _Atomic uint64_t zc_copied;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -185,6 +185,11 @@ struct weft__loop {
     /* Slot table: chunks never move or shrink while the engine lives, so another thread
      * may read a slot's generation at any time. */
     _Atomic(weft_conn *) chunks[WEFT__CHUNK_MAX];
+    /* weft_conn_set_timeouts: per chunk of slots, made when one of its connections first
+     * sets timeouts of its own (few do, so a connection carries no bytes for them): idle
+     * ticks << 16 | read ticks, in wheel ticks of 100 ms, WEFT__TIMEOUT_DEFAULT each for
+     * the engine's. */
+    uint32_t *timeouts[WEFT__CHUNK_MAX];
     uint32_t nchunks;
     uint32_t free_head;
     uint32_t high_slot; /* slots below this were handed out at least once */
@@ -314,10 +319,7 @@ void weft__log_peer(weft__loop *loop, weft_log_level level, const char *fmt, ...
 /* Says what the last second held back, once it is over (the wheel's tick). */
 void weft__log_peer_tick(weft__loop *loop);
 
-/* ---- clock.c ---- */
-/* CLOCK_MONOTONIC, and its cheaper coarse variant, in nanoseconds. */
-uint64_t weft__mono_ns(void);
-uint64_t weft__coarse_ns(void);
+/* ---- platform.h: weft__mono_ns, weft__coarse_ns (the clocks) ---- */
 
 /* ==== per-thread loop ==== */
 

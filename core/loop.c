@@ -17,10 +17,10 @@
 #include "tls.h"
 
 /* Idle memory per connection is a product target (benchmarks/idle_mem.sh): what only some
- * programs use (groups, for one) lives outside the slot, in tables made when first used. A
- * slot is the struct and its backend's state: 256 bytes on epoll (libevent's event is 128),
- * 160 on io_uring. */
-_Static_assert(sizeof(struct weft_conn) <= 128, "a connection outgrew its 128 bytes");
+ * programs use (groups, per-connection timeouts) lives outside the slot, in tables made when
+ * first used. A slot is the struct and its backend's state: 240 bytes on epoll (libevent's
+ * event is 128), 144 on io_uring. */
+_Static_assert(sizeof(struct weft_conn) <= 112, "a connection outgrew its 112 bytes");
 
 /* ---- clocks and timers ---- */
 
@@ -226,10 +226,12 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     c->tw_prev = c->tw_next = WEFT__NO_SLOT;
     c->active_ms = loop->now_ms;
     c->since_ms = 0;
-    c->idle_ticks = c->read_ticks = WEFT__TIMEOUT_DEFAULT;
+    uint32_t *own = loop->timeouts[c->slot >> WEFT__CHUNK_SHIFT];
+    if (own != NULL)
+        own[c->slot & (WEFT__CHUNK_SIZE - 1u)] = WEFT__TIMEOUTS_DEFAULT;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
-    atomic_store_explicit(&c->out_len, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->out.published, 0, memory_order_relaxed);
     weft_codec_state_init(&c->cstate);
     loop->nconns++;
     WEFT__STAT_ADD(loop->stats.accepted, 1);
@@ -377,7 +379,7 @@ static void run_task(weft__loop *loop, weft__task *t)
         }
         /* The slot's count goes down whether or not the connection lived on: the push
          * raised it on the same slot, maybe just before the slot was reused. Only now, once
-         * the bytes are in out_len: lowered before, a writer checking the hard cap would
+         * the bytes are in out.published: lowered before, a writer checking the hard cap would
          * count them in neither and could push the queue past the cap, which closes the
          * connection instead of telling that writer. Release pairs with push_write. */
         weft_conn *slot = weft__slot_get(loop, t->ref.slot);
@@ -569,8 +571,11 @@ void weft__loop_destroy(weft__loop *loop)
     weft__loop_free_timers(loop);
     weft__timer_heap_destroy(&loop->timers);
     weft__loop_drain_leftovers(loop);
-    for (uint32_t i = 0; i < loop->nchunks; i++)
+    for (uint32_t i = 0; i < loop->nchunks; i++) {
         free(atomic_load_explicit(&loop->chunks[i], memory_order_relaxed));
+        free(loop->timeouts[i]);
+        loop->timeouts[i] = NULL;
+    }
     loop->nchunks = 0;
     if (loop->be != NULL)
         loop->be->loop_destroy(loop);

@@ -10,12 +10,13 @@
 #ifndef WEFT_OUTQ_H
 #define WEFT_OUTQ_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "bufpool.h"
 #include "weft/engine.h"
+#include "weft/socket.h"
 
 /* Bytes of data in a chunk of our own (its header included, a chunk is one pool buffer). */
 #define WEFT__OUTQ_CHUNK 16384u
@@ -26,6 +27,10 @@ typedef struct weft__outq {
     weft__chunk *head;
     weft__chunk *tail;
     uint32_t len; /* bytes queued: the engine caps a queue well below 4 GiB */
+    /* Not the queue's own: its owner's count of the bytes waiting to go out (this queue's
+     * and any it holds elsewhere), published for other threads. Here because the struct
+     * has 4 bytes of room after len. */
+    _Atomic uint32_t published;
 } weft__outq;
 
 /* Appends a copy of data[0..n). Returns 0 or WEFT_ENOMEM (what fitted stays queued: the
@@ -44,6 +49,11 @@ int weft__outq_iov(const weft__outq *q, struct iovec *iov, int max, size_t max_b
 
 /* Drops the first n queued bytes (n <= len); emptied chunks go back to the pool. */
 void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n);
+
+/* Drops the first n queued bytes (n <= len) as weft__outq_consume does, but the chunks it
+ * empties move to the end of held instead of going back: the kernel may still read them
+ * (a zero-copy send). held keeps no length; weft__outq_release(held) lets them go. */
+void weft__outq_consume_into(weft__outq *q, size_t n, weft__outq *held);
 
 /* Drops everything. */
 void weft__outq_release(weft__outq *q, weft__bufpool *pool);

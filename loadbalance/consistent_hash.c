@@ -10,7 +10,6 @@
  * the IPv4 address it carries, so a client lands on the same loop whichever way it came in.
  * A peer with no IP address (NULL, a Unix socket) cannot be placed and goes round-robin.
  */
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,14 +110,16 @@ static size_t peer_key(const struct sockaddr *peer, socklen_t peer_len, bool wit
     static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     const unsigned char *addr;
     size_t addr_len;
-    in_port_t port;
+    uint16_t port; /* in_port_t: network order, 16 bits everywhere (u_short on Windows) */
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
+    struct sockaddr head; /* for its sa_family (sa_family_t; ADDRESS_FAMILY on Windows) */
 
-    if (peer == NULL || peer_len < (socklen_t)sizeof(sa_family_t))
+    if (peer == NULL || peer_len < (socklen_t)sizeof(head.sa_family))
         return 0;
-    sa_family_t family;
-    memcpy(&family, (const char *)peer + offsetof(struct sockaddr, sa_family), sizeof(family));
+    memcpy(&head.sa_family, (const char *)peer + offsetof(struct sockaddr, sa_family),
+           sizeof(head.sa_family));
+    int family = head.sa_family;
 
     if (family == AF_INET && peer_len >= (socklen_t)sizeof(in4)) {
         memcpy(&in4, peer, sizeof(in4));

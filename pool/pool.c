@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "timed_wait.h"
 #include "weft/pool.h"
 
 /* Sanity caps: anything above is almost certainly a unit mix-up, and refusing it beats
@@ -149,17 +150,15 @@ static void pool_free(weft_pool *pool)
     free(pool);
 }
 
-/* Sets up the lock and condition variables; not_full waits against CLOCK_MONOTONIC so a
- * wall-clock jump neither cuts a submit_wait short nor stretches it. */
+/* Sets up the lock and condition variables; a submit_wait's wait on not_full is measured
+ * on the monotonic clock (timed_wait.h), so a wall-clock jump neither cuts it short nor
+ * stretches it. */
 static int pool_init_sync(weft_pool *pool)
 {
     pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
+    int rc = weft__pool_condattr_init(&attr);
     if (rc != 0)
         return -rc;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc != 0)
-        goto out_attr;
     rc = pthread_mutex_init(&pool->lock, NULL);
     if (rc != 0)
         goto out_attr;
@@ -276,26 +275,13 @@ int weft_pool_submit(weft_pool *pool, weft_task_cb fn, void *arg)
     return rc;
 }
 
-static struct timespec deadline_after_ms(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 int weft_pool_submit_wait(weft_pool *pool, weft_task_cb fn, void *arg, int timeout_ms)
 {
     if (pool == NULL || fn == NULL)
         return WEFT_EINVAL;
     struct timespec deadline = {0, 0};
     if (timeout_ms >= 0)
-        deadline = deadline_after_ms(timeout_ms);
+        deadline = weft__pool_deadline_after(timeout_ms);
 
     int rc = 0;
     bool timed_out = false;
@@ -305,8 +291,7 @@ int weft_pool_submit_wait(weft_pool *pool, weft_task_cb fn, void *arg, int timeo
         if (timeout_ms < 0)
             pthread_cond_wait(&pool->not_full, &pool->lock);
         else
-            timed_out =
-                pthread_cond_timedwait(&pool->not_full, &pool->lock, &deadline) == ETIMEDOUT;
+            timed_out = weft__pool_timedwait(&pool->not_full, &pool->lock, &deadline) == ETIMEDOUT;
     }
     pool->waiters--;
     if (pool->stopping)

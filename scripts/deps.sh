@@ -27,6 +27,11 @@ weft_require_packages() {
 WEFT_LIB_PACKAGES=(cmake make gcc pkg-config libevent-dev libxxhash-dev liburing-dev libssl-dev)
 # What building everything needs: the tests add cmocka.
 WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
-# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts.
+# The clients the weft-redis tests drive against it (test.sh, valgrind.sh): redis-cli and
+# redis-benchmark (redis-tools), and redis-py with ssl=True over TLS (python3-redis, run by
+# Debian's python3).
+WEFT_TEST_PACKAGES=(redis-tools python3 python3-redis)
+# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts,
+# the openssl command for the certificates the --tls runs make.
 WEFT_BENCH_PACKAGES=("${WEFT_BUILD_PACKAGES[@]}" util-linux redis-server redis-tools python3
-    gnuplot-nox)
+    gnuplot-nox openssl)

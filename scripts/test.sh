@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev clang-format redis-tools
+weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev clang-format \
+    "${WEFT_TEST_PACKAGES[@]}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 

@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" valgrind redis-tools
+weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" valgrind "${WEFT_TEST_PACKAGES[@]}"
 
 build=build/valgrind
 jobs=${WEFT_JOBS:-2}

@@ -10,9 +10,9 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include <unistd.h>
 
 #include "bufpool.h"
+#include "platform.h"
 #include "weft/error.h"
 
 static weft__bufpool *pool_with(size_t min_size, size_t max_pooled, size_t max_cached)
@@ -35,7 +35,7 @@ static weft__bufpool *pool_with(size_t min_size, size_t max_pooled, size_t max_c
  * one of at most 1 MiB (a pool with small classes). */
 static size_t mapped_cap(size_t size)
 {
-    size_t unit = size > ((size_t)1 << 20) ? (size_t)2 << 20 : (size_t)sysconf(_SC_PAGESIZE);
+    size_t unit = size > ((size_t)1 << 20) ? (size_t)2 << 20 : weft__page_size();
     return (size + unit - 1) / unit * unit;
 }
 

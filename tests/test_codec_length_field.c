@@ -344,6 +344,61 @@ static void test_too_long_discards_then_goes_on(void **unused)
     weft_codec_destroy(&codec);
 }
 
+/* A frame longer than INT64_MAX never ends: everything after its header is discarded, however
+ * much comes. One just under it is discarded to its last byte (the count and the discarding
+ * flag share the state's one word), and the next frame is found. */
+static void test_discard_counts_to_int64_max(void **unused)
+{
+    (void)unused;
+    static uint8_t junk[1 << 16];
+    weft_codec_config cfg = lf_cfg(0, 8, 1, 8);
+    cfg.length_field.max_frame_length = 16;
+    weft_codec codec;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_state st;
+    weft_codec_state_init(&st);
+    weft_frame f;
+    const uint8_t huge[8] = {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}; /* + 1: huge */
+    assert_int_equal(weft_codec_decode(&codec, &st, huge, 8, &f), WEFT_ETOOLONG);
+    assert_int_equal(f.consumed, 8);
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(weft_codec_decode(&codec, &st, junk, sizeof(junk), &f), WEFT_AGAIN);
+        assert_int_equal(f.consumed, sizeof(junk));
+    }
+    weft_codec_destroy(&codec);
+
+    /* 2^62 - 1 + 1 + 8 bytes: the count goes down by what arrives and stays discarding. */
+    cfg = lf_cfg(0, 8, 0, 8);
+    cfg.length_field.max_frame_length = 16;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_state_init(&st);
+    const uint8_t big[8] = {0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(weft_codec_decode(&codec, &st, big, 8, &f), WEFT_ETOOLONG);
+    uint64_t left = st.u64 & ~((uint64_t)1 << 63);
+    assert_true(st.u64 >> 63);
+    assert_true(left == 0x3fffffffffffffffull);
+    assert_int_equal(weft_codec_decode(&codec, &st, junk, sizeof(junk), &f), WEFT_AGAIN);
+    assert_true((st.u64 & ~((uint64_t)1 << 63)) == left - sizeof(junk));
+    weft_codec_destroy(&codec);
+
+    /* A short discard ends, and the frame after it is decoded. */
+    cfg = lf_cfg(0, 1, 0, 1);
+    cfg.length_field.max_frame_length = 4;
+    assert_int_equal(weft_codec_init(&codec, &cfg), 0);
+    weft_codec_state_init(&st);
+    assert_int_equal(weft_codec_decode(&codec, &st,
+                                       (const uint8_t *)"\x0a"
+                                                        "0123",
+                                       5, &f),
+                     WEFT_ETOOLONG);
+    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"456789\x01z", 8, &f),
+                     WEFT_FRAME);
+    assert_int_equal(f.offset, 7);
+    assert_int_equal(f.length, 1);
+    assert_int_equal(st.u64, 0);
+    weft_codec_destroy(&codec);
+}
+
 static void test_need(void **unused)
 {
     (void)unused;
@@ -500,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_max_frame_length_counts_header),
         cmocka_unit_test(test_too_long_discards_then_goes_on),
+        cmocka_unit_test(test_discard_counts_to_int64_max),
         cmocka_unit_test(test_need),
         cmocka_unit_test(test_prot_none_guard),
         cmocka_unit_test(test_bad_config),

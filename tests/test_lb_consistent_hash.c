@@ -6,11 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include <xxhash.h>
 
@@ -370,7 +368,7 @@ static void test_peer_without_ip_goes_round_robin(void **unused)
             k = weft_balancer_pick(b, NULL, 0, NULL);
             break;
         case 1: /* an unnamed Unix peer: only the family is there */
-            k = weft_balancer_pick(b, (struct sockaddr *)&un, sizeof(sa_family_t), NULL);
+            k = weft_balancer_pick(b, (struct sockaddr *)&un, sizeof(un.sun_family), NULL);
             break;
         default: /* a truncated IPv4 name must not be read past its length */
             k = weft_balancer_pick(b, (struct sockaddr *)&short4, 4, NULL);

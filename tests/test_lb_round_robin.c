@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <netinet/in.h>
 #include <string.h>
 
 #include "weft/balancer.h"

@@ -1,6 +1,7 @@
-/* weft-redis over TLS against Debian's redis-cli and redis-benchmark: the binary runs as a
- * child with a plain and a TLS port at once, with certificates made at test time, and the
- * stock clients talk to it with --tls --cacert (and a client certificate when asked for). */
+/* weft-redis over TLS against Debian's redis-cli and redis-benchmark, and redis-py (Debian's
+ * python3-redis) with ssl=True: the binary runs as a child with a plain and a TLS port at
+ * once, with certificates made at test time, and the stock clients talk to it with --tls
+ * --cacert (and a client certificate when asked for). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,9 @@
 
 #ifndef WEFT_REDIS_BIN
 #error "WEFT_REDIS_BIN must name the weft-redis binary"
+#endif
+#if !defined(WEFT_TEST_PYTHON) || !defined(WEFT_REDIS_PY_TLS)
+#error "WEFT_TEST_PYTHON and WEFT_REDIS_PY_TLS must name python3 and redis_py_tls.py"
 #endif
 
 static wt_pki pki;
@@ -144,6 +148,52 @@ static void test_auth_clients_optional_and_benchmark(void **state)
     stop(&s);
 }
 
+/* Runs tests/support_tls/redis_py_tls.py with args against s's TLS port: it exits 0 and
+ * says so on its last line only when every check it makes held. */
+static void redis_py(const server *s, const char *args)
+{
+    int rc;
+    char *out = run(&rc, "timeout 60 %s %s --port %d --ca %s %s 2>&1", WEFT_TEST_PYTHON,
+                    WEFT_REDIS_PY_TLS, s->tls_port, pki.ca, args);
+    if (rc == 127 || rc == 126)
+        fail_msg("%s cannot run (exit %d): install Debian's python3 and python3-redis "
+                 "(scripts/test.sh installs them): %s",
+                 WEFT_TEST_PYTHON, rc, out);
+    const char *last = strrchr(out, '\n');
+    last = last != NULL ? last + 1 : out;
+    if (rc != 0 || strcmp(last, "redis-py tls: all checks passed") != 0)
+        fail_msg("redis-py over TLS (%s): exit %d:\n%s", args, rc, out);
+    print_message("%s\n", out);
+    free(out);
+}
+
+/* redis.Redis(ssl=True, ssl_ca_certs=..., ssl_cert_reqs='required') without a client
+ * certificate (auth-clients optional): strings, counters, 1 MiB values, lists, hashes and a
+ * 200-command pipeline, and the plain port sees the same keys. */
+static void test_redis_py_over_tls(void **state)
+{
+    (void)state;
+    server s = start("optional");
+    char args[64];
+    snprintf(args, sizeof(args), "--plain-port %d", s.port);
+    redis_py(&s, args);
+    stop(&s);
+}
+
+/* Mutual TLS (auth-clients yes): redis-py with the client certificate is served; without one,
+ * or with one from a CA the server does not trust, it is refused. */
+static void test_redis_py_mutual_tls(void **state)
+{
+    (void)state;
+    server s = start("yes");
+    char args[1024];
+    snprintf(args, sizeof(args),
+             "--cert %s --key %s --refused-without-cert --untrusted-cert %s --untrusted-key %s",
+             pki.client_cert, pki.client_key, pki.other_client_cert, pki.other_client_key);
+    redis_py(&s, args);
+    stop(&s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -162,6 +212,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_redis_cli_over_tls, teardown),
         cmocka_unit_test_teardown(test_auth_clients_optional_and_benchmark, teardown),
+        cmocka_unit_test_teardown(test_redis_py_over_tls, teardown),
+        cmocka_unit_test_teardown(test_redis_py_mutual_tls, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, setup, group_teardown);

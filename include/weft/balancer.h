@@ -2,9 +2,9 @@
  *
  * With more than one loop, the acceptor calls pick() once per connection it hands off, on
  * the acceptor thread. Connections a loop accepts itself (a single loop, reuse_port tcp://
- * listeners) and dialled or enrolled ones are placed without it, but on_open and on_close
- * see every connection. A balancer is a vtable, one file per balancer in loadbalance/, so a
- * user balancer plugs in the same way.
+ * and tls:// listeners) and dialled or enrolled ones are placed without it, but on_open and
+ * on_close see every connection. A balancer is a vtable, one file per balancer in
+ * loadbalance/, so a user balancer plugs in the same way.
  */
 #ifndef WEFT_BALANCER_H
 #define WEFT_BALANCER_H
@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/version.h"
 
 #ifdef __cplusplus

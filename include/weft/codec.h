@@ -111,11 +111,12 @@ typedef struct weft_codec_config {
 WEFT_API void weft_codec_config_init(weft_codec_config *cfg);
 
 /* Per-connection decoder state: zeroed when a connection opens. Built-in codecs keep their
- * discarding mode and scan position in u64. A codec needing more may instead keep a pointer
- * in ptr (it shares u64[0]) and release it in state_destroy. Sixteen bytes, because every
- * connection carries one. */
+ * scan position or discard count in u64, with the discarding mode in its top bit. A codec
+ * needing more may instead keep a pointer in ptr (it shares u64) and release it in
+ * state_destroy. Eight bytes, because every connection carries one (0.1.0 had u64[2], sixteen
+ * bytes). */
 typedef union weft_codec_state {
-    uint64_t u64[2];
+    uint64_t u64;
     void *ptr;
 } weft_codec_state;
 

@@ -12,10 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/version.h"
 
 #ifdef __cplusplus
@@ -164,7 +163,9 @@ WEFT_API int weft_conn_cancel_timer(weft_conn *conn, uint64_t id);
  * read_timeout_ms: milliseconds (rounded up to the timer wheel's 100 ms, at most
  * WEFT_TIMEOUT_MAX_MS: longer ones are that), 0 for never, WEFT_TIMEOUT_DEFAULT to go back
  * to the engine's (e.g. a connection waiting on its own worker job should not be
- * idle-closed). Returns 0, WEFT_ECLOSED or WEFT_EINVAL (a datagram connection). */
+ * idle-closed). Returns 0, WEFT_ECLOSED, WEFT_EINVAL (a datagram connection) or WEFT_ENOMEM
+ * (the first connection of a block of 1,024 to have timeouts of its own takes 4 KiB for
+ * them; the connection keeps the timeouts it had). */
 #define WEFT_TIMEOUT_DEFAULT 0xffffffffu
 #define WEFT_TIMEOUT_MAX_MS  6553400u
 WEFT_API int weft_conn_set_timeouts(weft_conn *conn, unsigned idle_ms, unsigned read_ms);

@@ -14,13 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "weft/balancer.h"
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/tls.h"
 #include "weft/version.h"
 
@@ -113,9 +112,10 @@ typedef struct weft_config {
     const char *listen[WEFT_LISTEN_MAX];
     unsigned loops;           /* event loops (threads), at most 1024; 0 = one per CPU;
                                       default 0 */
-    bool reuse_port;          /* a SO_REUSEPORT listener per loop for each tcp:// URL, no
-                                      acceptor hand-off: the kernel balances, and lb serves
-                                      only unix:// listeners; default false */
+    bool reuse_port;          /* a SO_REUSEPORT listener per loop for each tcp:// and
+                                      tls:// URL, no acceptor hand-off (a TLS handshake runs
+                                      on the loop that accepted): the kernel balances, and lb
+                                      serves only Unix listeners; default false */
     bool tcp_nodelay;         /* on TCP connections, accepted, dialled or enrolled;
                                       default true */
     int tcp_keepalive_s;      /* keepalive idle seconds; 0 = off; default 0 */
@@ -169,6 +169,11 @@ typedef struct weft_config {
                                 while its bytes are handed to on_traffic. A loop with
                                 datagram sockets has as many again for them, each with
                                 room for a header and the sender's address */
+    size_t uring_zc_min;     /* io_uring: a TCP send of at least this many bytes goes out
+                                with IORING_OP_SEND_ZC (the kernel reads the output queue,
+                                or a weft_async_write_zc buffer, in place; both are kept
+                                until its notification says it let go); 0 = never; default
+                                0, as on loopback it is slower (README, io_uring) */
 
     /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
      * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
@@ -280,6 +285,9 @@ typedef struct weft_loop_stats {
     uint64_t completions;        /* completions collected */
     uint64_t buffer_exhaustions; /* receives the kernel stopped for want of a free buffer
                                      (re-armed once buffers came back) */
+    uint64_t zerocopy_sends;     /* sends submitted as IORING_OP_SEND_ZC (uring_zc_min) */
+    uint64_t zerocopy_copied;    /* connections that went back to copying: the kernel said
+                                     it copied their zero-copy send anyway (loopback) */
 } weft_loop_stats;
 
 typedef struct weft_stats {

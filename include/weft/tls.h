@@ -70,9 +70,17 @@ typedef struct weft_tls_config {
                                    offers them; NULL: no ALPN */
     const weft_tls_sni *sni;  /* listeners: more names with their own certificates */
     size_t nsni;
-    bool session_tickets;    /* resumption by session tickets; default true */
+    bool session_tickets;    /* resumption by session tickets, one sent per full handshake;
+                                default true (false: none are sent) */
     const char *server_name; /* dials: the name sent as SNI and checked against the
                                    certificate; NULL: the host of the URL */
+    /* Kernel TLS sends after the handshake; default false. TLS 1.3 with AES-GCM or
+     * ChaCha20-Poly1305 over TCP: once the handshake's records have left, the kernel seals
+     * what the connection sends (receiving stays in userland). Otherwise, or where the
+     * kernel has no tls module, userland TLS, said once per engine at INFO. After the
+     * switch a KeyUpdate asked by the peer closes the connection (WEFT_ETLS). README,
+     * "Kernel TLS". */
+    bool ktls;
 } weft_tls_config;
 
 /* Fills every field with its default. */
@@ -98,6 +106,11 @@ WEFT_API const char *weft_conn_tls_server_name(const weft_conn *conn);
 /* Why conn's TLS failed, in OpenSSL's words ("certificate verify failed"), or NULL when it
  * did not (yet). Meant for on_close(conn, WEFT_ETLS); valid until on_close returns. */
 WEFT_API const char *weft_conn_tls_error(const weft_conn *conn);
+
+/* Whether the kernel seals what conn sends (kTLS, weft_tls_config.ktls), or false (userland
+ * TLS, or not TLS). False in on_open: the switch waits for the handshake's last records to
+ * leave. */
+WEFT_API bool weft_conn_tls_ktls(const weft_conn *conn);
 
 /* The same as weft_conn_tls_alpn, under the name. */
 #define weft_conn_alpn weft_conn_tls_alpn

@@ -11,6 +11,7 @@
 
 #include "weft/version.h"
 #include "weft/error.h"
+#include "weft/socket.h"
 #include "weft/codec.h"
 #include "weft/conn.h"
 #include "weft/balancer.h"

@@ -6,12 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "codec_feed.h"
+#include "platform.h"
 
 uint64_t feed_rand(uint64_t *s)
 {
@@ -25,21 +24,22 @@ uint64_t feed_rand(uint64_t *s)
 
 void feed_guard_init(feed_guard *g, size_t capacity)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = weft__page_size();
     size_t data = (capacity + page - 1) / page * page;
     if (data == 0)
         data = page;
     g->map_len = data + page;
-    g->map = mmap(NULL, g->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(g->map != MAP_FAILED);
+    /* Only the data is committed: the page after it stays inaccessible. */
+    g->map = weft__vm_reserve(g->map_len, page);
+    assert_non_null(g->map);
+    assert_int_equal(weft__vm_commit(g->map, data), 0);
     g->limit = g->map + data;
-    assert_int_equal(mprotect(g->limit, page, PROT_NONE), 0);
 }
 
 void feed_guard_free(feed_guard *g)
 {
     if (g->map != NULL)
-        munmap(g->map, g->map_len);
+        weft__vm_release(g->map, g->map_len);
     memset(g, 0, sizeof(*g));
 }
 
