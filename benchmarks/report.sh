@@ -8,7 +8,9 @@
 #                        [--tls]
 #     --long  the settings results are recorded with (echo.sh -d 3 -r 5, idle_mem.sh with
 #             10,000 connections, redis.sh REPS=5 with its default request counts): about
-#             25 minutes; the default is short settings for a quick look, about 4 minutes
+#             25 minutes on an idle machine, an hour or more on a busy one (one redis.sh
+#             repetition took 12.5 minutes at load average 12); the default is short
+#             settings for a quick look, about 4 minutes
 #     -s  comma list of suites to run (default echo,idle,redis)
 #     -b  the backend option handed to every suite: epoll, io_uring or both (default)
 #     -o  where to write (default benchmarks/results)
@@ -31,7 +33,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/benchmarks/results
 TLS=0
 OUT_SET=0
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --long) LONG=1; shift ;;
@@ -90,12 +92,14 @@ FAILED=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_after="?" commit="?" ECHO_DESC="?" IDLE_DESC="?" REDIS_DESC="?" # a rebuild without meta.sh
+FAILED_SUITES="" # the suites that failed in the run, as meta.sh recorded them
 if [ $FROM_LOGS -eq 1 ]; then
     SUITE_LIST=()
 fi
 if [ $FROM_LOGS -eq 1 ] && [ -f "$OUT/meta.sh" ]; then
     # shellcheck disable=SC1091 # written by an earlier run of this script
     . "$OUT/meta.sh"
+    read -r -a FAILED <<<"$FAILED_SUITES"
 elif [ $FROM_LOGS -eq 0 ]; then
     rm -f "$OUT"/echo.txt "$OUT"/idle.txt "$OUT"/redis.txt
 fi
@@ -116,8 +120,10 @@ if [ $FROM_LOGS -eq 0 ]; then
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
     ECHO_DESC=${ECHO_OPTS[*]} IDLE_DESC=${IDLE_OPTS[*]} REDIS_DESC="REPS=$REPS N=${N:-100000} NP=${NP:-1000000}"
+    FAILED_SUITES=${FAILED[*]:-}
     # What the header of a report rebuilt with --from-logs needs.
-    for v in SETTINGS BACKEND TLS started load_before load_after commit ECHO_DESC IDLE_DESC REDIS_DESC; do
+    for v in SETTINGS BACKEND TLS started load_before load_after commit ECHO_DESC IDLE_DESC \
+        REDIS_DESC FAILED_SUITES; do
         printf '%s=%q\n' "$v" "${!v}"
     done >"$OUT/meta.sh"
 fi
@@ -168,6 +174,15 @@ md = [f"# weft benchmark report{OVER}", "",
       f"weft-uring are the same weft program with `WEFT_BACKEND=epoll` and `=io_uring`." +
       (" Every connection is TLS 1.3 with a certificate (ECDSA P-256) made for the run." if tls else ""),
       ""]
+def busy(load):
+    try:
+        return float(load.split()[0]) > float(ncpu)
+    except (IndexError, ValueError):
+        return False
+if busy(load_before) or busy(load_after):
+    md += ["**The machine was busy with other work during this run** (a load average above its "
+           "CPU count): every absolute figure is lower and noisier than on an idle machine, "
+           "and only the ratios between servers measured in the same suite say much.", ""]
 if failed:
     md += [f"**Failed suites: {', '.join(failed)}** (see their output beside this file).", ""]
 gp = ['set terminal pngcairo size 1280,800 font "sans,10" noenhanced',

@@ -126,6 +126,17 @@ bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sock
                              socklen_t plen);
 /* Readiness: datagrams wait on the datagram socket l. */
 void weft__dgram_ready(struct weft__listener *l);
+/* Completion: one datagram arrived on l from `from` (fromlen bytes; 0 when the sender has
+ * no address): n bytes at data, a span the backend owns until this returns. truncated: it
+ * did not fit the read buffer (n is its full length, as the kernel reports it) and is
+ * dropped. The replies it makes are gathered until weft__dgram_recv_end. */
+void weft__dgram_recv(struct weft__listener *l, const uint8_t *data, size_t n, bool truncated,
+                      const struct sockaddr *from, socklen_t fromlen);
+/* Completion: the datagrams this poll delivered were all handed over: the replies they
+ * gathered leave now, and the iteration's end work runs (the batch is one dispatch, from
+ * the first weft__dgram_recv on: other upcalls made meanwhile join it). Cheap when there
+ * were none. */
+void weft__dgram_recv_end(struct weft__loop *loop);
 /* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
 void weft__loop_woken(struct weft__loop *loop);
 /* Completion: the last operation on the closed connection c finished; its slot and what its

@@ -6,8 +6,10 @@
  * have one multishot accept; the sends an iteration makes are queued as submissions and go
  * to the kernel together with the next wait, in one system call. Where the kernel fills a
  * buffer a piece at a time (IOU_PBUF_RING_INC, Linux 6.12), small messages of many
- * connections share one buffer. The loop's wakeup and datagram sockets are watched with
- * one-shot polls, re-armed after each; a dial's connect completes through a poll for
+ * connections share one buffer. A datagram socket is watched with one-shot polls and read on
+ * readiness (recvmmsg, as on epoll), or, with WEFT_URING_DGRAM=multishot, has one multishot
+ * recvmsg from a buffer ring of its loop's own (see "datagrams" below). The loop's wakeup is
+ * a one-shot poll, re-armed after each; a dial's connect completes through a poll for
  * POLLOUT.
  *
  * Every operation is tagged with its owner (a connection, a listener, the loop) and kind in
@@ -63,6 +65,7 @@
 #define CQ_ENTRIES      8192u
 #define CQE_BATCH       256u
 #define BUF_GROUP       0
+#define BUF_GROUP_DGRAM 1
 #define SEND_IOV        64
 #define SEND_DESC_KEEP  64u
 #define DRAIN_WAIT_MS   1000
@@ -75,7 +78,7 @@ enum {
     OP_SEND,
     OP_POLLOUT,
     OP_ACCEPT,
-    OP_DGRAM,
+    OP_DGRAM, /* a datagram socket's receive: a poll, or (L_MSG) a multishot recvmsg */
     OP_WAKE,
     OP_SEND_ZC /* owned by its ur_send: both of its completions carry the same tag */
 };
@@ -107,7 +110,13 @@ enum {
 #define SMALL_RUN 4u
 
 /* A listener's. */
-enum { L_ARMED = 1u << 0, L_CANCEL = 1u << 1, L_WANT = 1u << 2 };
+enum {
+    L_ARMED = 1u << 0,
+    L_CANCEL = 1u << 1,
+    L_WANT = 1u << 2,
+    L_MSG = 1u << 3,   /* a datagram socket armed with a multishot recvmsg (else a poll) */
+    L_NOBUFS = 1u << 4 /* ... which ended for want of buffers: re-armed by the next poll */
+};
 
 /* At most this many zero-copy sends of a connection wait for their notification; past it a
  * send copies (the held chunks are bounded by what the socket's send buffer can hold). */
@@ -137,6 +146,9 @@ typedef struct ur_conn {
 
 typedef struct ur_listener {
     uint8_t bits;
+    /* L_MSG: the recvmsg's header, which tells the kernel the room for the sender's
+     * address; the kernel reads it as the receive starts. */
+    struct msghdr mh;
 } ur_listener;
 
 typedef struct ur_state {
@@ -153,6 +165,16 @@ typedef struct ur_state {
     uint32_t nbufs, bufsz;
     uint32_t *off;
     bool br_registered;
+    /* The datagram sockets' buffer ring (made when the loop's first one is armed): dnbufs
+     * buffers, each room for a recvmsg header, an address and read_buffer_size bytes. */
+    struct io_uring_buf_ring *dbr;
+    size_t dbr_bytes;
+    uint8_t *dbufs;
+    size_t dbufs_bytes;
+    uint32_t dnbufs, dbufsz, dstride;
+    bool dgram_failed;                  /* no ring could be made: the sockets are polled instead */
+    bool dgram_rearm;                   /* a datagram socket waits for buffers (L_NOBUFS) */
+    bool dgram_seen;                    /* datagrams were handed over in this reap */
     weft_conn *rearm_head, *rearm_tail; /* receives stopped for want of buffers, oldest first */
     uint32_t returned;                  /* buffers given back since the last re-arm pass */
     ur_send *free_sends;
@@ -176,15 +198,100 @@ static bool probe_skip_cqe;   /* IOSQE_CQE_SKIP_SUCCESS */
 static bool probe_zc;         /* IORING_OP_SEND_ZC and SENDMSG_ZC (Linux 6.0, 6.1) */
 static bool probe_zc_usage;   /* IORING_SEND_ZC_REPORT_USAGE (Linux 6.2) */
 
-static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
+static const char *probe_dgram_why; /* NULL: datagrams have a multishot recvmsg */
+static bool dgram_multishot;        /* ... and WEFT_URING_DGRAM=multishot asks for it */
+
+static int register_group(struct io_uring *ring, void *mem, unsigned entries, unsigned short bgid,
+                          bool inc)
 {
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (uint64_t)(uintptr_t)mem;
     reg.ring_entries = entries;
-    reg.bgid = BUF_GROUP;
+    reg.bgid = bgid;
     reg.pad = inc ? IOU_PBUF_RING_INC : 0; /* "flags" in newer headers */
     return io_uring_register_buf_ring(ring, &reg, 0);
+}
+
+static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
+{
+    return register_group(ring, mem, entries, BUF_GROUP, inc);
+}
+
+/* Waits for the completion of the probe's operation 1, then cancels it and collects what
+ * is left (the cancel's answer and the operation's last): nothing may stay in flight, or
+ * the kernel would finish it later with task work on this thread. Returns whether the
+ * operation answered with res >= min_res and more to come. */
+static bool probe_multishot(struct io_uring *ring, int min_res)
+{
+    struct __kernel_timespec ts = {1, 0};
+    struct io_uring_cqe *cqe = NULL;
+    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    bool ok = rc >= 0 && cqe != NULL && cqe->res >= min_res && (cqe->flags & IORING_CQE_F_MORE);
+    if (cqe != NULL)
+        io_uring_cqe_seen(ring, cqe);
+    if (ok) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        io_uring_prep_cancel64(sqe, 1, 0);
+        sqe->user_data = 2;
+        for (int left = 2; left > 0;) {
+            cqe = NULL;
+            if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
+                break;
+            io_uring_cqe_seen(ring, cqe);
+            left--;
+        }
+    }
+    return ok;
+}
+
+/* A multishot recvmsg on a datagram socket pair, from a buffer group of its own (Linux 6.0,
+ * as the multishot receive; a filter may still refuse the one and not the other). */
+static const char *probe_dgram(struct io_uring *ring)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem =
+        mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return "no memory for the probe";
+    const char *why = NULL;
+    int sv[2] = {-1, -1};
+    uint8_t buf[256];
+    if (register_group(ring, mem, 8, BUF_GROUP_DGRAM, false) != 0) {
+        why = "no buffer group for datagrams";
+        goto out;
+    }
+    struct io_uring_buf_ring *br = mem;
+    io_uring_buf_ring_init(br);
+    io_uring_buf_ring_add(br, buf, sizeof(buf), 0, io_uring_buf_ring_mask(8), 0);
+    io_uring_buf_ring_advance(br, 1);
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+        why = "no socket pair for the probe";
+        goto unregister;
+    }
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_namelen = sizeof(struct sockaddr_storage);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recvmsg_multishot(sqe, sv[0], &mh, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP_DGRAM;
+    sqe->user_data = 1;
+    if (write(sv[1], "x", 1) != 1) {
+        why = "the probe's socket pair failed";
+        goto unregister;
+    }
+    if (!probe_multishot(ring, (int)(sizeof(struct io_uring_recvmsg_out) + mh.msg_namelen + 1)))
+        why = "the kernel has no multishot recvmsg";
+unregister:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    (void)io_uring_unregister_buf_ring(ring, BUF_GROUP_DGRAM);
+out:
+    munmap(mem, (size_t)page);
+    return why;
 }
 
 /* A multishot receive on a socket pair, from a provided buffer: the one thing a kernel
@@ -321,6 +428,10 @@ static void probe(void)
         probe_why = probe_recv(&ring);
     if (probe_why == NULL && probe_zc)
         probe_zc_usage = probe_usage(&ring);
+    if (probe_why == NULL)
+        probe_dgram_why = probe_dgram(&ring);
+    const char *env = getenv("WEFT_URING_DGRAM");
+    dgram_multishot = env != NULL && strcmp(env, "multishot") == 0;
 out:
     io_uring_queue_exit(&ring);
 }
@@ -463,13 +574,26 @@ static void arm_wake(weft__loop *loop)
     count_op(s, NULL);
 }
 
+static bool dgram_bufs_ready(weft__loop *loop);
+
 static void arm_listener(weft__loop *loop, weft__listener *l)
 {
     ur_listener *u = listener_state(l);
+    bool msg = l->type == SOCK_DGRAM && dgram_bufs_ready(loop);
     struct io_uring_sqe *sqe = get_sqe(loop);
     if (sqe == NULL)
         return;
-    if (l->type == SOCK_DGRAM) {
+    u->bits &= (uint8_t) ~(L_MSG | L_NOBUFS);
+    if (msg) {
+        /* MSG_TRUNC: a datagram cut to the buffer reports its full length. */
+        memset(&u->mh, 0, sizeof(u->mh));
+        u->mh.msg_namelen = sizeof(struct sockaddr_storage);
+        io_uring_prep_recvmsg_multishot(sqe, l->fd, &u->mh, MSG_TRUNC);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP_DGRAM;
+        sqe->user_data = tag(l, OP_DGRAM);
+        u->bits |= L_MSG;
+    } else if (l->type == SOCK_DGRAM) {
         io_uring_prep_poll_add(sqe, l->fd, POLLIN);
         sqe->user_data = tag(l, OP_DGRAM);
     } else {
@@ -526,6 +650,146 @@ static int make_bufs(weft__loop *loop, ur_state *s)
     return 0;
 }
 
+/* ---- datagrams ----
+ *
+ * Read on readiness by default: on a loaded two-core machine (benchmarks/udp.sh, Linux
+ * 6.18) the multishot recvmsg below took some 10% more server CPU per echoed datagram than
+ * a poll and recvmmsg, at about the same datagrams/s, so it is there for kernels and loads
+ * where it wins (WEFT_URING_DGRAM=multishot), not the default.
+ *
+ * A datagram socket's multishot recvmsg takes its buffers from a ring of its loop's own,
+ * not from the stream receives': a buffer must hold the recvmsg header and the sender's
+ * address before the datagram, so that a datagram as large as the read buffer still fits
+ * (and one byte more is cut and dropped, as on epoll), and the kernel must never fill
+ * one piece by piece (IOU_PBUF_RING_INC), since each datagram comes with a header of its
+ * own. A buffer is handed to weft__dgram_recv and given back as soon as that returns, so
+ * when all are out (ENOBUFS: the datagram stays in the socket) they are back by the next
+ * poll, which arms the socket again. The ring has as many buffers as the stream one
+ * (uring_buffers); it is made when the loop's first datagram socket is armed, mapped so
+ * that only the pages datagrams touch become resident. */
+
+static void free_dgram_bufs(ur_state *s)
+{
+    if (s->dbr != NULL)
+        munmap(s->dbr, s->dbr_bytes);
+    if (s->dbufs != NULL)
+        munmap(s->dbufs, s->dbufs_bytes);
+    s->dbr = NULL;
+    s->dbufs = NULL;
+}
+
+static void dgram_give_back(ur_state *s, unsigned bid)
+{
+    io_uring_buf_ring_add(s->dbr, s->dbufs + (size_t)bid * s->dstride, s->dbufsz,
+                          (unsigned short)bid, io_uring_buf_ring_mask(s->dnbufs), 0);
+    io_uring_buf_ring_advance(s->dbr, 1);
+}
+
+/* Whether the loop's datagram sockets have a multishot recvmsg: it was asked for, the kernel
+ * has it and the buffer ring is there (made now if not). */
+static bool dgram_bufs_ready(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    if (s->dbr != NULL)
+        return true;
+    if (!dgram_multishot || s->dgram_failed || !s->ring_ok || loop->rbuf_size == 0)
+        return false;
+    if (probe_dgram_why != NULL) {
+        weft__log(loop->engine, WEFT_LOG_WARN,
+                  "loop %u: WEFT_URING_DGRAM=multishot, but %s; datagrams are read on readiness",
+                  loop->index, probe_dgram_why);
+        s->dgram_failed = true;
+        return false;
+    }
+    size_t room =
+        sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + loop->rbuf_size;
+    long page = sysconf(_SC_PAGESIZE);
+    s->dnbufs = loop->engine->cfg.uring_buffers != 0 ? loop->engine->cfg.uring_buffers : 64u;
+    s->dbufsz = (uint32_t)room;
+    s->dstride = (uint32_t)((room + 63u) & ~(size_t)63u);
+    s->dbr_bytes =
+        ((size_t)s->dnbufs * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
+    s->dbufs_bytes = (size_t)s->dnbufs * s->dstride;
+    s->dbr = mmap(NULL, s->dbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    s->dbufs = mmap(NULL, s->dbufs_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s->dbr == MAP_FAILED)
+        s->dbr = NULL;
+    if (s->dbufs == MAP_FAILED)
+        s->dbufs = NULL;
+    int rc = WEFT_ENOMEM;
+    if (s->dbr != NULL && s->dbufs != NULL) {
+        io_uring_buf_ring_init(s->dbr);
+        for (uint32_t i = 0; i < s->dnbufs; i++)
+            io_uring_buf_ring_add(s->dbr, s->dbufs + (size_t)i * s->dstride, s->dbufsz,
+                                  (unsigned short)i, io_uring_buf_ring_mask(s->dnbufs), (int)i);
+        io_uring_buf_ring_advance(s->dbr, (int)s->dnbufs);
+        rc = register_group(&s->ring, s->dbr, s->dnbufs, BUF_GROUP_DGRAM, false);
+        if (rc == 0)
+            return true;
+    }
+    weft__log(loop->engine, WEFT_LOG_WARN,
+              "loop %u: no buffer ring for datagrams (%s); they are read on readiness", loop->index,
+              weft_strerror(rc));
+    free_dgram_bufs(s);
+    s->dgram_failed = true;
+    return false;
+}
+
+static void on_dgram_msg(weft__loop *loop, weft__listener *l, const struct io_uring_cqe *cqe)
+{
+    ur_state *s = loop->be_state;
+    ur_listener *u = listener_state(l);
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    int res = cqe->res;
+    if (!more) {
+        u->bits &= (uint8_t) ~(L_ARMED | L_CANCEL);
+        s->inflight--;
+    }
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        uint8_t *buf = s->dbufs + (size_t)bid * s->dstride;
+        struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, res, &u->mh);
+        if (o != NULL && (u->bits & L_WANT) && !s->draining) {
+            socklen_t nl = o->namelen < u->mh.msg_namelen ? o->namelen : u->mh.msg_namelen;
+            bool cut = (o->flags & MSG_TRUNC) != 0;
+            size_t n = cut ? o->payloadlen : io_uring_recvmsg_payload_length(o, res, &u->mh);
+            weft__dgram_recv(l, io_uring_recvmsg_payload(o, &u->mh), n, cut,
+                             io_uring_recvmsg_name(o), nl);
+            s->dgram_seen = true;
+        }
+        dgram_give_back(s, bid);
+    }
+    if (res == -ENOBUFS) {
+        WEFT__STAT_ADD(loop->stats.exhaustions, 1);
+        u->bits |= L_NOBUFS;
+        s->dgram_rearm = true;
+        return;
+    }
+    if (res < 0 && res != -ECANCELED && !s->draining)
+        weft__log(loop->engine, WEFT_LOG_WARN, "recvmsg on %s: %s", l->url, weft_strerror(res));
+    /* Ended by the kernel's choice or by an error (read once, as recvmmsg would): go on. */
+    if (!more && (u->bits & L_WANT) && !(u->bits & L_ARMED) && !s->draining)
+        arm_listener(loop, l);
+}
+
+/* Datagram sockets that ran out of buffers are armed again: every buffer this reap saw is
+ * back, and the datagrams wait in their sockets. */
+static void dgram_rearm(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    s->dgram_rearm = false;
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        ur_listener *u = listener_state(l);
+        if (!(u->bits & L_NOBUFS))
+            continue;
+        u->bits &= (uint8_t)~L_NOBUFS;
+        if ((u->bits & (L_WANT | L_ARMED)) == L_WANT && !s->draining)
+            arm_listener(loop, l);
+    }
+}
+
 static int ur_loop_init(weft__loop *loop)
 {
     if (!weft__uring_supported(NULL))
@@ -576,8 +840,9 @@ static void ur_loop_destroy(weft__loop *loop)
     if (s == NULL)
         return;
     if (s->ring_ok)
-        io_uring_queue_exit(&s->ring); /* unregisters the buffer ring */
+        io_uring_queue_exit(&s->ring); /* unregisters the buffer rings */
     free_bufs(s);
+    free_dgram_bufs(s);
     while (s->free_sends != NULL) {
         ur_send *d = s->free_sends;
         s->free_sends = d->next;
@@ -852,7 +1117,10 @@ static void complete(weft__loop *loop, const struct io_uring_cqe *cqe)
         on_accept(loop, owner, cqe);
         break;
     case OP_DGRAM:
-        on_dgram(loop, owner, cqe->res);
+        if (listener_state(owner)->bits & L_MSG)
+            on_dgram_msg(loop, owner, cqe);
+        else
+            on_dgram(loop, owner, cqe->res);
         break;
     case OP_WAKE:
         on_wake(loop);
@@ -910,6 +1178,10 @@ static int reap(weft__loop *loop)
         if (n < CQE_BATCH)
             break;
     }
+    if (s->dgram_seen) {
+        s->dgram_seen = false;
+        weft__dgram_recv_end(loop);
+    }
     WEFT__STAT_ADD(loop->stats.completions, total);
     return total;
 }
@@ -940,6 +1212,8 @@ static int ur_poll(weft__loop *loop, int timeout_ms)
     ur_state *s = loop->be_state;
     if (!s->ring_ok)
         return WEFT_ENOBACKEND;
+    if (s->dgram_rearm)
+        dgram_rearm(loop);
     if (s->rearm_head != NULL) {
         rearm_waiting(loop, false);
         if (s->rearm_head != NULL && (timeout_ms < 0 || timeout_ms > 1))

@@ -166,7 +166,9 @@ typedef struct weft_config {
                                 loop's pool, a power of two up to 32768; default 64. Where
                                 the kernel fills buffers a piece at a time (Linux 6.12),
                                 small messages share one; a connection holds a buffer only
-                                while its bytes are handed to on_traffic */
+                                while its bytes are handed to on_traffic. A loop with
+                                datagram sockets has as many again for them, each with
+                                room for a header and the sender's address */
     size_t uring_zc_min;     /* io_uring: a TCP send of at least this many bytes goes out
                                 with IORING_OP_SEND_ZC (the kernel reads the output queue,
                                 or a weft_async_write_zc buffer, in place; both are kept
