@@ -9,12 +9,19 @@
  * --churn instead runs each of the --conns slots through connect, one echo, close, again
  * and again, which measures accept and teardown rather than steady throughput.
  *
+ * --tls --tls-ca FILE speaks TLS (OpenSSL, non-blocking, the server verified against the CA in
+ * FILE and its certificate checked for --host or --tls-name). Steady mode does each
+ * connection's handshake before the clock starts; churn does a full handshake for every
+ * connection (no session is ever resumed), so it measures handshakes. The echo is verified
+ * the same way on the plaintext.
+ *
  * Prints a human line and one machine-readable line:
  *   RESULT msgs_per_s=... mb_per_s=... p50_us=... p99_us=... msgs=... errors=0
  * MB/s counts echoed payload in one direction (10^6 bytes). Latency is per message, from the
  * moment it is handed to the socket to the moment its last byte has come back; in churn mode
  * it is the whole cycle from connect() to the echo's last byte.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -37,6 +44,14 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef BENCH_HAVE_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#else
+typedef struct ssl_st SSL; /* never made: without OpenSSL --tls is refused */
+#endif
 
 /* The pattern: a table of pseudo-random bytes whose period is a prime, so that a stream
  * shifted by any amount short of a multiple of 65521 bytes no longer matches. It is longer
@@ -65,10 +80,11 @@ struct hist {
     uint64_t total;
 };
 
-enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_ACTIVE };
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_HANDSHAKE, CONN_ACTIVE };
 
 struct conn {
     int fd;
+    SSL *ssl; /* --tls: this connection's TLS state, NULL otherwise */
     enum conn_state state;
     bool want_out;      /* EPOLLOUT is registered */
     uint32_t id;        /* names the pattern; a new one for each churn connection */
@@ -92,6 +108,9 @@ struct options {
     int threads;
     int src_spread;
     enum frame_kind frame;
+    bool tls;
+    const char *tls_ca;   /* the CA file the server's certificate must chain to */
+    const char *tls_name; /* the name (or IP) checked in it; --host by default */
 };
 
 struct worker {
@@ -389,6 +408,234 @@ static int verify(struct conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* ---- TLS (--tls) ---- */
+
+#ifdef BENCH_HAVE_OPENSSL
+static SSL_CTX *tls_ctx;
+
+/* Why the last TLS call on this thread failed: OpenSSL's reason text, and the certificate
+ * verification result when that is what failed. */
+static const char *tls_why(SSL *ssl, int err, char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+    else if (e != 0)
+        ERR_error_string_n(e, buf, len);
+    else if (err == SSL_ERROR_SYSCALL)
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "connection closed by the server");
+    else if (err == SSL_ERROR_ZERO_RETURN)
+        snprintf(buf, len, "the server sent close_notify");
+    else
+        snprintf(buf, len, "SSL error %d", err);
+    ERR_clear_error();
+    return buf;
+}
+
+/* The client context every connection shares: TLS 1.2 or later, the server verified against
+ * opt.tls_ca, no session cache (a churn connection must not resume), read-ahead so one read
+ * can take several records. */
+static int tls_init(void)
+{
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (tls_ctx == NULL || !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) ||
+        SSL_CTX_load_verify_locations(tls_ctx, opt.tls_ca, NULL) != 1) {
+        char why[256];
+        fprintf(stderr, "loadgen: cannot set up TLS with CA file %s: %s\n", opt.tls_ca,
+                tls_why(NULL, 0, why, sizeof(why)));
+        return -1;
+    }
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return 0;
+}
+
+/* A fresh client SSL on fd (a full handshake: no session is set), checking the server's
+ * certificate for the IP address or the name, which is also sent as SNI. */
+static SSL *tls_new(int fd)
+{
+    const char *name = opt.tls_name ? opt.tls_name : (server_is_unix ? NULL : opt.host);
+    SSL *ssl = SSL_new(tls_ctx);
+    if (ssl == NULL || !SSL_set_fd(ssl, fd))
+        goto fail;
+    if (name != NULL) {
+        struct in6_addr a;
+        bool ip = inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1;
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        if (ip ? !X509_VERIFY_PARAM_set1_ip_asc(vp, name)
+               : (!SSL_set1_host(ssl, name) || !SSL_set_tlsext_host_name(ssl, name)))
+            goto fail;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+fail : {
+    char why[256];
+    fail("cannot make a TLS connection: %s", tls_why(NULL, 0, why, sizeof(why)));
+    SSL_free(ssl);
+    return NULL;
+}
+}
+
+/* Sends close_notify if it fits in the socket now (the server need not read it) and frees. */
+static void tls_close(struct conn *c)
+{
+    if (c->ssl == NULL)
+        return;
+    if (c->state == CONN_ACTIVE)
+        (void)SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+}
+
+/* One step of the handshake: 1 done, 0 not yet (SSL_ERROR_WANT_*: *want says which), -1
+ * failed (reported). */
+static int tls_step(struct conn *c, int *want)
+{
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1)
+        return 1;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *want = e;
+        return 0;
+    }
+    char why[256];
+    fail("conn %" PRIu32 ": TLS handshake with %s failed: %s", c->id, server_label,
+         tls_why(c->ssl, e, why, sizeof(why)));
+    return -1;
+}
+
+/* Steady mode: the handshake on a connected socket, before the clock starts, bounded by
+ * CONNECT_MS. */
+static int tls_handshake_blocking(struct conn *c)
+{
+    c->ssl = tls_new(c->fd);
+    if (c->ssl == NULL)
+        return -1;
+    uint64_t deadline = now_ns() + (uint64_t)CONNECT_MS * 1000000u;
+    for (;;) {
+        int want = 0, r = tls_step(c, &want);
+        if (r != 0)
+            return r > 0 ? 0 : -1;
+        uint64_t now = now_ns();
+        if (now >= deadline) {
+            fail("conn %" PRIu32 ": TLS handshake with %s: no answer in %d ms", c->id, server_label,
+                 CONNECT_MS);
+            return -1;
+        }
+        struct pollfd p = {.fd = c->fd, .events = want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
+        if (poll(&p, 1, (int)((deadline - now) / 1000000u) + 1) < 0 && errno != EINTR) {
+            fail("poll: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+#else
+static int tls_init(void)
+{
+    fprintf(stderr, "loadgen: built without OpenSSL; --tls is not available\n");
+    return -1;
+}
+static void tls_close(struct conn *c)
+{
+    (void)c;
+}
+static int tls_handshake_blocking(struct conn *c)
+{
+    (void)c;
+    return -1;
+}
+#endif
+
+/* Sends up to len bytes: the count taken, 0 when the socket (or TLS) takes nothing now, -1 on
+ * an error (reported). */
+static ssize_t conn_send(struct conn *c, const uint8_t *p, size_t len)
+{
+#ifdef BENCH_HAVE_OPENSSL
+    if (c->ssl != NULL) {
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_write(c->ssl, p, (int)len); /* len <= WRITE_MAX */
+        if (n > 0)
+            return n;
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            return 0;
+        char why[256];
+        fail("conn %" PRIu32 ": TLS write: %s", c->id, tls_why(c->ssl, e, why, sizeof(why)));
+        return -1;
+    }
+#endif
+    for (;;) {
+        ssize_t n = write(c->fd, p, len);
+        if (n >= 0)
+            return n;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN || e == ENOTCONN)
+            return 0; /* full, or (churn) the handshake has not finished yet */
+        fail("conn %" PRIu32 ": write: %s", c->id, strerror(e));
+        return -1;
+    }
+}
+
+/* Receives into buf: the count, 0 when nothing is there now, -1 when the connection failed or
+ * the server closed it (reported). */
+static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t len)
+{
+    int e;
+#ifdef BENCH_HAVE_OPENSSL
+    if (c->ssl != NULL) {
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_read(c->ssl, buf, (int)len);
+        if (n > 0)
+            return n;
+        e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return 0;
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+            goto closed;
+        char why[256];
+        fail("conn %" PRIu32 ": TLS read from %s: %s", c->id, server_label,
+             tls_why(c->ssl, e, why, sizeof(why)));
+        return -1;
+    }
+#endif
+    ssize_t n = read(c->fd, buf, len);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        goto closed;
+    e = errno;
+    if (e == EAGAIN || e == EINTR)
+        return 0;
+    if (c->state == CONN_CONNECTING)
+        fail("cannot connect to %s: %s", server_label, strerror(e));
+    else
+        fail("conn %" PRIu32 ": read from %s: %s", c->id, server_label, strerror(e));
+    return -1;
+closed:
+    fail("conn %" PRIu32 ": %s closed the connection with %" PRIu64 " bytes unechoed", c->id,
+         server_label, c->sent - c->recvd);
+    return -1;
+}
+
+static int conn_want_out(struct worker *w, struct conn *c, bool want)
+{
+    if (want == c->want_out)
+        return 0;
+    c->want_out = want;
+    return ep_set(w, c, EPOLL_CTL_MOD, EPOLLIN | (want ? EPOLLOUT : 0));
+}
+
 /* Writes whatever is queued and not yet sent; registers EPOLLOUT only while some is left. */
 static int conn_flush(struct worker *w, struct conn *c)
 {
@@ -397,25 +644,14 @@ static int conn_flush(struct worker *w, struct conn *c)
         uint64_t left = target - c->sent;
         size_t len = left < WRITE_MAX ? (size_t)left : WRITE_MAX;
         uint32_t pos = (uint32_t)((c->phase + c->sent) % period);
-        ssize_t n = write(c->fd, pattern + pos, len);
-        if (n < 0) {
-            int e = errno;
-            if (e == EINTR)
-                continue;
-            if (e == EAGAIN || e == ENOTCONN)
-                break; /* full, or (churn) the handshake has not finished yet */
-            fail("conn %" PRIu32 ": write: %s", c->id, strerror(e));
+        ssize_t n = conn_send(c, pattern + pos, len);
+        if (n < 0)
             return -1;
-        }
+        if (n == 0)
+            break;
         c->sent += (uint64_t)n;
     }
-    bool want = c->sent < target;
-    if (want != c->want_out) {
-        c->want_out = want;
-        if (ep_set(w, c, EPOLL_CTL_MOD, EPOLLIN | (want ? EPOLLOUT : 0)) < 0)
-            return -1;
-    }
-    return 0;
+    return conn_want_out(w, c, c->sent < target);
 }
 
 /* Keeps `pipeline` messages in flight, stamping each with the time it is handed out. */
@@ -431,6 +667,7 @@ static void churn_open(struct worker *w, struct conn *c);
 
 static void churn_finish(struct worker *w, struct conn *c, uint64_t now)
 {
+    tls_close(c);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_IDLE;
@@ -445,7 +682,8 @@ static void churn_finish(struct worker *w, struct conn *c, uint64_t now)
 }
 
 /* Churn: connect, queue the one message and try to send it at once; on loopback the
- * handshake has usually completed by the time connect() returns. */
+ * handshake has usually completed by the time connect() returns. With TLS the message waits
+ * for the TLS handshake, which starts once the socket is connected. */
 static void churn_open(struct worker *w, struct conn *c)
 {
     conn_reset_stream(c, w->next_id);
@@ -468,35 +706,24 @@ static void churn_open(struct worker *w, struct conn *c)
         return;
     c->queued = 1;
     c->stamps[0] = c->t_connect;
-    conn_flush(w, c);
+    if (!opt.tls)
+        conn_flush(w, c);
 }
 
-static void conn_readable(struct worker *w, struct conn *c)
+/* Counts and verifies n echoed bytes. Returns 1 when the connection is done with (churn: it
+ * was closed, and the slot may already hold the next one), 0 to go on, -1 on an error. */
+static int conn_received(struct worker *w, struct conn *c, size_t n)
 {
-    ssize_t n = read(c->fd, w->buf, READ_BUF);
-    if (n < 0) {
-        int e = errno;
-        if (e == EAGAIN || e == EINTR)
-            return;
-        if (c->state == CONN_CONNECTING)
-            fail("cannot connect to %s: %s", server_name(), strerror(e));
-        else
-            fail("conn %" PRIu32 ": read from %s: %s", c->id, server_name(), strerror(e));
-        return;
-    }
-    if (n == 0) {
-        fail("conn %" PRIu32 ": %s closed the connection with %" PRIu64 " bytes unechoed", c->id,
-             server_name(), c->sent - c->recvd);
-        return;
-    }
-    if (verify(c, w->buf, (size_t)n) < 0)
-        return;
+    if (verify(c, w->buf, n) < 0)
+        return -1;
     c->recvd += (uint64_t)n;
     uint64_t now = now_ns();
     if (opt.churn) {
-        if (c->recvd == opt.size)
+        if (c->recvd == opt.size) {
             churn_finish(w, c, now);
-        return;
+            return 1;
+        }
+        return 0;
     }
     bool in_window = now < t_deadline;
     while ((c->done + 1) * opt.size <= c->recvd) {
@@ -509,8 +736,33 @@ static void conn_readable(struct worker *w, struct conn *c)
     }
     if (in_window) {
         conn_top_up(c, now);
-        conn_flush(w, c);
+        if (conn_flush(w, c) < 0)
+            return -1;
     }
+    return 0;
+}
+
+static void conn_writable(struct worker *w, struct conn *c);
+
+static void conn_readable(struct worker *w, struct conn *c)
+{
+    if (c->state == CONN_CONNECTING && opt.tls) {
+        conn_writable(w, c); /* a failed connect, or the TLS handshake's first step */
+        return;
+    }
+#ifdef BENCH_HAVE_OPENSSL
+    if (c->state == CONN_HANDSHAKE) {
+        conn_writable(w, c);
+        return;
+    }
+#endif
+    /* Plain: one read per readiness. TLS: until OpenSSL wants more, because with read-ahead
+     * it may hold decrypted records the socket no longer signals. */
+    do {
+        ssize_t n = conn_recv(c, w->buf, READ_BUF);
+        if (n <= 0 || conn_received(w, c, (size_t)n) != 0)
+            return;
+    } while (c->ssl != NULL);
 }
 
 static void conn_writable(struct worker *w, struct conn *c)
@@ -525,7 +777,27 @@ static void conn_writable(struct worker *w, struct conn *c)
             return;
         }
         c->state = CONN_ACTIVE;
+#ifdef BENCH_HAVE_OPENSSL
+        if (opt.tls) {
+            c->ssl = tls_new(c->fd);
+            if (c->ssl == NULL)
+                return;
+            c->state = CONN_HANDSHAKE;
+        }
+#endif
     }
+#ifdef BENCH_HAVE_OPENSSL
+    if (c->state == CONN_HANDSHAKE) {
+        int want = 0, r = tls_step(c, &want);
+        if (r < 0)
+            return;
+        if (r == 0) {
+            conn_want_out(w, c, want == SSL_ERROR_WANT_WRITE);
+            return;
+        }
+        c->state = CONN_ACTIVE; /* the queued message goes now */
+    }
+#endif
     conn_flush(w, c);
 }
 
@@ -593,7 +865,13 @@ static void usage(FILE *f)
                "                  server only; keeps churn from exhausting one address pair)\n"
                "  --frame KIND    none (default), line (each message ends in \\n) or\n"
                "                  length-field (4-byte big-endian length + payload), for\n"
-               "                  a server that echoes frames through a codec\n");
+               "                  a server that echoes frames through a codec\n"
+               "  --tls           speak TLS: handshake once per connection (churn: a full\n"
+               "                  handshake for each), then the same verified echo\n"
+               "  --tls-ca FILE   the CA (PEM) the server's certificate must chain to;\n"
+               "                  required with --tls\n"
+               "  --tls-name NAME the name or IP address the certificate must be for\n"
+               "                  (default --host), also sent as SNI when it is a name\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -619,6 +897,9 @@ static int parse_args(int argc, char **argv)
                                              {"threads", required_argument, NULL, 't'},
                                              {"src-spread", required_argument, NULL, 'S'},
                                              {"frame", required_argument, NULL, 'F'},
+                                             {"tls", no_argument, NULL, 'T'},
+                                             {"tls-ca", required_argument, NULL, 'A'},
+                                             {"tls-name", required_argument, NULL, 'N'},
                                              {"help", no_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
     int ch, li = 0;
@@ -678,6 +959,15 @@ static int parse_args(int argc, char **argv)
             else
                 goto bad;
             break;
+        case 'T':
+            opt.tls = true;
+            break;
+        case 'A':
+            opt.tls_ca = optarg;
+            break;
+        case 'N':
+            opt.tls_name = optarg;
+            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -697,6 +987,11 @@ static int parse_args(int argc, char **argv)
     }
     if (opt.churn)
         opt.pipeline = 1;
+    if (opt.tls != (opt.tls_ca != NULL) || (opt.tls_name != NULL && !opt.tls)) {
+        fprintf(stderr, "loadgen: --tls needs --tls-ca FILE (the server is always verified), "
+                        "and --tls-ca and --tls-name need --tls\n");
+        return -1;
+    }
     if ((opt.frame == FRAME_LINE && opt.size < 1) ||
         (opt.frame == FRAME_LENGTH_FIELD && opt.size < 4)) {
         fprintf(stderr, "loadgen: --size too small for --frame\n");
@@ -724,6 +1019,8 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile((rlim_t)opt.conns + 64);
+    if (opt.tls && tls_init() < 0)
+        return 2;
     if (pattern_init() < 0) {
         fprintf(stderr, "loadgen: out of memory\n");
         return 2;
@@ -752,6 +1049,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             c->state = CONN_ACTIVE;
+            if (opt.tls && tls_handshake_blocking(c) < 0)
+                return 2;
         }
     }
     int per = opt.conns / opt.threads, extra = opt.conns % opt.threads, at = 0;
@@ -797,9 +1096,9 @@ int main(int argc, char **argv)
     double p99 = hist_percentile(all, 990) / 1000.0;
     int errors = atomic_load(&failed);
 
-    printf("loadgen: %s %s conns=%d size=%zu pipeline=%d threads=%d duration=%.2fs\n",
-           server_name(), opt.churn ? "churn" : "steady", opt.conns, opt.size, opt.pipeline,
-           opt.threads, secs);
+    printf("loadgen: %s %s%s conns=%d size=%zu pipeline=%d threads=%d duration=%.2fs\n",
+           server_name(), opt.churn ? "churn" : "steady", opt.tls ? " tls" : "", opt.conns,
+           opt.size, opt.pipeline, opt.threads, secs);
     printf("  %.0f msgs/s  %.2f MB/s  p50 %.1f us  p99 %.1f us  msgs %" PRIu64, mps, mbps, p50, p99,
            msgs);
     if (opt.churn)
@@ -810,9 +1109,11 @@ int main(int argc, char **argv)
            mps, mbps, p50, p99, msgs, (double)connects / secs, errors);
     fflush(stdout);
 
-    for (int i = 0; i < opt.conns; i++)
+    for (int i = 0; i < opt.conns; i++) {
+        tls_close(&conns[i]);
         if (conns[i].fd >= 0)
             close(conns[i].fd);
+    }
     for (int t = 0; t < opt.threads; t++) {
         close(workers[t].epfd);
         free(workers[t].buf);

@@ -15,7 +15,7 @@
 #
 # With --tls every server also listens on a TLS port (the same certificate, made for the run
 # with the openssl command, --tls-auth-clients no) and redis-benchmark runs with --tls
-# --cacert against that port.
+# --cacert against that port; N and NP default to 30000 and 200000 then.
 #
 #   benchmarks/redis.sh [-b|--backend epoll|io_uring|both] [--tls]     (default both)
 #   REPS=7 N=200000 NP=2000000 benchmarks/redis.sh
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --tls) TLS=1; shift ;;
     -b | --backend) BACKEND=${2:-}; shift 2 || shift ;;
     --backend=*) BACKEND=${1#--backend=}; shift ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "redis.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -40,11 +40,13 @@ both) SERVERS=(weft-epoll weft-uring redis) ;;
 esac
 cd "$(dirname "$0")/.."
 # shellcheck source=benchmarks/bench_stats.sh
-. benchmarks/bench_stats.sh # cpu_ticks, uring_fds
+. benchmarks/bench_stats.sh # cpu_ticks, uring_fds, tls_certs
 
 REPS=${REPS:-5}
-N=${N:-100000}     # requests per test, plain
-NP=${NP:-1000000}  # requests per test, pipelined
+# Over TLS a request costs several times more, so fewer of them keep a run to minutes.
+if [ $TLS = 1 ]; then DN=30000 DNP=200000; else DN=100000 DNP=1000000; fi
+N=${N:-$DN}   # requests per test, plain
+NP=${NP:-$DNP} # requests per test, pipelined
 LIMIT=${LIMIT:-120} # seconds one redis-benchmark run may take
 read -r -a WEFT_ARGS <<<"${WEFT_ARGS:-}"
 TESTS=(ping_inline ping_mbulk set get incr lpush mset)
@@ -90,13 +92,7 @@ TLS_ARGS=()
 BENCH_TLS=()
 if [ $TLS = 1 ]; then
     # A throw-away CA and a server certificate for 127.0.0.1, for this run only.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-        -subj /CN=bench-ca -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-        -keyout "$out/server.key" -out "$out/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >"$out/san.ext"
-    openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
-        -CAcreateserial -days 1 -extfile "$out/san.ext" -out "$out/server.crt" 2>/dev/null
+    tls_certs "$out" || exit 1
     TLS_ARGS=(--tls-cert-file "$out/server.crt" --tls-key-file "$out/server.key"
         --tls-auth-clients no)
     BENCH_TLS=(--tls --cacert "$out/ca.crt")

@@ -5,14 +5,19 @@
 # output of each suite beside it.
 #
 #   benchmarks/report.sh [--long] [-s|--suites echo,idle,redis] [-b|--backend both] [-o DIR]
+#                        [--tls]
 #     --long  the settings results are recorded with (echo.sh -d 3 -r 5, idle_mem.sh with
 #             10,000 connections, redis.sh REPS=5 with its default request counts): about
-#             25 minutes; the default is short settings for a quick look, about 4 minutes
+#             25 minutes on an idle machine, an hour or more on a busy one (one redis.sh
+#             repetition took 12.5 minutes at load average 12); the default is short
+#             settings for a quick look, about 4 minutes
 #     -s  comma list of suites to run (default echo,idle,redis)
 #     -b  the backend option handed to every suite: epoll, io_uring or both (default)
 #     -o  where to write (default benchmarks/results)
 #     --from-logs  run nothing: rebuild report.md and the charts from the suites' output
 #                  already in the directory (e.g. after editing this script)
+#     --tls   every suite over TLS (echo.sh, idle_mem.sh and redis.sh with --tls); the
+#             default directory is then benchmarks/results/tls
 #
 # Environment: ECHO_ARGS, IDLE_ARGS replace the settings given to echo.sh and idle_mem.sh;
 # REPS, N, NP go to redis.sh; the suites' own variables (BUILD_DIR, BUSY_POLL, SERVER_CPU,
@@ -26,16 +31,19 @@ SUITES=echo,idle,redis
 BACKEND=both
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/benchmarks/results
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+TLS=0
+OUT_SET=0
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --long) LONG=1; shift ;;
     --from-logs) FROM_LOGS=1; shift ;;
+    --tls) TLS=1; shift ;;
     -s | --suites) SUITES=${2:-}; shift 2 || shift ;;
     --suites=*) SUITES=${1#--suites=}; shift ;;
     -b | --backend) BACKEND=${2:-}; shift 2 || shift ;;
     --backend=*) BACKEND=${1#--backend=}; shift ;;
-    -o) OUT=${2:-}; shift 2 || shift ;;
+    -o) OUT=${2:-}; OUT_SET=1; shift 2 || shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -51,7 +59,10 @@ for s in "${SUITE_LIST[@]}"; do
     *) echo "report.sh: unknown suite '$s' (echo,idle,redis)" >&2; exit 2 ;;
     esac
 done
+[ $TLS = 0 ] || [ $OUT_SET = 1 ] || OUT=$OUT/tls
 [ -n "$OUT" ] || { usage >&2; exit 2; }
+TLS_OPT=()
+[ $TLS = 0 ] || TLS_OPT=(--tls)
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 
 # shellcheck source=scripts/deps.sh
@@ -81,20 +92,22 @@ FAILED=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_after="?" commit="?" ECHO_DESC="?" IDLE_DESC="?" REDIS_DESC="?" # a rebuild without meta.sh
+FAILED_SUITES="" # the suites that failed in the run, as meta.sh recorded them
 if [ $FROM_LOGS -eq 1 ]; then
     SUITE_LIST=()
 fi
 if [ $FROM_LOGS -eq 1 ] && [ -f "$OUT/meta.sh" ]; then
     # shellcheck disable=SC1091 # written by an earlier run of this script
     . "$OUT/meta.sh"
+    read -r -a FAILED <<<"$FAILED_SUITES"
 elif [ $FROM_LOGS -eq 0 ]; then
     rm -f "$OUT"/echo.txt "$OUT"/idle.txt "$OUT"/redis.txt
 fi
 for s in ${SUITE_LIST[@]+"${SUITE_LIST[@]}"}; do
     case $s in
-    echo) cmd=("$ROOT/benchmarks/echo.sh" "${ECHO_OPTS[@]}" --backend "$BACKEND") ;;
-    idle) cmd=("$ROOT/benchmarks/idle_mem.sh" "${IDLE_OPTS[@]}" --backend "$BACKEND") ;;
-    redis) cmd=("$ROOT/benchmarks/redis.sh" --backend "$BACKEND") ;;
+    echo) cmd=("$ROOT/benchmarks/echo.sh" "${ECHO_OPTS[@]}" --backend "$BACKEND" ${TLS_OPT[@]+"${TLS_OPT[@]}"}) ;;
+    idle) cmd=("$ROOT/benchmarks/idle_mem.sh" "${IDLE_OPTS[@]}" --backend "$BACKEND" ${TLS_OPT[@]+"${TLS_OPT[@]}"}) ;;
+    redis) cmd=("$ROOT/benchmarks/redis.sh" --backend "$BACKEND" ${TLS_OPT[@]+"${TLS_OPT[@]}"}) ;;
     esac
     echo "== report: $s: ${cmd[*]}"
     # Paths inside the tree are written relative to it: the logs may be committed.
@@ -107,8 +120,10 @@ if [ $FROM_LOGS -eq 0 ]; then
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
     ECHO_DESC=${ECHO_OPTS[*]} IDLE_DESC=${IDLE_OPTS[*]} REDIS_DESC="REPS=$REPS N=${N:-100000} NP=${NP:-1000000}"
+    FAILED_SUITES=${FAILED[*]:-}
     # What the header of a report rebuilt with --from-logs needs.
-    for v in SETTINGS BACKEND started load_before load_after commit ECHO_DESC IDLE_DESC REDIS_DESC; do
+    for v in SETTINGS BACKEND TLS started load_before load_after commit ECHO_DESC IDLE_DESC \
+        REDIS_DESC FAILED_SUITES; do
         printf '%s=%q\n' "$v" "${!v}"
     done >"$OUT/meta.sh"
 fi
@@ -116,16 +131,19 @@ fi
 # Tables and chart data from the suites' machine-readable lines; then the charts.
 python3 - "$OUT" "$SETTINGS" "$BACKEND" "$started" "$load_before" "$load_after" "$commit" \
     "$(nproc)" "$(uname -sr)" "${FAILED[*]:-}" "${ECHO_DESC:-?}" "${IDLE_DESC:-?}" \
-    "${REDIS_DESC:-?}" <<'PY'
+    "${REDIS_DESC:-?}" "$TLS" <<'PY'
 import os, re, sys
 
 (out, settings, backend, started, load_before, load_after, commit, ncpu, kernel, failed,
- echo_opts, idle_opts, redis_opts) = sys.argv[1:14]
+ echo_opts, idle_opts, redis_opts, tls) = sys.argv[1:15]
 failed = failed.split()
+tls = tls == "1"
+TLS_OPT, OVER = (" --tls", " over TLS") if tls else ("", "")
 
 # One colour per server, the same in every chart.
 COLOUR = {"weft-epoll": "#1f77b4", "weft-uring": "#d62728", "epoll": "#7f7f7f",
-          "libevent": "#bcbd22", "uring": "#ff7f0e", "redis": "#2ca02c"}
+          "libevent": "#bcbd22", "uring": "#ff7f0e", "redis": "#2ca02c",
+          "libevent-tls": "#8c564b", "weft-redis": "#9467bd"}
 CASE_LABEL = {"p1": "64 conns x 64 B, pipeline 1", "p16": "64 conns x 64 B, pipeline 16",
               "16k": "8 conns x 16 KiB, pipeline 1", "churn": "churn: connect, 64 B echo, close"}
 
@@ -148,12 +166,23 @@ def fmt(v, digits=0):
 def notes(lines):
     return [l for l in lines if l.startswith(("target ", "note: ")) and "not measured" not in l]
 
-md = [f"# weft benchmark report", "",
+md = [f"# weft benchmark report{OVER}", "",
       f"Recorded {started} by `benchmarks/report.sh` ({settings} settings, backend option "
       f"`{backend}`) at `{commit}`: {ncpu} CPUs, {kernel}, load average {load_before} before "
       f"and {load_after} after. Servers and load generators talk over 127.0.0.1; every suite "
       f"alternates its servers and pins server and client to different CPUs. weft-epoll and "
-      f"weft-uring are the same weft program with `WEFT_BACKEND=epoll` and `=io_uring`.", ""]
+      f"weft-uring are the same weft program with `WEFT_BACKEND=epoll` and `=io_uring`." +
+      (" Every connection is TLS 1.3 with a certificate (ECDSA P-256) made for the run." if tls else ""),
+      ""]
+def busy(load):
+    try:
+        return float(load.split()[0]) > float(ncpu)
+    except (IndexError, ValueError):
+        return False
+if busy(load_before) or busy(load_after):
+    md += ["**The machine was busy with other work during this run** (a load average above its "
+           "CPU count): every absolute figure is lower and noisier than on an idle machine, "
+           "and only the ratios between servers measured in the same suite say much.", ""]
 if failed:
     md += [f"**Failed suites: {', '.join(failed)}** (see their output beside this file).", ""]
 gp = ['set terminal pngcairo size 1280,800 font "sans,10" noenhanced',
@@ -220,9 +249,13 @@ charts = []
 # ---- echo ----
 lines = read("echo")
 if lines is not None:
-    md += ["## Echo (`echo.sh " + echo_opts + f" --backend {backend}`)", "",
-           "weft-echo with 1 loop (and `--busy-poll 50`) against the raw epoll, plain "
-           "libevent and raw io_uring echo servers; msgs/s is the median over the runs, "
+    md += ["## Echo (`echo.sh " + echo_opts + f" --backend {backend}{TLS_OPT}`)", "",
+           ("weft-echo with 1 loop (and `--busy-poll 50`) on a tls:// address against the "
+            "plain-libevent TLS echo server (OpenSSL bufferevents); churn is a full handshake "
+            "per connection. " if tls else
+            "weft-echo with 1 loop (and `--busy-poll 50`) against the raw epoll, plain "
+            "libevent and raw io_uring echo servers; ") +
+           "msgs/s is the median over the runs, "
            "efficiency is messages per second of server CPU time, CPU per message its "
            "inverse in nanoseconds.", ""]
     stats = {}
@@ -249,11 +282,11 @@ if lines is not None:
     md += [f"- {n}" for n in notes(lines)] + [""]
     if cases:
         layout = "2,2" if len(cases) > 2 else f"1,{len(cases)}"
-        bars("echo_msgs.png", "Echo, 1 loop: median msgs/s (higher is better)",
+        bars("echo_msgs.png", f"Echo{OVER}, 1 loop: median msgs/s (higher is better)",
              [(CASE_LABEL[c], [(s, num(stats[(c, "median")].get(s))) for s in servers]) for c in cases],
              "msgs/s", layout)
         if (cases[0], "cpu") in stats:
-            bars("echo_cpu.png", "Echo, 1 loop: server CPU per message in ns (lower is better)",
+            bars("echo_cpu.png", f"Echo{OVER}, 1 loop: server CPU per message in ns (lower is better)",
                  [(CASE_LABEL[c], [(s, num(stats[(c, "cpu")].get(s))) for s in servers]) for c in cases],
                  "ns of server CPU per message", layout)
         md += ["![echo msgs/s](echo_msgs.png)", "", "![echo CPU per message](echo_cpu.png)", ""]
@@ -261,10 +294,12 @@ if lines is not None:
 # ---- idle memory ----
 lines = read("idle")
 if lines is not None:
-    md += ["## Idle memory (`idle_mem.sh " + idle_opts + f" --backend {backend}`)", "",
+    md += ["## Idle memory (`idle_mem.sh " + idle_opts + f" --backend {backend}{TLS_OPT}`)", "",
            "Server RSS growth per connection that did one echo and then sits idle, after "
            "256 warm-up connections: `spread` echoes in batches of 256, `burst` has every "
-           "connection write at once (RSS read a second after the burst).", ""]
+           "connection write at once (RSS read a second after the burst)." +
+           (" Each connection did a full TLS handshake first; the Redis servers answered a "
+            "PING instead of an echo." if tls else ""), ""]
     res, modes, servers = {}, [], []
     for l in lines:
         if l.startswith("IDLE "):
@@ -278,16 +313,17 @@ if lines is not None:
         for s in servers:
             md.append(f"| {s} | " + " | ".join(fmt(res.get((s, m))) for m in modes) + " |")
         md.append("")
-        clusters("idle_mem.png", "Idle memory: server RSS bytes per idle connection (lower is better)",
+        clusters("idle_mem.png", f"Idle memory{OVER}: server RSS bytes per idle connection (lower is better)",
                  [("", [(m, {s: res.get((s, m)) for s in servers}) for m in modes])], servers,
-                 "bytes per idle connection", "1,1", size="1000,560", labels=True, target=320)
+                 "bytes per idle connection", "1,1", size="1000,560", labels=True,
+                 target=None if tls else 320)
         md += ["![idle memory](idle_mem.png)", ""]
     md += [f"- {n}" for n in notes(lines)] + [""]
 
 # ---- redis ----
 lines = read("redis")
 if lines is not None:
-    md += [f"## weft-redis against redis-server (`{redis_opts} redis.sh --backend {backend}`)", "",
+    md += [f"## weft-redis against redis-server (`{redis_opts} redis.sh --backend {backend}{TLS_OPT}`)", "",
            "redis-benchmark -c 50, plain and with -P 16; median requests/s and server CPU "
            "microseconds per request.", ""]
     res, tests, servers = {}, [], []
@@ -313,10 +349,10 @@ if lines is not None:
     md += [f"- {n}" for n in notes(lines) + [l for l in summary if l.startswith("lowest")]] + [""]
     if res:
         layout = f"{len(modes)},1"
-        clusters("redis_rps.png", "weft-redis vs redis-server: median requests/s (higher is better)",
+        clusters("redis_rps.png", f"weft-redis vs redis-server{OVER}: median requests/s (higher is better)",
                  [(MODE_TITLE[m], [(t, {s: res.get((m, t, s), (None,))[0] for s in servers}) for t in tests])
                   for m in modes], servers, "requests/s", layout)
-        clusters("redis_cpu.png", "weft-redis vs redis-server: server CPU us per request (lower is better)",
+        clusters("redis_cpu.png", f"weft-redis vs redis-server{OVER}: server CPU us per request (lower is better)",
                  [(MODE_TITLE[m], [(t, {s: res.get((m, t, s), (None, None))[1] for s in servers}) for t in tests])
                   for m in modes], servers, "us of server CPU per request", layout)
         md += ["![redis requests/s](redis_rps.png)", "", "![redis CPU per request](redis_cpu.png)", ""]

@@ -36,6 +36,7 @@
 struct weft__loop;
 struct weft__listener;
 struct weft_conn;
+struct weft__outq;
 
 typedef struct weft__backend {
     const char *name;
@@ -118,6 +119,14 @@ void weft__conn_writable(struct weft_conn *c);
 /* Completion: the send that conn_send submitted for c finished: n bytes went (n >= 0), or
  * it failed with a negated errno. */
 void weft__conn_sent(struct weft_conn *c, ssize_t n);
+/* Completion: as weft__conn_sent, for a send whose bytes the kernel may go on reading after
+ * it finished (a zero-copy send, until its notification), or one that finished while such a
+ * send is still held: the output queue's chunks the n bytes emptied move to held (kept by
+ * the backend) instead of going back to the pool, even if c closed meanwhile. */
+void weft__conn_sent_held(struct weft_conn *c, ssize_t n, struct weft__outq *held);
+/* Completion: the kernel let go of what weft__conn_sent_held moved to held; it goes back
+ * to the loop's pool (c may be closed: its slot is still held by the backend then). */
+void weft__conn_held_release(struct weft_conn *c, struct weft__outq *held);
 /* An accept on l gave fd (non-blocking, not inherited by child processes) from peer, or,
  * when err < 0, failed with that negated errno (fd is then WEFT__SOCK_NONE). Returns false
  * when the backend must stop this batch. */
@@ -125,6 +134,17 @@ bool weft__listener_accepted(struct weft__listener *l, weft__sock fd, int err,
                              const struct sockaddr *peer, socklen_t plen);
 /* Readiness: datagrams wait on the datagram socket l. */
 void weft__dgram_ready(struct weft__listener *l);
+/* Completion: one datagram arrived on l from `from` (fromlen bytes; 0 when the sender has
+ * no address): n bytes at data, a span the backend owns until this returns. truncated: it
+ * did not fit the read buffer (n is its full length, as the kernel reports it) and is
+ * dropped. The replies it makes are gathered until weft__dgram_recv_end. */
+void weft__dgram_recv(struct weft__listener *l, const uint8_t *data, size_t n, bool truncated,
+                      const struct sockaddr *from, socklen_t fromlen);
+/* Completion: the datagrams this poll delivered were all handed over: the replies they
+ * gathered leave now, and the iteration's end work runs (the batch is one dispatch, from
+ * the first weft__dgram_recv on: other upcalls made meanwhile join it). Cheap when there
+ * were none. */
+void weft__dgram_recv_end(struct weft__loop *loop);
 /* The loop's wakeup fired: its queue has tasks (or the acceptor has a stop to look at). */
 void weft__loop_woken(struct weft__loop *loop);
 /* Completion: the last operation on the closed connection c finished; its slot and what its

@@ -6,8 +6,10 @@
  * have one multishot accept; the sends an iteration makes are queued as submissions and go
  * to the kernel together with the next wait, in one system call. Where the kernel fills a
  * buffer a piece at a time (IOU_PBUF_RING_INC, Linux 6.12), small messages of many
- * connections share one buffer. The loop's wakeup and datagram sockets are watched with
- * one-shot polls, re-armed after each; a dial's connect completes through a poll for
+ * connections share one buffer. A datagram socket is watched with one-shot polls and read on
+ * readiness (recvmmsg, as on epoll), or, with WEFT_URING_DGRAM=multishot, has one multishot
+ * recvmsg from a buffer ring of its loop's own (see "datagrams" below). The loop's wakeup is
+ * a one-shot poll, re-armed after each; a dial's connect completes through a poll for
  * POLLOUT.
  *
  * Every operation is tagged with its owner (a connection, a listener, the loop) and kind in
@@ -16,6 +18,17 @@
  * count is zero (weft__conn_released), so a late completion never reaches a new owner of
  * the slot, and the kernel never reads a send's memory after it was reused. When the loop
  * thread quits, it waits for every count to reach zero.
+ *
+ * A send of at least uring_zc_min bytes goes out with IORING_OP_SEND_ZC: the kernel reads
+ * the output queue in place, finishes the send (a first completion, flagged MORE) and says
+ * later, in a notification, that it let go of the memory: on TCP once the peer acknowledged
+ * the bytes (on loopback too: a receiver that does not read holds them), or the socket went. So the chunks a
+ * zero-copy send emptied are held, with the send's descriptor, until its notification,
+ * while the next send goes out at once; descriptors are let go in the order they were
+ * sent, and what a later send empties meanwhile is held with the newest, since an earlier
+ * zero-copy send may have read part of it. A connection's slot stays taken until its last
+ * notification, as for any operation in flight. (With DEFER_TASKRUN the notification is
+ * posted only while the loop waits with IORING_ENTER_GETEVENTS, which every wait here does.)
  *
  * The ring is made, used and taken down by the loop's thread only (its first poll makes it,
  * its quit takes it down): that thread is its single issuer (IORING_SETUP_SINGLE_ISSUER,
@@ -41,11 +54,18 @@
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 #define SQ_ENTRIES      1024u
 #define CQ_ENTRIES      8192u
 #define CQE_BATCH       256u
 #define BUF_GROUP       0
+#define BUF_GROUP_DGRAM 1
 #define SEND_IOV        64
 #define SEND_DESC_KEEP  64u
 #define DRAIN_WAIT_MS   1000
@@ -58,8 +78,9 @@ enum {
     OP_SEND,
     OP_POLLOUT,
     OP_ACCEPT,
-    OP_DGRAM,
-    OP_WAKE
+    OP_DGRAM, /* a datagram socket's receive: a poll, or (L_MSG) a multishot recvmsg */
+    OP_WAKE,
+    OP_SEND_ZC /* owned by its ur_send: both of its completions carry the same tag */
 };
 #define OP_MASK 7u
 
@@ -72,8 +93,11 @@ enum {
     SEND_BUSY = 1u << 4,
     CLOSED = 1u << 5, /* conn_close ran: completions only count down */
     ON_REARM = 1u << 6,
-    ONE_SHOT = 1u << 7,   /* one receive at a time (see the receive mode below) */
-    PAUSED_ONCE = 1u << 8 /* stays ONE_SHOT */
+    ONE_SHOT = 1u << 7,    /* one receive at a time (see the receive mode below) */
+    PAUSED_ONCE = 1u << 8, /* stays ONE_SHOT */
+    SEND_ZC = 1u << 9,     /* the send in flight is the zero-copy one u->send describes */
+    ZC_COPIED = 1u << 10   /* copy from now on: the kernel copied a zero-copy send anyway, or
+                              the socket has none (not TCP) */
 };
 
 /* The receive mode. A multishot receive costs nothing per message once armed, but the
@@ -86,25 +110,45 @@ enum {
 #define SMALL_RUN 4u
 
 /* A listener's. */
-enum { L_ARMED = 1u << 0, L_CANCEL = 1u << 1, L_WANT = 1u << 2 };
+enum {
+    L_ARMED = 1u << 0,
+    L_CANCEL = 1u << 1,
+    L_WANT = 1u << 2,
+    L_MSG = 1u << 3,   /* a datagram socket armed with a multishot recvmsg (else a poll) */
+    L_NOBUFS = 1u << 4 /* ... which ended for want of buffers: re-armed by the next poll */
+};
 
-/* A sendmsg's header and vector, kept until it completes. */
+/* At most this many zero-copy sends of a connection wait for their notification; past it a
+ * send copies (the held chunks are bounded by what the socket's send buffer can hold). */
+#define ZC_HELD_MAX 8u
+
+/* A sendmsg's header and vector, kept until it completes; a zero-copy send's, until its
+ * notification, with what it holds of the output queue. */
 typedef struct ur_send {
     struct msghdr mh;
     struct iovec iov[SEND_IOV];
-    struct ur_send *next;
+    struct ur_send *next; /* the free list, or the connection's zero-copy sends, oldest first */
+    weft_conn *c;         /* a zero-copy send's connection */
+    weft__outq held;      /* ... the chunks it (or a later send) emptied, kept until let go */
+    bool let_go;          /* ... its notification came (or none will) */
 } ur_send;
 
 typedef struct ur_conn {
     ur_send *send;         /* the sendmsg in flight, if it needed one */
+    ur_send *zc_head;      /* zero-copy sends not yet let go, oldest first */
+    ur_send *zc_tail;      /* ... the newest, which holds what later sends empty */
     weft_conn *rearm_next; /* ON_REARM: the next connection waiting for buffers */
     uint16_t inflight;     /* operations whose last completion is still to come */
     uint16_t bits;
     uint8_t small_run; /* receives under a quarter buffer in a row */
+    uint8_t zc_held;   /* entries from zc_head */
 } ur_conn;
 
 typedef struct ur_listener {
     uint8_t bits;
+    /* L_MSG: the recvmsg's header, which tells the kernel the room for the sender's
+     * address; the kernel reads it as the receive starts. */
+    struct msghdr mh;
 } ur_listener;
 
 typedef struct ur_state {
@@ -121,11 +165,22 @@ typedef struct ur_state {
     uint32_t nbufs, bufsz;
     uint32_t *off;
     bool br_registered;
+    /* The datagram sockets' buffer ring (made when the loop's first one is armed): dnbufs
+     * buffers, each room for a recvmsg header, an address and read_buffer_size bytes. */
+    struct io_uring_buf_ring *dbr;
+    size_t dbr_bytes;
+    uint8_t *dbufs;
+    size_t dbufs_bytes;
+    uint32_t dnbufs, dbufsz, dstride;
+    bool dgram_failed;                  /* no ring could be made: the sockets are polled instead */
+    bool dgram_rearm;                   /* a datagram socket waits for buffers (L_NOBUFS) */
+    bool dgram_seen;                    /* datagrams were handed over in this reap */
     weft_conn *rearm_head, *rearm_tail; /* receives stopped for want of buffers, oldest first */
     uint32_t returned;                  /* buffers given back since the last re-arm pass */
     ur_send *free_sends;
     unsigned nfree_sends;
     uint64_t inflight; /* the loop's operations still to complete (drained on quit) */
+    size_t zc_min;     /* uring_zc_min, or 0 where the kernel has no zero-copy send */
     int delivered;
 } ur_state;
 
@@ -140,16 +195,103 @@ static const char *probe_why; /* NULL: supported */
 static unsigned probe_setup;  /* SINGLE_ISSUER | DEFER_TASKRUN, where the kernel has them */
 static bool probe_inc;        /* incremental buffer consumption */
 static bool probe_skip_cqe;   /* IOSQE_CQE_SKIP_SUCCESS */
+static bool probe_zc;         /* IORING_OP_SEND_ZC and SENDMSG_ZC (Linux 6.0, 6.1) */
+static bool probe_zc_usage;   /* IORING_SEND_ZC_REPORT_USAGE (Linux 6.2) */
 
-static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
+static const char *probe_dgram_why; /* NULL: datagrams have a multishot recvmsg */
+static bool dgram_multishot;        /* ... and WEFT_URING_DGRAM=multishot asks for it */
+
+static int register_group(struct io_uring *ring, void *mem, unsigned entries, unsigned short bgid,
+                          bool inc)
 {
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (uint64_t)(uintptr_t)mem;
     reg.ring_entries = entries;
-    reg.bgid = BUF_GROUP;
+    reg.bgid = bgid;
     reg.pad = inc ? IOU_PBUF_RING_INC : 0; /* "flags" in newer headers */
     return io_uring_register_buf_ring(ring, &reg, 0);
+}
+
+static int register_bufs(struct io_uring *ring, void *mem, unsigned entries, bool inc)
+{
+    return register_group(ring, mem, entries, BUF_GROUP, inc);
+}
+
+/* Waits for the completion of the probe's operation 1, then cancels it and collects what
+ * is left (the cancel's answer and the operation's last): nothing may stay in flight, or
+ * the kernel would finish it later with task work on this thread. Returns whether the
+ * operation answered with res >= min_res and more to come. */
+static bool probe_multishot(struct io_uring *ring, int min_res)
+{
+    struct __kernel_timespec ts = {1, 0};
+    struct io_uring_cqe *cqe = NULL;
+    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    bool ok = rc >= 0 && cqe != NULL && cqe->res >= min_res && (cqe->flags & IORING_CQE_F_MORE);
+    if (cqe != NULL)
+        io_uring_cqe_seen(ring, cqe);
+    if (ok) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        io_uring_prep_cancel64(sqe, 1, 0);
+        sqe->user_data = 2;
+        for (int left = 2; left > 0;) {
+            cqe = NULL;
+            if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
+                break;
+            io_uring_cqe_seen(ring, cqe);
+            left--;
+        }
+    }
+    return ok;
+}
+
+/* A multishot recvmsg on a datagram socket pair, from a buffer group of its own (Linux 6.0,
+ * as the multishot receive; a filter may still refuse the one and not the other). */
+static const char *probe_dgram(struct io_uring *ring)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem =
+        mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return "no memory for the probe";
+    const char *why = NULL;
+    int sv[2] = {-1, -1};
+    uint8_t buf[256];
+    if (register_group(ring, mem, 8, BUF_GROUP_DGRAM, false) != 0) {
+        why = "no buffer group for datagrams";
+        goto out;
+    }
+    struct io_uring_buf_ring *br = mem;
+    io_uring_buf_ring_init(br);
+    io_uring_buf_ring_add(br, buf, sizeof(buf), 0, io_uring_buf_ring_mask(8), 0);
+    io_uring_buf_ring_advance(br, 1);
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+        why = "no socket pair for the probe";
+        goto unregister;
+    }
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_namelen = sizeof(struct sockaddr_storage);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recvmsg_multishot(sqe, sv[0], &mh, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP_DGRAM;
+    sqe->user_data = 1;
+    if (write(sv[1], "x", 1) != 1) {
+        why = "the probe's socket pair failed";
+        goto unregister;
+    }
+    if (!probe_multishot(ring, (int)(sizeof(struct io_uring_recvmsg_out) + mh.msg_namelen + 1)))
+        why = "the kernel has no multishot recvmsg";
+unregister:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    (void)io_uring_unregister_buf_ring(ring, BUF_GROUP_DGRAM);
+out:
+    munmap(mem, (size_t)page);
+    return why;
 }
 
 /* A multishot receive on a socket pair, from a provided buffer: the one thing a kernel
@@ -218,6 +360,34 @@ out:
     return why;
 }
 
+/* Whether a zero-copy send takes IORING_SEND_ZC_REPORT_USAGE: a kernel that does not know
+ * the flag refuses the request (EINVAL) before it looks at the socket, one that does fails
+ * it for the bad descriptor. */
+static bool probe_usage(struct io_uring *ring)
+{
+    static char byte;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL)
+        return false;
+    io_uring_prep_send_zc(sqe, -1, &byte, 1, 0, IORING_SEND_ZC_REPORT_USAGE);
+    sqe->user_data = 3; /* the receive probe's were 1 and 2 */
+    bool known = false, first = true, more = true;
+    for (int i = 0; i < 4 && more; i++) { /* the result, then the notification if MORE */
+        struct __kernel_timespec ts = {1, 0};
+        struct io_uring_cqe *cqe = NULL;
+        if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0 || cqe == NULL)
+            break;
+        if (cqe->user_data == 3) {
+            if (first)
+                known = cqe->res != -EINVAL;
+            more = first && (cqe->flags & IORING_CQE_F_MORE) != 0;
+            first = false;
+        }
+        io_uring_cqe_seen(ring, cqe);
+    }
+    return known;
+}
+
 static void probe(void)
 {
     struct io_uring ring;
@@ -250,10 +420,18 @@ static void probe(void)
         if (pr == NULL || !io_uring_opcode_supported(pr, ops[i]))
             probe_why = "the kernel's io_uring lacks an operation weft uses (Linux 6.0 is needed)";
     }
+    probe_zc = pr != NULL && io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
+               io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC);
     if (pr != NULL)
         io_uring_free_probe(pr);
     if (probe_why == NULL)
         probe_why = probe_recv(&ring);
+    if (probe_why == NULL && probe_zc)
+        probe_zc_usage = probe_usage(&ring);
+    if (probe_why == NULL)
+        probe_dgram_why = probe_dgram(&ring);
+    const char *env = getenv("WEFT_URING_DGRAM");
+    dgram_multishot = env != NULL && strcmp(env, "multishot") == 0;
 out:
     io_uring_queue_exit(&ring);
 }
@@ -396,13 +574,26 @@ static void arm_wake(weft__loop *loop)
     count_op(s, NULL);
 }
 
+static bool dgram_bufs_ready(weft__loop *loop);
+
 static void arm_listener(weft__loop *loop, weft__listener *l)
 {
     ur_listener *u = listener_state(l);
+    bool msg = l->type == SOCK_DGRAM && dgram_bufs_ready(loop);
     struct io_uring_sqe *sqe = get_sqe(loop);
     if (sqe == NULL)
         return;
-    if (l->type == SOCK_DGRAM) {
+    u->bits &= (uint8_t) ~(L_MSG | L_NOBUFS);
+    if (msg) {
+        /* MSG_TRUNC: a datagram cut to the buffer reports its full length. */
+        memset(&u->mh, 0, sizeof(u->mh));
+        u->mh.msg_namelen = sizeof(struct sockaddr_storage);
+        io_uring_prep_recvmsg_multishot(sqe, l->fd, &u->mh, MSG_TRUNC);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP_DGRAM;
+        sqe->user_data = tag(l, OP_DGRAM);
+        u->bits |= L_MSG;
+    } else if (l->type == SOCK_DGRAM) {
         io_uring_prep_poll_add(sqe, l->fd, POLLIN);
         sqe->user_data = tag(l, OP_DGRAM);
     } else {
@@ -459,6 +650,146 @@ static int make_bufs(weft__loop *loop, ur_state *s)
     return 0;
 }
 
+/* ---- datagrams ----
+ *
+ * Read on readiness by default: on a loaded two-core machine (benchmarks/udp.sh, Linux
+ * 6.18) the multishot recvmsg below took some 10% more server CPU per echoed datagram than
+ * a poll and recvmmsg, at about the same datagrams/s, so it is there for kernels and loads
+ * where it wins (WEFT_URING_DGRAM=multishot), not the default.
+ *
+ * A datagram socket's multishot recvmsg takes its buffers from a ring of its loop's own,
+ * not from the stream receives': a buffer must hold the recvmsg header and the sender's
+ * address before the datagram, so that a datagram as large as the read buffer still fits
+ * (and one byte more is cut and dropped, as on epoll), and the kernel must never fill
+ * one piece by piece (IOU_PBUF_RING_INC), since each datagram comes with a header of its
+ * own. A buffer is handed to weft__dgram_recv and given back as soon as that returns, so
+ * when all are out (ENOBUFS: the datagram stays in the socket) they are back by the next
+ * poll, which arms the socket again. The ring has as many buffers as the stream one
+ * (uring_buffers); it is made when the loop's first datagram socket is armed, mapped so
+ * that only the pages datagrams touch become resident. */
+
+static void free_dgram_bufs(ur_state *s)
+{
+    if (s->dbr != NULL)
+        munmap(s->dbr, s->dbr_bytes);
+    if (s->dbufs != NULL)
+        munmap(s->dbufs, s->dbufs_bytes);
+    s->dbr = NULL;
+    s->dbufs = NULL;
+}
+
+static void dgram_give_back(ur_state *s, unsigned bid)
+{
+    io_uring_buf_ring_add(s->dbr, s->dbufs + (size_t)bid * s->dstride, s->dbufsz,
+                          (unsigned short)bid, io_uring_buf_ring_mask(s->dnbufs), 0);
+    io_uring_buf_ring_advance(s->dbr, 1);
+}
+
+/* Whether the loop's datagram sockets have a multishot recvmsg: it was asked for, the kernel
+ * has it and the buffer ring is there (made now if not). */
+static bool dgram_bufs_ready(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    if (s->dbr != NULL)
+        return true;
+    if (!dgram_multishot || s->dgram_failed || !s->ring_ok || loop->rbuf_size == 0)
+        return false;
+    if (probe_dgram_why != NULL) {
+        weft__log(loop->engine, WEFT_LOG_WARN,
+                  "loop %u: WEFT_URING_DGRAM=multishot, but %s; datagrams are read on readiness",
+                  loop->index, probe_dgram_why);
+        s->dgram_failed = true;
+        return false;
+    }
+    size_t room =
+        sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + loop->rbuf_size;
+    long page = sysconf(_SC_PAGESIZE);
+    s->dnbufs = loop->engine->cfg.uring_buffers != 0 ? loop->engine->cfg.uring_buffers : 64u;
+    s->dbufsz = (uint32_t)room;
+    s->dstride = (uint32_t)((room + 63u) & ~(size_t)63u);
+    s->dbr_bytes =
+        ((size_t)s->dnbufs * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
+    s->dbufs_bytes = (size_t)s->dnbufs * s->dstride;
+    s->dbr = mmap(NULL, s->dbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    s->dbufs = mmap(NULL, s->dbufs_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s->dbr == MAP_FAILED)
+        s->dbr = NULL;
+    if (s->dbufs == MAP_FAILED)
+        s->dbufs = NULL;
+    int rc = WEFT_ENOMEM;
+    if (s->dbr != NULL && s->dbufs != NULL) {
+        io_uring_buf_ring_init(s->dbr);
+        for (uint32_t i = 0; i < s->dnbufs; i++)
+            io_uring_buf_ring_add(s->dbr, s->dbufs + (size_t)i * s->dstride, s->dbufsz,
+                                  (unsigned short)i, io_uring_buf_ring_mask(s->dnbufs), (int)i);
+        io_uring_buf_ring_advance(s->dbr, (int)s->dnbufs);
+        rc = register_group(&s->ring, s->dbr, s->dnbufs, BUF_GROUP_DGRAM, false);
+        if (rc == 0)
+            return true;
+    }
+    weft__log(loop->engine, WEFT_LOG_WARN,
+              "loop %u: no buffer ring for datagrams (%s); they are read on readiness", loop->index,
+              weft_strerror(rc));
+    free_dgram_bufs(s);
+    s->dgram_failed = true;
+    return false;
+}
+
+static void on_dgram_msg(weft__loop *loop, weft__listener *l, const struct io_uring_cqe *cqe)
+{
+    ur_state *s = loop->be_state;
+    ur_listener *u = listener_state(l);
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    int res = cqe->res;
+    if (!more) {
+        u->bits &= (uint8_t) ~(L_ARMED | L_CANCEL);
+        s->inflight--;
+    }
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        uint8_t *buf = s->dbufs + (size_t)bid * s->dstride;
+        struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, res, &u->mh);
+        if (o != NULL && (u->bits & L_WANT) && !s->draining) {
+            socklen_t nl = o->namelen < u->mh.msg_namelen ? o->namelen : u->mh.msg_namelen;
+            bool cut = (o->flags & MSG_TRUNC) != 0;
+            size_t n = cut ? o->payloadlen : io_uring_recvmsg_payload_length(o, res, &u->mh);
+            weft__dgram_recv(l, io_uring_recvmsg_payload(o, &u->mh), n, cut,
+                             io_uring_recvmsg_name(o), nl);
+            s->dgram_seen = true;
+        }
+        dgram_give_back(s, bid);
+    }
+    if (res == -ENOBUFS) {
+        WEFT__STAT_ADD(loop->stats.exhaustions, 1);
+        u->bits |= L_NOBUFS;
+        s->dgram_rearm = true;
+        return;
+    }
+    if (res < 0 && res != -ECANCELED && !s->draining)
+        weft__log(loop->engine, WEFT_LOG_WARN, "recvmsg on %s: %s", l->url, weft_strerror(res));
+    /* Ended by the kernel's choice or by an error (read once, as recvmmsg would): go on. */
+    if (!more && (u->bits & L_WANT) && !(u->bits & L_ARMED) && !s->draining)
+        arm_listener(loop, l);
+}
+
+/* Datagram sockets that ran out of buffers are armed again: every buffer this reap saw is
+ * back, and the datagrams wait in their sockets. */
+static void dgram_rearm(weft__loop *loop)
+{
+    ur_state *s = loop->be_state;
+    s->dgram_rearm = false;
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        weft__listener *l = loop->listeners[i];
+        ur_listener *u = listener_state(l);
+        if (!(u->bits & L_NOBUFS))
+            continue;
+        u->bits &= (uint8_t)~L_NOBUFS;
+        if ((u->bits & (L_WANT | L_ARMED)) == L_WANT && !s->draining)
+            arm_listener(loop, l);
+    }
+}
+
 static int ur_loop_init(weft__loop *loop)
 {
     if (!weft__uring_supported(NULL))
@@ -467,6 +798,7 @@ static int ur_loop_init(weft__loop *loop)
     if (s == NULL)
         return WEFT_ENOMEM;
     loop->be_state = s;
+    s->zc_min = probe_zc ? loop->engine->cfg.uring_zc_min : 0;
     if (loop->rbuf_size > 0) /* worker loops receive; the acceptor only accepts */
         return make_bufs(loop, s);
     return 0;
@@ -508,8 +840,9 @@ static void ur_loop_destroy(weft__loop *loop)
     if (s == NULL)
         return;
     if (s->ring_ok)
-        io_uring_queue_exit(&s->ring); /* unregisters the buffer ring */
+        io_uring_queue_exit(&s->ring); /* unregisters the buffer rings */
     free_bufs(s);
+    free_dgram_bufs(s);
     while (s->free_sends != NULL) {
         ur_send *d = s->free_sends;
         s->free_sends = d->next;
@@ -610,25 +943,90 @@ static void on_recv(weft__loop *loop, weft_conn *c, const struct io_uring_cqe *c
         op_done(s, c);
 }
 
+static void put_send(ur_state *s, ur_send *d)
+{
+    if (s->nfree_sends < SEND_DESC_KEEP) {
+        d->next = s->free_sends;
+        s->free_sends = d;
+        s->nfree_sends++;
+    } else {
+        free(d);
+    }
+}
+
 static void on_send(weft__loop *loop, weft_conn *c, int res)
 {
     ur_state *s = loop->be_state;
     ur_conn *u = conn_state(c);
     u->bits &= (uint16_t)~SEND_BUSY;
     if (u->send != NULL) {
-        ur_send *d = u->send;
+        put_send(s, u->send);
         u->send = NULL;
-        if (s->nfree_sends < SEND_DESC_KEEP) {
-            d->next = s->free_sends;
-            s->free_sends = d;
-            s->nfree_sends++;
-        } else {
-            free(d);
-        }
     }
-    if (!(u->bits & CLOSED))
-        weft__conn_sent(c, res == -EAGAIN || res == -EINTR ? 0 : res);
+    if (!(u->bits & CLOSED)) {
+        ssize_t n = res == -EAGAIN || res == -EINTR ? 0 : res;
+        if (u->zc_tail != NULL) /* an earlier zero-copy send may still read what this empties */
+            weft__conn_sent_held(c, n, &u->zc_tail->held);
+        else
+            weft__conn_sent(c, n);
+    }
     op_done(s, c);
+}
+
+/* Lets go of c's zero-copy sends from the oldest on, as far as their notifications came:
+ * their held chunks go back, and each one's count. */
+static void zc_let_go(ur_state *s, weft_conn *c)
+{
+    ur_conn *u = conn_state(c);
+    unsigned done = 0;
+    while (u->zc_head != NULL && u->zc_head->let_go) {
+        ur_send *d = u->zc_head;
+        u->zc_head = d->next;
+        if (u->zc_head == NULL)
+            u->zc_tail = NULL;
+        u->zc_held--;
+        weft__conn_held_release(c, &d->held);
+        put_send(s, d);
+        done++;
+    }
+    while (done-- > 0)
+        op_done(s, c); /* the last may hand the slot back: c is not touched after */
+}
+
+/* A zero-copy send's completion: first its result (MORE: a notification follows), then the
+ * notification. A send that failed before it was issued has no notification. */
+static void on_send_zc(weft__loop *loop, ur_send *d, const struct io_uring_cqe *cqe)
+{
+    ur_state *s = loop->be_state;
+    weft_conn *c = d->c;
+    ur_conn *u = conn_state(c);
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        /* Where the kernel had to copy (loopback, a device without scatter-gather), zero
+         * copy only costs more: this connection copies from now on. */
+        if (probe_zc_usage && ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) &&
+            !(u->bits & ZC_COPIED)) {
+            u->bits |= ZC_COPIED;
+            WEFT__STAT_ADD(loop->stats.zc_copied, 1);
+        }
+        d->let_go = true;
+        zc_let_go(s, c);
+        return;
+    }
+    u->bits &= (uint16_t) ~(SEND_BUSY | SEND_ZC);
+    u->send = NULL;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        d->let_go = true;
+    if (!(u->bits & CLOSED)) {
+        int res = cqe->res;
+        if (res == -EOPNOTSUPP) { /* no zero copy on this socket: the queue goes again, copied */
+            u->bits |= ZC_COPIED;
+            res = 0;
+        }
+        /* Into the newest descriptor's hold: this one, or one a send made meanwhile. */
+        weft__conn_sent_held(c, res == -EAGAIN || res == -EINTR ? 0 : res, &u->zc_tail->held);
+    }
+    if (d->let_go)
+        zc_let_go(s, c);
 }
 
 static void on_pollout(weft__loop *loop, weft_conn *c)
@@ -719,10 +1117,16 @@ static void complete(weft__loop *loop, const struct io_uring_cqe *cqe)
         on_accept(loop, owner, cqe);
         break;
     case OP_DGRAM:
-        on_dgram(loop, owner, cqe->res);
+        if (listener_state(owner)->bits & L_MSG)
+            on_dgram_msg(loop, owner, cqe);
+        else
+            on_dgram(loop, owner, cqe->res);
         break;
     case OP_WAKE:
         on_wake(loop);
+        break;
+    case OP_SEND_ZC:
+        on_send_zc(loop, owner, cqe);
         break;
     default: /* a cancel's own result */
         break;
@@ -774,6 +1178,10 @@ static int reap(weft__loop *loop)
         if (n < CQE_BATCH)
             break;
     }
+    if (s->dgram_seen) {
+        s->dgram_seen = false;
+        weft__dgram_recv_end(loop);
+    }
     WEFT__STAT_ADD(loop->stats.completions, total);
     return total;
 }
@@ -804,6 +1212,8 @@ static int ur_poll(weft__loop *loop, int timeout_ms)
     ur_state *s = loop->be_state;
     if (!s->ring_ok)
         return WEFT_ENOBACKEND;
+    if (s->dgram_rearm)
+        dgram_rearm(loop);
     if (s->rearm_head != NULL) {
         rearm_waiting(loop, false);
         if (s->rearm_head != NULL && (timeout_ms < 0 || timeout_ms > 1))
@@ -857,8 +1267,17 @@ static void ur_loop_quit(weft__loop *loop)
 
 static int ur_conn_open(weft_conn *c)
 {
-    memset(conn_state(c), 0, sizeof(ur_conn));
-    conn_state(c)->bits = ONE_SHOT;
+    ur_state *s = c->loop->be_state;
+    ur_conn *u = conn_state(c);
+    memset(u, 0, sizeof(ur_conn));
+    u->bits = ONE_SHOT;
+    if (s->zc_min > 0) { /* only TCP sends zero-copy (a Unix socket refuses it) */
+        int domain = 0;
+        socklen_t len = sizeof(domain);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+            (domain != AF_INET && domain != AF_INET6))
+            u->bits |= ZC_COPIED;
+    }
     return 0;
 }
 
@@ -888,6 +1307,18 @@ static void ur_conn_want(weft_conn *c, bool read, bool write)
         arm_pollout(c);
 }
 
+/* A descriptor from the loop's free list or a new one; NULL without memory. */
+static ur_send *get_send(ur_state *s)
+{
+    ur_send *d = s->free_sends;
+    if (d != NULL) {
+        s->free_sends = d->next;
+        s->nfree_sends--;
+        return d;
+    }
+    return malloc(sizeof(*d));
+}
+
 static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
 {
     weft__loop *loop = c->loop;
@@ -895,14 +1326,17 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     ur_conn *u = conn_state(c);
     if (iovcnt > SEND_IOV)
         iovcnt = SEND_IOV; /* the rest goes once this completed */
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    bool zc =
+        s->zc_min > 0 && total >= s->zc_min && u->zc_held < ZC_HELD_MAX && !(u->bits & ZC_COPIED);
     ur_send *d = NULL;
-    if (iovcnt > 1) {
-        d = s->free_sends;
-        if (d != NULL) {
-            s->free_sends = d->next;
-            s->nfree_sends--;
-        } else if ((d = malloc(sizeof(*d))) == NULL) {
-            iovcnt = 1; /* no memory for a vector: one buffer at a time */
+    if (iovcnt > 1 || zc) {
+        d = get_send(s);
+        if (d == NULL) {
+            iovcnt = 1; /* no memory for a vector: one buffer at a time, copied */
+            zc = false;
         }
     }
     struct io_uring_sqe *sqe = get_sqe(loop);
@@ -915,11 +1349,34 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
         memset(&d->mh, 0, sizeof(d->mh));
         d->mh.msg_iov = d->iov;
         d->mh.msg_iovlen = (size_t)iovcnt;
+    }
+    if (zc) {
+        if (iovcnt > 1)
+            io_uring_prep_sendmsg_zc(sqe, c->fd, &d->mh, MSG_NOSIGNAL);
+        else
+            io_uring_prep_send_zc(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL, 0);
+        if (probe_zc_usage)
+            sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE; /* the zero-copy flags' field */
+        sqe->user_data = tag(d, OP_SEND_ZC);
+        d->next = NULL;
+        d->c = c;
+        memset(&d->held, 0, sizeof(d->held));
+        d->let_go = false;
+        if (u->zc_tail != NULL)
+            u->zc_tail->next = d;
+        else
+            u->zc_head = d;
+        u->zc_tail = d;
+        u->zc_held++;
+        u->bits |= SEND_ZC;
+        WEFT__STAT_ADD(loop->stats.zc_sends, 1);
+    } else if (d != NULL) {
         io_uring_prep_sendmsg(sqe, c->fd, &d->mh, MSG_NOSIGNAL);
+        sqe->user_data = tag(c, OP_SEND);
     } else {
         io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        sqe->user_data = tag(c, OP_SEND);
     }
-    sqe->user_data = tag(c, OP_SEND);
     u->send = d;
     u->bits |= SEND_BUSY;
     count_op(s, u);
@@ -936,12 +1393,29 @@ static bool ur_conn_close(weft_conn *c)
         cancel(loop, c, OP_RECV);
     if (u->bits & POLLOUT_ARMED)
         cancel(loop, c, OP_POLLOUT);
-    if (u->bits & SEND_BUSY)
+    /* Zero-copy bytes the kernel still holds are the loop's memory, pinned until the peer
+     * acknowledges them, which a peer that stopped reading never does (the closed socket
+     * goes on trying in the background). A connection closed on an error loses what it had
+     * queued anyway: reset it, so the kernel drops them and its notifications come now. A
+     * clean close (everything acknowledged, or the peer ended its side and reads the rest)
+     * is left alone. */
+    if (u->zc_held > 0 && c->close_err < 0) {
+        struct linger lg = {1, 0};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    if (u->bits & SEND_ZC) /* a notification follows even so: the slot waits for it */
+        cancel(loop, u->send, OP_SEND_ZC);
+    else if (u->bits & SEND_BUSY)
         cancel(loop, c, OP_SEND);
     /* The caller closes the fd next, and another thread may get its number at once: what
-     * names it must reach the kernel first, or it would find the new socket. */
+     * names it must reach the kernel first, or it would find the new socket. Nothing does
+     * when no operation on it is queued or in flight (the peer's EOF ended the last
+     * receive, as in a short request/answer connection): then the close costs no
+     * submission of its own, and what is queued waits for the loop's one per iteration. */
+    if (u->inflight == 0)
+        return false;
     submit_now(loop);
-    return u->inflight > 0;
+    return true;
 }
 
 /* ---- listeners ---- */

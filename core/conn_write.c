@@ -240,9 +240,10 @@ void weft__loop_stage_free(weft__loop *loop)
 
 /* ---- sending ---- */
 
-/* What the backend took of the queue: n bytes, or a negated errno. Returns false when c
+/* What the backend took of the queue: n bytes, or a negated errno. The chunks that empties
+ * go back to the pool, or to held when the kernel may still read them. Returns false when c
  * closed. */
-static bool took(weft_conn *c, ssize_t n)
+static bool took(weft_conn *c, ssize_t n, weft__outq *held)
 {
     weft__loop *loop = c->loop;
     if (n < 0) {
@@ -252,7 +253,10 @@ static bool took(weft_conn *c, ssize_t n)
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
         c->active_ms = loop->now_ms;
-        weft__outq_consume(&c->out, loop->bufpool, (size_t)n);
+        if (held != NULL)
+            weft__outq_consume_into(&c->out, (size_t)n, held);
+        else
+            weft__outq_consume(&c->out, loop->bufpool, (size_t)n);
     }
     return true;
 }
@@ -261,6 +265,8 @@ static bool took(weft_conn *c, ssize_t n)
 static void after_flush(weft_conn *c, bool had)
 {
     mirror_out(c);
+    if (c->out.len == 0 && c->loop->tls != NULL)
+        weft__tls_drained(c); /* kernel TLS switches (or says close_notify) on no output */
     if (c->out.len == 0 && (c->flags & CONN_CLOSING)) {
         if (!(c->flags & CONN_LINGER))
             weft__conn_closing_drained(c);
@@ -297,7 +303,7 @@ void weft__conn_flush(weft_conn *c)
     while (c->out.len > 0) {
         int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
         ssize_t n = be->conn_send(c, iov, cnt);
-        if (!took(c, n))
+        if (!took(c, n, NULL))
             return;
         if (n == 0)
             break;
@@ -379,14 +385,14 @@ void weft__conn_writable(weft_conn *c)
         weft__conn_flush(c);
 }
 
-void weft__conn_sent(weft_conn *c, ssize_t n)
+static void sent(weft_conn *c, ssize_t n, weft__outq *held)
 {
     c->loop->nio++;
     c->flags &= (uint16_t)~CONN_SENDING;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return;
     weft__loop_enter(c->loop);
-    if (took(c, n)) {
+    if (took(c, n, held)) {
         if (c->out.len == 0) {
             after_flush(c, n > 0);
         } else {
@@ -400,6 +406,25 @@ void weft__conn_sent(weft_conn *c, ssize_t n)
         }
     }
     weft__loop_leave(c->loop);
+}
+
+void weft__conn_sent(weft_conn *c, ssize_t n)
+{
+    sent(c, n, NULL);
+}
+
+void weft__conn_sent_held(weft_conn *c, ssize_t n, weft__outq *held)
+{
+    sent(c, n, held);
+}
+
+void weft__conn_held_release(weft_conn *c, weft__outq *held)
+{
+    if (held->head == NULL)
+        return;
+    weft__outq_release(held, c->loop->bufpool);
+    /* The connection may be closed (and the loop stopping): nobody else would say so. */
+    weft__loop_publish_buffers(c->loop);
 }
 
 /* Over the hard cap with n more bytes: closes c (WEFT_EOUTCAP). */

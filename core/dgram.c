@@ -2,11 +2,16 @@
  *
  * Each loop that owns a datagram socket wraps it in a connection object of its own (not in
  * the slot table: no ref, no on_open or on_close). Every datagram is one on_traffic call on
- * that object, received in batches (recvmmsg) into buffers as large as the read buffer; the sender's address is
- * weft_conn_get_peer_addr, and weft_conn_write answers it with one datagram. Datagrams are
- * never merged or split: bytes on_traffic leaves unread are dropped with the datagram.
- * A datagram larger than the read buffer arrives truncated from the kernel and is dropped
- * (counted in datagrams_dropped).
+ * that object; the sender's address is weft_conn_get_peer_addr, and weft_conn_write answers
+ * it with one datagram. Datagrams are never merged or split: bytes on_traffic leaves unread
+ * are dropped with the datagram. A datagram larger than the read buffer arrives truncated
+ * from the kernel and is dropped (counted in datagrams_dropped).
+ *
+ * Two ways in, one per backend model: on readiness (weft__dgram_ready) the datagrams are
+ * read here in batches (recvmmsg) into buffers as large as the read buffer; a completion
+ * backend may receive them itself and hand each over with its sender (weft__dgram_recv),
+ * then end the batch (weft__dgram_recv_end). Either way the replies of a batch are gathered and
+ * leave together (sendmmsg).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -222,6 +227,43 @@ void weft__dgram_ready(weft__listener *l)
         if ((unsigned)n < DGRAM_VEC)
             break;
     }
+    flush_replies(loop);
+    b->active = false;
+    weft__loop_leave(loop);
+}
+
+void weft__dgram_recv(weft__listener *l, const uint8_t *data, size_t n, bool truncated,
+                      const struct sockaddr *from, socklen_t fromlen)
+{
+    weft_conn *c = l->dgram;
+    weft__loop *loop = c->loop;
+    if (loop->stopping)
+        return; /* as on readiness: what comes after the stop is not served */
+    loop->nio++;
+    if (truncated) {
+        dropped_big(loop, l, n);
+        return;
+    }
+    /* One dispatch for the whole batch, as on readiness: what the handlers corked and the
+     * closes they asked for are done once, when the batch ends. */
+    weft__dgram_batch *b = loop->dgram_batch;
+    if (!b->active) {
+        weft__loop_enter(loop);
+        b->active = true;
+    }
+    if (fromlen > sizeof(loop->dgram_peer))
+        fromlen = sizeof(loop->dgram_peer);
+    if (fromlen > 0)
+        memcpy(&loop->dgram_peer, from, fromlen);
+    loop->dgram_peer_len = fromlen;
+    dgram_dispatch(c, (uint8_t *)data, n);
+}
+
+void weft__dgram_recv_end(weft__loop *loop)
+{
+    weft__dgram_batch *b = loop->dgram_batch;
+    if (b == NULL || !b->active)
+        return;
     flush_replies(loop);
     b->active = false;
     weft__loop_leave(loop);

@@ -34,6 +34,7 @@ void weft_config_init(weft_config *cfg)
     cfg->worker_queue = 1024;
     cfg->backend = WEFT_BACKEND_AUTO;
     cfg->uring_buffers = 64;
+    cfg->uring_zc_min = 0; /* off: slower than a copy on loopback (README, io_uring) */
     weft_tls_config_init(&cfg->tls);
     weft_tls_config_init(&cfg->tls_client);
     cfg->tls_handshake_timeout_ms = 10000;
@@ -612,6 +613,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.submissions = LOAD(s->submissions);
         l.completions = LOAD(s->completions);
         l.buffer_exhaustions = LOAD(s->exhaustions);
+        l.zerocopy_sends = LOAD(s->zc_sends);
+        l.zerocopy_copied = LOAD(s->zc_copied);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -637,6 +640,8 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->submissions += l.submissions;
         t->completions += l.completions;
         t->buffer_exhaustions += l.buffer_exhaustions;
+        t->zerocopy_sends += l.zerocopy_sends;
+        t->zerocopy_copied += l.zerocopy_copied;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -132,6 +132,8 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t submissions; /* io_uring */
     _Atomic uint64_t completions;
     _Atomic uint64_t exhaustions;
+    _Atomic uint64_t zc_sends;
+    _Atomic uint64_t zc_copied;
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */

@@ -131,6 +131,27 @@ void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n)
     }
 }
 
+void weft__outq_consume_into(weft__outq *q, size_t n, weft__outq *held)
+{
+    assert(n <= q->len);
+    q->len -= (uint32_t)n;
+    while (n > 0 || (q->head != NULL && q->head->len == 0)) {
+        weft__chunk *k = q->head;
+        if (n < k->len) {
+            k->off += (uint32_t)n;
+            k->len -= (uint32_t)n;
+            return;
+        }
+        n -= k->len;
+        q->head = k->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        k->off += k->len;
+        k->len = 0;
+        push(held, k);
+    }
+}
+
 void weft__outq_release(weft__outq *q, weft__bufpool *pool)
 {
     while (q->head != NULL) {

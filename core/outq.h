@@ -50,6 +50,11 @@ int weft__outq_iov(const weft__outq *q, struct iovec *iov, int max, size_t max_b
 /* Drops the first n queued bytes (n <= len); emptied chunks go back to the pool. */
 void weft__outq_consume(weft__outq *q, weft__bufpool *pool, size_t n);
 
+/* Drops the first n queued bytes (n <= len) as weft__outq_consume does, but the chunks it
+ * empties move to the end of held instead of going back: the kernel may still read them
+ * (a zero-copy send). held keeps no length; weft__outq_release(held) lets them go. */
+void weft__outq_consume_into(weft__outq *q, size_t n, weft__outq *held);
+
 /* Drops everything. */
 void weft__outq_release(weft__outq *q, weft__bufpool *pool);
 

@@ -3,12 +3,8 @@
  * OpenSSL never sees the socket: a connection's SSL reads from a BIO over the span the
  * backend just delivered (no copy into a memory BIO) and writes its records through
  * weft__conn_send_raw, so they take the same path plain output takes. SSL_MODE_RELEASE_BUFFERS
- * gives OpenSSL's buffers back while a connection is idle.
- *
- * Certificates: every tls:// listener of an engine serves one set (the default certificate
- * and the SNI ones), shared by reference: a handshake takes a reference to the set current
- * when it starts, and weft_engine_tls_reload swaps in a new set under a lock, so connections
- * already open keep theirs and new handshakes get the new one.
+ * gives OpenSSL's buffers back while a connection is idle. The certificate sets and the
+ * engine's part are tls_ctx.c's; kernel TLS sends are tls_ktls.c's.
  */
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -19,39 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tls.h"
+#include "tls_ctx.h"
 
 /* The most plaintext in one record. */
 #define RECORD_MAX 16384u
-
-/* ---- certificate sets ---- */
-
-typedef struct ctxset {
-    _Atomic unsigned refs;
-    SSL_CTX *def;
-    unsigned char *alpn; /* wire format: length-prefixed names */
-    size_t alpn_len;
-    bool ktls; /* its handshakes ask for kernel TLS once done */
-    size_t nsni;
-    struct {
-        char *name;
-        SSL_CTX *ctx;
-    } sni[];
-} ctxset;
-
-struct weft__tls_server {
-    pthread_mutex_t mu;
-    ctxset *cur;
-};
-
-struct weft__tls_engine {
-    struct weft__tls_server server; /* cur is NULL until a tls:// listener made it */
-    pthread_mutex_t client_mu;
-    SSL_CTX *client; /* made by the first tls dial */
-    weft_tls_config ccfg;
-    char *strs[8];            /* ccfg's strings, copied at start */
-    _Atomic bool ktls_probed; /* the kernel was asked for TLS (tls_ktls.c) */
-};
 
 struct weft__tls_conn {
     SSL *ssl;
@@ -63,354 +30,20 @@ struct weft__tls_conn {
     uint32_t pend_len, pend_cap;
     uint32_t hs_start; /* loop clock when the handshake began */
     bool established, failed, shutdown_sent, listed, connecting;
-    bool ktls;       /* the kernel does the record layer */
-    const char *err; /* static text, OpenSSL's */
+    bool ktls;        /* the kernel does the record layer (sends; OpenSSL still reads) */
+    bool ktls_notify; /* the kernel's close_notify waits for the output to drain */
+    weft__ktls *k;    /* ktls asked for: the way to the switch (tls_ktls.c) */
+    const char *err;  /* static text, OpenSSL's or ours */
+    const char *why;  /* ours, when fail() is about kernel TLS */
     char alpn[32];
 };
 
-static void ctxset_put(ctxset *s)
+/* OpenSSL's keylog line for a connection that asked for ktls. */
+void weft__tls_keylog(const SSL *ssl, const char *line)
 {
-    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    SSL_CTX_free(s->def);
-    for (size_t i = 0; i < s->nsni; i++) {
-        SSL_CTX_free(s->sni[i].ctx);
-        free(s->sni[i].name);
-    }
-    free(s->alpn);
-    free(s);
-}
-
-/* "h2,http/1.1" in ALPN's wire format (owned by the caller), or NULL with *len 0. */
-int weft__tls_alpn_wire(const char *list, unsigned char **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    if (list == NULL || *list == '\0')
-        return 0;
-    size_t n = strlen(list);
-    unsigned char *w = malloc(n + 1);
-    if (w == NULL)
-        return WEFT_ENOMEM;
-    size_t o = 0;
-    const char *p = list;
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t l = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        if (l == 0 || l > 255) {
-            free(w);
-            return WEFT_EINVAL;
-        }
-        w[o++] = (unsigned char)l;
-        memcpy(w + o, p, l);
-        o += l;
-        p += l;
-        if (*p == ',')
-            p++;
-    }
-    *out = w;
-    *len = o;
-    return 0;
-}
-
-/* OpenSSL's reason for the earliest error queued on this thread, and the queue cleared. */
-static const char *ssl_reason(const char *fallback)
-{
-    unsigned long e = ERR_peek_error();
-    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-    ERR_clear_error();
-    return r != NULL ? r : fallback;
-}
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned inlen, void *arg)
-{
-    (void)ssl;
-    const ctxset *s = arg;
-    /* The server's order: the first of ours the client offers. */
-    for (size_t i = 0; i < s->alpn_len; i += 1u + s->alpn[i]) {
-        for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
-            if (in[j] == s->alpn[i] && j + 1u + in[j] <= inlen &&
-                memcmp(in + j + 1, s->alpn + i + 1, in[j]) == 0) {
-                *out = in + j + 1;
-                *outlen = in[j];
-                return SSL_TLSEXT_ERR_OK;
-            }
-        }
-    }
-    return SSL_TLSEXT_ERR_NOACK;
-}
-
-static int sni_select(SSL *ssl, int *alert, void *arg)
-{
-    (void)alert;
-    const ctxset *s = arg;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (name == NULL)
-        return SSL_TLSEXT_ERR_OK;
-    for (size_t i = 0; i < s->nsni; i++) {
-        if (strcasecmp(name, s->sni[i].name) == 0) {
-            SSL_set_SSL_CTX(ssl, s->sni[i].ctx);
-            break;
-        }
-    }
-    return SSL_TLSEXT_ERR_OK;
-}
-
-/* An SSL_CTX for cfg's role; cert and key may differ from cfg's (an SNI name's). NULL with
- * the reason logged. */
-static SSL_CTX *ctx_new(weft_engine *e, const weft_tls_config *cfg, bool server, const char *cert,
-                        const char *key)
-{
-    const char *what = "context";
-    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (ctx == NULL)
-        goto fail;
-    int min = cfg->min_version >= WEFT_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
-    what = "minimum version";
-    if (!SSL_CTX_set_min_proto_version(ctx, min))
-        goto fail;
-    uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
-    if (!cfg->session_tickets)
-        opts |= SSL_OP_NO_TICKET;
-    SSL_CTX_set_options(ctx, opts);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    what = "ciphers";
-    if (cfg->ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, cfg->ciphers))
-        goto fail;
-    what = "ciphersuites";
-    if (cfg->ciphersuites != NULL && !SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites))
-        goto fail;
-    if (server && (cert == NULL || key == NULL)) {
-        weft__log(e, WEFT_LOG_ERROR, "tls: a tls:// listener needs tls.cert_file and tls.key_file");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (cert != NULL) {
-        what = cert;
-        if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
-            goto fail;
-        what = key != NULL ? key : cert;
-        if (!SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) ||
-            !SSL_CTX_check_private_key(ctx))
-            goto fail;
-    }
-    what = "CA";
-    if (cfg->ca_file != NULL || cfg->ca_dir != NULL) {
-        if (!SSL_CTX_load_verify_locations(ctx, cfg->ca_file, cfg->ca_dir))
-            goto fail;
-    } else if (!server && !SSL_CTX_set_default_verify_paths(ctx)) {
-        goto fail;
-    }
-    weft_tls_verify v = cfg->verify_peer;
-    if (server) {
-        if (v == WEFT_TLS_VERIFY_OPTIONAL || v == WEFT_TLS_VERIFY_REQUIRED) {
-            int mode = SSL_VERIFY_PEER;
-            if (v == WEFT_TLS_VERIFY_REQUIRED)
-                mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-            SSL_CTX_set_verify(ctx, mode, NULL);
-            if (cfg->ca_file != NULL) {
-                STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
-                if (names != NULL)
-                    SSL_CTX_set_client_CA_list(ctx, names);
-            }
-        }
-        static const unsigned char sid[] = "weft";
-        SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-    } else {
-        SSL_CTX_set_verify(ctx, v == WEFT_TLS_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
-                           NULL);
-    }
-    ERR_clear_error();
-    return ctx;
-fail:
-    weft__log(e, WEFT_LOG_ERROR, "tls: %s: %s", what, ssl_reason("cannot be loaded"));
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-/* The listeners' certificate set from cfg. 0 or WEFT_ETLS / WEFT_ENOMEM (logged). */
-static int ctxset_build(weft_engine *e, const weft_tls_config *cfg, ctxset **out)
-{
-    *out = NULL;
-    if (cfg->nsni > 0 && cfg->sni == NULL)
-        return WEFT_EINVAL;
-    ctxset *s = calloc(1, sizeof(*s) + cfg->nsni * sizeof(s->sni[0]));
-    if (s == NULL)
-        return WEFT_ENOMEM;
-    atomic_init(&s->refs, 1u);
-    s->ktls = cfg->ktls;
-    int rc = weft__tls_alpn_wire(cfg->alpn, &s->alpn, &s->alpn_len);
-    if (rc != 0) {
-        weft__log(e, WEFT_LOG_ERROR, "tls: alpn list '%s' is malformed", cfg->alpn);
-        ctxset_put(s);
-        return rc;
-    }
-    s->def = ctx_new(e, cfg, true, cfg->cert_file, cfg->key_file);
-    if (s->def == NULL) {
-        ctxset_put(s);
-        return WEFT_ETLS;
-    }
-    for (size_t i = 0; i < cfg->nsni; i++) {
-        const weft_tls_sni *n = &cfg->sni[i];
-        if (n->server_name == NULL) {
-            ctxset_put(s);
-            return WEFT_EINVAL;
-        }
-        s->sni[i].ctx = ctx_new(e, cfg, true, n->cert_file, n->key_file);
-        s->sni[i].name = strdup(n->server_name);
-        s->nsni = i + 1;
-        if (s->sni[i].ctx == NULL || s->sni[i].name == NULL) {
-            ctxset_put(s);
-            return s->sni[i].ctx == NULL ? WEFT_ETLS : WEFT_ENOMEM;
-        }
-    }
-    /* Every context of the set answers for ALPN the same way; SNI is asked of the first. */
-    SSL_CTX_set_tlsext_servername_callback(s->def, sni_select);
-    SSL_CTX_set_tlsext_servername_arg(s->def, s);
-    if (s->alpn != NULL) {
-        SSL_CTX_set_alpn_select_cb(s->def, alpn_select, s);
-        for (size_t i = 0; i < s->nsni; i++)
-            SSL_CTX_set_alpn_select_cb(s->sni[i].ctx, alpn_select, s);
-    }
-    *out = s;
-    return 0;
-}
-
-/* ---- the engine's side ---- */
-
-void weft_tls_config_init(weft_tls_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->verify_peer = WEFT_TLS_VERIFY_DEFAULT;
-    cfg->min_version = WEFT_TLS_1_2;
-    cfg->session_tickets = true;
-}
-
-int weft__tls_engine_init(weft_engine *e, const weft_config *cfg)
-{
-    struct weft__tls_engine *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return WEFT_ENOMEM;
-    pthread_mutex_init(&t->server.mu, NULL);
-    pthread_mutex_init(&t->client_mu, NULL);
-    e->tls = t;
-    /* The dials' settings outlive the start that borrowed them: copied. */
-    t->ccfg = cfg->tls_client;
-    t->ccfg.sni = NULL;
-    t->ccfg.nsni = 0;
-    const char **fields[] = {&t->ccfg.cert_file, &t->ccfg.key_file,   &t->ccfg.ca_file,
-                             &t->ccfg.ca_dir,    &t->ccfg.ciphers,    &t->ccfg.ciphersuites,
-                             &t->ccfg.alpn,      &t->ccfg.server_name};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        if (*fields[i] == NULL)
-            continue;
-        t->strs[i] = strdup(*fields[i]);
-        if (t->strs[i] == NULL)
-            return WEFT_ENOMEM;
-        *fields[i] = t->strs[i];
-    }
-    return 0;
-}
-
-void weft__tls_engine_free(weft_engine *e)
-{
-    struct weft__tls_engine *t = e->tls;
-    if (t == NULL)
-        return;
-    ctxset_put(t->server.cur);
-    SSL_CTX_free(t->client);
-    for (size_t i = 0; i < sizeof(t->strs) / sizeof(t->strs[0]); i++)
-        free(t->strs[i]);
-    pthread_mutex_destroy(&t->server.mu);
-    pthread_mutex_destroy(&t->client_mu);
-    free(t);
-    e->tls = NULL;
-}
-
-int weft__tls_listener_init(weft_engine *e, weft__listener *l)
-{
-    struct weft__tls_engine *t = e->tls;
-    if (t->server.cur == NULL) {
-        int rc = ctxset_build(e, &e->cfg.tls, &t->server.cur);
-        if (rc != 0)
-            return rc;
-    }
-    l->tls = &t->server;
-    return 0;
-}
-
-int weft_engine_tls_reload(weft_engine *e, const weft_tls_config *tls)
-{
-    if (e == NULL || tls == NULL || e->tls == NULL || e->tls->server.cur == NULL)
-        return WEFT_EINVAL;
-    ctxset *s;
-    int rc = ctxset_build(e, tls, &s);
-    if (rc != 0)
-        return rc;
-    struct weft__tls_server *srv = &e->tls->server;
-    pthread_mutex_lock(&srv->mu);
-    ctxset *old = srv->cur;
-    srv->cur = s;
-    pthread_mutex_unlock(&srv->mu);
-    ctxset_put(old); /* handshakes that took it keep it until they finish */
-    weft__log(e, WEFT_LOG_INFO, "tls: certificates reloaded");
-    return 0;
-}
-
-char *weft__tls_url_host(const char *url)
-{
-    if (strncmp(url, "tls://", 6) != 0)
-        return NULL;
-    const char *h = url + 6, *end;
-    if (*h == '[') {
-        h++;
-        end = strchr(h, ']');
-    } else {
-        end = strrchr(h, ':');
-    }
-    if (end == NULL || end == h)
-        return NULL;
-    return strndup(h, (size_t)(end - h));
-}
-
-int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)
-{
-    struct weft__tls_engine *t = e->tls;
-    *token = NULL;
-    pthread_mutex_lock(&t->client_mu);
-    if (t->client == NULL) {
-        t->client = ctx_new(e, &t->ccfg, false, t->ccfg.cert_file, t->ccfg.key_file);
-        if (t->client != NULL && t->ccfg.alpn != NULL) {
-            unsigned char *w;
-            size_t wl;
-            if (weft__tls_alpn_wire(t->ccfg.alpn, &w, &wl) != 0 ||
-                SSL_CTX_set_alpn_protos(t->client, w, (unsigned)wl) != 0) {
-                SSL_CTX_free(t->client);
-                t->client = NULL;
-                weft__log(e, WEFT_LOG_ERROR, "tls: tls_client.alpn is malformed");
-            }
-            free(w);
-        }
-    }
-    bool ok = t->client != NULL;
-    pthread_mutex_unlock(&t->client_mu);
-    if (!ok)
-        return WEFT_ETLS;
-    char *name =
-        t->ccfg.server_name != NULL ? strdup(t->ccfg.server_name) : weft__tls_url_host(url);
-    if (name == NULL)
-        name = strdup(""); /* no name: the chain is verified, no host name */
-    if (name == NULL)
-        return WEFT_ENOMEM;
-    *token = name;
-    return 0;
-}
-
-void weft__tls_dial_token_free(void *token, void *unused)
-{
-    (void)unused;
-    free(token);
+    weft__tls_conn *t = SSL_get_app_data(ssl);
+    if (t != NULL && t->k != NULL && !t->ktls)
+        weft__ktls_keylog(t->k, ssl, line);
 }
 
 /* ---- the BIO over weft's buffers ---- */
@@ -422,6 +55,15 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
 {
     weft__tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (t->ktls) {
+        /* The kernel seals what leaves now and OpenSSL's record would break its sequence
+         * (a KeyUpdate's answer, an alert): the connection cannot go on. */
+        if (ERR_peek_error() == 0) /* an alert says its own reason */
+            t->why = "OpenSSL had a record to send after the switch to kernel TLS";
+        return 0;
+    }
+    if (t->k != NULL)
+        weft__ktls_outbound(t->k, (const uint8_t *)data, len);
     struct iovec iov = {(void *)data, len};
     if (weft__conn_send_raw(t->c, &iov, 1) != 0)
         return 0;
@@ -531,6 +173,7 @@ static weft__tls_conn *conn_new(weft_conn *c, SSL_CTX *ctx)
     }
     BIO_set_data(b, t);
     SSL_set_bio(t->ssl, b, b);
+    SSL_set_app_data(t->ssl, t);
     t->hs_start = c->loop->now_ms;
     tl->chunks[ci][c->slot & (WEFT__CHUNK_SIZE - 1u)] = t;
     return t;
@@ -543,7 +186,8 @@ void weft__tls_conn_free(weft_conn *c)
         return;
     c->loop->tls->chunks[c->slot >> WEFT__CHUNK_SHIFT][c->slot & (WEFT__CHUNK_SIZE - 1u)] = NULL;
     SSL_free(t->ssl);
-    ctxset_put(t->set);
+    weft__tls_ctxset_put(t->set);
+    weft__ktls_free(t->k);
     free(t->pend);
     free(t);
 }
@@ -560,7 +204,8 @@ void weft__tls_loop_free(weft__loop *loop)
             weft__tls_conn *t = tl->chunks[i][k];
             if (t != NULL) {
                 SSL_free(t->ssl);
-                ctxset_put(t->set);
+                weft__tls_ctxset_put(t->set);
+                weft__ktls_free(t->k);
                 free(t->pend);
                 free(t);
             }
@@ -582,7 +227,8 @@ static bool gone(const weft_conn *c)
  * then c closes with WEFT_ETLS. */
 static void fail(weft_conn *c, weft__tls_conn *t, const char *fallback)
 {
-    t->err = ssl_reason(fallback);
+    t->err = t->why != NULL ? t->why : weft__tls_ssl_reason(fallback);
+    ERR_clear_error();
     t->failed = true;
     weft__log_peer(c->loop, WEFT_LOG_INFO, "conn %u/%u: TLS: %s; closing", c->loop->index, c->slot,
                    t->err);
@@ -609,12 +255,54 @@ static void enlist(weft_conn *c, weft__tls_conn *t)
     t->listed = true;
 }
 
+/* ---- kernel TLS: the switch ---- */
+
+/* Every byte OpenSSL sealed for c has left weft: none queued, staged or in flight. */
+static bool drained(const weft_conn *c)
+{
+    return weft__conn_pending(c) == 0 && !(c->flags & (CONN_SENDING | CONN_STAGED));
+}
+
+/* c asked for ktls and may switch: it does once its output drained. */
+static void ktls_try(weft_conn *c, weft__tls_conn *t)
+{
+    if (t->ktls || t->k == NULL || !t->established || t->failed || t->shutdown_sent ||
+        (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)) || !drained(c))
+        return;
+    if (weft__ktls_switch(c, t->k) == 0) {
+        t->ktls = true;
+        return;
+    }
+    weft__ktls_free(t->k);
+    t->k = NULL;
+}
+
+void weft__tls_drained(weft_conn *c)
+{
+    weft__tls_conn *t = weft__tls_of(c);
+    if (t == NULL || t->k == NULL || (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
+        return;
+    if (!t->ktls) {
+        ktls_try(c, t);
+    } else if (t->ktls_notify && drained(c)) {
+        t->ktls_notify = false;
+        weft__ktls_close_notify(c, t->k);
+    }
+}
+
 static int ssl_write(weft_conn *c, weft__tls_conn *t, const void *p, size_t n)
 {
     size_t w;
+    if (t->ktls) {
+        struct iovec iov = {(void *)p, n};
+        return weft__ktls_send(c, t->k, &iov, 1);
+    }
     ERR_clear_error();
-    if (SSL_write_ex(t->ssl, p, n, &w) == 1)
+    if (SSL_write_ex(t->ssl, p, n, &w) == 1) {
+        if (t->k != NULL)
+            ktls_try(c, t); /* what was before may be gone already */
         return 0;
+    }
     if (gone(c))
         return c->close_err < 0 ? c->close_err : WEFT_ECLOSED;
     fail(c, t, "write failed");
@@ -660,6 +348,12 @@ int weft__tls_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     weft__tls_conn *t = weft__tls_of(c);
     if (t->failed)
         return WEFT_ECLOSED;
+    if (t->ktls) {
+        /* The kernel makes the records: plaintext joins the output as it is, behind what
+         * was gathered before the switch. */
+        int rc = seal(c, t);
+        return rc != 0 ? rc : weft__ktls_send(c, t->k, iov, iovcnt);
+    }
     size_t cap = c->loop->engine->cfg.write_hard_cap;
     int rc = 0;
     for (int i = 0; i < iovcnt && rc == 0; i++) {
@@ -732,6 +426,15 @@ void weft__tls_close_notify(weft_conn *c)
     if (seal(c, t) != 0)
         return;
     t->shutdown_sent = true;
+    if (t->ktls) {
+        /* The kernel's record, written directly behind the output: now, or once it drained
+         * (weft__tls_drained runs before the close goes on). */
+        if (drained(c))
+            weft__ktls_close_notify(c, t->k);
+        else
+            t->ktls_notify = true;
+        return;
+    }
     ERR_clear_error();
     (void)SSL_shutdown(t->ssl); /* close_notify, through the BIO into c's output */
     ERR_clear_error();
@@ -750,12 +453,17 @@ static void established(weft_conn *c, weft__tls_conn *t)
         t->alpn[n] = '\0';
     }
     struct weft__tls_engine *te = c->loop->engine->tls;
-    if (t->set != NULL ? t->set->ktls : te->ccfg.ktls)
-        t->ktls = weft__tls_ktls_start(c, &te->ktls_probed);
+    if (t->k != NULL &&
+        !weft__ktls_start(c, t->k, t->ssl, &te->ktls_kernel, &te->ktls_said_suite)) {
+        weft__ktls_free(t->k);
+        t->k = NULL;
+    }
     c->active_ms = c->loop->now_ms;
     weft__conn_announce(c); /* on_open, and the idle timeout from now on */
     if (t->pend_len > 0 && !gone(c))
         enlist(c, t);
+    if (t->k != NULL && !gone(c))
+        ktls_try(c, t); /* the handshake's last records may have left already */
 }
 
 static void handshake(weft_conn *c, weft__tls_conn *t)
@@ -788,6 +496,13 @@ static void read_plain(weft_conn *c, weft__tls_conn *t, bool hold)
                 break;
             }
             len += got;
+        }
+        if (t->ktls && err != SSL_ERROR_ZERO_RETURN &&
+            SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) {
+            /* The peer asked for our key to change: the kernel has the old one. */
+            t->why = "the peer asked for a KeyUpdate, which kernel TLS sends cannot answer";
+            fail(c, t, t->why);
+            return;
         }
         if (len > 0 && hold) {
             /* A completion backend's bytes for a connection that paused: kept, as plain
@@ -883,11 +598,15 @@ void weft__tls_accept(weft_conn *c, struct weft__tls_server *srv)
     pthread_mutex_unlock(&srv->mu);
     weft__tls_conn *t = conn_new(c, s->def);
     if (t == NULL) {
-        ctxset_put(s);
+        weft__tls_ctxset_put(s);
         weft__conn_close_now(c, WEFT_ENOMEM);
         return;
     }
     t->set = s;
+    if (s->ktls && (t->k = weft__ktls_new(true)) == NULL) {
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
     SSL_set_accept_state(t->ssl);
     weft__conn_update_interest(c);
     weft__wheel_schedule(c); /* by the handshake deadline */
@@ -903,6 +622,11 @@ void weft__tls_dial_adopt(weft_conn *c, void *token)
         return;
     }
     t->connecting = true;
+    if (c->loop->engine->tls->ccfg.ktls && (t->k = weft__ktls_new(false)) == NULL) {
+        free(name);
+        weft__conn_close_now(c, WEFT_ENOMEM);
+        return;
+    }
     SSL_set_connect_state(t->ssl);
     unsigned char ip[16];
     bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;

@@ -7,7 +7,9 @@
  * records of up to 16 KiB, sealed before the loop sleeps (or at once outside a callback), and
  * the records join the connection's output through weft__conn_send_raw: the staging area,
  * the output queue, backpressure and the hard cap, on a readiness or a completion backend
- * alike. A connection's TLS state lives in a table of its loop by slot (weft__tls_loop), made
+ * alike. With kernel TLS (tls_ktls.c), once a connection switched, its plaintext goes to
+ * weft__conn_send_raw as it is and the kernel seals it; OpenSSL only reads.
+ * A connection's TLS state lives in a table of its loop by slot (weft__tls_loop), made
  * by the loop's first TLS connection, so a plain connection costs nothing but the test of
  * loop->tls. Everything here runs on the owning loop's thread, but the engine functions.
  */
@@ -85,9 +87,62 @@ void weft__tls_conn_free(weft_conn *c);
 void weft__tls_loop_free(weft__loop *loop);
 
 /* ---- kernel TLS (tls_ktls.c) ---- */
-/* c's handshake is done and its settings ask for ktls: true if the kernel took over c's
- * record layer. The first call for an engine (*probed false) asks the kernel and says at
- * INFO why it stays in userland; later ones do not touch the socket. */
-bool weft__tls_ktls_start(weft_conn *c, _Atomic bool *probed);
+/* c's output drained (conn_write.c: its queue and staging empty, no send in flight): a
+ * connection waiting to hand its send key to the kernel does it now. */
+void weft__tls_drained(weft_conn *c);
+
+/* The kernel's part of kernel TLS: the one seam tests replace (with a userland record layer
+ * that does what the kernel would with the same crypto_info). Every call is on c's loop. */
+typedef struct weft__ktls_ops {
+    /* setsockopt(TCP_ULP, "tls"): 0 or a negated errno. */
+    int (*ulp)(weft_conn *c);
+    /* setsockopt(SOL_TLS, TLS_TX, info, len), info a struct tls12_crypto_info_*: 0 or a
+     * negated errno; *state is handed to the calls below (the kernel's: NULL). */
+    int (*tx)(weft_conn *c, const void *info, size_t len, void **state);
+    /* Plaintext for c once TX is set: weft__conn_send_raw (the kernel seals it). */
+    int (*send)(weft_conn *c, void *state, const struct iovec *iov, int iovcnt);
+    /* One record of this type straight to the socket, nonblocking (sendmsg with a
+     * TLS_SET_RECORD_TYPE cmsg), once the output drained: bytes taken or a negated errno. */
+    ssize_t (*record)(weft_conn *c, void *state, uint8_t type, const void *p, size_t n);
+    void (*release)(void *state); /* NULL: nothing to free */
+} weft__ktls_ops;
+
+/* The kernel's, unless a test set its own; a connection keeps those current when it began. */
+extern const weft__ktls_ops *weft__ktls_ops_current;
+
+/* A connection's way to the switch: its send key, and the records sealed under it. */
+typedef struct weft__ktls weft__ktls;
+struct ssl_st;
+
+/* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1, md "SHA256" or "SHA384".
+ * 0 or -1. */
+int weft__tls13_expand_label(const char *md, const uint8_t *secret, size_t secret_len,
+                             const char *label, uint8_t *out, size_t out_len);
+/* NULL: no memory. server: the accepted side's secret is the one sent with. */
+weft__ktls *weft__ktls_new(bool server);
+/* Wipes and frees k (and the ops' state). */
+void weft__ktls_free(weft__ktls *k);
+/* OpenSSL's keylog line for ssl: the traffic secret of our side becomes the send key. */
+void weft__ktls_keylog(weft__ktls *k, const struct ssl_st *ssl, const char *line);
+/* The send key from the application traffic secret of TLS 1.3 suite (0x1301..0x1303);
+ * -1 for another suite. The caller wipes secret. */
+int weft__ktls_set_secret(weft__ktls *k, uint16_t suite, const uint8_t *secret, size_t len);
+/* Bytes OpenSSL wrote (whole records or parts of them), before the switch: counted. */
+void weft__ktls_outbound(weft__ktls *k, const uint8_t *p, size_t n);
+/* Records sealed under the send key so far, and whether a switch could follow them (keyed,
+ * the key still OpenSSL's, no record half written). */
+uint64_t weft__ktls_seq(const weft__ktls *k);
+bool weft__ktls_usable(const weft__ktls *k);
+/* c's handshake is done and its settings ask for ktls: true if c can switch later (TCP,
+ * TLS 1.3 with an offloaded suite, the ULP attached). Says at INFO once per engine why
+ * not (*kernel: the engine's answer from the kernel; *said_suite: the suite was said). */
+bool weft__ktls_start(weft_conn *c, weft__ktls *k, const struct ssl_st *ssl, _Atomic int *kernel,
+                      _Atomic bool *said_suite);
+/* The send key to the kernel, with the records counted; c's output must be drained. 0, or
+ * not (logged; c goes on in userland TLS). k's key is wiped either way. */
+int weft__ktls_switch(weft_conn *c, weft__ktls *k);
+/* After the switch: plaintext for c, and the close_notify record. */
+int weft__ktls_send(weft_conn *c, weft__ktls *k, const struct iovec *iov, int iovcnt);
+void weft__ktls_close_notify(weft_conn *c, weft__ktls *k);
 
 #endif /* WEFT_TLS_PRIV_H */

@@ -84,6 +84,11 @@ void weft__tls_close_notify(weft_conn *c)
     (void)c;
 }
 
+void weft__tls_drained(weft_conn *c)
+{
+    (void)c;
+}
+
 bool weft__tls_seal_pending(weft__loop *loop)
 {
     (void)loop;

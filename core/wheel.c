@@ -49,12 +49,13 @@ static bool deadline(const weft_conn *c, uint32_t *when, int *why)
     if (c->loop->tls != NULL && weft__tls_deadline(c, when, why))
         return true; /* a TLS handshake: it must finish in time, bytes or not */
     const uint32_t *own_t = c->loop->timeouts[c->slot >> WEFT__CHUNK_SHIFT];
-    uint32_t own = own_t != NULL ? own_t[c->slot & (WEFT__CHUNK_SIZE - 1u)] : WEFT__TIMEOUTS_DEFAULT;
+    uint32_t own =
+        own_t != NULL ? own_t[c->slot & (WEFT__CHUNK_SIZE - 1u)] : WEFT__TIMEOUTS_DEFAULT;
     uint32_t idle_ticks = own >> 16, read_ticks = own & 0xffffu;
-    uint32_t idle = idle_ticks != WEFT__TIMEOUT_DEFAULT ? idle_ticks * WEFT__TW_TICK_MS
-                                                        : cfg->idle_timeout_ms;
-    uint32_t read = read_ticks != WEFT__TIMEOUT_DEFAULT ? read_ticks * WEFT__TW_TICK_MS
-                                                        : cfg->read_timeout_ms;
+    uint32_t idle =
+        idle_ticks != WEFT__TIMEOUT_DEFAULT ? idle_ticks * WEFT__TW_TICK_MS : cfg->idle_timeout_ms;
+    uint32_t read =
+        read_ticks != WEFT__TIMEOUT_DEFAULT ? read_ticks * WEFT__TW_TICK_MS : cfg->read_timeout_ms;
     if (idle > 0) {
         *when = c->active_ms + idle;
         *why = WEFT_EIDLE;

@@ -31,6 +31,7 @@ WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
 # redis-benchmark (redis-tools), and redis-py with ssl=True over TLS (python3-redis, run by
 # Debian's python3).
 WEFT_TEST_PACKAGES=(redis-tools python3 python3-redis)
-# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts.
+# What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts,
+# the openssl command for the certificates the --tls runs make.
 WEFT_BENCH_PACKAGES=("${WEFT_BUILD_PACKAGES[@]}" util-linux redis-server redis-tools python3
-    gnuplot-nox)
+    gnuplot-nox openssl)

@@ -386,7 +386,10 @@ static void test_discard_counts_to_int64_max(void **unused)
     cfg.length_field.max_frame_length = 4;
     assert_int_equal(weft_codec_init(&codec, &cfg), 0);
     weft_codec_state_init(&st);
-    assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"\x0a" "0123", 5, &f),
+    assert_int_equal(weft_codec_decode(&codec, &st,
+                                       (const uint8_t *)"\x0a"
+                                                        "0123",
+                                       5, &f),
                      WEFT_ETOOLONG);
     assert_int_equal(weft_codec_decode(&codec, &st, (const uint8_t *)"456789\x01z", 8, &f),
                      WEFT_FRAME);

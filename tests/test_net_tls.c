@@ -526,6 +526,43 @@ static void test_alpn(void **state)
     wt_server_stop(&s);
 }
 
+/* A full handshake gets one session ticket (not OpenSSL's default two), it resumes, and the
+ * resumed session gets one of its own; with session_tickets off, none come. */
+static void test_one_ticket_per_handshake(void **state)
+{
+    (void)state;
+    for (int on = 1; on >= 0; on--) {
+        wt_counters_reset();
+        weft_config cfg;
+        tls_config(&cfg, wt_echo_on_traffic, 1);
+        cfg.tls.session_tickets = on;
+        wt_server s;
+        serve(&s, &cfg);
+        int tickets = 0;
+        wt_tls_opts o = opts_ca();
+        o.tickets = &tickets;
+        SSL *c = client(s.port, &o);
+        assert_non_null(c);
+        echo_check(c, "ticket"); /* the tickets came before the echo: they are read */
+        assert_int_equal(tickets, on);
+        SSL_SESSION *session = SSL_get1_session(c);
+        wt_tls_close(c, true);
+        if (on) {
+            tickets = 0;
+            o.session = session;
+            c = client(s.port, &o);
+            assert_non_null(c);
+            assert_int_equal(SSL_session_reused(c), 1);
+            echo_check(c, "again");
+            assert_int_equal(tickets, 1);
+            wt_tls_close(c, true);
+        }
+        SSL_SESSION_free(session);
+        wait_closed(on ? 2 : 1);
+        wt_server_stop(&s);
+    }
+}
+
 static void test_sni(void **state)
 {
     (void)state;
@@ -914,6 +951,7 @@ int main(void)
         cmocka_unit_test(test_worker_answers_in_order),
         cmocka_unit_test(test_mutual_tls),
         cmocka_unit_test(test_alpn),
+        cmocka_unit_test(test_one_ticket_per_handshake),
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_dial_verify),

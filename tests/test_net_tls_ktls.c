@@ -1,8 +1,8 @@
-/* weft_tls_config.ktls: kernel TLS asked for, and the fallback to userland TLS. weft does not
- * implement the offload yet, so on every kernel each connection must go on in userland TLS
- * (weft_conn_tls_ktls false, every echo intact), and the engine must say why exactly once,
- * at INFO, however many connections and loops asked: "kernel TLS unavailable: ..." (on a
- * kernel without the tls module, that setsockopt(TCP_ULP) failed). Without ktls nothing is
+/* weft_tls_config.ktls with the real kernel calls, on a kernel without the tls module (the
+ * test machines'; test_net_tls_ktls_tx.c runs the switch itself against a stand-in): each
+ * connection must go on in userland TLS (weft_conn_tls_ktls false, every echo intact), and
+ * the engine must say why exactly once, at INFO, however many connections and loops asked:
+ * "kernel TLS unavailable: ..." (setsockopt(TCP_ULP) failed). Without ktls nothing is
  * said. Accepted connections and dials alike; a tls+unix connection stays in userland
  * without asking, and leaves the question to the first TCP one. */
 #include <setjmp.h>

@@ -4,10 +4,16 @@
  *   at once into 8 buffers; every byte comes back, in order, and the ring really ran dry;
  * - a stop while operations are outstanding: receives armed on every connection, sends
  *   blocked in the kernel towards peers that do not read, connections just accepted; every
- *   on_open gets exactly one on_close and no buffer is left held.
+ *   on_open gets exactly one on_close and no buffer is left held, also with those sends
+ *   zero-copy;
+ * - a peer that resets while a zero-copy send (IORING_OP_SEND_ZC) to it is in flight: the
+ *   connection closes with the reset, its memory comes back once the kernel lets go of it,
+ *   and its neighbour goes on; and a zero-copy answer read slowly arrives whole while the
+ *   loop's buffers are reused for a neighbour's echoes.
  *
- * Both scenarios mean something on epoll too, so they run there as well (as a control: what
- * fails on both backends is not the ring's fault); only the io_uring counters are skipped.
+ * The first two mean something on epoll too, so they run there as well (as a control: what
+ * fails on both backends is not the ring's fault), without the io_uring counters; the
+ * zero-copy ones are skipped there.
  * ctest runs this file once per backend (WEFT_BACKEND).
  */
 #include <setjmp.h>
@@ -444,11 +450,9 @@ static bool bytes_out_reached(void *arg)
     return wt_stats(g->engine).bytes_out >= g->bytes;
 }
 
-static void test_stop_while_submissions_are_outstanding(void **state)
+/* zc_min: the engine's uring_zc_min, so the blocked sends can be zero-copy ones. */
+static void stop_case(size_t zc_min)
 {
-    (void)state;
-    if (skip_under_valgrind())
-        skip();
     wt_counters_reset();
     memset(recs, 0, sizeof(recs));
     atomic_store(&nrecs, 0);
@@ -468,6 +472,7 @@ static void test_stop_while_submissions_are_outstanding(void **state)
     cfg.handler.on_open = rec_open;
     cfg.handler.on_close = rec_close;
     cfg.handler.on_shutdown = rec_shutdown;
+    cfg.uring_zc_min = zc_min;
     cfg.log_cb = count_errors;
     cfg.stop_timeout_ms = 300; /* the non-readers never drain: the stop gives up on them */
     wt_server s;
@@ -551,19 +556,266 @@ static void test_stop_while_submissions_are_outstanding(void **state)
         fail_msg("the stop logged %ld errors, the first: %s", atomic_load(&error_logs),
                  first_error);
     assert_int_equal(atomic_load(&wt_counts.closed), opened);
-    printf("stop (%s): %d idle, %d with a blocked 1 MiB send, %d fresh (%ld opened): stopped in "
-           "%lld ms; before it %llu submissions, %llu completions; %ld non-readers timed out; "
+    printf("stop (%s%s): %d idle, %d with a blocked 1 MiB send, %d fresh (%ld opened): stopped "
+           "in %lld ms; before it %llu submissions, %llu completions; %ld non-readers timed out; "
            "after it accepted %llu, closed %llu, buffers out %llu\n",
-           uring ? "io_uring" : "epoll", nidle, nbig, nfresh, opened, (long long)stop_ms,
-           (unsigned long long)before.submissions, (unsigned long long)before.completions,
-           timed_out, (unsigned long long)final_stats.accepted,
-           (unsigned long long)final_stats.closed, (unsigned long long)final_stats.buffers_out);
+           uring ? "io_uring" : "epoll", zc_min > 0 ? ", zero-copy" : "", nidle, nbig, nfresh,
+           opened, (long long)stop_ms, (unsigned long long)before.submissions,
+           (unsigned long long)before.completions, timed_out,
+           (unsigned long long)final_stats.accepted, (unsigned long long)final_stats.closed,
+           (unsigned long long)final_stats.buffers_out);
     assert_int_equal(final_stats.accepted, (uint64_t)opened);
     assert_int_equal(final_stats.closed, final_stats.accepted);
     assert_int_equal(final_stats.live, 0);
     assert_int_equal(final_stats.buffers_out, 0);
+    if (zc_min > 0)
+        assert_true(final_stats.zerocopy_sends > 0);
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
+}
+
+static void test_stop_while_submissions_are_outstanding(void **state)
+{
+    (void)state;
+    if (skip_under_valgrind())
+        skip();
+    stop_case(0);
+}
+
+/* The same with the blocked sends zero-copy: what the kernel holds of them for a peer that
+ * never reads is the loop's own memory, and the stop must get it back (the connections it
+ * closes on the stop's timeout are reset) instead of waiting for notifications that would
+ * come only when the peer read. */
+static void test_stop_while_zero_copy_sends_wait_for_non_readers(void **state)
+{
+    (void)state;
+    if (!wt_uring()) {
+        print_message("zero-copy sends are io_uring's (IORING_OP_SEND_ZC); skipped on epoll\n");
+        skip();
+    }
+    if (skip_under_valgrind())
+        skip();
+    stop_case((size_t)64 << 10);
+}
+
+/* ---- a reset while a zero-copy send is in flight ---- */
+
+/* Sends of at least ZC_MIN go out with IORING_OP_SEND_ZC: the kernel reads the bytes from
+ * the connection's queue (or the caller's buffer) while they are on the wire, and says when
+ * it is done with them in a second completion. A reset in between must neither free that
+ * memory early nor leave it held. */
+#define ZC_MIN    ((size_t)64 << 10)
+#define ZC_ANSWER ((size_t)8 << 20)
+#define ZC_READ   ((size_t)1 << 20)
+#define ZC_ECHO   ((size_t)256 << 10)
+
+static uint8_t *zc_pattern; /* ZC_ANSWER bytes of pattern, made by the test */
+static _Atomic long zc_write_rc;
+static _Atomic long zc_frees; /* free_cb calls for weft_async_write_zc's buffer */
+
+/* "big": the 8 MiB answer through weft_conn_write; anything else is echoed. */
+static weft_action zc_big_or_echo(weft_conn *c)
+{
+    const uint8_t *p;
+    if (weft_conn_peek(c, 3, &p) != 3 || memcmp(p, "big", 3) != 0)
+        return wt_echo_on_traffic(c);
+    weft_conn_discard(c, weft_conn_get_buffered(c));
+    int rc = weft_conn_write(c, zc_pattern, ZC_ANSWER);
+    if (rc != 0) {
+        atomic_store(&zc_write_rc, rc);
+        return WEFT_ACTION_CLOSE;
+    }
+    return WEFT_ACTION_NONE;
+}
+
+static void zc_free(void *data, void *ctx)
+{
+    (void)ctx;
+    free(data);
+    atomic_fetch_add(&zc_frees, 1);
+}
+
+static void reset(int fd)
+{
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+}
+
+static void echo_large(int fd, uint32_t seed)
+{
+    uint8_t *out = malloc(ZC_ECHO), *in = malloc(ZC_ECHO);
+    assert_non_null(out);
+    assert_non_null(in);
+    wt_fill(out, ZC_ECHO, seed);
+    assert_int_equal(wt_exchange(fd, out, ZC_ECHO, in, ZC_ECHO, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, out, ZC_ECHO);
+    free(out);
+    free(in);
+}
+
+/* The answer comes from weft_conn_write (copied into the queue) or, with by_ref, from
+ * weft_async_write_zc (the caller's buffer, sent without a copy). */
+static void zc_reset_case(bool by_ref)
+{
+    wt_counters_reset();
+    memset(recs, 0, sizeof(recs));
+    atomic_store(&nrecs, 0);
+    atomic_store(&closes_unopened, 0);
+    atomic_store(&stop_at, -1);
+    atomic_store(&zc_write_rc, 0);
+    atomic_store(&zc_frees, 0);
+    weft_config cfg;
+    wt_config(&cfg, zc_big_or_echo, 1);
+    cfg.handler.on_open = rec_open;
+    cfg.handler.on_close = rec_close;
+    cfg.uring_zc_min = ZC_MIN;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+
+    /* A neighbour on the same (only) loop, served before and after. */
+    int neighbour = wt_connect_tcp(s.port);
+    assert_true(neighbour >= 0);
+    echo_large(neighbour, 21);
+
+    /* A small receive window, so the kernel cannot take the whole answer before the reset
+     * (at most the server's send buffer, a few MiB, plus this). */
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    int sz = 64 * 1024;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
+    if (by_ref) {
+        uint8_t *answer = malloc(ZC_ANSWER);
+        assert_non_null(answer);
+        memcpy(answer, zc_pattern, ZC_ANSWER);
+        assert_int_equal(
+            weft_async_write_zc(s.engine, recs[1].ref, answer, ZC_ANSWER, zc_free, NULL), 0);
+    } else {
+        assert_int_equal(wt_send_all(fd, "big", 3, WT_TIMEOUT_MS), 0);
+    }
+
+    /* 1 MiB of it, every byte the answer's, then a reset with the rest in flight. */
+    uint8_t *in = malloc(ZC_READ);
+    assert_non_null(in);
+    assert_int_equal(wt_recv_exact(fd, in, ZC_READ, WT_TIMEOUT_MS), 0);
+    assert_memory_equal(in, zc_pattern, ZC_READ);
+    free(in);
+    reset(fd);
+
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&recs[1].closes), 1);
+    int err = atomic_load(&recs[1].err);
+    if (err != WEFT_ECONNRESET && err != WEFT_EPIPE)
+        fail_msg("the reset connection closed with %s, want WEFT_ECONNRESET or WEFT_EPIPE",
+                 weft_err_name(err));
+    assert_int_equal(atomic_load(&zc_write_rc), 0);
+    /* The queue (or the caller's buffer) comes back once the kernel's notification says it
+     * no longer reads it, a moment after on_close. */
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
+    if (by_ref)
+        assert_true(wt_wait_count(&zc_frees, 1, WT_TIMEOUT_MS));
+    weft_loop_stats t = wt_stats(s.engine);
+    printf("zero-copy %s: an %zu-byte answer, 1 MiB read, then RST: closed with %s after %llu "
+           "bytes out; %llu zero-copy sends\n",
+           by_ref ? "weft_async_write_zc" : "weft_conn_write", ZC_ANSWER, weft_err_name(err),
+           (unsigned long long)t.bytes_out, (unsigned long long)t.zerocopy_sends);
+    assert_true(t.zerocopy_sends > 0);
+    assert_true(t.bytes_out < ZC_ANSWER + 2 * ZC_ECHO);
+    assert_int_equal(t.buffers_out, 0);
+
+    /* The neighbour on the same loop never noticed: its large echo still comes back whole. */
+    echo_large(neighbour, 22);
+    close(neighbour);
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.closed_err), 1);
+    assert_int_equal(atomic_load(&closes_unopened), 0);
+    wt_server_stop(&s);
+    assert_int_equal(atomic_load(&zc_frees), by_ref ? 1 : 0);
+}
+
+static void test_reset_while_a_zero_copy_send_is_in_flight(void **state)
+{
+    (void)state;
+    if (!wt_uring()) {
+        print_message("zero-copy sends are io_uring's (IORING_OP_SEND_ZC); skipped on epoll\n");
+        skip();
+    }
+    if (skip_under_valgrind())
+        skip();
+    zc_pattern = malloc(ZC_ANSWER);
+    assert_non_null(zc_pattern);
+    wt_fill(zc_pattern, ZC_ANSWER, 11);
+    zc_reset_case(false);
+    zc_reset_case(true);
+    free(zc_pattern);
+    zc_pattern = NULL;
+}
+
+/* A zero-copy send finishes long before the kernel is done with its bytes (a reader this
+ * slow holds them for the whole answer): the chunks it emptied must not go back to the pool
+ * meanwhile, where the neighbour's echoes would take them and write over what the kernel
+ * has yet to deliver. */
+static void test_a_zero_copy_answer_arrives_whole_while_the_loop_reuses_buffers(void **state)
+{
+    (void)state;
+    if (!wt_uring()) {
+        print_message("zero-copy sends are io_uring's (IORING_OP_SEND_ZC); skipped on epoll\n");
+        skip();
+    }
+    if (skip_under_valgrind())
+        skip();
+    zc_pattern = malloc(ZC_ANSWER);
+    assert_non_null(zc_pattern);
+    wt_fill(zc_pattern, ZC_ANSWER, 12);
+    wt_counters_reset();
+    atomic_store(&zc_write_rc, 0);
+    weft_config cfg;
+    wt_config(&cfg, zc_big_or_echo, 1);
+    cfg.handler.on_open = wt_count_open;
+    cfg.handler.on_close = wt_count_close;
+    cfg.uring_zc_min = ZC_MIN;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int neighbour = wt_connect_tcp(s.port);
+    assert_true(neighbour >= 0);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    int sz = 64 * 1024;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(wt_send_all(fd, "big", 3, WT_TIMEOUT_MS), 0);
+
+    /* The answer in pieces, a large echo of the neighbour's between any two. */
+    uint8_t *in = malloc(ZC_ANSWER);
+    assert_non_null(in);
+    size_t piece = ZC_ANSWER / 16;
+    for (size_t off = 0; off < ZC_ANSWER; off += piece) {
+        assert_int_equal(wt_recv_exact(fd, in + off, piece, WT_TIMEOUT_MS), 0);
+        echo_large(neighbour, (uint32_t)(100 + off / piece));
+    }
+    if (memcmp(in, zc_pattern, ZC_ANSWER) != 0) {
+        size_t i = 0;
+        while (in[i] == zc_pattern[i])
+            i++;
+        fail_msg("the zero-copy answer differs from byte %zu on", i);
+    }
+    free(in);
+    assert_int_equal(atomic_load(&zc_write_rc), 0);
+    weft_loop_stats t = wt_stats(s.engine);
+    printf("zero-copy: an %zu-byte answer read in 16 pieces with a %zu-byte echo between: "
+           "whole; %llu zero-copy sends, %llu connection(s) back to copying\n",
+           ZC_ANSWER, ZC_ECHO, (unsigned long long)t.zerocopy_sends,
+           (unsigned long long)t.zerocopy_copied);
+    assert_true(t.zerocopy_copied <= 2); /* at most once per connection */
+    assert_true(t.zerocopy_sends > 0);
+    close(fd);
+    close(neighbour);
+    assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.closed_err), 0);
+    wt_server_stop(&s);
+    free(zc_pattern);
+    zc_pattern = NULL;
 }
 
 int main(void)
@@ -571,6 +823,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_buffer_ring_exhaustion_every_byte_in_order, flood_teardown),
         cmocka_unit_test(test_stop_while_submissions_are_outstanding),
+        cmocka_unit_test(test_stop_while_zero_copy_sends_wait_for_non_readers),
+        cmocka_unit_test(test_reset_while_a_zero_copy_send_is_in_flight),
+        cmocka_unit_test(test_a_zero_copy_answer_arrives_whole_while_the_loop_reuses_buffers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

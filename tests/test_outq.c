@@ -436,6 +436,53 @@ static void test_chunks_are_reused_through_the_pool(void **state)
     assert_true(st.hits >= st.gets - 5); /* only the first round's chunks were new */
 }
 
+/* A zero-copy send's chunks: consumed, but the kernel may still read them, so they wait in
+ * a held list, their bytes untouched and a segment's free_cb not yet called, until that
+ * list is released. */
+static void test_consume_into_holds_emptied_chunks_until_released(void **state)
+{
+    fixture *f = *state;
+    const size_t room = chunk_room(f);
+    static uint8_t seg[30000];
+    fill(seg, sizeof(seg), 6);
+    release_log log = {0};
+    uint8_t *in = malloc(2 * room);
+    assert_non_null(in);
+    fill(in, 2 * room, 7);
+    assert_int_equal(weft__outq_append(&f->q, f->pool, in, 2 * room), 0);
+    assert_int_equal(weft__outq_append_ref(&f->q, seg, 0, sizeof(seg), count_release, &log), 0);
+    struct iovec iov[4];
+    assert_int_equal(weft__outq_iov(&f->q, iov, 4, SIZE_MAX), 3);
+    const uint8_t *first = iov[0].iov_base;
+
+    /* The first chunk and part of the second: only the first moves to held. */
+    weft__outq held = {0};
+    weft__outq_consume_into(&f->q, room + 10, &held);
+    assert_int_equal(f->q.len, room - 10 + sizeof(seg));
+    assert_non_null(held.head);
+    assert_ptr_equal(held.head, held.tail);
+    assert_int_equal(held.len, 0);
+    assert_int_equal(pool_stats(f).outstanding, 2); /* none went back */
+    assert_memory_equal(first, in, room);           /* and nothing wrote over it */
+    assert_int_equal(weft__outq_iov(&f->q, iov, 4, SIZE_MAX), 2);
+    assert_memory_equal(iov[0].iov_base, in + room + 10, room - 10);
+
+    /* The rest, the segment with it: held too, its free_cb not called. */
+    weft__outq_consume_into(&f->q, f->q.len, &held);
+    assert_int_equal(f->q.len, 0);
+    assert_null(f->q.head);
+    assert_int_equal(log.calls, 0);
+    assert_int_equal(pool_stats(f).outstanding, 2);
+    assert_int_equal(weft__outq_iov(&held, iov, 4, SIZE_MAX), 0); /* held sends nothing */
+
+    /* Let go: the chunks go back, the segment is released once. */
+    weft__outq_release(&held, f->pool);
+    assert_int_equal(pool_stats(f).outstanding, 0);
+    assert_int_equal(log.calls, 1);
+    assert_ptr_equal(log.last_data, seg);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +500,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_footprint_is_n_plus_one_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_footprint_after_a_partial_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_are_reused_through_the_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consume_into_holds_emptied_chunks_until_released,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
-SETTINGS=short
+SETTINGS=long
 BACKEND=both
-started=2026-12-02\ 00:33\ UTC
-load_before=0.43\ 2.23\ 2.93
-load_after=1.88\ 2.16\ 2.82
-commit=7b16918
-ECHO_DESC=-d\ 1\ -r\ 2
-IDLE_DESC=-n\ 2000\ -m\ both
-REDIS_DESC=REPS=1\ N=20000\ NP=200000
+started=2026-12-02\ 02:48\ UTC
+load_before=12.96\ 10.58\ 8.76
+load_after=3.79\ 4.98\ 6.75
+commit=5e44c03-dirty
+ECHO_DESC=-d\ 3\ -r\ 5
+IDLE_DESC=-n\ 10000\ -m\ both
+REDIS_DESC=REPS=1\ N=100000\ NP=1000000
+FAILED_SUITES=''

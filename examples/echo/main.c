@@ -47,17 +47,17 @@ static void print_stats(weft_engine *e, void *arg)
         free(per);
         return;
     }
-    fprintf(stderr, "%-6s %8s %10s %10s %14s %14s %8s %10s\n", "loop", "live", "accepted", "closed",
-            "bytes_in", "bytes_out", "pauses", "sleeps");
+    fprintf(stderr, "%-6s %8s %10s %10s %14s %14s %8s %10s %10s\n", "loop", "live", "accepted",
+            "closed", "bytes_in", "bytes_out", "pauses", "sleeps", "zc_sends");
     for (unsigned i = 0; i <= n; i++) {
         const weft_loop_stats *l = i < n ? &per[i] : &s.total;
         char name[16];
         snprintf(name, sizeof(name), i < n ? "%u" : "total", i);
-        fprintf(stderr, "%-6s %8llu %10llu %10llu %14llu %14llu %8llu %10llu\n", name,
+        fprintf(stderr, "%-6s %8llu %10llu %10llu %14llu %14llu %8llu %10llu %10llu\n", name,
                 (unsigned long long)l->live, (unsigned long long)l->accepted,
                 (unsigned long long)l->closed, (unsigned long long)l->bytes_in,
                 (unsigned long long)l->bytes_out, (unsigned long long)l->backpressure_pauses,
-                (unsigned long long)l->sleeps);
+                (unsigned long long)l->sleeps, (unsigned long long)l->zerocopy_sends);
     }
     free(per);
 }
@@ -96,6 +96,8 @@ static void usage(FILE *f)
                "(4-byte big-endian length)\n"
                "  --idle-ms MS, --read-timeout-ms MS, --max-conns N   limits (0 = off)\n"
                "  --busy-poll US  poll this long before sleeping (default 0 = off)\n"
+               "  --uring-zc-min BYTES  io_uring: sends of at least this many bytes go out\n"
+               "               zero-copy (IORING_OP_SEND_ZC; default 0 = off)\n"
                "  --tls-cert FILE, --tls-key FILE  certificate (PEM chain) and key for the\n"
                "               tls:// addresses (--addr tls://127.0.0.1:9443)\n"
                "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
@@ -132,6 +134,9 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--busy-poll") == 0 && v != NULL) {
             cfg.busy_poll_us = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--uring-zc-min") == 0 && v != NULL) {
+            cfg.uring_zc_min = (size_t)strtoull(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--tls-cert") == 0 && v != NULL) {
             cfg.tls.cert_file = v;

@@ -171,7 +171,14 @@ typedef struct weft_config {
                                 loop's pool, a power of two up to 32768; default 64. Where
                                 the kernel fills buffers a piece at a time (Linux 6.12),
                                 small messages share one; a connection holds a buffer only
-                                while its bytes are handed to on_traffic */
+                                while its bytes are handed to on_traffic. A loop with
+                                datagram sockets has as many again for them, each with
+                                room for a header and the sender's address */
+    size_t uring_zc_min;     /* io_uring: a TCP send of at least this many bytes goes out
+                                with IORING_OP_SEND_ZC (the kernel reads the output queue,
+                                or a weft_async_write_zc buffer, in place; both are kept
+                                until its notification says it let go); 0 = never; default
+                                0, as on loopback it is slower (README, io_uring) */
 
     /* TLS (weft/tls.h). tls: the tls:// listeners' certificates and settings; tls_client:
      * what weft_engine_dial("tls://...") verifies and offers; tls_handshake_timeout_ms: a
@@ -283,6 +290,9 @@ typedef struct weft_loop_stats {
     uint64_t completions;        /* completions collected */
     uint64_t buffer_exhaustions; /* receives the kernel stopped for want of a free buffer
                                      (re-armed once buffers came back) */
+    uint64_t zerocopy_sends;     /* sends submitted as IORING_OP_SEND_ZC (uring_zc_min) */
+    uint64_t zerocopy_copied;    /* connections that went back to copying: the kernel said
+                                     it copied their zero-copy send anyway (loopback) */
 } weft_loop_stats;
 
 typedef struct weft_stats {

@@ -70,13 +70,16 @@ typedef struct weft_tls_config {
                                    offers them; NULL: no ALPN */
     const weft_tls_sni *sni;  /* listeners: more names with their own certificates */
     size_t nsni;
-    bool session_tickets;    /* resumption by session tickets; default true */
+    bool session_tickets;    /* resumption by session tickets, one sent per full handshake;
+                                default true (false: none are sent) */
     const char *server_name; /* dials: the name sent as SNI and checked against the
                                    certificate; NULL: the host of the URL */
-    /* Kernel TLS after the handshake; default false. Not implemented yet: weft asks the
-     * kernel for its "tls" module once per engine and logs at INFO why the connections
-     * stay in userland TLS; weft_conn_tls_ktls is false (README, "Kernel TLS"). Kernel
-     * TLS is TCP's: tls+unix connections stay in userland without asking. */
+    /* Kernel TLS sends after the handshake; default false. TLS 1.3 with AES-GCM or
+     * ChaCha20-Poly1305 over TCP: once the handshake's records have left, the kernel seals
+     * what the connection sends (receiving stays in userland). Otherwise, or where the
+     * kernel has no tls module, userland TLS, said once per engine at INFO. After the
+     * switch a KeyUpdate asked by the peer closes the connection (WEFT_ETLS). README,
+     * "Kernel TLS". */
     bool ktls;
 } weft_tls_config;
 
@@ -104,9 +107,9 @@ WEFT_API const char *weft_conn_tls_server_name(const weft_conn *conn);
  * did not (yet). Meant for on_close(conn, WEFT_ETLS); valid until on_close returns. */
 WEFT_API const char *weft_conn_tls_error(const weft_conn *conn);
 
-/* Whether the kernel does conn's TLS record layer (kTLS, weft_tls_config.ktls), or false
- * (userland TLS, or not TLS). In this version always false: the offload is not implemented,
- * and ktls only makes the engine say once why the kernel could not take it. */
+/* Whether the kernel seals what conn sends (kTLS, weft_tls_config.ktls), or false (userland
+ * TLS, or not TLS). False in on_open: the switch waits for the handshake's last records to
+ * leave. */
 WEFT_API bool weft_conn_tls_ktls(const weft_conn *conn);
 
 /* The same as weft_conn_tls_alpn, under the name. */

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 typedef struct wt_pki {
@@ -40,6 +41,7 @@ typedef struct wt_tls_opts {
     const char *alpn;       /* comma-separated */
     int max_version;        /* 0 or TLS1_2_VERSION, ... */
     SSL_SESSION *session;   /* offered for resumption (borrowed; SSL_session_reused says) */
+    int *tickets;           /* counts the session tickets the server sends, as they are read */
 } wt_tls_opts;
 
 /* Handshakes as a client on fd (blocking, with the harness's timeouts). Returns the SSL (its
@@ -67,5 +69,11 @@ void wt_tls_close(SSL *s, bool notify);
 /* The first flight of a real client's handshake (its ClientHello record) into buf: its length,
  * or 0 if none was made. No socket is involved. */
 size_t wt_tls_client_hello(uint8_t *buf, size_t cap);
+
+/* A TLS 1.3 record (RFC 8446 5.2) into out (n + 22 bytes): the 5-byte header as AAD, the
+ * plaintext with its inner content type, AEAD with nonce = iv XOR seq. aead is
+ * EVP_aes_128_gcm(), EVP_aes_256_gcm() or EVP_chacha20_poly1305(). Returns its length, or 0. */
+size_t wt_tls13_seal(const EVP_CIPHER *aead, const uint8_t *key, const uint8_t iv[12], uint64_t seq,
+                     uint8_t type, const void *p, size_t n, uint8_t *out);
 
 #endif /* WEFT_TEST_TLS_SUPPORT_H */
