@@ -310,6 +310,10 @@ static void on_accept(weft__loop *loop, weft__listener *l, ic_accept *a)
         /* The accepted socket takes on the listener's options, and getpeername works. */
         SOCKET ls = l->fd;
         (void)setsockopt(cs, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&ls, sizeof(ls));
+        /* An AcceptEx socket does not take TCP_NODELAY and the keepalive from its listener
+         * as an accept()ed one does on Linux (under Wine a small reply waited for the delayed
+         * ACK, 40 ms and more): they are set here. */
+        (void)weft__socket_tune(&loop->engine->cfg, cs, l->family);
         struct sockaddr *local = NULL, *peer = NULL;
         int llen = 0, plen = 0;
         u->sockaddrs(a->addrs, 0, ADDR_ROOM, ADDR_ROOM, &local, &llen, &peer, &plen);
