@@ -7,8 +7,6 @@
  * acceptor.c, the control side that owns the balancer).
  */
 #include <errno.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -23,14 +21,14 @@ static weft__loop *listener_loop(weft__listener *l)
 
 /* Past max_connections a new connection is closed at once, before any loop sees it: the
  * peer gets a clean close and the connections already open are not disturbed. */
-static bool over_limit(weft_engine *e, int fd)
+static bool over_limit(weft_engine *e, weft__sock fd)
 {
     unsigned max = e->cfg.max_connections;
     if (!weft__engine_at_max_conns(e))
         return false;
     /* Counted before the close: whoever sees the peer closed must see it counted. */
     uint64_t n = atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
-    close(fd);
+    weft__sock_close(fd);
     if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th, ...: loud enough, never a flood */
         weft__log(e, WEFT_LOG_WARN, "max_connections (%u) reached: refused %llu connections", max,
                   (unsigned long long)n + 1);
@@ -41,7 +39,8 @@ static void resume_fire(weft__timer_node *n)
 {
     weft__listener *l = WEFT__CONTAINER_OF(n, weft__listener, resume);
     weft__loop *loop = listener_loop(l);
-    if (l->fd >= 0 && !loop->stopping && !l->active && loop->be->listener_start(loop, l) == 0)
+    if (l->fd != WEFT__SOCK_NONE && !loop->stopping && !l->active &&
+        loop->be->listener_start(loop, l) == 0)
         l->active = true;
 }
 
@@ -66,11 +65,12 @@ static void pause_listener(weft__listener *l, int err)
         resume_fire(&l->resume); /* no memory to wait: try again at once */
 }
 
-bool weft__listener_accepted(weft__listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
+bool weft__listener_accepted(weft__listener *l, weft__sock fd, int err, const struct sockaddr *peer,
+                             socklen_t plen)
 {
     weft_engine *e = l->engine;
-    if (fd < 0) {
-        switch (-fd) {
+    if (err < 0) {
+        switch (-err) {
         case EINTR:
         case ECONNABORTED:
         case EPROTO:
@@ -80,11 +80,11 @@ bool weft__listener_accepted(weft__listener *l, int fd, const struct sockaddr *p
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-            pause_listener(l, fd);
+            pause_listener(l, err);
             return false;
         default:
             atomic_fetch_add_explicit(&e->accept_errors, 1, memory_order_relaxed);
-            weft__log(e, WEFT_LOG_ERROR, "accept on %s: %s", l->url, weft_strerror(fd));
+            weft__log(e, WEFT_LOG_ERROR, "accept on %s: %s", l->url, weft_strerror(err));
             return false;
         }
     }

@@ -5,12 +5,12 @@
  * says what an accept comes to); each connection goes to the loop the balancer picks.
  */
 #include <string.h>
-#include <unistd.h>
+#include <unistd.h> /* usleep */
 
 #include "internal.h"
 
 /* Hands fd to a loop chosen by the balancer; closes it on failure. */
-static void hand_off(weft_engine *e, weft__listener *l, int fd, const struct sockaddr *peer,
+static void hand_off(weft_engine *e, weft__listener *l, weft__sock fd, const struct sockaddr *peer,
                      socklen_t plen)
 {
     size_t k = 0;
@@ -39,7 +39,7 @@ static void hand_off(weft_engine *e, weft__listener *l, int fd, const struct soc
         weft__log(e, WEFT_LOG_ERROR, "no memory to hand a connection to loop %zu; closing it", k);
         atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
-        close(fd);
+        weft__sock_close(fd);
     }
 }
 

@@ -23,9 +23,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/uio.h>
+
+#include "platform.h" /* weft__sock; weft/socket.h */
 
 /* Room in every connection (at most; each backend says how much it uses) and listener for
  * the backend's own state (libevent's struct event and the interest bits it registered), so
@@ -80,6 +80,12 @@ typedef struct weft__backend {
     int (*listener_start)(struct weft__loop *loop, struct weft__listener *l);
     void (*listener_stop)(struct weft__loop *loop, struct weft__listener *l);
 
+    /* Optional: a backend that connects a dialled socket itself (IOCP's ConnectEx). The
+     * socket was made but not connected; the backend connects it to to and, once that
+     * finished, calls weft__conn_writable (connected: SO_ERROR then says 0) or closes c with
+     * the connect's error. 0 or a negated errno (c is then closed by the caller). Without it,
+     * the control side starts a non-blocking connect() and conn_want(write) waits for it. */
+    int (*conn_connect)(struct weft_conn *c, const struct sockaddr *to, socklen_t len);
     /* Optional. Runs on the loop's own thread before it runs its loop (weft_engine_start
      * waits for it, and fails with what it returns: 0 or a negative WEFT_E* code). */
     int (*thread_init)(struct weft__loop *loop);
@@ -92,6 +98,7 @@ typedef struct weft__backend {
 /* The backends, one file each. */
 extern const weft__backend weft__backend_event; /* backend_event.c: epoll through libevent */
 extern const weft__backend weft__backend_uring; /* backend_uring.c: io_uring */
+extern const weft__backend weft__backend_iocp;  /* backend_iocp.c: I/O completion ports */
 /* Whether io_uring has everything backend_uring.c uses here (probed once; any thread); if
  * not, *why says what is missing. */
 bool weft__uring_supported(const char **why);
@@ -120,10 +127,11 @@ void weft__conn_sent_held(struct weft_conn *c, ssize_t n, struct weft__outq *hel
 /* Completion: the kernel let go of what weft__conn_sent_held moved to held; it goes back
  * to the loop's pool (c may be closed: its slot is still held by the backend then). */
 void weft__conn_held_release(struct weft_conn *c, struct weft__outq *held);
-/* An accept on l gave fd (non-blocking, close-on-exec) from peer, or, when fd < 0, failed
- * with that negated errno. Returns false when the backend must stop this batch. */
-bool weft__listener_accepted(struct weft__listener *l, int fd, const struct sockaddr *peer,
-                             socklen_t plen);
+/* An accept on l gave fd (non-blocking, not inherited by child processes) from peer, or,
+ * when err < 0, failed with that negated errno (fd is then WEFT__SOCK_NONE). Returns false
+ * when the backend must stop this batch. */
+bool weft__listener_accepted(struct weft__listener *l, weft__sock fd, int err,
+                             const struct sockaddr *peer, socklen_t plen);
 /* Readiness: datagrams wait on the datagram socket l. */
 void weft__dgram_ready(struct weft__listener *l);
 /* Completion: one datagram arrived on l from `from` (fromlen bytes; 0 when the sender has

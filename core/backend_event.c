@@ -94,7 +94,7 @@ static int ev_loop_init(weft__loop *loop)
     if (s->base == NULL)
         return WEFT_ENOMEM;
     evtimer_assign(&s->timeout_ev, s->base, timeout_cb, s);
-    event_assign(&s->wake_ev, s->base, loop->queue.efd, EV_READ | EV_PERSIST, wake_cb, loop);
+    event_assign(&s->wake_ev, s->base, loop->queue.waker.fd, EV_READ | EV_PERSIST, wake_cb, loop);
     if (event_add(&s->wake_ev, NULL) != 0)
         return WEFT_ENOMEM;
     s->wake_added = true;
@@ -249,13 +249,13 @@ static void listener_cb(evutil_socket_t fd, short what, void *arg)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int cfd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = 0;
         if (cfd < 0) {
-            int err = errno;
+            err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
                 return;
-            cfd = -err;
         }
-        if (!weft__listener_accepted(l, cfd, (const struct sockaddr *)&ss, sl))
+        if (!weft__listener_accepted(l, cfd, -err, (const struct sockaddr *)&ss, sl))
             return;
     }
 }

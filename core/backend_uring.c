@@ -568,7 +568,7 @@ static void arm_wake(weft__loop *loop)
     struct io_uring_sqe *sqe = get_sqe(loop);
     if (sqe == NULL)
         return;
-    io_uring_prep_poll_add(sqe, loop->queue.efd, POLLIN);
+    io_uring_prep_poll_add(sqe, loop->queue.waker.fd, POLLIN);
     sqe->user_data = tag(loop, OP_WAKE);
     s->wake_armed = true;
     count_op(s, NULL);
@@ -1063,10 +1063,10 @@ static void on_accept(weft__loop *loop, weft__listener *l, const struct io_uring
                 if (getpeername(res, (struct sockaddr *)&ss, &sl) != 0)
                     sl = 0;
             }
-            go_on = weft__listener_accepted(l, res, sl != 0 ? (struct sockaddr *)&ss : NULL, sl);
+            go_on = weft__listener_accepted(l, res, 0, sl != 0 ? (struct sockaddr *)&ss : NULL, sl);
         }
     } else if (res != -ECANCELED && !s->draining) {
-        go_on = weft__listener_accepted(l, res, NULL, 0);
+        go_on = weft__listener_accepted(l, -1, res, NULL, 0);
     }
     if (!more && go_on && (u->bits & L_WANT) && !(u->bits & L_ARMED) && !s->draining)
         arm_listener(loop, l);

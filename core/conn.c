@@ -1,10 +1,7 @@
 /* weft — a connection: what it asks of the backend, its opening, and its accessors. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -21,18 +18,15 @@ void weft__conn_update_interest(weft_conn *c)
     c->loop->be->conn_want(c, read, write);
 }
 
-int weft__socket_tune(const weft_config *cfg, int fd, int family)
+int weft__socket_tune(const weft_config *cfg, weft__sock fd, int family)
 {
     if (family != AF_INET && family != AF_INET6)
         return 0;
     int on = 1;
     if (cfg->tcp_nodelay)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (cfg->tcp_keepalive_s > 0) {
-        int idle = cfg->tcp_keepalive_s;
-        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&on, sizeof(on));
+    if (cfg->tcp_keepalive_s > 0)
+        (void)weft__sock_keepalive(fd, cfg->tcp_keepalive_s);
     return 0;
 }
 
@@ -188,7 +182,9 @@ unsigned weft_conn_get_loop(const weft_conn *c)
 
 int weft_conn_get_fd(const weft_conn *c)
 {
-    return c->fd;
+    /* A Windows SOCKET is a handle whose value fits in 32 bits (64-bit Windows keeps handles
+     * so, for 32-bit processes), so it survives the int of the public API. */
+    return (int)c->fd;
 }
 
 size_t weft_conn_get_pending_out(const weft_conn *c)
@@ -199,7 +195,7 @@ size_t weft_conn_get_pending_out(const weft_conn *c)
 int weft_conn_get_local_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
 {
     *len = sizeof(*addr);
-    return getsockname(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+    return getsockname(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : weft__sock_err();
 }
 
 int weft_conn_get_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)
@@ -213,5 +209,5 @@ int weft_conn_get_peer_addr(const weft_conn *c, struct sockaddr_storage *addr, s
         return 0;
     }
     *len = sizeof(*addr);
-    return getpeername(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+    return getpeername(c->fd, (struct sockaddr *)addr, len) == 0 ? 0 : weft__sock_err();
 }

@@ -1,10 +1,6 @@
 /* weft — closing a connection: now, gracefully after its output, lingering until the peer
  * has every byte, and the real close at the end of the iteration. */
 #include <errno.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "tls.h"
@@ -51,7 +47,7 @@ void weft__conn_finish(weft_conn *c)
     if (err < 0 && (err == WEFT_ECANCELED || err == WEFT_EOUTCAP)) {
         /* Dropping queued bytes: reset rather than let the peer think all arrived. */
         struct linger lg = {1, 0};
-        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, (const void *)&lg, sizeof(lg));
     }
     weft__ring_release(&c->in, loop->bufpool);
     if (!in_flight) /* else a send may still read it: released with the slot */
@@ -65,7 +61,7 @@ void weft__conn_finish(weft_conn *c)
         weft__tls_conn_free(c); /* after on_close, which may ask weft_conn_tls_error */
     /* Closed only now, so on_close still sees this connection's own addresses, and not a
      * socket another thread just got the same number for. */
-    close(c->fd);
+    weft__sock_close(c->fd);
     if (e->has_codec)
         weft_codec_state_destroy(&e->codec, &c->cstate);
     /* A dial that never connected was never opened in the balancer's books either. */
@@ -74,7 +70,7 @@ void weft__conn_finish(weft_conn *c)
     WEFT__STAT_ADD(loop->stats.closed, 1);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
     loop->nconns--;
-    c->fd = -1;
+    c->fd = WEFT__SOCK_NONE;
     c->flags = 0;
     c->ctx = NULL;
     if (!in_flight)
@@ -93,31 +89,21 @@ void weft__conn_released(weft_conn *c)
     loop->free_head = c->slot;
 }
 
-/* Bytes the kernel still holds for the peer (not yet sent or not yet acknowledged), or
- * -1 if it cannot say. */
-static int kernel_outq(int fd)
-{
-    int n;
-    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
-}
-
-static int kernel_inq(int fd)
-{
-    int n;
-    return ioctl(fd, SIOCINQ, &n) == 0 ? n : -1;
-}
-
 /* Everything queued is with the kernel. A close() now could still lose it: closing a
  * socket with unread input sends a reset, and the kernel drops the output it has not sent
  * yet (the peer gets a truncated answer and we would report a clean close). So unless the
  * peer already finished sending, or the kernel already delivered everything, send our FIN
  * with shutdown(), drop what the peer still sends, and close once the peer acknowledged
  * every byte, ended its side, or stop_timeout_ms passed (WEFT_ETIMEDOUT): a lingering
- * close, as nginx's lingering_close. */
+ * close, as nginx's lingering_close. Where the system cannot say what it still holds
+ * (weft__sock_outq is -1: Windows), there is nothing to wait for: with no unread input the
+ * socket closes now, and the system's graceful close delivers what it holds; a linger for
+ * unread input ends once that input was read. Waiting for a peer's end instead would report
+ * a timeout for every peer that keeps its side open, as most clients do. */
 void weft__conn_closing_drained(weft_conn *c)
 {
-    if ((c->flags & CONN_PEER_EOF) || (kernel_inq(c->fd) == 0 && kernel_outq(c->fd) == 0) ||
-        shutdown(c->fd, SHUT_WR) != 0) {
+    if ((c->flags & CONN_PEER_EOF) || (weft__sock_inq(c->fd) == 0 && weft__sock_outq(c->fd) <= 0) ||
+        weft__sock_shutdown_wr(c->fd) != 0) {
         weft__conn_close_now(c, c->close_err);
         return;
     }
@@ -128,7 +114,7 @@ void weft__conn_closing_drained(weft_conn *c)
 
 bool weft__conn_linger_check(weft_conn *c, bool timed_out)
 {
-    if (kernel_outq(c->fd) == 0) {
+    if (weft__sock_outq(c->fd) <= 0) {
         weft__conn_close_now(c, c->close_err);
         return true;
     }
@@ -146,7 +132,7 @@ void weft__conn_linger_input(weft_conn *c, ssize_t n)
         return;
     }
     if (n < 0) { /* a reset also drops whatever the peer had not acknowledged */
-        weft__conn_close_now(c, kernel_outq(c->fd) == 0 ? c->close_err : (int)n);
+        weft__conn_close_now(c, weft__sock_outq(c->fd) <= 0 ? c->close_err : (int)n);
         return;
     }
     (void)weft__conn_linger_check(c, false);

@@ -2,7 +2,6 @@
  * and the read API. */
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "internal.h"
 #include "tls.h"

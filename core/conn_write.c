@@ -12,8 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/uio.h>
 
 #include "internal.h"
 #include "tls.h"
@@ -69,18 +67,18 @@ static bool corked_resize(weft__loop *loop, uint32_t ncap)
     if (ncap <= CORKED_KEEP && loop->corked_cap <= CORKED_KEEP) {
         p = ncap == 0 ? (free(loop->corked), NULL) : realloc(loop->corked, want);
     } else if (loop->corked_cap <= CORKED_KEEP) { /* from the heap to a mapping */
-        p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
+        p = weft__vm_map(want);
+        if (p == NULL)
             return false;
         if (loop->corked != NULL)
             memcpy(p, loop->corked, old);
         free(loop->corked);
     } else if (ncap == 0) {
-        munmap(loop->corked, old);
+        weft__vm_unmap(loop->corked, old);
         p = NULL;
     } else {
-        p = mremap(loop->corked, old, want, MREMAP_MAYMOVE);
-        if (p == MAP_FAILED)
+        p = weft__vm_remap(loop->corked, old, want);
+        if (p == NULL)
             return false;
     }
     if (p == NULL && ncap != 0)

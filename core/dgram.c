@@ -16,9 +16,24 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "internal.h"
+
+#define WEFT__DGRAM_VEC 16
+struct weft__dgram_batch {
+    struct mmsghdr msgs[WEFT__DGRAM_VEC];
+    struct iovec iov[WEFT__DGRAM_VEC];
+    struct sockaddr_storage peers[WEFT__DGRAM_VEC];
+    uint8_t *data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
+    /* Replies written while a batch is handled leave together (sendmmsg). */
+    struct mmsghdr out_msgs[WEFT__DGRAM_VEC];
+    struct iovec out_iov[WEFT__DGRAM_VEC];
+    struct sockaddr_storage out_peers[WEFT__DGRAM_VEC];
+    uint8_t *out_data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
+    unsigned nout;
+    int out_fd;
+    bool active; /* inside weft__dgram_ready: replies are gathered */
+};
 
 #define DGRAM_BATCH 64
 #define DGRAM_VEC   WEFT__DGRAM_VEC

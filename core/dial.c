@@ -2,10 +2,8 @@
  * way the connection joins a loop and is served exactly like an accepted one: same
  * handler, codec and connection API. */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "tls.h"
@@ -33,27 +31,40 @@ static int pick_loop(weft_engine *e, int loop, weft__loop **out)
 static void dial_adopt(weft__loop *loop, weft__task *t)
 {
     void *tls = t->free_ctx; /* a tls:// dial's name to verify */
+    struct sockaddr_storage *dest = t->dest;
+    t->dest = NULL;
     if (loop->stopping) {
+        free(dest);
         weft__tls_dial_token_free(tls, NULL);
         weft__loop_refuse_promised(loop, t);
         return;
     }
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, true);
     if (c == NULL) { /* refused for want of memory: the caller was promised on_close */
+        free(dest);
         weft__tls_dial_token_free(tls, NULL);
-        weft__loop_promise_close(loop, -1, t->data, WEFT_ENOMEM);
+        weft__loop_promise_close(loop, WEFT__SOCK_NONE, t->data, WEFT_ENOMEM);
         return;
     }
     c->flags |= CONN_CONNECTING;
     if (tls != NULL) /* its handshake starts once connected */
         weft__tls_dial_adopt(c, tls);
     c->active_ms = loop->now_ms + (uint32_t)t->len; /* the connect deadline, for the wheel */
+    if (dest != NULL) {
+        int rc = loop->be->conn_connect(c, (const struct sockaddr *)dest, t->dest_len);
+        free(dest);
+        if (rc != 0) {
+            weft__conn_close_now(c, rc);
+            return;
+        }
+    }
     weft__conn_update_interest(c);
     weft__wheel_schedule(c);
 }
 
-static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family, void *ctx,
-                     unsigned timeout_ms, void *tls)
+static int hand_over(weft__loop *loop, weft__task_kind kind, weft__sock fd, int family, void *ctx,
+                     unsigned timeout_ms, void *tls, struct sockaddr_storage *dest,
+                     socklen_t dest_len)
 {
     atomic_fetch_add_explicit(&loop->stats.live, 1, memory_order_relaxed);
     weft__task t;
@@ -63,6 +74,8 @@ static int hand_over(weft__loop *loop, weft__task_kind kind, int fd, int family,
     t.family = family;
     t.data = ctx;
     t.len = timeout_ms;
+    t.dest = dest;
+    t.dest_len = dest_len;
     t.run = dial_adopt;
     if (tls != NULL) {
         t.free_cb = weft__tls_dial_token_free;
@@ -94,17 +107,27 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         return rc;
     if (type != SOCK_STREAM)
         return WEFT_EBADADDR; /* datagram sockets are listened on, not dialled */
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    /* EINTR: the connect goes on in the background, like EINPROGRESS (a retry would only
-     * say EALREADY). For a Unix socket EAGAIN means the listener's backlog is full: that
-     * connect is over, not in progress. Anything else fails the call: the caller learns it
-     * here and no callback runs. */
-    if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS && errno != EINTR) {
-        rc = -errno;
-        close(fd);
+    weft__sock fd;
+    rc = weft__sock_open(ss.ss_family, SOCK_STREAM, &fd);
+    if (rc != 0)
         return rc;
+    /* A backend that connects itself gets the address; otherwise the connect starts here,
+     * and anything but in progress fails the call: the caller learns it here and no
+     * callback runs. */
+    struct sockaddr_storage *dest = NULL;
+    if (e->be->conn_connect != NULL) {
+        dest = malloc(sizeof(*dest));
+        if (dest == NULL) {
+            weft__sock_close(fd);
+            return WEFT_ENOMEM;
+        }
+        memcpy(dest, &ss, sizeof(ss));
+    } else {
+        rc = weft__sock_connect(fd, (struct sockaddr *)&ss, sl);
+        if (rc != 0 && rc != -EINPROGRESS) {
+            weft__sock_close(fd);
+            return rc;
+        }
     }
     if (timeout_ms == 0)
         timeout_ms = DIAL_TIMEOUT_DEFAULT_MS;
@@ -114,14 +137,16 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
     if (strncmp(url, "tls://", 6) == 0 || strncmp(url, "tls+unix://", 11) == 0) {
         rc = weft__tls_dial_prepare(e, url, &tls);
         if (rc != 0) {
-            close(fd);
+            free(dest);
+            weft__sock_close(fd);
             return rc;
         }
     }
-    rc = hand_over(lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms, tls);
+    rc = hand_over(lp, WEFT__TASK_DIAL, fd, ss.ss_family, ctx, timeout_ms, tls, dest, sl);
     if (rc != 0) {
+        free(dest);
         weft__tls_dial_token_free(tls, NULL);
-        close(fd);
+        weft__sock_close(fd);
     }
     return rc;
 }
@@ -134,14 +159,14 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
         return WEFT_ESHUTDOWN;
     int type;
     socklen_t tl = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0)
-        return -errno;
+    if (getsockopt((weft__sock)fd, SOL_SOCKET, SO_TYPE, (void *)&type, &tl) != 0)
+        return weft__sock_err();
     if (type != SOCK_STREAM)
         return WEFT_EINVAL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return -errno;
+    if (getsockname((weft__sock)fd, (struct sockaddr *)&ss, &sl) != 0)
+        return weft__sock_err();
     /* Every check before the fd changes: on failure it stays the caller's as it was. */
     if (weft__engine_at_max_conns(e))
         return WEFT_EMAXCONN;
@@ -149,12 +174,13 @@ int weft_engine_enroll(weft_engine *e, int fd, int loop, void *ctx)
     int rc = pick_loop(e, loop, &lp);
     if (rc != 0)
         return rc;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -errno;
-    rc = hand_over(lp, WEFT__TASK_ENROLL, fd, ss.ss_family, ctx, 0, NULL);
+    bool was_nonblock;
+    rc = weft__sock_nonblock((weft__sock)fd, &was_nonblock);
     if (rc != 0)
-        (void)fcntl(fd, F_SETFL, fl);
+        return rc;
+    rc = hand_over(lp, WEFT__TASK_ENROLL, (weft__sock)fd, ss.ss_family, ctx, 0, NULL, NULL, 0);
+    if (rc != 0 && !was_nonblock)
+        (void)weft__sock_blocking((weft__sock)fd);
     return rc;
 }
 
@@ -165,12 +191,15 @@ void weft__dial_finish(weft_conn *c)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err == EINPROGRESS || err == EALREADY)
+    int rc = 0;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *)&err, &len) != 0)
+        rc = weft__sock_err();
+    else if (err != 0)
+        rc = weft__sock_err_of((unsigned long)err); /* an errno, or on Windows a WSAE* code */
+    if (rc == -EINPROGRESS || rc == -EALREADY)
         return;
-    if (err != 0) {
-        weft__conn_close_now(c, -err);
+    if (rc != 0) {
+        weft__conn_close_now(c, rc);
         return;
     }
     c->flags &= (uint16_t)~CONN_CONNECTING;

@@ -1,5 +1,4 @@
 /* weft — the engine: configuration, start, stop and statistics. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <time.h>
@@ -50,6 +49,8 @@ const char *weft_backend_name(weft_backend b)
         return "epoll";
     case WEFT_BACKEND_IO_URING:
         return "io_uring";
+    case WEFT_BACKEND_IOCP:
+        return "iocp";
     default:
         return "auto";
     }
@@ -63,13 +64,31 @@ bool weft_backend_is_supported(weft_backend b, const char **why)
     *why = NULL;
     switch (b) {
     case WEFT_BACKEND_AUTO:
-    case WEFT_BACKEND_EPOLL:
         return true;
+    case WEFT_BACKEND_EPOLL:
+#ifdef WEFT_HAVE_EPOLL
+        return true;
+#else
+        *why = "epoll is Linux's; this build of weft runs on Windows's I/O completion ports "
+               "(WEFT_BACKEND_IOCP)";
+        return false;
+#endif
     case WEFT_BACKEND_IO_URING:
 #ifdef WEFT_HAVE_IO_URING
         return weft__uring_supported(why);
+#elif defined(WEFT_HAVE_IOCP)
+        *why = "io_uring is Linux's; this build of weft runs on Windows's I/O completion ports "
+               "(WEFT_BACKEND_IOCP)";
+        return false;
 #else
         *why = "this build of weft has no io_uring backend (built without liburing)";
+        return false;
+#endif
+    case WEFT_BACKEND_IOCP:
+#ifdef WEFT_HAVE_IOCP
+        return true;
+#else
+        *why = "I/O completion ports are Windows's; this build of weft runs on epoll or io_uring";
         return false;
 #endif
     default:
@@ -78,8 +97,26 @@ bool weft_backend_is_supported(weft_backend b, const char **why)
     }
 }
 
+/* The backends this build has, in the order AUTO prefers them. */
+static const struct {
+    weft_backend id;
+    const weft__backend *be;
+} backends[] = {
+#ifdef WEFT_HAVE_IO_URING
+    {WEFT_BACKEND_IO_URING, &weft__backend_uring},
+#endif
+#ifdef WEFT_HAVE_EPOLL
+    {WEFT_BACKEND_EPOLL, &weft__backend_event},
+#endif
+#ifdef WEFT_HAVE_IOCP
+    {WEFT_BACKEND_IOCP, &weft__backend_iocp},
+#endif
+};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
 /* What cfg->backend (or WEFT_BACKEND in the environment, which overrides AUTO) asks for,
- * and whether it can run: io_uring when AUTO and the kernel has it, epoll otherwise. */
+ * and whether it can run: with AUTO the first of backends[] that can (on Linux io_uring
+ * when the kernel has it, epoll otherwise). */
 static int pick_backend(weft_engine *e, const weft_config *cfg)
 {
     weft_backend want = cfg->backend;
@@ -89,30 +126,39 @@ static int pick_backend(weft_engine *e, const weft_config *cfg)
             want = WEFT_BACKEND_EPOLL;
         } else if (strcmp(env, "io_uring") == 0) {
             want = WEFT_BACKEND_IO_URING;
+        } else if (strcmp(env, "iocp") == 0) {
+            want = WEFT_BACKEND_IOCP;
         } else if (strcmp(env, "auto") != 0) {
-            weft__log(e, WEFT_LOG_ERROR, "WEFT_BACKEND=%s: not epoll, io_uring or auto", env);
+            weft__log(e, WEFT_LOG_ERROR, "WEFT_BACKEND=%s: not epoll, io_uring, iocp or auto", env);
             return WEFT_EINVAL;
         }
     }
-    const char *why = NULL;
-    bool uring =
-        want != WEFT_BACKEND_EPOLL && weft_backend_is_supported(WEFT_BACKEND_IO_URING, &why);
-    if (want == WEFT_BACKEND_IO_URING && !uring) {
-        weft__log(e, WEFT_LOG_ERROR, "the io_uring backend cannot run here: %s", why);
+    const char *why = NULL, *skipped = NULL, *skipped_why = NULL;
+    if (want != WEFT_BACKEND_AUTO && !weft_backend_is_supported(want, &why)) {
+        weft__log(e, WEFT_LOG_ERROR, "the %s backend cannot run here: %s", weft_backend_name(want),
+                  why);
         return WEFT_ENOBACKEND;
     }
-#ifdef WEFT_HAVE_IO_URING
-    if (uring) {
-        e->be = &weft__backend_uring;
-        e->backend = WEFT_BACKEND_IO_URING;
-    } else
-#endif
-    {
-        e->be = &weft__backend_event;
-        e->backend = WEFT_BACKEND_EPOLL;
+    for (size_t i = 0; i < NBACKENDS && e->be == NULL; i++) {
+        if (want != WEFT_BACKEND_AUTO && backends[i].id != want)
+            continue;
+        if (want == WEFT_BACKEND_AUTO && !weft_backend_is_supported(backends[i].id, &why)) {
+            if (skipped == NULL) {
+                skipped = weft_backend_name(backends[i].id);
+                skipped_why = why;
+            }
+            continue;
+        }
+        e->be = backends[i].be;
+        e->backend = backends[i].id;
     }
-    if (want == WEFT_BACKEND_AUTO && !uring)
-        weft__log(e, WEFT_LOG_INFO, "backend: epoll (io_uring cannot run here: %s)", why);
+    if (e->be == NULL) {
+        weft__log(e, WEFT_LOG_ERROR, "no I/O backend of this build can run here");
+        return WEFT_ENOBACKEND;
+    }
+    if (skipped != NULL)
+        weft__log(e, WEFT_LOG_INFO, "backend: %s (%s cannot run here: %s)",
+                  weft_backend_name(e->backend), skipped, skipped_why);
     else
         weft__log(e, WEFT_LOG_INFO, "backend: %s", weft_backend_name(e->backend));
     return 0;
@@ -288,21 +334,17 @@ static int start_threads(weft_engine *e)
 {
     /* Our threads take no signals: they go to the program's own threads, whose handlers
      * may call weft_engine_stop. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = 0;
     for (unsigned i = 0; i < e->nloops && rc == 0; i++) {
-        rc = -pthread_create(&e->loops[i].thread, NULL, thread_main, &e->loops[i]);
+        rc = weft__thread_start(&e->loops[i].thread, thread_main, &e->loops[i]);
         if (rc == 0)
             e->loops[i].thread_started = true;
     }
     if (rc == 0) {
-        rc = -pthread_create(&e->acceptor.thread, NULL, thread_main, &e->acceptor);
+        rc = weft__thread_start(&e->acceptor.thread, thread_main, &e->acceptor);
         if (rc == 0)
             e->acceptor_started = true;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
@@ -327,6 +369,9 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     int rc = validate(cfg);
     if (rc != 0)
         return rc;
+    rc = weft__net_init(); /* Winsock, once */
+    if (rc != 0)
+        return rc;
     weft_engine *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return WEFT_ENOMEM;
@@ -336,8 +381,7 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     for (size_t i = 0; i < WEFT_LISTEN_MAX; i++)
         e->cfg.listen[i] = NULL; /* borrowed only until we return */
     if (cfg->loops == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        e->nloops = n > 0 ? (unsigned)n : 1u;
+        e->nloops = weft__cpu_count();
     } else {
         e->nloops = cfg->loops;
     }
@@ -363,9 +407,6 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
         rc = WEFT_ENOMEM;
         goto fail;
     }
-    for (unsigned i = 0; i < e->nloops; i++)
-        e->loops[i].queue.efd = -1;
-    e->acceptor.queue.efd = -1;
     rc = pick_backend(e, cfg);
     if (rc != 0)
         goto fail;
@@ -467,26 +508,13 @@ int weft_engine_wait_signals(weft_engine *e)
 {
     if (e == NULL)
         return WEFT_EINVAL;
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    int sig = 0;
-    /* Woken now and then to see whether the engine stopped by itself (on_tick, on_boot or
+    /* The wait looks now and then whether the engine stopped by itself (on_tick, on_boot or
      * a handler asked for it): then nobody is going to send a signal. */
-    while (!atomic_load(&e->stop_requested)) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        int s = sigtimedwait(&set, NULL, &ts);
-        if (s == SIGINT || s == SIGTERM) {
-            sig = s;
-            weft__log(e, WEFT_LOG_INFO, "%s: stopping", s == SIGINT ? "SIGINT" : "SIGTERM");
-            break;
-        }
-    }
+    int sig = weft__wait_stop_signal(&e->stop_requested);
+    if (sig != 0)
+        weft__log(e, WEFT_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     weft_engine_stop(e);
     int rc = weft_engine_wait(e);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc != 0 ? rc : sig;
 }
 

@@ -8,6 +8,7 @@
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
  *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
+ *                              backend_iocp.c (Windows)
  *   leaf helpers               log.c queue.c ring.c bufpool.c timer_heap.c error.c
  *                              platform_posix.c or platform_win.c (platform.h: pages, clocks)
  *
@@ -30,8 +31,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
-
 #include "weft/balancer.h"
 #include "weft/codec.h"
 #include "weft/conn.h"
@@ -78,7 +77,7 @@ struct weft_conn {
     weft__ring in;
     weft__outq out;
     weft_codec_state cstate;
-    int fd;
+    weft__sock fd;
     _Atomic uint32_t gen;           /* odd while open, even while the slot is free */
     _Atomic uint32_t async_pending; /* bytes in async writes queued for this connection */
     uint32_t slot;
@@ -146,7 +145,7 @@ typedef struct weft__loop_stats {
 typedef struct weft__listener {
     /* The backend's own per-listener state (backend.h): opaque here. */
     _Alignas(8) unsigned char be[WEFT__BE_LISTENER_BYTES];
-    int fd;
+    weft__sock fd;
     int family;       /* AF_INET, AF_INET6, AF_UNIX */
     int type;         /* SOCK_STREAM (accepting) or SOCK_DGRAM (datagrams, through dgram) */
     weft_conn *dgram; /* SOCK_DGRAM: the socket as a connection of its owner loop */
@@ -283,7 +282,7 @@ struct weft_engine {
     /* How the loop layer calls back into the control side, so that its arrows point one
      * way: a hand-off listener's connection goes to a loop (acceptor.c), a dialled socket
      * finished connecting (dial.c). */
-    void (*hand_off)(weft_engine *e, weft__listener *l, int fd, const struct sockaddr *peer,
+    void (*hand_off)(weft_engine *e, weft__listener *l, weft__sock fd, const struct sockaddr *peer,
                      socklen_t plen);
     void (*connect_done)(weft_conn *c);
     /* A connection of a loop with a group table finishes: it leaves its groups, if any
@@ -309,13 +308,11 @@ struct weft_engine {
 /* ==== leaf helpers ==== */
 
 /* ---- log.c ---- */
-void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void weft__log(weft_engine *e, weft_log_level level, const char *fmt, ...) WEFT_PRINTF(3, 4);
 
 /* What a peer did, at most WEFT_PEER_LOG_PER_SEC lines a second per loop; the rest are
  * counted and summed up once the second is over (loop thread). */
-void weft__log_peer(weft__loop *loop, weft_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void weft__log_peer(weft__loop *loop, weft_log_level level, const char *fmt, ...) WEFT_PRINTF(3, 4);
 /* Says what the last second held back, once it is over (the wheel's tick). */
 void weft__log_peer_tick(weft__loop *loop);
 
@@ -351,14 +348,14 @@ weft_conn *weft__slot_get(weft__loop *loop, uint32_t slot);
 void weft__loop_publish_buffers(weft__loop *loop);
 /* Makes fd a connection of this loop (not yet watched), or closes it and returns NULL.
  * tune: set the socket options (an accepted socket inherited them from its listener). */
-weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune);
+weft_conn *weft__conn_setup(weft__loop *loop, weft__sock fd, int family, void *ctx, bool tune);
 /* Sets up an accepted fd as a connection on this loop and opens it; one from a TLS listener
  * (tls: its certificates, NULL for plain) once its handshake is done. */
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
+void weft__loop_adopt(weft__loop *loop, weft__sock fd, int family, void *ctx, bool tune,
                       struct weft__tls_server *tls);
 /* A dial or enroll was promised on_close and gets it, on a stand-in connection that carries
  * ctx and was never opened (no connection could be made, or the loop is gone). */
-void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err);
+void weft__loop_promise_close(weft__loop *loop, weft__sock fd, void *ctx, int err);
 /* Asks the engine to stop (what weft_engine_stop does; async-signal-safe), for the loop
  * layer's WEFT_ACTION_SHUTDOWN. */
 void weft__loop_request_stop(weft_engine *e);
@@ -385,7 +382,7 @@ void weft__conn_read_clock(weft_conn *c, bool counted_before);
 void weft__conn_read_clock_start(weft_conn *c);
 /* Sets TCP_NODELAY and keepalive as configured (on a listener, so accepted sockets inherit
  * them, or on a dialled or enrolled socket). */
-int weft__socket_tune(const weft_config *cfg, int fd, int family);
+int weft__socket_tune(const weft_config *cfg, weft__sock fd, int family);
 
 /* ---- conn_write.c: output queue, corking, backpressure ---- */
 /* Tries to send what is queued; updates interest, backpressure and closing. */
@@ -453,21 +450,8 @@ int weft__listeners_start(weft__loop *loop);
 void weft__listeners_stop(weft__loop *loop);
 
 /* ---- dgram.c: udp:// and unixgram:// sockets ---- */
-#define WEFT__DGRAM_VEC 16
-typedef struct weft__dgram_batch {
-    struct mmsghdr msgs[WEFT__DGRAM_VEC];
-    struct iovec iov[WEFT__DGRAM_VEC];
-    struct sockaddr_storage peers[WEFT__DGRAM_VEC];
-    uint8_t *data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
-    /* Replies written while a batch is handled leave together (sendmmsg). */
-    struct mmsghdr out_msgs[WEFT__DGRAM_VEC];
-    struct iovec out_iov[WEFT__DGRAM_VEC];
-    struct sockaddr_storage out_peers[WEFT__DGRAM_VEC];
-    uint8_t *out_data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
-    unsigned nout;
-    int out_fd;
-    bool active; /* inside weft__dgram_ready: replies are gathered */
-} weft__dgram_batch;
+/* The receive and reply batch (dgram.c's own). */
+typedef struct weft__dgram_batch weft__dgram_batch;
 void weft__dgram_batch_free(weft__loop *loop);
 weft_conn *weft__dgram_new(weft__loop *loop, weft__listener *l);
 int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const struct sockaddr *to,

@@ -1,17 +1,10 @@
 /* weft — listen URLs and listening sockets. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
+#include <unistd.h> /* unlink */
 
 #include "internal.h"
 #include "tls.h"
@@ -73,23 +66,27 @@ static int open_inet(weft_engine *e, const char *rest, weft__listener *l, int ty
         weft__log(e, WEFT_LOG_ERROR, "listen %s: cannot resolve: %s", rest, gai_strerror(gai));
         return WEFT_EBADADDR;
     }
-    int fd = socket(res->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
+    const char *why = reuse_port ? weft__sock_missing_reuse_port() : NULL;
+    if (why != NULL) {
+        weft__log(e, WEFT_LOG_ERROR, "listen %s: reuse_port: %s", rest, why);
+        freeaddrinfo(res);
+        return WEFT_ENOSYS;
+    }
+    weft__sock fd;
+    rc = weft__sock_open(res->ai_family, type, &fd);
+    if (rc != 0) {
         freeaddrinfo(res);
         return rc;
     }
     int on = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
-        rc = -errno;
+    rc = weft__sock_listen_opts(fd, reuse_port);
+    if (rc != 0)
         goto fail;
-    }
     if (res->ai_family == AF_INET6)
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (const void *)&on, sizeof(on));
+    if (bind(fd, res->ai_addr, (socklen_t)res->ai_addrlen) != 0 ||
         (type == SOCK_STREAM && listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0)) {
-        rc = -errno;
+        rc = weft__sock_err();
         weft__log(e, WEFT_LOG_ERROR, "listen %s://%s: %s", type == SOCK_STREAM ? "tcp" : "udp",
                   rest, weft_strerror(rc));
         goto fail;
@@ -104,13 +101,19 @@ static int open_inet(weft_engine *e, const char *rest, weft__listener *l, int ty
     freeaddrinfo(res);
     return 0;
 fail:
-    close(fd);
+    weft__sock_close(fd);
     freeaddrinfo(res);
     return rc;
 }
 
 static int open_unix(weft_engine *e, const char *path, weft__listener *l, int type)
 {
+    const char *why = weft__sock_missing_unix();
+    if (why != NULL) {
+        weft__log(e, WEFT_LOG_ERROR, "listen %s://%s: %s", type == SOCK_DGRAM ? "unixgram" : "unix",
+                  path, why);
+        return WEFT_EAFNOSUPPORT;
+    }
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
@@ -119,17 +122,16 @@ static int open_unix(weft_engine *e, const char *path, weft__listener *l, int ty
         return WEFT_EBADADDR;
     memcpy(sa.sun_path, path, n + 1);
     /* A socket file left by an earlier run would make bind fail; remove only sockets. */
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        (void)unlink(path);
-    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    weft__unix_remove_stale(path);
+    weft__sock fd;
+    int rc = weft__sock_open(AF_UNIX, type, &fd);
+    if (rc != 0)
+        return rc;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         (type == SOCK_STREAM && listen(fd, e->cfg.backlog > 0 ? e->cfg.backlog : 1024) != 0)) {
-        int rc = -errno;
+        rc = weft__sock_err();
         weft__log(e, WEFT_LOG_ERROR, "listen unix://%s: %s", path, weft_strerror(rc));
-        close(fd);
+        weft__sock_close(fd);
         return rc;
     }
     l->fd = fd;
@@ -188,7 +190,7 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
                         int bind_port)
 {
     memset(l, 0, sizeof(*l));
-    l->fd = -1;
+    l->fd = WEFT__SOCK_NONE;
     l->engine = e;
     int rc;
     bool tls = strncmp(url, "tls://", 6) == 0 || strncmp(url, "tls+unix://", 11) == 0;
@@ -222,10 +224,10 @@ int weft__listener_open(weft_engine *e, const char *url, weft__listener *l, bool
 void weft__listener_close(weft__listener *l)
 {
     /* l->tls stays: it is the engine's, freed with it, and a hand-off in flight names it. */
-    if (l->fd < 0)
+    if (l->fd == WEFT__SOCK_NONE)
         return;
-    close(l->fd);
-    l->fd = -1;
+    weft__sock_close(l->fd);
+    l->fd = WEFT__SOCK_NONE;
     if (l->family == AF_UNIX && l->unix_path[0] != '\0')
         (void)unlink(l->unix_path);
 }
@@ -245,7 +247,7 @@ int weft__listener_format(const weft__listener *l, char *buf, size_t len)
         char ip[INET6_ADDRSTRLEN];
         const char *scheme = l->tls != NULL ? "tls" : "tcp";
         if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) != 0)
-            return -errno;
+            return weft__sock_err();
         if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));

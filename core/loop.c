@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -20,7 +19,10 @@
  * programs use (groups, per-connection timeouts) lives outside the slot, in tables made when
  * first used. A slot is the struct and its backend's state: 240 bytes on epoll (libevent's
  * event is 128), 144 on io_uring. */
-_Static_assert(sizeof(struct weft_conn) <= 112, "a connection outgrew its 112 bytes");
+/* A SOCKET (Windows) is 8 bytes where a descriptor is 4, and the slot's end is aligned to 8:
+ * 120 bytes there. */
+_Static_assert(sizeof(struct weft_conn) <= (sizeof(weft__sock) == sizeof(int) ? 112 : 120),
+               "a connection outgrew its 112 bytes (120 with a Windows SOCKET)");
 
 /* ---- clocks and timers ---- */
 
@@ -178,7 +180,7 @@ static weft_conn *slot_alloc(weft__loop *loop)
         for (uint32_t i = 0; i < WEFT__CHUNK_SIZE; i++) {
             weft_conn *s = (weft_conn *)(void *)(chunk + (size_t)i * loop->slot_size);
             s->slot = loop->nchunks * WEFT__CHUNK_SIZE + i;
-            s->fd = -1;
+            s->fd = WEFT__SOCK_NONE;
             s->tw_prev = s->tw_next = WEFT__NO_SLOT;
             atomic_init(&s->gen, 0u); /* even: free */
         }
@@ -190,16 +192,16 @@ static weft_conn *slot_alloc(weft__loop *loop)
 }
 
 /* Refuses fd: no connection could be made for it. */
-static void refuse_fd(weft__loop *loop, int fd, const char *why)
+static void refuse_fd(weft__loop *loop, weft__sock fd, const char *why)
 {
     weft_engine *e = loop->engine;
     weft__log(e, WEFT_LOG_ERROR, "loop %u: %s; refusing a connection", loop->index, why);
-    close(fd);
+    weft__sock_close(fd);
     atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->rejected, 1, memory_order_relaxed);
 }
 
-weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, bool tune)
+weft_conn *weft__conn_setup(weft__loop *loop, weft__sock fd, int family, void *ctx, bool tune)
 {
     weft_engine *e = loop->engine;
     weft_conn *c = slot_alloc(loop);
@@ -211,7 +213,7 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     c->fd = fd;
     if (loop->be->conn_open(c) != 0) {
         /* The slot was never live: straight back on the free list, same generation. */
-        c->fd = -1;
+        c->fd = WEFT__SOCK_NONE;
         c->tw_next = loop->free_head;
         loop->free_head = c->slot;
         refuse_fd(loop, fd, "the backend cannot take a connection");
@@ -240,7 +242,7 @@ weft_conn *weft__conn_setup(weft__loop *loop, int fd, int family, void *ctx, boo
     return c;
 }
 
-void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune,
+void weft__loop_adopt(weft__loop *loop, weft__sock fd, int family, void *ctx, bool tune,
                       struct weft__tls_server *tls)
 {
     weft_conn *c = weft__conn_setup(loop, fd, family, ctx, tune);
@@ -252,7 +254,7 @@ void weft__loop_adopt(weft__loop *loop, int fd, int family, void *ctx, bool tune
         weft__conn_opened(c);
 }
 
-void weft__loop_promise_close(weft__loop *loop, int fd, void *ctx, int err)
+void weft__loop_promise_close(weft__loop *loop, weft__sock fd, void *ctx, int err)
 {
     if (loop->engine->cfg.handler.on_close == NULL)
         return;
@@ -311,7 +313,7 @@ void weft__loop_refuse_promised(weft__loop *loop, weft__task *t)
 {
     weft_conn *c = weft__conn_setup(loop, t->fd, t->family, t->data, false);
     if (c == NULL) {
-        weft__loop_promise_close(loop, -1, t->data, WEFT_ESHUTDOWN);
+        weft__loop_promise_close(loop, WEFT__SOCK_NONE, t->data, WEFT_ESHUTDOWN);
         return;
     }
     c->flags |= CONN_CONNECTING; /* never opened: the balancer hears nothing */
@@ -353,7 +355,7 @@ static void run_task(weft__loop *loop, weft__task *t)
     switch (t->kind) {
     case WEFT__TASK_NEW_CONN:
         if (loop->stopping) {
-            close(t->fd);
+            weft__sock_close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else {
             weft__loop_adopt(loop, t->fd, t->family, NULL, false, t->data);
@@ -367,7 +369,7 @@ static void run_task(weft__loop *loop, weft__task *t)
             if (nc != NULL)
                 weft__conn_opened(nc);
             else /* refused for want of memory: the caller was promised on_close */
-                weft__loop_promise_close(loop, -1, t->data, WEFT_ENOMEM);
+                weft__loop_promise_close(loop, WEFT__SOCK_NONE, t->data, WEFT_ENOMEM);
         }
         break;
     case WEFT__TASK_WRITE: {
@@ -455,7 +457,7 @@ void weft__loop_woken(weft__loop *loop)
 
 void weft__loop_drain_leftovers(weft__loop *loop)
 {
-    if (loop->queue.efd < 0)
+    if (!loop->queue.waker.ready)
         return;
     weft__task *tasks;
     size_t n;
@@ -469,7 +471,8 @@ void weft__loop_drain_leftovers(weft__loop *loop)
                 weft__loop_promise_close(loop, t->fd, t->data, WEFT_ESHUTDOWN);
             if (t->kind == WEFT__TASK_DIAL && t->free_cb != NULL) /* a tls:// dial's name */
                 t->free_cb(t->free_ctx, NULL);
-            close(t->fd);
+            free(t->dest);
+            weft__sock_close(t->fd);
             atomic_fetch_sub_explicit(&loop->stats.live, 1, memory_order_relaxed);
         } else if (t->kind == WEFT__TASK_CALL) {
             t->conn_fn(NULL, t->data);
@@ -579,7 +582,7 @@ void weft__loop_destroy(weft__loop *loop)
     loop->nchunks = 0;
     if (loop->be != NULL)
         loop->be->loop_destroy(loop);
-    if (loop->queue.efd >= 0)
+    if (loop->queue.waker.ready)
         weft__queue_destroy(&loop->queue);
     weft__bufpool_destroy(loop->bufpool);
     loop->bufpool = NULL;

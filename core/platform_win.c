@@ -1,12 +1,18 @@
 /* weft — platform.h on Windows: VirtualAlloc and VirtualFree for address space, the
  * performance counter and the tick count for the clocks, the C runtime's table for errno's
- * descriptions. */
+ * descriptions, Winsock for sockets (errors mapped to errno values), the loop's completion
+ * port for its wakeup, a console control handler for the stop events. */
 #include "platform.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
+#include <mstcpip.h>
 
 size_t weft__page_size(void)
 {
@@ -66,6 +72,28 @@ void weft__vm_release(void *base, size_t len)
     VirtualFree(base, 0, MEM_RELEASE);
 }
 
+void *weft__vm_map(size_t len)
+{
+    return VirtualAlloc(NULL, len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+}
+
+/* Windows moves no mapping: a new one, a copy, and the old one goes. */
+void *weft__vm_remap(void *p, size_t old_len, size_t new_len)
+{
+    void *q = weft__vm_map(new_len);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old_len < new_len ? old_len : new_len);
+    VirtualFree(p, 0, MEM_RELEASE);
+    return q;
+}
+
+void weft__vm_unmap(void *p, size_t len)
+{
+    (void)len;
+    VirtualFree(p, 0, MEM_RELEASE);
+}
+
 /* The runtime's table, not strerror(), whose buffer the next call on the thread reuses.
  * The table covers the C errno values; the POSIX ones the runtime adds above it (the
  * socket errors) have no text there, and weft's own table names those. */
@@ -87,4 +115,287 @@ uint64_t weft__mono_ns(void)
 uint64_t weft__coarse_ns(void)
 {
     return (uint64_t)GetTickCount64() * 1000000u;
+}
+
+/* ---- sockets: Winsock, with its errors mapped to errno values ---- */
+
+#ifndef WSA_FLAG_NO_HANDLE_INHERIT
+#define WSA_FLAG_NO_HANDLE_INHERIT 0x80
+#endif
+
+/* Winsock and system codes an overlapped socket operation ends with, as errno values. The
+ * C runtime's EAGAIN (11) is not its EWOULDBLOCK (140): "would block" is EAGAIN here, the
+ * value the core looks for. */
+static const struct {
+    unsigned long code;
+    int err;
+} err_map[] = {
+    {WSAEWOULDBLOCK, EAGAIN},
+    {WSAEINTR, EINTR},
+    {WSAEINPROGRESS, EINPROGRESS},
+    {WSAEALREADY, EALREADY},
+    {WSAENOTSOCK, ENOTSOCK},
+    {WSAEDESTADDRREQ, EDESTADDRREQ},
+    {WSAEMSGSIZE, EMSGSIZE},
+    {WSAEPROTOTYPE, EPROTOTYPE},
+    {WSAENOPROTOOPT, ENOPROTOOPT},
+    {WSAEPROTONOSUPPORT, EPROTONOSUPPORT},
+    {WSAEOPNOTSUPP, EOPNOTSUPP},
+    {WSAEAFNOSUPPORT, EAFNOSUPPORT},
+    {WSAEADDRINUSE, EADDRINUSE},
+    {WSAEADDRNOTAVAIL, EADDRNOTAVAIL},
+    {WSAENETDOWN, ENETDOWN},
+    {WSAENETUNREACH, ENETUNREACH},
+    {WSAENETRESET, ENETRESET},
+    {WSAECONNABORTED, ECONNABORTED},
+    {WSAECONNRESET, ECONNRESET},
+    {WSAENOBUFS, ENOBUFS},
+    {WSAEISCONN, EISCONN},
+    {WSAENOTCONN, ENOTCONN},
+    {WSAESHUTDOWN, EPIPE},
+    {WSAETIMEDOUT, ETIMEDOUT},
+    {WSAECONNREFUSED, ECONNREFUSED},
+    {WSAEHOSTUNREACH, EHOSTUNREACH},
+    {WSAEMFILE, EMFILE},
+    {WSAEACCES, EACCES},
+    {WSAEINVAL, EINVAL},
+    {WSAEFAULT, EFAULT},
+    {WSAEBADF, EBADF},
+    {WSANOTINITIALISED, EINVAL},
+    {WSA_OPERATION_ABORTED, ECANCELED},  /* ERROR_OPERATION_ABORTED: CancelIoEx, a close */
+    {ERROR_NETNAME_DELETED, ECONNRESET}, /* how a reset peer ends a pending receive */
+    {ERROR_CONNECTION_ABORTED, ECONNABORTED},
+    {ERROR_CONNECTION_REFUSED, ECONNREFUSED},
+    {ERROR_PORT_UNREACHABLE, ECONNREFUSED},
+    {ERROR_HOST_UNREACHABLE, EHOSTUNREACH},
+    {ERROR_NETWORK_UNREACHABLE, ENETUNREACH},
+    {ERROR_SEM_TIMEOUT, ETIMEDOUT},
+    {ERROR_NOT_ENOUGH_MEMORY, ENOMEM},
+    {ERROR_OUTOFMEMORY, ENOMEM},
+    {ERROR_INVALID_HANDLE, EBADF},
+    {ERROR_INVALID_PARAMETER, EINVAL},
+};
+
+int weft__sock_err_of(unsigned long code)
+{
+    for (size_t i = 0; i < sizeof(err_map) / sizeof(err_map[0]); i++) {
+        if (err_map[i].code == code)
+            return -err_map[i].err;
+    }
+    return -EIO;
+}
+
+int weft__sock_err(void)
+{
+    return weft__sock_err_of((unsigned long)WSAGetLastError());
+}
+
+static INIT_ONCE net_once = INIT_ONCE_STATIC_INIT;
+static int net_rc;
+
+static BOOL CALLBACK net_start(PINIT_ONCE once, PVOID arg, PVOID *ctx)
+{
+    (void)once;
+    (void)arg;
+    (void)ctx;
+    WSADATA wd;
+    int rc = WSAStartup(MAKEWORD(2, 2), &wd);
+    net_rc = rc == 0 ? 0 : weft__sock_err_of((unsigned long)rc);
+    return TRUE;
+}
+
+int weft__net_init(void)
+{
+    /* Winsock counts its users; weft stays one for the life of the process. */
+    InitOnceExecuteOnce(&net_once, net_start, NULL, NULL);
+    return net_rc;
+}
+
+bool weft__sock_again(int err)
+{
+    return err == -EAGAIN || err == -EWOULDBLOCK || err == -EINTR;
+}
+
+int weft__sock_open(int family, int type, weft__sock *out)
+{
+    int rc = weft__net_init();
+    if (rc != 0)
+        return rc;
+    SOCKET s =
+        WSASocketW(family, type, 0, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+        return weft__sock_err();
+    rc = weft__sock_nonblock(s, NULL);
+    if (rc != 0) {
+        closesocket(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int weft__sock_connect(weft__sock s, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(s, sa, len) == 0)
+        return 0;
+    int rc = weft__sock_err();
+    return rc == -EAGAIN || rc == -EINPROGRESS || rc == -EINTR ? -EINPROGRESS : rc;
+}
+
+int weft__sock_close(weft__sock s)
+{
+    return closesocket(s) == 0 ? 0 : weft__sock_err();
+}
+
+int weft__sock_nonblock(weft__sock s, bool *was)
+{
+    u_long on = 1;
+    if (ioctlsocket(s, FIONBIO, &on) != 0)
+        return weft__sock_err();
+    if (was != NULL)
+        *was = false;
+    return 0;
+}
+
+int weft__sock_blocking(weft__sock s)
+{
+    u_long off = 0;
+    return ioctlsocket(s, FIONBIO, &off) == 0 ? 0 : weft__sock_err();
+}
+
+int weft__sock_inq(weft__sock s)
+{
+    u_long n;
+    return ioctlsocket(s, FIONREAD, &n) == 0 && n <= INT_MAX ? (int)n : -1;
+}
+
+int weft__sock_outq(weft__sock s)
+{
+    (void)s; /* Winsock has no count of unsent or unacknowledged bytes */
+    return -1;
+}
+
+int weft__sock_shutdown_wr(weft__sock s)
+{
+    return shutdown(s, SD_SEND) == 0 ? 0 : weft__sock_err();
+}
+
+int weft__sock_keepalive(weft__sock s, int idle_s)
+{
+    /* SO_KEEPALIVE alone would wait two hours: the idle time is set with the interval
+     * between probes (1 s, as Linux's TCP_KEEPINTVL default is not; Windows sends 10). */
+    struct tcp_keepalive ka = {1, (u_long)idle_s * 1000u, 1000u};
+    DWORD got = 0;
+    if (WSAIoctl(s, SIO_KEEPALIVE_VALS, &ka, sizeof(ka), NULL, 0, &got, NULL, NULL) != 0)
+        return weft__sock_err();
+    return 0;
+}
+
+int weft__sock_listen_opts(weft__sock s, bool reuse_port)
+{
+    if (reuse_port)
+        return -ENOSYS;
+    BOOL on = TRUE;
+    (void)setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&on, sizeof(on));
+    return 0;
+}
+
+void weft__unix_remove_stale(const char *path)
+{
+    (void)path; /* no unix:// listener gets this far here */
+}
+
+const char *weft__sock_missing_unix(void)
+{
+    return "unix sockets are not available in weft on Windows (its IOCP backend serves "
+           "TCP): listen on tcp://127.0.0.1:port instead";
+}
+
+const char *weft__sock_missing_reuse_port(void)
+{
+    return "Windows has no SO_REUSEPORT: leave reuse_port off, and the acceptor hands "
+           "connections to the loops";
+}
+
+/* ---- the wakeup: a completion posted to the loop's port ---- */
+
+int weft__waker_init(weft__waker *w)
+{
+    w->port = NULL;
+    w->key = 0;
+    w->ready = true;
+    return 0;
+}
+
+void weft__waker_destroy(weft__waker *w)
+{
+    w->port = NULL; /* the backend's, closed by it */
+    w->ready = false;
+}
+
+void weft__waker_wake(weft__waker *w)
+{
+    if (w->port != NULL)
+        (void)PostQueuedCompletionStatus(w->port, 0, (ULONG_PTR)w->key, NULL);
+}
+
+void weft__waker_drain(weft__waker *w)
+{
+    (void)w; /* the completion was the wakeup, and the backend took it */
+}
+
+/* ---- processors, threads and the console's stop events ---- */
+
+unsigned weft__cpu_count(void)
+{
+    DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+int weft__thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    /* Windows sends no signals to threads: a console event runs on a thread of its own. */
+    return -pthread_create(t, NULL, fn, arg);
+}
+
+static HANDLE stop_event;
+static _Atomic int stop_sig;
+
+static BOOL WINAPI console_stop(DWORD type)
+{
+    switch (type) {
+    case CTRL_C_EVENT:
+        atomic_store(&stop_sig, SIGINT);
+        break;
+    case CTRL_BREAK_EVENT:
+    case CTRL_CLOSE_EVENT:
+    case CTRL_SHUTDOWN_EVENT:
+        atomic_store(&stop_sig, SIGTERM);
+        break;
+    default:
+        return FALSE;
+    }
+    SetEvent(stop_event);
+    return TRUE;
+}
+
+int weft__wait_stop_signal(const _Atomic int *stopped)
+{
+    if (stop_event == NULL)
+        stop_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+    atomic_store(&stop_sig, 0);
+    bool handler = stop_event != NULL && SetConsoleCtrlHandler(console_stop, TRUE);
+    int sig = 0;
+    while (!atomic_load(stopped)) {
+        if (handler)
+            (void)WaitForSingleObject(stop_event, 100);
+        else
+            Sleep(100);
+        sig = atomic_load(&stop_sig);
+        if (sig != 0)
+            break;
+    }
+    if (handler)
+        SetConsoleCtrlHandler(console_stop, FALSE);
+    return sig;
 }

@@ -1,10 +1,7 @@
 /* weft — a loop's inbox; see queue.h. */
 #include "queue.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 int weft__queue_init(weft__queue *q)
 {
@@ -14,13 +11,12 @@ int weft__queue_init(weft__queue *q)
     q->spare_cap = 0;
     q->signaled = false;
     q->wakeups = 0;
-    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->efd < 0)
-        return -errno;
-    int rc = pthread_mutex_init(&q->mu, NULL);
+    int rc = weft__waker_init(&q->waker);
+    if (rc != 0)
+        return rc;
+    rc = pthread_mutex_init(&q->mu, NULL);
     if (rc != 0) {
-        close(q->efd);
-        q->efd = -1;
+        weft__waker_destroy(&q->waker);
         return -rc;
     }
     return 0;
@@ -28,9 +24,7 @@ int weft__queue_init(weft__queue *q)
 
 void weft__queue_destroy(weft__queue *q)
 {
-    if (q->efd >= 0)
-        close(q->efd);
-    q->efd = -1;
+    weft__waker_destroy(&q->waker);
     pthread_mutex_destroy(&q->mu);
     free(q->items);
     free(q->spare);
@@ -39,12 +33,7 @@ void weft__queue_destroy(weft__queue *q)
 
 void weft__queue_kick(weft__queue *q)
 {
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(q->efd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-    /* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
+    weft__waker_wake(&q->waker);
 }
 
 int weft__queue_push(weft__queue *q, const weft__task *t)
@@ -73,11 +62,7 @@ int weft__queue_push(weft__queue *q, const weft__task *t)
 
 void weft__queue_drain(weft__queue *q, weft__task **out, size_t *n)
 {
-    uint64_t v;
-    ssize_t r;
-    do {
-        r = read(q->efd, &v, sizeof(v));
-    } while (r < 0 && errno == EINTR);
+    weft__waker_drain(&q->waker);
 
     pthread_mutex_lock(&q->mu);
     weft__task *batch = q->items;

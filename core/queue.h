@@ -2,7 +2,7 @@
  *
  * Producers (the acceptor, workers, any thread) push under a mutex; the owning loop swaps
  * the whole batch out under the same mutex and runs it without holding it. Only the push
- * that finds the inbox empty writes the eventfd, so N pushes before the loop wakes cost one
+ * that finds the inbox empty wakes the loop (platform.h's waker), so N pushes before the loop wakes cost one
  * wakeup, not N.
  */
 #ifndef WEFT_QUEUE_H
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "weft/engine.h"
+#include "platform.h"
 
 typedef enum weft__task_kind {
     WEFT__TASK_NEW_CONN = 1, /* fd: a connection the acceptor took (data: the TLS certificates
@@ -34,7 +35,11 @@ struct weft__loop;
 
 typedef struct weft__task {
     weft__task_kind kind;
-    int fd;
+    weft__sock fd;
+    /* DIAL on a backend that connects itself (conn_connect): where to, owned by the task
+     * (freed by whoever runs or drops it); NULL otherwise. */
+    struct sockaddr_storage *dest;
+    socklen_t dest_len;
     int family; /* NEW_CONN, DIAL, ENROLL: the socket's address family */
     int err;    /* ABORT: the reason */
     weft_conn_ref ref;
@@ -55,9 +60,9 @@ typedef struct weft__queue {
     size_t len, cap;
     weft__task *spare; /* the consumer's batch buffer, swapped with items */
     size_t spare_cap;
-    bool signaled;    /* a wakeup is written and not yet consumed */
-    int efd;          /* eventfd the loop watches */
-    uint64_t wakeups; /* eventfd writes, for statistics (under mu) */
+    bool signaled;     /* a wakeup is written and not yet consumed */
+    weft__waker waker; /* what the loop's backend watches */
+    uint64_t wakeups;  /* wakes, for statistics (under mu) */
 } weft__queue;
 
 /* Returns 0 or a negated errno. */
@@ -71,8 +76,8 @@ int weft__queue_push(weft__queue *q, const weft__task *t);
  * until the next drain. Clears the wakeup first so no push is ever left unseen. */
 void weft__queue_drain(weft__queue *q, weft__task **out, size_t *n);
 
-/* Writes the eventfd. Outside the tests only push calls it, when no wakeup is pending
- * (weft_engine_stop writes the acceptor's own eventfd, not a loop's). */
+/* Wakes the loop. Outside the tests only push calls it, when no wakeup is pending
+ * (weft_engine_stop wakes the acceptor's own, not a loop's). */
 void weft__queue_kick(weft__queue *q);
 
 #endif /* WEFT_QUEUE_H */

@@ -8,8 +8,8 @@
 #   scripts/windows.sh test    build, then runs the Windows test suite under Wine (ctest)
 #   scripts/windows.sh clean   removes build/windows (the packages stay)
 #
-# What builds for Windows so far is the portable part of weft (see the README's "Building
-# for Windows"); there is no I/O backend for it yet.
+# What builds and runs for Windows so far (weft on its completion port backend, weft-echo,
+# the tests ported) is in the README's "Building for Windows".
 #
 # Wine runs in a private prefix, build/windows/wine, with no display: WINEDEBUG=-all,
 # winemenubuilder off. Each step prints how long it took.

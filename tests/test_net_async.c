@@ -90,7 +90,7 @@ static void fixture_start(fixture *f)
 static void fixture_stop(fixture *f)
 {
     if (f->fd >= 0)
-        close(f->fd);
+        wt_close(f->fd);
     wt_server_stop(&f->s);
 }
 
@@ -259,7 +259,7 @@ static void test_refs_to_a_closed_connection_are_stale(void **state)
     fixture f;
     fixture_start(&f);
     reset_zc();
-    close(f.fd);
+    wt_close(f.fd);
     f.fd = -1;
     assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     uint8_t *b = malloc(10);
@@ -295,7 +295,7 @@ static void test_refs_to_a_closed_connection_are_stale(void **state)
     char in[3];
     assert_int_equal(wt_exchange(fd2, "abc", 3, in, 3, WT_TIMEOUT_MS), 0);
     assert_memory_equal(in, "abc", 3); /* and nothing of "late" arrived before it */
-    close(fd2);
+    wt_close(fd2);
     fixture_stop(&f);
     assert_int_equal(atomic_load(&zc_total_frees), 0);
     free(b);

@@ -102,7 +102,7 @@ static void test_call_runs_on_its_loop_in_order_with_writes(void **state)
     assert_int_equal(weft_async_call(s.engine, stale, write_b, &r), WEFT_ESTALE);
     assert_false(weft_conn_ref_equal(stale, the_ref));
     assert_true(weft_conn_ref_equal(the_ref, the_ref));
-    close(fd);
+    wt_close(fd);
     assert_true(wt_wait_count(&closes, 1, WT_TIMEOUT_MS));
     assert_int_equal(weft_async_call(s.engine, the_ref, write_b, &r), WEFT_ESTALE);
     wt_server_stop(&s);
@@ -134,7 +134,7 @@ static void test_call_to_a_connection_gone_first_runs_with_null(void **state)
     assert_true(wt_wait_count(&late.null_runs, 1, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&late.runs), 0);
     assert_int_equal(atomic_load(&close_err), WEFT_ECANCELED);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
     assert_int_equal(atomic_load(&late.null_runs), 1);
 }
@@ -195,7 +195,7 @@ static void test_direct_write_overtakes_queued_async_write(void **state)
     char got[3];
     assert_int_equal(wt_exchange(fd, "x", 1, got, 3, WT_TIMEOUT_MS), 0);
     assert_memory_equal(got, "213", 3);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -215,7 +215,7 @@ static void test_abort_and_pending_out(void **state)
     assert_int_equal(atomic_load(&close_err), WEFT_ECANCELED);
     assert_int_equal(weft_async_get_pending_out(s.engine, the_ref, &pending), WEFT_ESTALE);
     assert_int_equal(weft_async_abort(s.engine, the_ref), WEFT_ESTALE);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

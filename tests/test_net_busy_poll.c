@@ -107,7 +107,7 @@ static void test_polling_loop_echoes_then_rests(void **state)
     /* And it serves again after resting. */
     assert_int_equal(round_trips(fds[1], 20, 77), 0);
     for (int i = 0; i < 3; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     wt_server_stop(&s);
 }
 
@@ -149,8 +149,8 @@ static void test_trickle_does_not_poll(void **state)
      * may be misjudged hot when the loop thread itself was held up for most of a gap;
      * polling after every request would count about one sleep each. */
     assert_true(slept >= 2 * TRICKLE_REQUESTS - 1 - TRICKLE_REQUESTS / 8);
-    close(fd);
-    close(probe);
+    wt_close(fd);
+    wt_close(probe);
     wt_server_stop(&s);
 }
 
@@ -169,7 +169,7 @@ static void *ping_thread(void *arg)
         return NULL;
     while (!atomic_load(&p->stop) && round_trips(fd, 1, 5) == 0)
         atomic_fetch_add(&p->rounds, 1);
-    close(fd);
+    wt_close(fd);
     return NULL;
 }
 

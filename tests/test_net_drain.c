@@ -78,7 +78,7 @@ static void test_drain_paces_a_producer(void **state)
     print_message("32 MiB in %ld drains; queue peaked at %ld KiB\n", atomic_load(&drains),
                   atomic_load(&max_pending) / 1024);
     free(buf);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

@@ -8,13 +8,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "counters.h"
 #include "harness.h"
@@ -99,7 +95,7 @@ static void echo_with_loops(unsigned loops)
         assert_int_equal(per[k].accepted, CLIENTS / loops);
 
     for (int i = 0; i < CLIENTS; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_count(&wt_counts.closed, CLIENTS, WT_TIMEOUT_MS));
     wt_server_stop(&s);
     assert_int_equal(atomic_load(&wt_counts.opened), CLIENTS);
@@ -136,23 +132,10 @@ typedef struct client {
     size_t have;
 } client;
 
-static bool ensure_fd_limit(rlim_t need)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return false;
-    if (rl.rlim_cur >= need)
-        return true;
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
-        return false;
-    rl.rlim_cur = need;
-    return setrlimit(RLIMIT_NOFILE, &rl) == 0;
-}
-
 static void test_thousand_concurrent_connections(void **state)
 {
     (void)state;
-    if (!ensure_fd_limit(2 * MANY + 256))
+    if (!wt_fd_limit_at_least(2 * MANY + 256))
         skip();
     reset_state();
     weft_config cfg;
@@ -195,14 +178,14 @@ static void test_thousand_concurrent_connections(void **state)
                     idx[n++] = i;
                 }
             }
-            int pr = poll(pfds, (nfds_t)n, 1000);
-            assert_true(pr >= 0 || errno == EINTR);
+            int pr = wt_poll(pfds, (wt_nfds)n, 1000);
+            assert_true(pr >= 0 || wt_sock_errno() == EINTR);
             for (int k = 0; k < n && pr > 0; k++) {
                 if (pfds[k].revents == 0)
                     continue;
                 client *c = &cl[idx[k]];
-                ssize_t r = recv(c->fd, c->got + c->have, c->len - c->have, MSG_DONTWAIT);
-                assert_true(r > 0 || (r < 0 && errno == EAGAIN));
+                ssize_t r = wt_recv_now(c->fd, c->got + c->have, c->len - c->have);
+                assert_true(r > 0 || (r < 0 && wt_sock_errno() == EAGAIN));
                 if (r > 0)
                     c->have += (size_t)r;
                 if (c->have == c->len) {
@@ -221,7 +204,7 @@ static void test_thousand_concurrent_connections(void **state)
     assert_int_equal(t.accepted, MANY);
     assert_int_equal(t.live, MANY);
     for (int i = 0; i < MANY; i++)
-        close(cl[i].fd);
+        wt_close(cl[i].fd);
     assert_true(wt_wait_count(&wt_counts.closed, MANY, WT_TIMEOUT_MS));
     assert_true(wt_wait_for(all_closed_and_returned, s.engine, WT_TIMEOUT_MS));
     t = wt_stats(s.engine);
@@ -248,12 +231,12 @@ static void test_client_writes_one_byte_per_send(void **state)
     wt_fill(out, sizeof(out), 7);
 
     for (size_t i = 0; i < sizeof(out); i++)
-        assert_int_equal(send(fd, &out[i], 1, MSG_NOSIGNAL), 1);
+        assert_int_equal(send(fd, (const void *)&out[i], 1, MSG_NOSIGNAL), 1);
     assert_int_equal(wt_recv_exact(fd, in, sizeof(in), WT_TIMEOUT_MS), 0);
 
     assert_memory_equal(in, out, sizeof(out));
     assert_true(atomic_load(&traffic_calls) >= 1);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -301,7 +284,7 @@ static void test_server_writes_one_byte_per_write(void **state)
     weft_loop_stats t = wt_stats(s.engine);
     assert_int_equal(t.bytes_in, TRICKLE_BYTES);
     assert_int_equal(t.bytes_out, TRICKLE_BYTES);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
     free(out);
     free(in);
@@ -327,7 +310,7 @@ static void test_eight_mib_payload(void **state)
 
     assert_memory_equal(in, out, n);
     assert_true(atomic_load(&traffic_calls) > 1); /* it came in many reads */
-    close(fd);
+    wt_close(fd);
     assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     /* Every ring buffer went back once the connection was gone. */
     assert_true(wt_wait_for(all_closed_and_returned, s.engine, WT_TIMEOUT_MS));

@@ -235,7 +235,7 @@ static void test_256_mib_frame_arrives_whole_at_linear_cost(void **state)
     send_header(fd, 1000);
     send_payload(fd, 0, 1000, WT_TIMEOUT_MS);
     expect_answer(fd, 1000, WT_TIMEOUT_MS);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -272,7 +272,7 @@ static void test_declared_length_takes_memory_only_as_bytes_arrive(void **state)
     assert_true(t.buffer_bytes <= (CONNS - 1) * (uint64_t)256 * 1024 + ((uint64_t)10 << 20));
 
     for (int i = 0; i < CONNS; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wait_buffers(s.engine, 0, 0, (uint64_t)2 << 20));
     assert_int_equal(atomic_load(&frames_ok) + atomic_load(&frames_bad), 0);
     wt_server_stop(&s);
@@ -304,7 +304,7 @@ static void test_big_buffer_shrinks_once_its_frame_is_consumed(void **state)
     expect_answer(fd, 1000, WT_TIMEOUT_MS);
     assert_int_equal(atomic_load(&frames_ok), 2);
     assert_true(wait_buffers(s.engine, 0, 0, (uint64_t)2 << 20));
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -340,8 +340,8 @@ static void test_small_frame_does_not_keep_a_big_spare(void **state)
     expect_answer(b, small, WT_TIMEOUT_MS);
     assert_int_equal(atomic_load(&frames_ok), 2);
     assert_true(wait_buffers(s.engine, 0, 0, (uint64_t)2 << 20));
-    close(a);
-    close(b);
+    wt_close(a);
+    wt_close(b);
     wt_server_stop(&s);
 }
 

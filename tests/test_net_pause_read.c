@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -87,7 +86,7 @@ static void test_read_timeout_survives_pause_and_resume(void **state)
     assert_int_equal(atomic_load(&pauses), 1); /* the pause and resume path really ran */
     /* Never earlier than the timeout: the pauses hold its clock. */
     assert_true(lived >= READ_TIMEOUT_MS);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

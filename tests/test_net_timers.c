@@ -72,7 +72,7 @@ static void test_timer_fires_once_and_writes(void **state)
     assert_true(wt_now_ms() - t0 >= 190);
     wt_sleep_ms(300);
     assert_int_equal(atomic_load(&fired), 1);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -90,7 +90,7 @@ static void test_cancelled_timer_never_runs(void **state)
     assert_int_equal(atomic_load(&cancel_rc), 0);
     wt_sleep_ms(300);
     assert_int_equal(atomic_load(&fired), 0);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -110,8 +110,8 @@ static void test_timer_dies_with_its_connection(void **state)
     assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
     wt_sleep_ms(300);
     assert_int_equal(atomic_load(&fired), 0);
-    close(fd);
-    close(fd2);
+    wt_close(fd);
+    wt_close(fd2);
     wt_server_stop(&s);
 }
 

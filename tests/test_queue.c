@@ -28,7 +28,7 @@ static weft__task task_with_fd(int fd)
 static uint64_t eventfd_count(weft__queue *q)
 {
     uint64_t v = 0;
-    if (read(q->efd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+    if (read(q->waker.fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
         return 0;
     return v;
 }
@@ -164,7 +164,7 @@ static void test_many_producers_drained_exactly_once(void **state)
     /* Consume as a loop does: sleep on the eventfd, drain on wakeup. A lost wakeup shows as
      * a poll that times out while tasks wait. */
     while (total < (size_t)PRODUCERS * PUSHES_PER_THREAD) {
-        struct pollfd pfd = {q.efd, POLLIN, 0};
+        struct pollfd pfd = {q.waker.fd, POLLIN, 0};
         int pr = poll(&pfd, 1, CONSUMER_PATIENCE_MS);
         assert_int_equal(pr, 1);
         weft__task *batch;

@@ -4,6 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef _WIN32
+/* Windows has neither sigwait nor SIGUSR1: Ctrl+C, Ctrl+Break or the console closing stop
+ * the engine (weft_engine_wait_signals), and there are no statistics on demand. */
+int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg)
+{
+    (void)stats;
+    (void)arg;
+    weft_engine *e;
+    int rc = weft_engine_start(cfg, &e);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", name, weft_strerror(rc));
+        return 1;
+    }
+    rc = weft_engine_wait_signals(e);
+    return rc < 0 ? 1 : 0;
+}
+#else
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg)
 {
     sigset_t set;
@@ -32,6 +49,7 @@ int example_serve(const weft_config *cfg, const char *name, example_stats_cb sta
     weft_engine_wait(e);
     return 0;
 }
+#endif
 
 int example_parse_lb(const char *s, weft_lb_kind *out)
 {

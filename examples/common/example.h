@@ -12,7 +12,8 @@ typedef void (*example_stats_cb)(weft_engine *e, void *arg);
  * handler races with anything; they are blocked before the engine starts so its threads
  * inherit the mask. With stats == NULL, SIGUSR1 keeps its default action. cfg is borrowed
  * until the call returns. Returns the process exit status: 0, or 1 if the engine did not
- * start (the error is printed after name). */
+ * start (the error is printed after name). On Windows Ctrl+C, Ctrl+Break or the console
+ * closing stop it, and stats is never called (there is no SIGUSR1). */
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg);
 
 /* --lb NAME: rr, lc, ch or random into *out. 0, or -1 for an unknown name. */

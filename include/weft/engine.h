@@ -90,9 +90,9 @@ typedef struct weft_handler {
 
 /* How the loops talk to the kernel (weft_config.backend). */
 typedef enum weft_backend {
-    /* io_uring where the running kernel has everything that backend uses (probed once per
-     * process), epoll otherwise. The environment variable WEFT_BACKEND=epoll|io_uring
-     * overrides AUTO for the whole process. */
+    /* On Linux io_uring where the running kernel has everything that backend uses (probed
+     * once per process), epoll otherwise; on Windows IOCP. The environment variable
+     * WEFT_BACKEND=epoll|io_uring|iocp overrides AUTO for the whole process. */
     WEFT_BACKEND_AUTO = 0,
     /* Readiness: epoll through libevent; each read and write is a system call. */
     WEFT_BACKEND_EPOLL,
@@ -100,7 +100,12 @@ typedef enum weft_backend {
      * per-loop pool (an idle connection holds none), accepts and receives are multishot and
      * the sends of an iteration are submitted together. Linux 6.0 or later; asked for
      * where it cannot run, weft_engine_start fails with WEFT_ENOBACKEND. */
-    WEFT_BACKEND_IO_URING
+    WEFT_BACKEND_IO_URING,
+    /* Completion, on Windows: one I/O completion port per loop; accepts (AcceptEx) and sends
+     * (WSASend) are overlapped, and an idle connection waits in a zero-byte receive that
+     * holds no buffer. Elsewhere weft_engine_start fails with WEFT_ENOBACKEND, as epoll and
+     * io_uring do on Windows. */
+    WEFT_BACKEND_IOCP
 } weft_backend;
 
 typedef struct weft_config {
@@ -241,7 +246,7 @@ WEFT_API bool weft_backend_is_supported(weft_backend backend, const char **why);
 /* Logs through the engine's log callback (printf-style; fmt is borrowed until this returns;
  * below cfg.log_level nothing is written; longer than 511 bytes is cut). Any thread. */
 WEFT_API void weft_engine_log(weft_engine *engine, weft_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    WEFT_PRINTF(3, 4);
 
 /* As weft_engine_log, for what a peer did (a protocol error, a bad request): at most
  * WEFT_PEER_LOG_PER_SEC lines a second per loop, the rest counted and summed up in one line
@@ -249,7 +254,7 @@ WEFT_API void weft_engine_log(weft_engine *engine, weft_log_level level, const c
  * line says which connection. Quote peer bytes through weft_escape. Owning loop's thread. */
 #define WEFT_PEER_LOG_PER_SEC 20
 WEFT_API void weft_conn_log(weft_conn *conn, weft_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    WEFT_PRINTF(3, 4);
 
 /* Writes src[0..n) into dst (owned by the caller, cap bytes) as printable ASCII: bytes
  * outside 0x20..0x7e become \xHH (and \ becomes \\), so peer bytes quoted in a log line

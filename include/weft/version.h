@@ -16,4 +16,15 @@
 #define WEFT_API
 #endif
 
+/* printf-style arguments checked by the compiler: as C99 printf (%zu, %llu) everywhere,
+ * which with mingw-w64 is gnu_printf (its plain printf is the Microsoft runtime's; weft
+ * builds there with __USE_MINGW_ANSI_STDIO, whose printf family is C99's). */
+#if defined(__MINGW32__)
+#define WEFT_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
+#define WEFT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define WEFT_PRINTF(fmt, args)
+#endif
+
 #endif /* WEFT_VERSION_H */

@@ -1,21 +1,99 @@
 /* Test harness for loopback integration tests; see harness.h. */
 #include "harness.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <psapi.h>
+#else
+#include <sys/resource.h>
+#include <sys/time.h>
+#endif
+
+#include "platform.h" /* core's: sockets and their errors on either system */
+
+#ifndef SOCK_CLOEXEC
+#define SOCK_CLOEXEC 0 /* Windows: sockets are not inherited unless asked */
+#endif
+
+int wt_close(int fd)
+{
+    return weft__sock_close((weft__sock)fd);
+}
+
+int wt_sock_errno(void)
+{
+    return -weft__sock_err();
+}
+
+#ifdef _WIN32
+int wt_poll(struct pollfd *p, wt_nfds n, int timeout_ms)
+{
+    return WSAPoll(p, n, timeout_ms);
+}
+
+/* Non-blocking for this one call: the tests' sockets are blocking with timeouts. */
+ssize_t wt_recv_now(int fd, void *buf, size_t n)
+{
+    (void)weft__sock_nonblock((weft__sock)fd, NULL);
+    int r = recv((weft__sock)fd, buf, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+    int err = r < 0 ? WSAGetLastError() : 0;
+    (void)weft__sock_blocking((weft__sock)fd);
+    WSASetLastError(err);
+    return r;
+}
+
+ssize_t wt_send_now(int fd, const void *buf, size_t n)
+{
+    (void)weft__sock_nonblock((weft__sock)fd, NULL);
+    int w = send((weft__sock)fd, buf, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+    int err = w < 0 ? WSAGetLastError() : 0;
+    (void)weft__sock_blocking((weft__sock)fd);
+    WSASetLastError(err);
+    return w;
+}
+
+bool wt_fd_limit_at_least(unsigned long need)
+{
+    (void)need;
+    return true;
+}
+#else
+int wt_poll(struct pollfd *p, wt_nfds n, int timeout_ms)
+{
+    return poll(p, n, timeout_ms);
+}
+
+ssize_t wt_recv_now(int fd, void *buf, size_t n)
+{
+    return recv(fd, buf, n, MSG_DONTWAIT);
+}
+
+ssize_t wt_send_now(int fd, const void *buf, size_t n)
+{
+    return send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+bool wt_fd_limit_at_least(unsigned long need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return false;
+    if (rl.rlim_cur >= need)
+        return true;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+        return false;
+    rl.rlim_cur = need;
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+#endif
 
 bool wt_slow(void)
 {
@@ -134,9 +212,13 @@ void wt_server_stop(wt_server *s)
 
 static void set_timeouts(int fd)
 {
+#ifdef _WIN32
+    DWORD tv = (DWORD)WT_TIMEOUT_MS; /* Winsock's is in milliseconds */
+#else
     struct timeval tv = {WT_TIMEOUT_MS / 1000, (WT_TIMEOUT_MS % 1000) * 1000};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+#endif
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, (const void *)&tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, (const void *)&tv, sizeof(tv));
 }
 
 int wt_connect_tcp(int port)
@@ -146,23 +228,25 @@ int wt_connect_tcp(int port)
 
 int wt_connect_tcp_from(const char *src_ip, int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (weft__net_init() != 0)
+        return -EINVAL;
+    int fd = (int)socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
+        return weft__sock_err();
     set_timeouts(fd);
     int on = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&on, sizeof(on));
     if (src_ip != NULL) {
         struct sockaddr_in src;
         memset(&src, 0, sizeof(src));
         src.sin_family = AF_INET;
         if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1) {
-            close(fd);
+            wt_close(fd);
             return -EINVAL;
         }
         if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
-            int err = -errno;
-            close(fd);
+            int err = weft__sock_err();
+            wt_close(fd);
             return err;
         }
     }
@@ -172,8 +256,8 @@ int wt_connect_tcp_from(const char *src_ip, int port)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int err = -errno;
-        close(fd);
+        int err = weft__sock_err();
+        wt_close(fd);
         return err;
     }
     return fd;
@@ -187,13 +271,15 @@ int wt_connect_unix(const char *path)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (weft__net_init() != 0)
+        return -EINVAL;
+    int fd = (int)socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
+        return weft__sock_err();
     set_timeouts(fd);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int err = -errno;
-        close(fd);
+        int err = weft__sock_err();
+        wt_close(fd);
         return err;
     }
     return fd;
@@ -207,11 +293,11 @@ static int wait_fd(int fd, short events, int64_t end)
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd p = {fd, events, 0};
-        int n = poll(&p, 1, (int)left);
+        int n = wt_poll(&p, 1, (int)left);
         if (n > 0)
             return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
+        if (n < 0 && wt_sock_errno() != EINTR)
+            return -wt_sock_errno();
     }
 }
 
@@ -230,27 +316,30 @@ int wt_exchange(int fd, const void *out, size_t out_len, void *in, size_t in_len
             p.events |= POLLOUT;
         if (got < in_len)
             p.events |= POLLIN;
-        int n = poll(&p, 1, (int)left);
+        int n = wt_poll(&p, 1, (int)left);
         if (n < 0) {
-            if (errno == EINTR)
+            int err = wt_sock_errno();
+            if (err == EINTR)
                 continue;
-            return -errno;
+            return -err;
         }
         if (n == 0)
             continue;
         if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && got < in_len) {
-            ssize_t r = recv(fd, i + got, in_len - got, MSG_DONTWAIT);
+            ssize_t r = wt_recv_now(fd, i + got, in_len - got);
+            int err = r < 0 ? wt_sock_errno() : 0;
             if (r == 0)
                 return -EPIPE;
-            if (r < 0 && errno != EAGAIN && errno != EINTR)
-                return -errno;
+            if (r < 0 && err != EAGAIN && err != EINTR)
+                return -err;
             if (r > 0)
                 got += (size_t)r;
         }
         if ((p.revents & (POLLOUT | POLLERR | POLLHUP)) && sent < out_len) {
-            ssize_t w = send(fd, o + sent, out_len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (w < 0 && errno != EAGAIN && errno != EINTR)
-                return -errno;
+            ssize_t w = wt_send_now(fd, o + sent, out_len - sent);
+            int err = w < 0 ? wt_sock_errno() : 0;
+            if (w < 0 && err != EAGAIN && err != EINTR)
+                return -err;
             if (w > 0)
                 sent += (size_t)w;
         }
@@ -276,13 +365,14 @@ int wt_recv_eof(int fd, int timeout_ms)
         if (rc != 0)
             return rc;
         char c;
-        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+        ssize_t r = wt_recv_now(fd, &c, 1);
         if (r == 0)
             return 0;
         if (r > 0)
             return 1;
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
+        int err = wt_sock_errno();
+        if (err != EAGAIN && err != EINTR)
+            return -err;
     }
 }
 
@@ -321,6 +411,15 @@ weft_action wt_echo_on_traffic(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
+#ifdef _WIN32
+long wt_rss_kb(void)
+{
+    PROCESS_MEMORY_COUNTERS pmc;
+    if (!K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc)))
+        return -1;
+    return (long)(pmc.WorkingSetSize / 1024);
+}
+#else
 long wt_rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -337,6 +436,7 @@ long wt_rss_kb(void)
     fclose(f);
     return kb;
 }
+#endif
 
 int wt_fd_count(void)
 {

@@ -14,6 +14,8 @@
 
 #include <weft/weft.h>
 
+#include "wt_sock.h"
+
 /* Every blocking step of a test gives up after this long: 10 s, or 60 s when wt_slow(). */
 #define WT_TIMEOUT_MS (wt_timeout_ms())
 

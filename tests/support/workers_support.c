@@ -7,13 +7,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "workers_support.h"
 
@@ -150,10 +147,11 @@ static void *drainer_main(void *arg)
                     continue;
                 if (d->peer_plan[i] == WK_PEER_RESET) {
                     struct linger lg = {1, 0};
-                    (void)setsockopt(d->fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                    (void)setsockopt(d->fds[i], SOL_SOCKET, SO_LINGER, (const void *)&lg,
+                                     sizeof(lg));
                 }
                 if (d->peer_plan[i] == WK_PEER_CLOSE || d->peer_plan[i] == WK_PEER_RESET) {
-                    close(d->fds[i]);
+                    wt_close(d->fds[i]);
                     d->done[i] = true;
                     d->closed_here[i] = true;
                 } else if (d->peer_plan[i] == WK_PEER_ASK_CLOSE) {
@@ -176,7 +174,7 @@ static void *drainer_main(void *arg)
             d->timed_out = true;
             break;
         }
-        int rc = poll(p, np, 5);
+        int rc = wt_poll(p, (wt_nfds)np, 5);
         if (rc <= 0)
             continue;
         unsigned k = 0;
@@ -201,7 +199,7 @@ static void *drainer_main(void *arg)
                     }
                     dst = d->data[i] + d->len[i];
                 }
-                ssize_t r = room > 0 ? recv(d->fds[i], dst, room, MSG_DONTWAIT) : 0;
+                ssize_t r = room > 0 ? wt_recv_now(d->fds[i], dst, room) : 0;
                 if (r > 0) {
                     d->len[i] += (size_t)r;
                     if (d->want != NULL && d->len[i] == d->want[i]) {
@@ -210,7 +208,7 @@ static void *drainer_main(void *arg)
                     }
                     continue;
                 }
-                if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                if (r == 0 || (wt_sock_errno() != EAGAIN && wt_sock_errno() != EINTR))
                     d->done[i] = true; /* EOF, or a reset after the server closed */
                 break;
             }
@@ -248,7 +246,7 @@ void wk_drainer_finish(wk_drainer *d)
     pthread_join(d->th, NULL);
     for (unsigned i = 0; i < d->n; i++)
         if (!d->closed_here[i])
-            close(d->fds[i]);
+            wt_close(d->fds[i]);
 }
 
 void wk_drainer_free(wk_drainer *d)

@@ -1,0 +1,44 @@
+/* Client sockets as the loopback tests use them, the same on POSIX systems and Windows.
+ *
+ * A test's socket is an int: a descriptor, or on Windows a Winsock SOCKET, whose value fits
+ * in 32 bits (64-bit Windows keeps handle values so, for 32-bit processes). It is closed with
+ * wt_close, its last error read with wt_sock_errno (an errno value: EAGAIN for "would
+ * block" on both), waited on with wt_poll (WSAPoll on Windows), and read or written without
+ * blocking with wt_recv_now and wt_send_now (Windows has no MSG_DONTWAIT). MSG_NOSIGNAL is 0
+ * on Windows, where a send to a closed peer raises no signal anyway.
+ */
+#ifndef WEFT_TEST_SOCK_H
+#define WEFT_TEST_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+typedef unsigned long wt_nfds;
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+typedef nfds_t wt_nfds;
+#endif
+
+int wt_close(int fd);
+int wt_sock_errno(void);
+int wt_poll(struct pollfd *p, wt_nfds n, int timeout_ms);
+ssize_t wt_recv_now(int fd, void *buf, size_t n);
+ssize_t wt_send_now(int fd, const void *buf, size_t n);
+
+/* Whether this process may hold need descriptors (raising its soft limit if it must); true
+ * on Windows, which has no such limit for sockets. */
+bool wt_fd_limit_at_least(unsigned long need);
+
+#endif /* WEFT_TEST_SOCK_H */
