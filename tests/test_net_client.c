@@ -118,8 +118,8 @@ static void peer_close(weft_conn *c, int err)
         return;
     }
     atomic_store(&p->close_err, err);
-    atomic_store(&p->closed, 1);
     wt_count_close(c, err);
+    atomic_store(&p->closed, 1); /* last: a test that waited for it sees the counts too */
 }
 
 /* A client-only engine: no listener at all. */
