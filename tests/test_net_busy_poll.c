@@ -45,20 +45,34 @@ static void start(wt_server *s, unsigned budget_us, unsigned tick_ms)
     assert_int_equal(wt_server_start(s, &cfg), 0);
 }
 
-/* n round trips of sizes 1..512 on fd, each checked byte for byte. */
-static int round_trips(int fd, int n, uint32_t seed)
+/* n round trips of sizes 1..512 on fd, each checked byte for byte. When slow is not NULL
+ * it counts the round trips i > 0 whose span from the start of round trip i - 1 to the end
+ * of i reached the budget: only in such a span can a polling loop have polled a whole
+ * budget in vain (its poll after request i - 1 begins after that request was sent and ends,
+ * at the latest, when request i arrives) and so rightly slept. */
+static int round_trips_timed(int fd, int n, uint32_t seed, int *slow)
 {
     uint8_t out[512], in[512];
+    int64_t prev = -1;
     for (int i = 0; i < n; i++) {
         size_t len = 1 + (size_t)(i * 37) % sizeof(out);
         wt_fill(out, len, seed + (uint32_t)i);
+        int64_t t0 = wt_now_ms();
         int rc = wt_exchange(fd, out, len, in, len, wt_timeout_ms());
         if (rc != 0)
             return rc;
         if (memcmp(out, in, len) != 0)
             return -1;
+        if (slow != NULL && prev >= 0 && wt_now_ms() - prev >= BUDGET_US / 1000)
+            (*slow)++;
+        prev = t0;
     }
     return 0;
+}
+
+static int round_trips(int fd, int n, uint32_t seed)
+{
+    return round_trips_timed(fd, n, seed, NULL);
 }
 
 static void test_polling_loop_echoes_then_rests(void **state)
@@ -74,13 +88,23 @@ static void test_polling_loop_echoes_then_rests(void **state)
     }
     int rounds = wt_slow() ? 50 : 500;
     uint64_t sleeps0 = wt_stats(s.engine).sleeps;
+    long ticks_before = atomic_load(&ticks);
+    int slow = 0;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(round_trips(fds[i], rounds, (uint32_t)i * 1000u), 0);
-    /* Each answer comes back well within the budget: the loop polls instead of sleeping
-     * (without polling it sleeps about once per round trip). */
+        assert_int_equal(round_trips_timed(fds[i], rounds, (uint32_t)i * 1000u, &slow), 0);
+    /* A request that comes within the budget is caught by the poll: the loop sleeps only
+     * where a span of two round trips reached the budget, and after such a sleep at most
+     * once more until a wait within the budget heats it again; or after a tick ended a
+     * poll, since a timer is no reason to poll again (without polling it sleeps about once
+     * per round trip). On an unloaded machine no span comes near the budget and the round
+     * trips take a few ticks; a loaded one, or Wine's slow loopback, excuses as many sleeps
+     * as it made spans slow and ticks run. The constant covers the first request on each
+     * connection, whose span is not seen. */
     uint64_t slept = wt_stats(s.engine).sleeps - sleeps0;
-    print_message("%d round trips, %llu sleeps\n", 3 * rounds, (unsigned long long)slept);
-    assert_true(slept * 4 < (uint64_t)(3 * rounds));
+    long ticked = atomic_load(&ticks) - ticks_before;
+    print_message("%d round trips, %d spans past the budget, %ld ticks, %llu sleeps\n", 3 * rounds,
+                  slow, ticked, (unsigned long long)slept);
+    assert_true(slept <= 2 * (uint64_t)slow + (uint64_t)ticked + 3 * 2 + (uint64_t)rounds / 50);
 
     /* Quiet now. After one budget the loop sleeps, and the tick that keeps waking it brings
      * no traffic, so it does not poll again: every tick then ends a sleep. Were it polling
