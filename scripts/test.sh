@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds weft three times and runs the whole suite in each: a plain build (gcc),
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang, with the libFuzzer smoke runs), and
-# ThreadSanitizer (gcc, with the tests' slow-machine allowances). Also checks formatting.
-# Exits non-zero on the first failure.
+# ThreadSanitizer (gcc, with the tests' slow-machine allowances); then cross-builds it for
+# Windows and runs the Windows suite under Wine (scripts/windows.sh test). Also checks
+# formatting. Exits non-zero on the first failure.
+#
+# WEFT_TEST_WINDOWS=0 leaves the Windows suite out (it needs mingw-w64 and Wine, about 200
+# MiB of packages, and a few minutes the first time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-weft_require_packages "${WEFT_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev clang-format \
-    "${WEFT_TEST_PACKAGES[@]}"
+windows=${WEFT_TEST_WINDOWS:-1}
+packages=("${WEFT_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev clang-format
+    "${WEFT_TEST_PACKAGES[@]}")
+[ "$windows" = 0 ] || packages+=("${WEFT_WINDOWS_PACKAGES[@]}")
+weft_require_packages "${packages[@]}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -34,4 +41,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 WEFT_TEST_SLOW=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     run_suite build/test-tsan -DCMAKE_C_COMPILER=gcc -DWEFT_SANITIZE=thread \
     -DWEFT_BUILD_BENCHMARKS=OFF
+if [ "$windows" != 0 ]; then
+    echo "== Windows suite (cross-built with mingw-w64, run under Wine)"
+    bash scripts/windows.sh test
+fi
 echo "== all suites passed"

@@ -24,11 +24,6 @@ jobs=$(nproc 2>/dev/null || echo 2)
 [ "$jobs" -gt 2 ] && jobs=2 # leave the machine usable; the suite is small
 toolchain=$root/cmake/toolchain-mingw64.cmake
 
-# cmake and make build cmocka and weft; dpkg-dev unpacks the source package (dpkg-source);
-# libxxhash-dev gives xxhash.h, used header-only.
-WEFT_WINDOWS_PACKAGES=(cmake make pkg-config dpkg-dev xz-utils gcc-mingw-w64-x86-64 wine64 wine
-    libxxhash-dev)
-
 export WINEPREFIX=$out/wine
 export WINEDEBUG=-all
 export WINEDLLOVERRIDES=winemenubuilder.exe=d
@@ -138,8 +133,11 @@ cmd_test() {
     # test starts warm; and the first Wine program starts here, not under ctest, because
     # the background services it starts keep its output open and ctest would wait on them.
     step "wine: start"
-    wineserver -p
-    trap 'wineserver -k 2>/dev/null || true' EXIT
+    if wineserver -p 2>/dev/null; then
+        trap 'wineserver -k 2>/dev/null || true' EXIT
+    else # one is running for this prefix already (started by hand): use it, leave it be
+        echo "   a wineserver for ${WINEPREFIX#"$root"/} was running already: using it"
+    fi
     wine cmd /c exit >/dev/null 2>&1 </dev/null
     step_done
     step "test ${out#"$root"/}/weft"
