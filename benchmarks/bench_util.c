@@ -133,3 +133,57 @@ void bench_stop_on_signals(void (*on_stop)(int))
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+/* ---- latency histogram ---- */
+
+static unsigned hist_index(uint64_t v)
+{
+    if (v < BENCH_HIST_SUB)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v); /* >= 6 */
+    unsigned shift = msb - 6u;
+    unsigned idx =
+        BENCH_HIST_SUB + shift * BENCH_HIST_SUB + (unsigned)((v >> shift) - BENCH_HIST_SUB);
+    return idx < BENCH_HIST_BUCKETS ? idx : BENCH_HIST_BUCKETS - 1;
+}
+
+/* The middle of bucket idx, in nanoseconds. */
+static double hist_value(unsigned idx)
+{
+    if (idx < BENCH_HIST_SUB)
+        return idx;
+    unsigned shift = (idx - BENCH_HIST_SUB) / BENCH_HIST_SUB;
+    uint64_t m = (idx - BENCH_HIST_SUB) % BENCH_HIST_SUB + BENCH_HIST_SUB;
+    double lo = (double)(m << shift);
+    double width = (double)(1ull << shift);
+    return lo + (width - 1) / 2;
+}
+
+void bench_hist_add(struct bench_hist *h, uint64_t v)
+{
+    h->count[hist_index(v)]++;
+    h->total++;
+}
+
+double bench_hist_percentile(const struct bench_hist *h, unsigned permille)
+{
+    if (h->total == 0)
+        return 0;
+    uint64_t want = (h->total * permille + 999) / 1000;
+    if (want == 0)
+        want = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
+        seen += h->count[i];
+        if (seen >= want)
+            return hist_value(i);
+    }
+    return hist_value(BENCH_HIST_BUCKETS - 1);
+}
+
+void bench_hist_merge(struct bench_hist *into, const struct bench_hist *h)
+{
+    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+        into->count[i] += h->count[i];
+    into->total += h->total;
+}

@@ -3,6 +3,7 @@
 #define WEFT_BENCH_UTIL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <weft/weft.h>
 
@@ -33,5 +34,18 @@ int bench_listen(const char *prog, const char *host, int port, const char *path,
 /* SIGINT and SIGTERM call on_stop, without SA_RESTART so that a blocking wait returns EINTR;
  * SIGPIPE is ignored. */
 void bench_stop_on_signals(void (*on_stop)(int));
+
+/* A latency histogram of nanoseconds: exact below 64, then 64 buckets per power of two
+ * (about 1.6% wide), up to 2^64. Zero it to start. */
+#define BENCH_HIST_SUB     64u
+#define BENCH_HIST_BUCKETS (BENCH_HIST_SUB + 58u * BENCH_HIST_SUB)
+struct bench_hist {
+    uint64_t count[BENCH_HIST_BUCKETS];
+    uint64_t total;
+};
+void bench_hist_add(struct bench_hist *h, uint64_t ns);
+void bench_hist_merge(struct bench_hist *into, const struct bench_hist *h);
+/* The value below which `permille` thousandths of the samples fall (0 when there are none). */
+double bench_hist_percentile(const struct bench_hist *h, unsigned permille);
 
 #endif

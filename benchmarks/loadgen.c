@@ -45,13 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef BENCH_HAVE_OPENSSL
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#else
-typedef struct ssl_st SSL; /* never made: without OpenSSL --tls is refused */
-#endif
+#include "bench_util.h"
+#include "loadgen_tls.h"
 
 /* The pattern: a table of pseudo-random bytes whose period is a prime, so that a stream
  * shifted by any amount short of a multiple of 65521 bytes no longer matches. It is longer
@@ -71,20 +66,11 @@ static uint8_t *pattern;
 static uint32_t period = PATTERN_PERIOD; /* the table repeats every period bytes */
 static size_t table_len;                 /* period + WRITE_MAX */
 
-/* Latency histogram: exact below 64 ns, then 64 buckets per power of two (about 1.6%). */
-#define HIST_SUB     64u
-#define HIST_BUCKETS (HIST_SUB + 58u * HIST_SUB)
-
-struct hist {
-    uint64_t count[HIST_BUCKETS];
-    uint64_t total;
-};
-
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_HANDSHAKE, CONN_ACTIVE };
 
 struct conn {
     int fd;
-    SSL *ssl; /* --tls: this connection's TLS state, NULL otherwise */
+    struct ssl_st *ssl; /* --tls: this connection's TLS state, NULL otherwise */
     enum conn_state state;
     bool want_out;      /* EPOLLOUT is registered */
     uint32_t id;        /* names the pattern; a new one for each churn connection */
@@ -120,7 +106,7 @@ struct worker {
     struct conn *conns; /* this worker's connections */
     int nconns;
     uint8_t *buf;
-    struct hist hist;
+    struct bench_hist hist;
     uint64_t msgs;     /* messages completed inside the window */
     uint64_t bytes;    /* echoed payload bytes inside the window */
     uint64_t connects; /* churn: connections completed inside the window */
@@ -202,51 +188,6 @@ static uint32_t phase_of(uint32_t id)
     if (opt.frame != FRAME_NONE) /* start on a message boundary */
         return (uint32_t)((h % (period / opt.size)) * opt.size);
     return (uint32_t)(h % period);
-}
-
-static unsigned hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (unsigned)v;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(v); /* >= 6 */
-    unsigned shift = msb - 6u;
-    unsigned idx = HIST_SUB + shift * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
-    return idx < HIST_BUCKETS ? idx : HIST_BUCKETS - 1;
-}
-
-/* The middle of bucket idx, in nanoseconds. */
-static double hist_value(unsigned idx)
-{
-    if (idx < HIST_SUB)
-        return idx;
-    unsigned shift = (idx - HIST_SUB) / HIST_SUB;
-    uint64_t m = (idx - HIST_SUB) % HIST_SUB + HIST_SUB;
-    double lo = (double)(m << shift);
-    double width = (double)(1ull << shift);
-    return lo + (width - 1) / 2;
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-    h->count[hist_index(v)]++;
-    h->total++;
-}
-
-/* The value below which `permille` thousandths of the samples fall. */
-static double hist_percentile(const struct hist *h, unsigned permille)
-{
-    if (h->total == 0)
-        return 0;
-    uint64_t want = (h->total * permille + 999) / 1000;
-    if (want == 0)
-        want = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->count[i];
-        if (seen >= want)
-            return hist_value(i);
-    }
-    return hist_value(HIST_BUCKETS - 1);
 }
 
 static int resolve(void)
@@ -408,119 +349,44 @@ static int verify(struct conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* ---- TLS (--tls) ---- */
+/* ---- TLS (--tls, loadgen_tls.c) ---- */
 
-#ifdef BENCH_HAVE_OPENSSL
-static SSL_CTX *tls_ctx;
-
-/* Why the last TLS call on this thread failed: OpenSSL's reason text, and the certificate
- * verification result when that is what failed. */
-static const char *tls_why(SSL *ssl, int err, char *buf, size_t len)
-{
-    unsigned long e = ERR_peek_last_error();
-    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-    if (v != X509_V_OK)
-        snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
-    else if (e != 0)
-        ERR_error_string_n(e, buf, len);
-    else if (err == SSL_ERROR_SYSCALL)
-        snprintf(buf, len, "%s", errno ? strerror(errno) : "connection closed by the server");
-    else if (err == SSL_ERROR_ZERO_RETURN)
-        snprintf(buf, len, "the server sent close_notify");
-    else
-        snprintf(buf, len, "SSL error %d", err);
-    ERR_clear_error();
-    return buf;
-}
-
-/* The client context every connection shares: TLS 1.2 or later, the server verified against
- * opt.tls_ca, no session cache (a churn connection must not resume), read-ahead so one read
- * can take several records. */
-static int tls_init(void)
-{
-    tls_ctx = SSL_CTX_new(TLS_client_method());
-    if (tls_ctx == NULL || !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) ||
-        SSL_CTX_load_verify_locations(tls_ctx, opt.tls_ca, NULL) != 1) {
-        char why[256];
-        fprintf(stderr, "loadgen: cannot set up TLS with CA file %s: %s\n", opt.tls_ca,
-                tls_why(NULL, 0, why, sizeof(why)));
-        return -1;
-    }
-    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_read_ahead(tls_ctx, 1);
-    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    return 0;
-}
-
-/* A fresh client SSL on fd (a full handshake: no session is set), checking the server's
- * certificate for the IP address or the name, which is also sent as SNI. */
-static SSL *tls_new(int fd)
-{
-    const char *name = opt.tls_name ? opt.tls_name : (server_is_unix ? NULL : opt.host);
-    SSL *ssl = SSL_new(tls_ctx);
-    if (ssl == NULL || !SSL_set_fd(ssl, fd))
-        goto fail;
-    if (name != NULL) {
-        struct in6_addr a;
-        bool ip = inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1;
-        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-        if (ip ? !X509_VERIFY_PARAM_set1_ip_asc(vp, name)
-               : (!SSL_set1_host(ssl, name) || !SSL_set_tlsext_host_name(ssl, name)))
-            goto fail;
-    }
-    SSL_set_connect_state(ssl);
-    return ssl;
-fail : {
-    char why[256];
-    fail("cannot make a TLS connection: %s", tls_why(NULL, 0, why, sizeof(why)));
-    SSL_free(ssl);
-    return NULL;
-}
-}
-
-/* Sends close_notify if it fits in the socket now (the server need not read it) and frees. */
 static void tls_close(struct conn *c)
 {
-    if (c->ssl == NULL)
-        return;
-    if (c->state == CONN_ACTIVE)
-        (void)SSL_shutdown(c->ssl);
-    ERR_clear_error();
-    SSL_free(c->ssl);
-    c->ssl = NULL;
+    lg_tls_close(&c->ssl, c->state == CONN_ACTIVE);
 }
 
-/* One step of the handshake: 1 done, 0 not yet (SSL_ERROR_WANT_*: *want says which), -1
- * failed (reported). */
-static int tls_step(struct conn *c, int *want)
+/* A new TLS client on c's connected socket; false when none could be made (reported). */
+static bool tls_start(struct conn *c)
 {
-    ERR_clear_error();
-    errno = 0;
-    int r = SSL_do_handshake(c->ssl);
-    if (r == 1)
-        return 1;
-    int e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *want = e;
-        return 0;
-    }
-    char why[256];
-    fail("conn %" PRIu32 ": TLS handshake with %s failed: %s", c->id, server_label,
-         tls_why(c->ssl, e, why, sizeof(why)));
-    return -1;
+    char why[LG_TLS_WHY];
+    c->ssl =
+        lg_tls_new(c->fd, opt.tls_name ? opt.tls_name : (server_is_unix ? NULL : opt.host), why);
+    if (c->ssl == NULL)
+        fail("cannot make a TLS connection: %s", why);
+    return c->ssl != NULL;
+}
+
+/* One step of c's handshake: 1 done, 0 not yet (*want says for what), -1 failed (reported). */
+static int tls_step(struct conn *c, enum lg_tls_want *want)
+{
+    char why[LG_TLS_WHY];
+    int r = lg_tls_step(c->ssl, want, why);
+    if (r < 0)
+        fail("conn %" PRIu32 ": TLS handshake with %s failed: %s", c->id, server_label, why);
+    return r;
 }
 
 /* Steady mode: the handshake on a connected socket, before the clock starts, bounded by
  * CONNECT_MS. */
 static int tls_handshake_blocking(struct conn *c)
 {
-    c->ssl = tls_new(c->fd);
-    if (c->ssl == NULL)
+    if (!tls_start(c))
         return -1;
     uint64_t deadline = now_ns() + (uint64_t)CONNECT_MS * 1000000u;
     for (;;) {
-        int want = 0, r = tls_step(c, &want);
+        enum lg_tls_want want = LG_TLS_WANT_READ;
+        int r = tls_step(c, &want);
         if (r != 0)
             return r > 0 ? 0 : -1;
         uint64_t now = now_ns();
@@ -529,49 +395,25 @@ static int tls_handshake_blocking(struct conn *c)
                  CONNECT_MS);
             return -1;
         }
-        struct pollfd p = {.fd = c->fd, .events = want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
+        struct pollfd p = {.fd = c->fd, .events = want == LG_TLS_WANT_WRITE ? POLLOUT : POLLIN};
         if (poll(&p, 1, (int)((deadline - now) / 1000000u) + 1) < 0 && errno != EINTR) {
             fail("poll: %s", strerror(errno));
             return -1;
         }
     }
 }
-#else
-static int tls_init(void)
-{
-    fprintf(stderr, "loadgen: built without OpenSSL; --tls is not available\n");
-    return -1;
-}
-static void tls_close(struct conn *c)
-{
-    (void)c;
-}
-static int tls_handshake_blocking(struct conn *c)
-{
-    (void)c;
-    return -1;
-}
-#endif
 
 /* Sends up to len bytes: the count taken, 0 when the socket (or TLS) takes nothing now, -1 on
  * an error (reported). */
 static ssize_t conn_send(struct conn *c, const uint8_t *p, size_t len)
 {
-#ifdef BENCH_HAVE_OPENSSL
     if (c->ssl != NULL) {
-        ERR_clear_error();
-        errno = 0;
-        int n = SSL_write(c->ssl, p, (int)len); /* len <= WRITE_MAX */
-        if (n > 0)
-            return n;
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-            return 0;
-        char why[256];
-        fail("conn %" PRIu32 ": TLS write: %s", c->id, tls_why(c->ssl, e, why, sizeof(why)));
-        return -1;
+        char why[LG_TLS_WHY];
+        ssize_t n = lg_tls_send(c->ssl, p, len, why); /* len <= WRITE_MAX */
+        if (n < 0)
+            fail("conn %" PRIu32 ": TLS write: %s", c->id, why);
+        return n;
     }
-#endif
     for (;;) {
         ssize_t n = write(c->fd, p, len);
         if (n >= 0)
@@ -591,24 +433,15 @@ static ssize_t conn_send(struct conn *c, const uint8_t *p, size_t len)
 static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t len)
 {
     int e;
-#ifdef BENCH_HAVE_OPENSSL
     if (c->ssl != NULL) {
-        ERR_clear_error();
-        errno = 0;
-        int n = SSL_read(c->ssl, buf, (int)len);
-        if (n > 0)
-            return n;
-        e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            return 0;
-        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        char why[LG_TLS_WHY];
+        ssize_t n = lg_tls_recv(c->ssl, buf, len, why);
+        if (n == -2)
             goto closed;
-        char why[256];
-        fail("conn %" PRIu32 ": TLS read from %s: %s", c->id, server_label,
-             tls_why(c->ssl, e, why, sizeof(why)));
-        return -1;
+        if (n == -1)
+            fail("conn %" PRIu32 ": TLS read from %s: %s", c->id, server_label, why);
+        return n;
     }
-#endif
     ssize_t n = read(c->fd, buf, len);
     if (n > 0)
         return n;
@@ -673,7 +506,7 @@ static void churn_finish(struct worker *w, struct conn *c, uint64_t now)
     c->state = CONN_IDLE;
     c->want_out = false;
     if (now < t_deadline) {
-        hist_add(&w->hist, now - c->t_connect);
+        bench_hist_add(&w->hist, now - c->t_connect);
         w->msgs++;
         w->bytes += opt.size;
         w->connects++;
@@ -727,7 +560,7 @@ static int conn_received(struct worker *w, struct conn *c, size_t n)
     }
     bool in_window = now < t_deadline;
     while ((c->done + 1) * opt.size <= c->recvd) {
-        hist_add(&w->hist, now - c->stamps[c->done % (uint64_t)opt.pipeline]);
+        bench_hist_add(&w->hist, now - c->stamps[c->done % (uint64_t)opt.pipeline]);
         c->done++;
         if (in_window) {
             w->msgs++;
@@ -750,12 +583,10 @@ static void conn_readable(struct worker *w, struct conn *c)
         conn_writable(w, c); /* a failed connect, or the TLS handshake's first step */
         return;
     }
-#ifdef BENCH_HAVE_OPENSSL
     if (c->state == CONN_HANDSHAKE) {
         conn_writable(w, c);
         return;
     }
-#endif
     /* Plain: one read per readiness. TLS: until OpenSSL wants more, because with read-ahead
      * it may hold decrypted records the socket no longer signals. */
     do {
@@ -777,27 +608,23 @@ static void conn_writable(struct worker *w, struct conn *c)
             return;
         }
         c->state = CONN_ACTIVE;
-#ifdef BENCH_HAVE_OPENSSL
         if (opt.tls) {
-            c->ssl = tls_new(c->fd);
-            if (c->ssl == NULL)
+            if (!tls_start(c))
                 return;
             c->state = CONN_HANDSHAKE;
         }
-#endif
     }
-#ifdef BENCH_HAVE_OPENSSL
     if (c->state == CONN_HANDSHAKE) {
-        int want = 0, r = tls_step(c, &want);
+        enum lg_tls_want want = LG_TLS_WANT_READ;
+        int r = tls_step(c, &want);
         if (r < 0)
             return;
         if (r == 0) {
-            conn_want_out(w, c, want == SSL_ERROR_WANT_WRITE);
+            conn_want_out(w, c, want == LG_TLS_WANT_WRITE);
             return;
         }
         c->state = CONN_ACTIVE; /* the queued message goes now */
     }
-#endif
     conn_flush(w, c);
 }
 
@@ -1019,7 +846,7 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile((rlim_t)opt.conns + 64);
-    if (opt.tls && tls_init() < 0)
+    if (opt.tls && lg_tls_init(opt.tls_ca) < 0)
         return 2;
     if (pattern_init() < 0) {
         fprintf(stderr, "loadgen: out of memory\n");
@@ -1077,7 +904,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    struct hist *all = calloc(1, sizeof(*all));
+    struct bench_hist *all = calloc(1, sizeof(*all));
     uint64_t msgs = 0, bytes = 0, connects = 0;
     for (int t = 0; t < opt.threads; t++) {
         struct worker *w = &workers[t];
@@ -1085,15 +912,13 @@ int main(int argc, char **argv)
         msgs += w->msgs;
         bytes += w->bytes;
         connects += w->connects;
-        for (unsigned i = 0; i < HIST_BUCKETS; i++)
-            all->count[i] += w->hist.count[i];
-        all->total += w->hist.total;
+        bench_hist_merge(all, &w->hist);
     }
     double secs = opt.duration;
     double mps = (double)msgs / secs;
     double mbps = (double)bytes / secs / 1e6;
-    double p50 = hist_percentile(all, 500) / 1000.0;
-    double p99 = hist_percentile(all, 990) / 1000.0;
+    double p50 = bench_hist_percentile(all, 500) / 1000.0;
+    double p99 = bench_hist_percentile(all, 990) / 1000.0;
     int errors = atomic_load(&failed);
 
     printf("loadgen: %s %s%s conns=%d size=%zu pipeline=%d threads=%d duration=%.2fs\n",
@@ -1122,5 +947,6 @@ int main(int argc, char **argv)
     free(workers);
     free(stamps);
     free(conns);
+    lg_tls_exit();
     return errors ? 1 : 0;
 }
