@@ -12,7 +12,9 @@
  * backend may receive them itself and hand each over with its sender (weft__dgram_recv),
  * then end the batch (weft__dgram_recv_end). Either way the replies of a batch are gathered and
  * leave together (sendmmsg). The system calls are platform.h's (weft__sock_recvmsgs,
- * weft__sock_sendmsgs, weft__sock_sendto), so this file is the same on every system.
+ * weft__sock_sendmsgs, weft__sock_sendto), so this file is the same on Windows, where the
+ * IOCP backend receives with overlapped WSARecvFrom (dgram_iocp.c) and replies leave with
+ * non-blocking WSASendTo.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -308,7 +308,7 @@ void weft__unix_remove_stale(const char *path)
 const char *weft__sock_missing_unix(void)
 {
     return "unix sockets are not available in weft on Windows (its IOCP backend serves "
-           "TCP): listen on tcp://127.0.0.1:port instead";
+           "TCP and UDP): listen on tcp://127.0.0.1:port or udp://127.0.0.1:port instead";
 }
 
 const char *weft__sock_missing_reuse_port(void)
