@@ -184,13 +184,15 @@ static int udp_client(int family, const char *ip, const char *server_ip, int por
     return fd;
 }
 
-/* Receives one datagram within ms; its length, or -1 on a timeout. */
+/* Receives one datagram within ms; its length, or -1 on a timeout. Once poll said the
+ * socket is readable a datagram waits there, so a plain recv takes it at once (on Windows
+ * one call, where wt_recv_now makes three). */
 static ssize_t recv_within(int fd, void *buf, size_t len, int ms)
 {
     struct pollfd pf = {fd, POLLIN, 0};
     if (wt_poll(&pf, 1, ms) != 1)
         return -1;
-    return wt_recv_now(fd, buf, len);
+    return recv(fd, buf, (int)len, 0);
 }
 
 static void ask(int fd, const char *q, char *out, size_t outlen)
@@ -237,7 +239,10 @@ static size_t size_of(uint32_t seq)
  * must equal it byte for byte: a merged, split, corrupt or stray reply has no match. A
  * request whose reply does not come within WT_TIMEOUT_MS counts as lost: a reply that is
  * merely late (a loaded machine) is not a loss. With a window this small nothing on
- * loopback has a reason to drop a datagram, so loss must be zero. */
+ * loopback has a reason to drop a datagram, so loss must be zero. The run is bounded by its
+ * progress, not its total time (under Wine on a loaded machine a datagram's round trip
+ * costs milliseconds): every WT_TIMEOUT_MS at least one request is answered or lost, and a
+ * window's worth of losses ends it. */
 static void test_udp_echo_10000(void **state)
 {
     (void)state;
@@ -251,8 +256,8 @@ static void test_udp_echo_10000(void **state)
     int inflight = 0;
     uint32_t next = 0;
     long lost = 0, bad = 0, ok = 0;
-    int64_t t0 = wt_now_ms();
-    while (next < ECHO_COUNT || inflight > 0) {
+    int64_t t0 = wt_now_ms(), progress = t0;
+    while ((next < ECHO_COUNT || inflight > 0) && lost <= WINDOW) {
         while (next < ECHO_COUNT && inflight < WINDOW) {
             size_t len = size_of(next);
             wt_fill(req, len, next);
@@ -277,16 +282,18 @@ static void test_udp_echo_10000(void **state)
                 bad++;
             else
                 ok++;
+            progress = wt_now_ms();
             memmove(&win[k], &win[k + 1], (size_t)(inflight - k - 1) * sizeof(win[0]));
             memmove(&sent_at[k], &sent_at[k + 1], (size_t)(inflight - k - 1) * sizeof(sent_at[0]));
             inflight--;
         } else if (inflight > 0 && wt_now_ms() - sent_at[0] > WT_TIMEOUT_MS) {
             lost++;
+            progress = wt_now_ms();
             memmove(&win[0], &win[1], (size_t)(inflight - 1) * sizeof(win[0]));
             memmove(&sent_at[0], &sent_at[1], (size_t)(inflight - 1) * sizeof(sent_at[0]));
             inflight--;
         }
-        assert_true(wt_now_ms() - t0 < 6 * WT_TIMEOUT_MS);
+        assert_true(wt_now_ms() - progress < 2 * WT_TIMEOUT_MS);
     }
     print_message("udp echo: %ld of %d datagrams back intact, %ld lost, %ld bad, %lld ms\n", ok,
                   ECHO_COUNT, lost, bad, (long long)(wt_now_ms() - t0));
