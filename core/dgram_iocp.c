@@ -51,7 +51,7 @@ typedef struct id_socket {
     uint8_t *bufs;    /* the RECVS buffers, one allocation */
     unsigned pending; /* receives outstanding */
     bool want;
-    bool warned; /* a failure was logged: the next ones are counted only */
+    bool warned; /* a failure was logged: the next ones are not, so none floods the log */
 } id_socket;
 
 _Static_assert(sizeof(id_socket *) <= WEFT__BE_LISTENER_BYTES, "a listener's be[] holds a pointer");
