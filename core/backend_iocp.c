@@ -19,13 +19,16 @@
  * loop quits it waits for every count to reach zero.
  *
  * A dial connects with ConnectEx (the backend's conn_connect), in the receive's OVERLAPPED,
- * which no receive needs before the connection is up. Not here yet: overlapped WSARecvFrom
- * for udp:// (its listener fails at start).
+ * which no receive needs before the connection is up. A udp:// socket's overlapped
+ * WSARecvFrom are dgram_iocp.c's, under a completion key of their own; the receives of a
+ * wait form one batch of datagrams, ended (its replies sent) when the wait's completions
+ * were all handled.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgram_iocp.h"
 #include "internal.h"
 
 #define WIN32_LEAN_AND_MEAN
@@ -41,6 +44,9 @@
 #define DRAIN_WAIT_MS   100 /* loop_quit: one wait for what is still in flight */
 #define DRAIN_MAX_WAITS 50  /* ... and how many may pass with nothing arriving */
 #define ADDR_ROOM       (sizeof(struct sockaddr_storage) + 16) /* AcceptEx's per address */
+/* The third key, WEFT__IOCP_KEY_DGRAM, is a datagram socket's receives (dgram_iocp.h). */
+_Static_assert(WEFT__IOCP_KEY_DGRAM != KEY_SOCKET && WEFT__IOCP_KEY_DGRAM != KEY_WAKE,
+               "a completion key says whose completion it is");
 
 enum { OP_RECV = 1, OP_SEND, OP_ACCEPT, OP_CONNECT };
 
@@ -127,6 +133,10 @@ static void ic_loop_destroy(weft__loop *loop)
         return;
     loop->queue.waker.port = NULL;
     for (size_t i = 0; i < loop->nlisteners; i++) {
+        if (loop->listeners[i]->type == SOCK_DGRAM) {
+            weft__iocp_dgram_free(loop->listeners[i]);
+            continue;
+        }
         ic_listener **slot = listener_slot(loop->listeners[i]);
         /* Freed only when nothing of it is with the kernel (loop_quit waited for that). */
         if (*slot != NULL && (*slot)->pending == 0) {
@@ -406,12 +416,12 @@ static int ic_listener_start(weft__loop *loop, weft__listener *l)
     ic_state *s = loop->be_state;
     if (s->draining)
         return WEFT_ESHUTDOWN;
-    if (l->type != SOCK_STREAM) {
-        weft__log(loop->engine, WEFT_LOG_ERROR,
-                  "listen %s: datagram sockets are not available on Windows yet (the IOCP "
-                  "backend has no overlapped WSARecvFrom)",
-                  l->url);
-        return WEFT_ENOSYS;
+    if (l->type == SOCK_DGRAM) {
+        int posted = weft__iocp_dgram_start(loop, l, s->port);
+        if (posted < 0)
+            return posted;
+        s->inflight += (unsigned)posted;
+        return 0;
     }
     if (*listener_slot(l) == NULL) {
         int rc = listener_setup(loop, l);
@@ -426,6 +436,10 @@ static int ic_listener_start(weft__loop *loop, weft__listener *l)
 static void ic_listener_stop(weft__loop *loop, weft__listener *l)
 {
     (void)loop;
+    if (l->type == SOCK_DGRAM) {
+        weft__iocp_dgram_stop(l);
+        return;
+    }
     ic_listener *u = *listener_slot(l);
     if (u == NULL)
         return;
@@ -443,6 +457,11 @@ static void complete(weft__loop *loop, const OVERLAPPED_ENTRY *e)
     if (e->lpOverlapped == NULL) {
         if (e->lpCompletionKey == KEY_WAKE && !s->draining)
             weft__loop_woken(loop);
+        return;
+    }
+    if (e->lpCompletionKey == WEFT__IOCP_KEY_DGRAM) {
+        s->inflight--;
+        s->inflight += weft__iocp_dgram_done(loop, e->lpOverlapped, e->dwNumberOfBytesTransferred);
         return;
     }
     ic_op *op = WEFT__CONTAINER_OF(e->lpOverlapped, ic_op, ov);
@@ -464,7 +483,7 @@ static void complete(weft__loop *loop, const OVERLAPPED_ENTRY *e)
         /* The accept's listener: the one of this loop whose slots hold it. */
         for (size_t i = 0; i < loop->nlisteners; i++) {
             weft__listener *l = loop->listeners[i];
-            ic_listener *u = *listener_slot(l);
+            ic_listener *u = l->type == SOCK_STREAM ? *listener_slot(l) : NULL;
             if (u != NULL && (char *)op >= (char *)u->acc &&
                 (char *)op < (char *)(u->acc + ACCEPTS)) {
                 on_accept(loop, l, WEFT__CONTAINER_OF(op, ic_accept, op));
@@ -492,6 +511,7 @@ static int wait_batch(weft__loop *loop, int timeout_ms)
     }
     for (ULONG i = 0; i < n; i++)
         complete(loop, &entries[i]);
+    weft__dgram_recv_end(loop); /* the datagrams of this wait were one batch */
     WEFT__STAT_ADD(loop->stats.completions, n);
     return (int)n;
 }

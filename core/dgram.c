@@ -11,7 +11,10 @@
  * read here in batches (recvmmsg) into buffers as large as the read buffer; a completion
  * backend may receive them itself and hand each over with its sender (weft__dgram_recv),
  * then end the batch (weft__dgram_recv_end). Either way the replies of a batch are gathered and
- * leave together (sendmmsg).
+ * leave together (sendmmsg). The system calls are platform.h's (weft__sock_recvmsgs,
+ * weft__sock_sendmsgs, weft__sock_sendto), so this file is the same on Windows, where the
+ * IOCP backend receives with overlapped WSARecvFrom (dgram_iocp.c) and replies leave with
+ * non-blocking WSASendTo.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,17 +24,15 @@
 
 #define WEFT__DGRAM_VEC 16
 struct weft__dgram_batch {
-    struct mmsghdr msgs[WEFT__DGRAM_VEC];
-    struct iovec iov[WEFT__DGRAM_VEC];
+    weft__dgram_msg msgs[WEFT__DGRAM_VEC];
     struct sockaddr_storage peers[WEFT__DGRAM_VEC];
     uint8_t *data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
     /* Replies written while a batch is handled leave together (sendmmsg). */
-    struct mmsghdr out_msgs[WEFT__DGRAM_VEC];
-    struct iovec out_iov[WEFT__DGRAM_VEC];
+    weft__dgram_msg out_msgs[WEFT__DGRAM_VEC];
     struct sockaddr_storage out_peers[WEFT__DGRAM_VEC];
     uint8_t *out_data; /* WEFT__DGRAM_VEC slots of read_buffer_size bytes */
     unsigned nout;
-    int out_fd;
+    weft__sock out_fd;
     bool active; /* inside weft__dgram_ready: replies are gathered */
 };
 
@@ -72,17 +73,15 @@ static void flush_replies(weft__loop *loop)
     weft__dgram_batch *b = loop->dgram_batch;
     unsigned done = 0;
     while (done < b->nout) {
-        int n = sendmmsg(b->out_fd, b->out_msgs + done, b->nout - done, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        int n = weft__sock_sendmsgs(b->out_fd, b->out_msgs + done, b->nout - done);
+        if (n <= 0) {
             /* The first one failed: drop it and try the rest. */
             WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
             done++;
             continue;
         }
         for (int k = 0; k < n; k++)
-            WEFT__STAT_ADD(loop->stats.bytes_out, b->out_msgs[done + (unsigned)k].msg_len);
+            WEFT__STAT_ADD(loop->stats.bytes_out, b->out_msgs[done + (unsigned)k].len);
         WEFT__STAT_ADD(loop->stats.dgrams_out, n);
         done += (unsigned)n;
     }
@@ -104,7 +103,8 @@ int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const st
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     weft__dgram_batch *b = loop->dgram_batch;
-    if (b != NULL && b->active && total <= loop->rbuf_size && tolen <= sizeof(b->out_peers[0])) {
+    if (b != NULL && b->active && total <= loop->rbuf_size &&
+        (size_t)tolen <= sizeof(b->out_peers[0])) {
         /* Inside a receive batch: gather, so the replies leave in one syscall. */
         if (b->nout > 0 && b->out_fd != c->fd)
             flush_replies(loop);
@@ -120,30 +120,19 @@ int weft__dgram_send(weft_conn *c, const struct iovec *iov, int iovcnt, const st
             off += iov[i].iov_len;
         }
         memcpy(&b->out_peers[k], to, tolen);
-        b->out_iov[k].iov_base = slot;
-        b->out_iov[k].iov_len = total;
-        memset(&b->out_msgs[k], 0, sizeof(b->out_msgs[k]));
-        b->out_msgs[k].msg_hdr.msg_name = &b->out_peers[k];
-        b->out_msgs[k].msg_hdr.msg_namelen = tolen;
-        b->out_msgs[k].msg_hdr.msg_iov = &b->out_iov[k];
-        b->out_msgs[k].msg_hdr.msg_iovlen = 1;
+        b->out_msgs[k].data = slot;
+        b->out_msgs[k].len = total;
+        b->out_msgs[k].peer = &b->out_peers[k];
+        b->out_msgs[k].peer_len = tolen;
+        b->out_msgs[k].truncated = false;
         return 0;
     }
-    struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_name = (void *)to;
-    mh.msg_namelen = tolen;
-    mh.msg_iov = (struct iovec *)iov;
-    mh.msg_iovlen = (size_t)iovcnt;
-    ssize_t n;
-    do {
-        n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = weft__sock_sendto(c->fd, iov, iovcnt, to, tolen);
     if (n < 0) {
         /* EAGAIN: the socket buffer is full and the datagram is dropped; the caller
          * learns it, nothing is queued. */
         WEFT__STAT_ADD(loop->stats.dgrams_dropped, 1);
-        return -errno;
+        return (int)n;
     }
     WEFT__STAT_ADD(loop->stats.bytes_out, n);
     WEFT__STAT_ADD(loop->stats.dgrams_out, 1);
@@ -185,7 +174,7 @@ static void dropped_big(weft__loop *loop, const weft__listener *l, size_t n)
  * datagrams actually touch become resident. */
 void weft__dgram_ready(weft__listener *l)
 {
-    int fd = l->fd;
+    weft__sock fd = l->fd;
     weft_conn *c = l->dgram;
     weft__loop *loop = c->loop;
     weft__dgram_batch *b = loop->dgram_batch;
@@ -194,33 +183,28 @@ void weft__dgram_ready(weft__listener *l)
     b->active = true;
     for (int got = 0; got < DGRAM_BATCH && !loop->stopping;) {
         for (unsigned k = 0; k < DGRAM_VEC; k++) {
-            b->iov[k].iov_base = b->data + (size_t)k * loop->rbuf_size;
-            b->iov[k].iov_len = loop->rbuf_size;
-            memset(&b->msgs[k].msg_hdr, 0, sizeof(b->msgs[k].msg_hdr));
-            b->msgs[k].msg_hdr.msg_name = &b->peers[k];
-            b->msgs[k].msg_hdr.msg_namelen = sizeof(b->peers[k]);
-            b->msgs[k].msg_hdr.msg_iov = &b->iov[k];
-            b->msgs[k].msg_hdr.msg_iovlen = 1;
+            b->msgs[k].data = b->data + (size_t)k * loop->rbuf_size;
+            b->msgs[k].len = loop->rbuf_size;
+            b->msgs[k].peer = &b->peers[k];
+            b->msgs[k].peer_len = sizeof(b->peers[k]);
+            b->msgs[k].truncated = false;
         }
-        int n = recvmmsg(fd, b->msgs, DGRAM_VEC, MSG_DONTWAIT, NULL);
+        int n = weft__sock_recvmsgs(fd, b->msgs, DGRAM_VEC);
         if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err != EAGAIN && err != EWOULDBLOCK)
+            if (!weft__sock_again(n))
                 weft__log(loop->engine, WEFT_LOG_WARN, "recvmmsg on %s: %s", l->url,
-                          weft_strerror(-err));
+                          weft_strerror(n));
             break;
         }
         for (int k = 0; k < n && !loop->stopping; k++) {
-            struct msghdr *mh = &b->msgs[k].msg_hdr;
-            if (mh->msg_flags & MSG_TRUNC) {
-                dropped_big(loop, l, b->msgs[k].msg_len);
+            weft__dgram_msg *m = &b->msgs[k];
+            if (m->truncated) {
+                dropped_big(loop, l, m->len);
                 continue;
             }
-            memcpy(&loop->dgram_peer, &b->peers[k], mh->msg_namelen);
-            loop->dgram_peer_len = mh->msg_namelen;
-            dgram_dispatch(c, b->iov[k].iov_base, b->msgs[k].msg_len);
+            memcpy(&loop->dgram_peer, &b->peers[k], m->peer_len);
+            loop->dgram_peer_len = m->peer_len;
+            dgram_dispatch(c, m->data, m->len);
         }
         flush_replies(loop);
         got += n;
@@ -251,8 +235,8 @@ void weft__dgram_recv(weft__listener *l, const uint8_t *data, size_t n, bool tru
         weft__loop_enter(loop);
         b->active = true;
     }
-    if (fromlen > sizeof(loop->dgram_peer))
-        fromlen = sizeof(loop->dgram_peer);
+    if ((size_t)fromlen > sizeof(loop->dgram_peer))
+        fromlen = (socklen_t)sizeof(loop->dgram_peer);
     if (fromlen > 0)
         memcpy(&loop->dgram_peer, from, fromlen);
     loop->dgram_peer_len = fromlen;

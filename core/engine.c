@@ -219,11 +219,13 @@ static void engine_free(weft_engine *e)
 /* A socket per loop (SO_REUSEPORT, the kernel spreads the load): TCP, plain or TLS, in
  * reuse_port mode, and UDP always, since datagrams cannot be handed off. A TLS connection's
  * handshake then runs on the loop that accepted it; every loop's listener serves the
- * engine's one certificate set (tls.c), so a reload and session tickets span the loops. */
+ * engine's one certificate set (tls.c), so a reload and session tickets span the loops.
+ * Where the system has no SO_REUSEPORT (Windows) a UDP port is one socket, served by loop 0
+ * as a Unix datagram socket is. */
 static bool listener_per_loop(const weft_config *cfg, const char *url)
 {
     if (strncmp(url, "udp://", 6) == 0)
-        return true;
+        return weft__sock_missing_reuse_port() == NULL;
     return cfg->reuse_port && (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls://", 6) == 0);
 }
 
@@ -263,7 +265,8 @@ static int open_listeners(weft_engine *e, const weft_config *cfg)
                 l->owner = &e->loops[k];
             } else if (e->nloops == 1 || l->type == SOCK_DGRAM) {
                 /* One loop: it accepts for itself; a hand-off would only add a thread
-                 * switch per connection. A Unix datagram socket is served by loop 0. */
+                 * switch per connection. A datagram socket that is not one per loop (Unix,
+                 * or UDP without SO_REUSEPORT) is served by loop 0. */
                 l->owner = &e->loops[0];
             }
         }

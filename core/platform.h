@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/types.h> /* ssize_t */
 
 #include "weft/socket.h"
 
@@ -123,6 +124,32 @@ void weft__unix_remove_stale(const char *path);
  * NULL if so, else a sentence that says what is missing. */
 const char *weft__sock_missing_unix(void);
 const char *weft__sock_missing_reuse_port(void);
+
+/* ---- datagrams ----
+ * One datagram, to send or received: its bytes and its peer's address. To send: len bytes
+ * at data, to the peer_len bytes at peer. To receive: room for len bytes at data and for
+ * peer_len at peer; on return len and peer_len say what arrived, and truncated that the
+ * datagram did not fit (len is then the room: neither system says how long it was, and the
+ * rest is gone). */
+typedef struct weft__dgram_msg {
+    void *data;
+    size_t len;
+    struct sockaddr_storage *peer;
+    socklen_t peer_len;
+    bool truncated;
+} weft__dgram_msg;
+
+/* Sends msgs[0..n) on s without blocking, each as one datagram to its peer (sendmmsg, or
+ * one WSASendTo each): how many went, in order, up to the first the system refused; or the
+ * negated errno of msgs[0] when that one was refused (-EAGAIN: the socket buffer is full). */
+int weft__sock_sendmsgs(weft__sock s, const weft__dgram_msg *msgs, unsigned n);
+/* Receives up to n datagrams on s without blocking (recvmmsg, or recvfrom on each): how
+ * many, or the negated errno that stopped the first (-EAGAIN: none was waiting). */
+int weft__sock_recvmsgs(weft__sock s, weft__dgram_msg *msgs, unsigned n);
+/* Sends iov[0..iovcnt) as one datagram to `to` without blocking: the bytes sent, or a
+ * negated errno. */
+ssize_t weft__sock_sendto(weft__sock s, const struct iovec *iov, int iovcnt,
+                          const struct sockaddr *to, socklen_t tolen);
 
 /* ---- a loop's wakeup ----
  * Any thread wakes a loop with weft__waker_wake; the loop's backend sees it and the loop

@@ -231,6 +231,85 @@ const char *weft__sock_missing_reuse_port(void)
     return NULL;
 }
 
+/* ---- datagrams: sendmmsg and recvmmsg, DGRAM_CHUNK at a time ---- */
+
+#define DGRAM_CHUNK 16
+
+int weft__sock_sendmsgs(weft__sock s, const weft__dgram_msg *msgs, unsigned n)
+{
+    struct mmsghdr mm[DGRAM_CHUNK];
+    struct iovec iov[DGRAM_CHUNK];
+    unsigned done = 0;
+    while (done < n) {
+        unsigned k = n - done < DGRAM_CHUNK ? n - done : DGRAM_CHUNK;
+        memset(mm, 0, k * sizeof(mm[0]));
+        for (unsigned i = 0; i < k; i++) {
+            const weft__dgram_msg *m = &msgs[done + i];
+            iov[i].iov_base = m->data;
+            iov[i].iov_len = m->len;
+            mm[i].msg_hdr.msg_name = m->peer;
+            mm[i].msg_hdr.msg_namelen = m->peer_len;
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = sendmmsg(s, mm, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return done > 0 ? (int)done : -errno;
+        }
+        done += (unsigned)got;
+        if ((unsigned)got < k)
+            break;
+    }
+    return (int)done;
+}
+
+int weft__sock_recvmsgs(weft__sock s, weft__dgram_msg *msgs, unsigned n)
+{
+    struct mmsghdr mm[DGRAM_CHUNK];
+    struct iovec iov[DGRAM_CHUNK];
+    if (n > DGRAM_CHUNK)
+        n = DGRAM_CHUNK;
+    memset(mm, 0, n * sizeof(mm[0]));
+    for (unsigned i = 0; i < n; i++) {
+        iov[i].iov_base = msgs[i].data;
+        iov[i].iov_len = msgs[i].len;
+        mm[i].msg_hdr.msg_name = msgs[i].peer;
+        mm[i].msg_hdr.msg_namelen = msgs[i].peer_len;
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got;
+    do {
+        got = recvmmsg(s, mm, n, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return -errno;
+    for (int i = 0; i < got; i++) {
+        msgs[i].len = mm[i].msg_len;
+        msgs[i].peer_len = mm[i].msg_hdr.msg_namelen;
+        msgs[i].truncated = (mm[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    }
+    return got;
+}
+
+ssize_t weft__sock_sendto(weft__sock s, const struct iovec *iov, int iovcnt,
+                          const struct sockaddr *to, socklen_t tolen)
+{
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_name = (void *)to;
+    mh.msg_namelen = tolen;
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)iovcnt;
+    ssize_t n;
+    do {
+        n = sendmsg(s, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
 /* ---- the wakeup: an eventfd ---- */
 
 int weft__waker_init(weft__waker *w)

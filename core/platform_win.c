@@ -308,13 +308,84 @@ void weft__unix_remove_stale(const char *path)
 const char *weft__sock_missing_unix(void)
 {
     return "unix sockets are not available in weft on Windows (its IOCP backend serves "
-           "TCP): listen on tcp://127.0.0.1:port instead";
+           "TCP and UDP): listen on tcp://127.0.0.1:port or udp://127.0.0.1:port instead";
 }
 
 const char *weft__sock_missing_reuse_port(void)
 {
     return "Windows has no SO_REUSEPORT: leave reuse_port off, and the acceptor hands "
            "connections to the loops";
+}
+
+/* ---- datagrams: WSASendTo and recvfrom, one datagram a call ----
+ * The sockets are non-blocking, so these calls never wait; they are not overlapped, so no
+ * completion of theirs reaches the loop's port. */
+
+#define SENDTO_BUFS 64 /* WSABUFs on the stack; a datagram of more buffers allocates */
+
+int weft__sock_sendmsgs(weft__sock s, const weft__dgram_msg *msgs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const weft__dgram_msg *m = &msgs[i];
+        WSABUF b = {m->len > ULONG_MAX ? ULONG_MAX : (ULONG)m->len, m->data};
+        DWORD sent = 0;
+        if (WSASendTo(s, &b, 1, &sent, 0, (const struct sockaddr *)m->peer, (int)m->peer_len, NULL,
+                      NULL) != 0)
+            return i > 0 ? (int)i : weft__sock_err();
+    }
+    return (int)n;
+}
+
+int weft__sock_recvmsgs(weft__sock s, weft__dgram_msg *msgs, unsigned n)
+{
+    unsigned got = 0;
+    /* Each WSAECONNRESET is the report of an ICMP error for an earlier send, not a datagram:
+     * it is passed over, a bounded number of times. */
+    for (unsigned resets = 0; got < n && resets < 64;) {
+        weft__dgram_msg *m = &msgs[got];
+        int plen = (int)m->peer_len;
+        int len = m->len > INT_MAX ? INT_MAX : (int)m->len;
+        int r = recvfrom(s, m->data, len, 0, (struct sockaddr *)m->peer, &plen);
+        bool cut = false;
+        if (r < 0) {
+            int wsa = WSAGetLastError();
+            if (wsa == WSAECONNRESET || wsa == WSAENETRESET) {
+                resets++;
+                continue;
+            }
+            if (wsa != WSAEMSGSIZE)
+                return got > 0 ? (int)got : weft__sock_err_of((unsigned long)wsa);
+            r = len; /* truncated: the buffer is full, and the rest is gone */
+            cut = true;
+        }
+        m->len = (size_t)r;
+        m->peer_len = (socklen_t)plen;
+        m->truncated = cut;
+        got++;
+    }
+    return (int)got;
+}
+
+ssize_t weft__sock_sendto(weft__sock s, const struct iovec *iov, int iovcnt,
+                          const struct sockaddr *to, socklen_t tolen)
+{
+    WSABUF stack[SENDTO_BUFS];
+    WSABUF *b = stack;
+    if (iovcnt > SENDTO_BUFS) {
+        b = malloc((size_t)iovcnt * sizeof(*b));
+        if (b == NULL)
+            return -ENOMEM;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        b[i].len = iov[i].iov_len > ULONG_MAX ? ULONG_MAX : (ULONG)iov[i].iov_len;
+        b[i].buf = iov[i].iov_base;
+    }
+    DWORD sent = 0;
+    int rc = WSASendTo(s, b, (DWORD)iovcnt, &sent, 0, to, (int)tolen, NULL, NULL);
+    int err = rc != 0 ? weft__sock_err() : 0;
+    if (b != stack)
+        free(b);
+    return err != 0 ? err : (ssize_t)sent;
 }
 
 /* ---- the wakeup: a completion posted to the loop's port ---- */

@@ -3,7 +3,8 @@
  *   weft-udpecho --addr udp://127.0.0.1:9002 --loops 2
  *
  * Each loop has its own SO_REUSEPORT socket on the address and the kernel spreads senders
- * over them. unixgram:///path works too (served by loop 0). A datagram larger than the read
+ * over them (Windows has no SO_REUSEPORT: one socket, served by loop 0). unixgram:///path
+ * works too (served by loop 0), except on Windows. A datagram larger than the read
  * buffer (--rbuf, default 64 KiB) is dropped and counted.
  *
  * SIGINT/SIGTERM stop it cleanly; SIGUSR1 prints datagram counts to stderr.
