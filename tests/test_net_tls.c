@@ -29,6 +29,7 @@ static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
 static char seen_error[128];
 static char seen_alpn[32];
 static char seen_sni[64];
+static char seen_open_error[128]; /* weft_conn_tls_error in on_open: must be "" */
 static _Atomic long tls_errors;
 static _Atomic long timeouts;
 static _Atomic long resets;
@@ -39,7 +40,7 @@ static void reset_state(void)
 {
     wt_counters_reset();
     pthread_mutex_lock(&seen_mu);
-    seen_error[0] = seen_alpn[0] = seen_sni[0] = '\0';
+    seen_error[0] = seen_alpn[0] = seen_sni[0] = seen_open_error[0] = '\0';
     pthread_mutex_unlock(&seen_mu);
     atomic_store(&tls_errors, 0);
     atomic_store(&timeouts, 0);
@@ -68,6 +69,7 @@ static weft_action on_open(weft_conn *c)
         atomic_fetch_add(&tls_opens, 1);
     copy_seen(seen_alpn, sizeof(seen_alpn), weft_conn_tls_alpn(c));
     copy_seen(seen_sni, sizeof(seen_sni), weft_conn_tls_server_name(c));
+    copy_seen(seen_open_error, sizeof(seen_open_error), weft_conn_tls_error(c));
     pthread_mutex_lock(&seen_mu);
     last_ref = weft_conn_get_ref(c);
     pthread_mutex_unlock(&seen_mu);
@@ -560,6 +562,70 @@ static void test_sni(void **state)
     wt_server_stop(&s);
 }
 
+/* Clients one after another on one loop, each unlike the one before: what one connection
+ * negotiated (SNI name and certificate, ALPN choice, client certificate, a failure's reason)
+ * is never what the next one sees. */
+static void test_nothing_carries_over(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    tls_config(&cfg, wt_echo_on_traffic, 1);
+    weft_tls_sni names[1] = {{"alpha.test", wt_tls_pki.alpha_cert, wt_tls_pki.alpha_key}};
+    cfg.tls.sni = names;
+    cfg.tls.nsni = 1;
+    cfg.tls.alpn = "h2,http/1.1";
+    cfg.tls.ca_file = wt_tls_pki.ca;
+    cfg.tls.verify_peer = WEFT_TLS_VERIFY_OPTIONAL;
+    wt_server s;
+    serve(&s, &cfg);
+    /* SNI alpha.test, ALPN h2 and a client certificate. */
+    wt_tls_opts a = opts_ca();
+    a.host = "alpha.test";
+    a.alpn = "h2";
+    a.cert = wt_tls_pki.client_cert;
+    a.key = wt_tls_pki.client_key;
+    SSL *c = wt_tls_client(s.port, &a);
+    assert_non_null(c);
+    char cn[64];
+    wt_tls_peer_cn(c, cn, sizeof(cn));
+    assert_string_equal(cn, "alpha.test");
+    echo_check(c, "alpha");
+    assert_true(seen_has(seen_sni, "alpha.test") && seen_has(seen_alpn, "h2"));
+    close_and_wait(c, true, 1);
+    /* A certificate from a CA the server does not trust: refused, with a reason. */
+    wt_tls_opts x = opts_ca();
+    x.cert = wt_tls_pki.other_client_cert;
+    x.key = wt_tls_pki.other_client_key;
+    c = wt_tls_client(s.port, &x);
+    if (c != NULL) { /* TLS 1.3: the client learns it at its first read */
+        uint8_t b[4];
+        (void)wt_tls_send_all(c, "ping", 4);
+        assert_int_not_equal(wt_tls_recv_exact(c, b, 4), 0);
+        wt_tls_close(c, false);
+    }
+    wait_closed(2);
+    assert_int_equal(atomic_load(&tls_errors), 1);
+    assert_true(seen_has(seen_error, "certificate"));
+    /* No SNI (an IP address), no ALPN, no certificate: the default certificate, and nothing
+     * of the two before. */
+    wt_tls_opts b = opts_ca();
+    b.host = "127.0.0.1";
+    c = wt_tls_client(s.port, &b);
+    assert_non_null(c);
+    wt_tls_peer_cn(c, cn, sizeof(cn));
+    assert_string_equal(cn, "localhost");
+    echo_check(c, "plain");
+    pthread_mutex_lock(&seen_mu);
+    assert_string_equal(seen_sni, "");
+    assert_string_equal(seen_alpn, "");
+    assert_string_equal(seen_open_error, "");
+    pthread_mutex_unlock(&seen_mu);
+    close_and_wait(c, true, 3);
+    assert_int_equal(atomic_load(&wt_counts.opened), 2);
+    assert_int_equal(atomic_load(&tls_errors), 1);
+    wt_server_stop(&s);
+}
+
 /* ---- reload ---- */
 
 static void test_reload(void **state)
@@ -905,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_one_ticket_per_handshake),
         cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_nothing_carries_over),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_dial_verify),
         cmocka_unit_test(test_tls_over_unix),
