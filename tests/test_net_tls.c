@@ -22,15 +22,14 @@
 
 #include "counters.h"
 #include "harness.h"
-#include "tls_support.h"
-
-static wt_pki pki;
+#include "tls_suite.h"
 
 /* What the handlers saw, for the test thread. */
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
 static char seen_error[128];
 static char seen_alpn[32];
 static char seen_sni[64];
+static char seen_open_error[128]; /* weft_conn_tls_error in on_open: must be "" */
 static _Atomic long tls_errors;
 static _Atomic long timeouts;
 static _Atomic long resets;
@@ -41,7 +40,7 @@ static void reset_state(void)
 {
     wt_counters_reset();
     pthread_mutex_lock(&seen_mu);
-    seen_error[0] = seen_alpn[0] = seen_sni[0] = '\0';
+    seen_error[0] = seen_alpn[0] = seen_sni[0] = seen_open_error[0] = '\0';
     pthread_mutex_unlock(&seen_mu);
     atomic_store(&tls_errors, 0);
     atomic_store(&timeouts, 0);
@@ -70,6 +69,7 @@ static weft_action on_open(weft_conn *c)
         atomic_fetch_add(&tls_opens, 1);
     copy_seen(seen_alpn, sizeof(seen_alpn), weft_conn_tls_alpn(c));
     copy_seen(seen_sni, sizeof(seen_sni), weft_conn_tls_server_name(c));
+    copy_seen(seen_open_error, sizeof(seen_open_error), weft_conn_tls_error(c));
     pthread_mutex_lock(&seen_mu);
     last_ref = weft_conn_get_ref(c);
     pthread_mutex_unlock(&seen_mu);
@@ -91,46 +91,14 @@ static void on_close(weft_conn *c, int err)
 
 static void tls_config(weft_config *cfg, weft_action (*traffic)(weft_conn *), unsigned loops)
 {
-    wt_config(cfg, traffic, loops);
-    cfg->listen[0] = "tls://127.0.0.1:0";
-    cfg->tls.cert_file = pki.server_cert;
-    cfg->tls.key_file = pki.server_key;
+    wt_tls_config(cfg, traffic, loops);
     cfg->handler.on_open = on_open;
     cfg->handler.on_close = on_close;
 }
 
-/* wt_connect_tcp, again when a signal interrupted the connect (the io_uring backend's
- * threads make that happen to the test's blocking calls now and then). */
-static int connect_tcp(int port)
-{
-    int fd;
-    for (int i = 0; i < 5; i++) {
-        fd = wt_connect_tcp(port);
-        if (fd != -EINTR)
-            break;
-    }
-    return fd;
-}
-
-static SSL *client(int port, const wt_tls_opts *o)
-{
-    int fd = connect_tcp(port);
-    assert_true(fd >= 0);
-    char err[128];
-    SSL *s = wt_tls_connect(fd, o, err, sizeof(err));
-    if (s == NULL) {
-        close(fd);
-        print_message("handshake: %s\n", err);
-    }
-    return s;
-}
-
-static const wt_tls_opts verified = {.ca = NULL, .host = "localhost"};
-
 static wt_tls_opts opts_ca(void)
 {
-    wt_tls_opts o = verified;
-    o.ca = pki.ca;
+    wt_tls_opts o = {.ca = wt_tls_pki.ca, .host = "localhost"};
     return o;
 }
 
@@ -152,8 +120,7 @@ static void serve_tls(wt_server *s, weft_action (*traffic)(weft_conn *), unsigne
 /* A client that verifies the server against the test CA; its handshake must succeed. */
 static SSL *verified_client(int port)
 {
-    wt_tls_opts o = opts_ca();
-    SSL *c = client(port, &o);
+    SSL *c = wt_tls_client(port, NULL);
     assert_non_null(c);
     return c;
 }
@@ -460,15 +427,15 @@ static void test_mutual_tls(void **state)
     (void)state;
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
-    cfg.tls.ca_file = pki.ca;
+    cfg.tls.ca_file = wt_tls_pki.ca;
     cfg.tls.verify_peer = WEFT_TLS_VERIFY_REQUIRED;
     wt_server s;
     serve(&s, &cfg);
     /* Accepted: a certificate from the CA. */
     wt_tls_opts o = opts_ca();
-    o.cert = pki.client_cert;
-    o.key = pki.client_key;
-    SSL *c = client(s.port, &o);
+    o.cert = wt_tls_pki.client_cert;
+    o.key = wt_tls_pki.client_key;
+    SSL *c = wt_tls_client(s.port, &o);
     assert_non_null(c);
     echo_check(c, "ping");
     close_and_wait(c, true, 1);
@@ -477,11 +444,11 @@ static void test_mutual_tls(void **state)
      * server decides, so they learn it at their first read. */
     wt_tls_opts none = opts_ca();
     wt_tls_opts stranger = opts_ca();
-    stranger.cert = pki.other_client_cert;
-    stranger.key = pki.other_client_key;
+    stranger.cert = wt_tls_pki.other_client_cert;
+    stranger.key = wt_tls_pki.other_client_key;
     const wt_tls_opts *bad[2] = {&none, &stranger};
     for (int i = 0; i < 2; i++) {
-        c = client(s.port, bad[i]);
+        c = wt_tls_client(s.port, bad[i]);
         if (c != NULL) {
             uint8_t b[4];
             (void)wt_tls_send_all(c, "ping", 4);
@@ -507,7 +474,7 @@ static void test_alpn(void **state)
     /* The server's preference wins. */
     wt_tls_opts o = opts_ca();
     o.alpn = "http/1.1,h2";
-    SSL *c = client(s.port, &o);
+    SSL *c = wt_tls_client(s.port, &o);
     assert_non_null(c);
     const unsigned char *p;
     unsigned n;
@@ -518,7 +485,7 @@ static void test_alpn(void **state)
     assert_true(seen_has(seen_alpn, "h2"));
     wt_tls_close(c, true);
     o.alpn = "http/1.1";
-    c = client(s.port, &o);
+    c = wt_tls_client(s.port, &o);
     assert_non_null(c);
     assert_true(wt_wait_count(&wt_counts.opened, 2, WT_TIMEOUT_MS));
     assert_true(seen_has(seen_alpn, "http/1.1"));
@@ -541,7 +508,7 @@ static void test_one_ticket_per_handshake(void **state)
         int tickets = 0;
         wt_tls_opts o = opts_ca();
         o.tickets = &tickets;
-        SSL *c = client(s.port, &o);
+        SSL *c = wt_tls_client(s.port, &o);
         assert_non_null(c);
         echo_check(c, "ticket"); /* the tickets came before the echo: they are read */
         assert_int_equal(tickets, on);
@@ -550,7 +517,7 @@ static void test_one_ticket_per_handshake(void **state)
         if (on) {
             tickets = 0;
             o.session = session;
-            c = client(s.port, &o);
+            c = wt_tls_client(s.port, &o);
             assert_non_null(c);
             assert_int_equal(SSL_session_reused(c), 1);
             echo_check(c, "again");
@@ -568,8 +535,8 @@ static void test_sni(void **state)
     (void)state;
     weft_config cfg;
     tls_config(&cfg, wt_echo_on_traffic, 1);
-    weft_tls_sni names[2] = {{"alpha.test", pki.alpha_cert, pki.alpha_key},
-                             {"beta.test", pki.beta_cert, pki.beta_key}};
+    weft_tls_sni names[2] = {{"alpha.test", wt_tls_pki.alpha_cert, wt_tls_pki.alpha_key},
+                             {"beta.test", wt_tls_pki.beta_cert, wt_tls_pki.beta_key}};
     cfg.tls.sni = names;
     cfg.tls.nsni = 2;
     wt_server s;
@@ -578,7 +545,7 @@ static void test_sni(void **state)
     for (int i = 0; i < 3; i++) {
         wt_tls_opts o = opts_ca();
         o.host = hosts[i]; /* verified against the name: only the right certificate passes */
-        SSL *c = client(s.port, &o);
+        SSL *c = wt_tls_client(s.port, &o);
         assert_non_null(c);
         char cn[64];
         wt_tls_peer_cn(c, cn, sizeof(cn));
@@ -590,8 +557,72 @@ static void test_sni(void **state)
     /* A name the listener does not have gets the default certificate, which fails it. */
     wt_tls_opts o = opts_ca();
     o.host = "gamma.test";
-    assert_null(client(s.port, &o));
+    assert_null(wt_tls_client(s.port, &o));
     wait_closed(4);
+    wt_server_stop(&s);
+}
+
+/* Clients one after another on one loop, each unlike the one before: what one connection
+ * negotiated (SNI name and certificate, ALPN choice, client certificate, a failure's reason)
+ * is never what the next one sees. */
+static void test_nothing_carries_over(void **state)
+{
+    (void)state;
+    weft_config cfg;
+    tls_config(&cfg, wt_echo_on_traffic, 1);
+    weft_tls_sni names[1] = {{"alpha.test", wt_tls_pki.alpha_cert, wt_tls_pki.alpha_key}};
+    cfg.tls.sni = names;
+    cfg.tls.nsni = 1;
+    cfg.tls.alpn = "h2,http/1.1";
+    cfg.tls.ca_file = wt_tls_pki.ca;
+    cfg.tls.verify_peer = WEFT_TLS_VERIFY_OPTIONAL;
+    wt_server s;
+    serve(&s, &cfg);
+    /* SNI alpha.test, ALPN h2 and a client certificate. */
+    wt_tls_opts a = opts_ca();
+    a.host = "alpha.test";
+    a.alpn = "h2";
+    a.cert = wt_tls_pki.client_cert;
+    a.key = wt_tls_pki.client_key;
+    SSL *c = wt_tls_client(s.port, &a);
+    assert_non_null(c);
+    char cn[64];
+    wt_tls_peer_cn(c, cn, sizeof(cn));
+    assert_string_equal(cn, "alpha.test");
+    echo_check(c, "alpha");
+    assert_true(seen_has(seen_sni, "alpha.test") && seen_has(seen_alpn, "h2"));
+    close_and_wait(c, true, 1);
+    /* A certificate from a CA the server does not trust: refused, with a reason. */
+    wt_tls_opts x = opts_ca();
+    x.cert = wt_tls_pki.other_client_cert;
+    x.key = wt_tls_pki.other_client_key;
+    c = wt_tls_client(s.port, &x);
+    if (c != NULL) { /* TLS 1.3: the client learns it at its first read */
+        uint8_t b[4];
+        (void)wt_tls_send_all(c, "ping", 4);
+        assert_int_not_equal(wt_tls_recv_exact(c, b, 4), 0);
+        wt_tls_close(c, false);
+    }
+    wait_closed(2);
+    assert_int_equal(atomic_load(&tls_errors), 1);
+    assert_true(seen_has(seen_error, "certificate"));
+    /* No SNI (an IP address), no ALPN, no certificate: the default certificate, and nothing
+     * of the two before. */
+    wt_tls_opts b = opts_ca();
+    b.host = "127.0.0.1";
+    c = wt_tls_client(s.port, &b);
+    assert_non_null(c);
+    wt_tls_peer_cn(c, cn, sizeof(cn));
+    assert_string_equal(cn, "localhost");
+    echo_check(c, "plain");
+    pthread_mutex_lock(&seen_mu);
+    assert_string_equal(seen_sni, "");
+    assert_string_equal(seen_alpn, "");
+    assert_string_equal(seen_open_error, "");
+    pthread_mutex_unlock(&seen_mu);
+    close_and_wait(c, true, 3);
+    assert_int_equal(atomic_load(&wt_counts.opened), 2);
+    assert_int_equal(atomic_load(&tls_errors), 1);
     wt_server_stop(&s);
 }
 
@@ -609,13 +640,13 @@ static void test_reload(void **state)
     /* A broken reload changes nothing. */
     weft_tls_config bad;
     weft_tls_config_init(&bad);
-    bad.cert_file = pki.server2_cert;
-    bad.key_file = pki.server_key; /* not its key */
+    bad.cert_file = wt_tls_pki.server2_cert;
+    bad.key_file = wt_tls_pki.server_key; /* not its key */
     assert_int_equal(weft_engine_tls_reload(s.engine, &bad), WEFT_ETLS);
     weft_tls_config next;
     weft_tls_config_init(&next);
-    next.cert_file = pki.server2_cert;
-    next.key_file = pki.server2_key;
+    next.cert_file = wt_tls_pki.server2_cert;
+    next.key_file = wt_tls_pki.server2_key;
     assert_int_equal(weft_engine_tls_reload(s.engine, &next), 0);
     SSL *fresh = verified_client(s.port);
     wt_tls_peer_cn(fresh, cn, sizeof(cn));
@@ -713,10 +744,10 @@ static void test_dial_verify(void **state)
     (void)state;
     wt_server s;
     serve_tls(&s, wt_echo_on_traffic, 1);
-    dial_once(s.port, pki.ca, NULL, true);             /* 127.0.0.1 is in the certificate */
-    dial_once(s.port, pki.ca, "localhost", true);      /* so is localhost */
-    dial_once(s.port, pki.other_ca, NULL, false);      /* an unknown issuer */
-    dial_once(s.port, pki.ca, "wrong.example", false); /* a name the certificate lacks */
+    dial_once(s.port, wt_tls_pki.ca, NULL, true);             /* 127.0.0.1 is in the certificate */
+    dial_once(s.port, wt_tls_pki.ca, "localhost", true);      /* so is localhost */
+    dial_once(s.port, wt_tls_pki.other_ca, NULL, false);      /* an unknown issuer */
+    dial_once(s.port, wt_tls_pki.ca, "wrong.example", false); /* a name the certificate lacks */
     wait_closed(4);
     wt_server_stop(&s);
 }
@@ -734,7 +765,7 @@ static void test_tls_over_unix(void **state)
     wt_server s;
     serve(&s, &cfg);
     assert_string_equal(s.url, listen);
-    weft_engine *e = dial_and_wait(listen, pki.ca, "localhost");
+    weft_engine *e = dial_and_wait(listen, wt_tls_pki.ca, "localhost");
     assert_int_equal(atomic_load(&dial_echoes), 1);
     engine_stop(e);
     wait_closed(1);
@@ -759,7 +790,7 @@ static void test_handshake_timeout(void **state)
     cfg.tls_handshake_timeout_ms = 300;
     wt_server s;
     serve(&s, &cfg);
-    int fd = connect_tcp(s.port);
+    int fd = wt_tls_connect_tcp(s.port);
     assert_true(fd >= 0);
     assert_int_equal(wt_send_all(fd, "\x16\x03\x01", 3, WT_TIMEOUT_MS), 0); /* a slow hello */
     assert_true(wt_wait_for(closed_one, NULL, wt_grace_ms(5000)));
@@ -775,7 +806,7 @@ static void test_plain_http(void **state)
     (void)state;
     wt_server s;
     serve_tls(&s, wt_echo_on_traffic, 1);
-    int fd = connect_tcp(s.port);
+    int fd = wt_tls_connect_tcp(s.port);
     const char *req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     assert_int_equal(wt_send_all(fd, req, strlen(req), WT_TIMEOUT_MS), 0);
     wait_closed(1);
@@ -836,7 +867,7 @@ static void test_abandoned_handshakes(void **state)
     size_t hl = wt_tls_client_hello(hello, sizeof(hello));
     assert_true(hl > 10);
     for (long i = 0; i < n; i++) {
-        int fd = connect_tcp(s.port);
+        int fd = wt_tls_connect_tcp(s.port);
         assert_true(fd >= 0);
         assert_int_equal(wt_send_all(fd, hello, hl / 2, WT_TIMEOUT_MS), 0);
         if (i % 2 == 0) {
@@ -874,7 +905,7 @@ static void test_big_client_hello(void **state)
     memcpy(wire + n, "\x04weft", 5);
     n += 5;
     assert_int_equal(SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)n), 0);
-    int fd = connect_tcp(s.port);
+    int fd = wt_tls_connect_tcp(s.port);
     SSL *c = SSL_new(ctx);
     SSL_CTX_free(ctx);
     SSL_set_fd(c, fd);
@@ -898,7 +929,7 @@ static void test_renegotiation_refused(void **state)
     serve_tls(&s, wt_echo_on_traffic, 1);
     wt_tls_opts o = opts_ca();
     o.max_version = TLS1_2_VERSION;
-    SSL *c = client(s.port, &o);
+    SSL *c = wt_tls_client(s.port, &o);
     assert_non_null(c);
     assert_int_equal(SSL_version(c), TLS1_2_VERSION);
     assert_int_equal(SSL_renegotiate(c), 1);
@@ -920,22 +951,9 @@ static void test_bad_config_fails_start(void **state)
     cfg.listen[0] = "tls://127.0.0.1:0"; /* no certificate */
     weft_engine *e;
     assert_int_equal(weft_engine_start(&cfg, &e), WEFT_ETLS);
-    cfg.tls.cert_file = pki.server_cert;
-    cfg.tls.key_file = pki.client_key; /* not its key */
+    cfg.tls.cert_file = wt_tls_pki.server_cert;
+    cfg.tls.key_file = wt_tls_pki.client_key; /* not its key */
     assert_int_equal(weft_engine_start(&cfg, &e), WEFT_ETLS);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return wt_pki_make(&pki);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    wt_pki_free(&pki);
-    return 0;
 }
 
 int main(void)
@@ -953,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_one_ticket_per_handshake),
         cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_nothing_carries_over),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_dial_verify),
         cmocka_unit_test(test_tls_over_unix),
@@ -964,5 +983,5 @@ int main(void)
         cmocka_unit_test(test_renegotiation_refused),
         cmocka_unit_test(test_bad_config_fails_start),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_tls_run_tests(tests);
 }

@@ -21,12 +21,10 @@
 
 #include "counters.h"
 #include "harness.h"
-#include "tls_support.h"
+#include "tls_suite.h"
 
 #define LOOPS   2
 #define CLIENTS 8
-
-static wt_pki pki;
 
 /* One engine's log lines about kernel TLS. */
 typedef struct ktls_log {
@@ -94,15 +92,12 @@ static void start2(wt_server *s, bool ktls, const char *listen0, const char *lis
     atomic_store(&opens_tls, 0);
     atomic_store(&opens_ktls, 0);
     weft_config cfg;
-    wt_config(&cfg, wt_echo_on_traffic, LOOPS);
+    wt_tls_config(&cfg, wt_echo_on_traffic, LOOPS);
     cfg.listen[0] = listen0;
     cfg.listen[1] = listen1;
-    cfg.tls.cert_file = pki.server_cert;
-    cfg.tls.key_file = pki.server_key;
     cfg.tls.ktls = ktls;
     cfg.reuse_port = true; /* both loops accept, so both run handshakes that ask */
     cfg.handler.on_open = on_open;
-    cfg.handler.on_close = wt_count_close;
     cfg.log_cb = capture;
     cfg.log_ctx = &server_log;
     cfg.log_level = WEFT_LOG_INFO;
@@ -118,7 +113,7 @@ static void start(wt_server *s, bool ktls)
 static SSL *verified_on(int fd)
 {
     assert_true(fd >= 0);
-    wt_tls_opts o = {.ca = pki.ca, .host = "localhost"};
+    wt_tls_opts o = {.ca = wt_tls_pki.ca, .host = "localhost"};
     char err[128];
     SSL *c = wt_tls_connect(fd, &o, err, sizeof(err));
     if (c == NULL) {
@@ -131,10 +126,9 @@ static SSL *verified_on(int fd)
 
 static SSL *verified_client(int port)
 {
-    int fd = -EINTR;
-    for (int i = 0; i < 5 && fd == -EINTR; i++)
-        fd = wt_connect_tcp(port);
-    return verified_on(fd);
+    SSL *c = wt_tls_client(port, NULL);
+    assert_non_null(c);
+    return c;
 }
 
 /* CLIENTS clients, all open at once, each echoing 20 KiB (more than one record) twice. */
@@ -271,7 +265,7 @@ static void test_dial_with_ktls_falls_back(void **state)
     cfg.listen[0] = NULL;
     cfg.handler.on_open = dial_open;
     cfg.handler.on_close = dial_close;
-    cfg.tls_client.ca_file = pki.ca;
+    cfg.tls_client.ca_file = wt_tls_pki.ca;
     cfg.tls_client.server_name = "localhost";
     cfg.tls_client.ktls = true;
     cfg.log_cb = capture;
@@ -295,19 +289,6 @@ static void test_dial_with_ktls_falls_back(void **state)
     wt_server_stop(&s);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return wt_pki_make(&pki);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    wt_pki_free(&pki);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,5 +297,5 @@ int main(void)
         cmocka_unit_test(test_unix_connection_is_not_the_probe),
         cmocka_unit_test(test_dial_with_ktls_falls_back),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_tls_run_tests(tests);
 }

@@ -32,9 +32,7 @@
 #include "counters.h"
 #include "harness.h"
 #include "tls.h"
-#include "tls_support.h"
-
-static wt_pki pki;
+#include "tls_suite.h"
 
 /* ---- the stand-in for the kernel ---- */
 
@@ -245,10 +243,7 @@ static void start_with(wt_server *s, const char *suites, bool tickets, unsigned 
     atomic_store(&greet, false);
     weft__ktls_ops_current = &soft_ops;
     weft_config cfg;
-    wt_config(&cfg, echo, loops);
-    cfg.listen[0] = "tls://127.0.0.1:0";
-    cfg.tls.cert_file = pki.server_cert;
-    cfg.tls.key_file = pki.server_key;
+    wt_tls_config(&cfg, echo, loops);
     cfg.tls.ciphersuites = suites;
     cfg.tls.session_tickets = tickets;
     cfg.tls.ktls = true;
@@ -268,17 +263,8 @@ static void stop(wt_server *s)
 
 static SSL *client_v(int port, int max_version)
 {
-    int fd = -EINTR;
-    for (int i = 0; i < 5 && fd == -EINTR; i++)
-        fd = wt_connect_tcp(port);
-    assert_true(fd >= 0);
-    wt_tls_opts o = {.ca = pki.ca, .host = "localhost", .max_version = max_version};
-    char err[128];
-    SSL *c = wt_tls_connect(fd, &o, err, sizeof(err));
-    if (c == NULL) {
-        print_message("handshake: %s\n", err);
-        close(fd);
-    }
+    wt_tls_opts o = {.ca = wt_tls_pki.ca, .host = "localhost", .max_version = max_version};
+    SSL *c = wt_tls_client(port, &o);
     assert_non_null(c);
     return c;
 }
@@ -529,12 +515,7 @@ static void test_dial_switches(void **state)
     weft_config scfg;
     wt_counters_reset();
     soft_reset();
-    wt_config(&scfg, wt_echo_on_traffic, 1);
-    scfg.listen[0] = "tls://127.0.0.1:0";
-    scfg.tls.cert_file = pki.server_cert;
-    scfg.tls.key_file = pki.server_key;
-    scfg.handler.on_open = wt_count_open;
-    scfg.handler.on_close = wt_count_close;
+    wt_tls_config(&scfg, wt_echo_on_traffic, 1);
     assert_int_equal(wt_server_start(&s, &scfg), 0);
     atomic_store(&dial_ktls, 0);
     atomic_store(&dial_echoes, 0);
@@ -546,7 +527,7 @@ static void test_dial_switches(void **state)
     cfg.listen[0] = NULL;
     cfg.handler.on_open = dial_open;
     cfg.handler.on_close = dial_close;
-    cfg.tls_client.ca_file = pki.ca;
+    cfg.tls_client.ca_file = wt_tls_pki.ca;
     cfg.tls_client.server_name = "localhost";
     cfg.tls_client.ktls = true;
     weft_engine *e;
@@ -568,19 +549,6 @@ static void test_dial_switches(void **state)
     stop(&s);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return wt_pki_make(&pki);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    wt_pki_free(&pki);
-    return 0;
-}
-
 int main(void)
 {
     const weft__ktls_ops *kernel = weft__ktls_ops_current;
@@ -595,7 +563,7 @@ int main(void)
         cmocka_unit_test(test_tls12_stays_in_userland),
         cmocka_unit_test(test_dial_switches),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc = wt_tls_run_tests(tests);
     weft__ktls_ops_current = kernel;
     return rc;
 }

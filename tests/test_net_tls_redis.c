@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
-#include "tls_support.h"
+#include "tls_suite.h"
 
 #ifndef WEFT_REDIS_BIN
 #error "WEFT_REDIS_BIN must name the weft-redis binary"
@@ -27,7 +27,6 @@
 #error "WEFT_TEST_PYTHON and WEFT_REDIS_PY_TLS must name python3 and redis_py_tls.py"
 #endif
 
-static wt_pki pki;
 static pid_t live_pid;
 
 typedef struct server {
@@ -45,11 +44,11 @@ static server start(const char *auth)
                           "--tls-port",
                           "0",
                           "--tls-cert-file",
-                          pki.server_cert,
+                          wt_tls_pki.server_cert,
                           "--tls-key-file",
-                          pki.server_key,
+                          wt_tls_pki.server_key,
                           "--tls-ca-cert-file",
-                          pki.ca,
+                          wt_tls_pki.ca,
                           "--tls-auth-clients",
                           auth,
                           NULL};
@@ -104,9 +103,10 @@ static void cli(int port, bool with_cert, const char *args, const char *want)
     int rc;
     char cert[400] = "";
     if (with_cert)
-        snprintf(cert, sizeof(cert), "--cert %s --key %s", pki.client_cert, pki.client_key);
-    char *out = run(&rc, "timeout 10 redis-cli --tls --cacert %s %s -p %d %s 2>&1", pki.ca, cert,
-                    port, args);
+        snprintf(cert, sizeof(cert), "--cert %s --key %s", wt_tls_pki.client_cert,
+                 wt_tls_pki.client_key);
+    char *out = run(&rc, "timeout 10 redis-cli --tls --cacert %s %s -p %d %s 2>&1", wt_tls_pki.ca,
+                    cert, port, args);
     if (strstr(out, want) == NULL)
         fail_msg("redis-cli --tls %s: rc %d, got '%s', want '%s'", args, rc, out, want);
     free(out);
@@ -124,7 +124,8 @@ static void test_redis_cli_over_tls(void **state)
     assert_string_equal(out, "hello");
     free(out);
     /* auth-clients yes: a client without a certificate is refused. */
-    out = run(&rc, "timeout 10 redis-cli --tls --cacert %s -p %d PING 2>&1", pki.ca, s.tls_port);
+    out = run(&rc, "timeout 10 redis-cli --tls --cacert %s -p %d PING 2>&1", wt_tls_pki.ca,
+              s.tls_port);
     assert_null(strstr(out, "PONG"));
     free(out);
     stop(&s);
@@ -140,7 +141,7 @@ static void test_auth_clients_optional_and_benchmark(void **state)
     char *out = run(&rc,
                     "timeout 60 redis-benchmark --tls --cacert %s -p %d -c 4 -n 2000 -t set,get "
                     "-q 2>&1",
-                    pki.ca, s.tls_port);
+                    wt_tls_pki.ca, s.tls_port);
     if (rc != 0 || strstr(out, "SET:") == NULL || strstr(out, "GET:") == NULL ||
         strstr(out, "rror") != NULL)
         fail_msg("redis-benchmark --tls: rc %d: %s", rc, out);
@@ -154,7 +155,7 @@ static void redis_py(const server *s, const char *args)
 {
     int rc;
     char *out = run(&rc, "timeout 60 %s %s --port %d --ca %s %s 2>&1", WEFT_TEST_PYTHON,
-                    WEFT_REDIS_PY_TLS, s->tls_port, pki.ca, args);
+                    WEFT_REDIS_PY_TLS, s->tls_port, wt_tls_pki.ca, args);
     if (rc == 127 || rc == 126)
         fail_msg("%s cannot run (exit %d): install Debian's python3 and python3-redis "
                  "(scripts/test.sh installs them): %s",
@@ -189,22 +190,10 @@ static void test_redis_py_mutual_tls(void **state)
     char args[1024];
     snprintf(args, sizeof(args),
              "--cert %s --key %s --refused-without-cert --untrusted-cert %s --untrusted-key %s",
-             pki.client_cert, pki.client_key, pki.other_client_cert, pki.other_client_key);
+             wt_tls_pki.client_cert, wt_tls_pki.client_key, wt_tls_pki.other_client_cert,
+             wt_tls_pki.other_client_key);
     redis_py(&s, args);
     stop(&s);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return wt_pki_make(&pki);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    wt_pki_free(&pki);
-    return 0;
 }
 
 int main(void)
@@ -216,5 +205,5 @@ int main(void)
         cmocka_unit_test_teardown(test_redis_py_mutual_tls, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, setup, group_teardown);
+    return wt_tls_run_tests(tests);
 }

@@ -14,24 +14,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "counters.h"
 #include "harness.h"
-#include "tls_support.h"
+#include "tls_suite.h"
 
 #define LOOPS 4
 /* With 64 connections hashed over 4 sockets, the chance that one socket gets none is
  * 4 * (3/4)^64, about 4e-8: every loop getting some is safe to assert. */
 #define CLIENTS         64
 #define CONTROL_CLIENTS 8
-
-static wt_pki pki;
 
 /* Counts the open, then greets with the index of the loop it runs on. */
 static weft_action greet_with_loop(weft_conn *c)
@@ -46,33 +42,19 @@ static void start(wt_server *s, bool reuse_port)
 {
     wt_counters_reset();
     weft_config cfg;
-    wt_config(&cfg, wt_echo_on_traffic, LOOPS);
-    cfg.listen[0] = "tls://127.0.0.1:0";
-    cfg.tls.cert_file = pki.server_cert;
-    cfg.tls.key_file = pki.server_key;
+    wt_tls_config(&cfg, wt_echo_on_traffic, LOOPS);
     cfg.handler.on_open = greet_with_loop;
-    cfg.handler.on_close = wt_count_close;
     cfg.lb.kind = WEFT_LB_CONSISTENT_HASH; /* a hand-off would put one address on one loop */
     cfg.reuse_port = reuse_port;
     assert_int_equal(wt_server_start(s, &cfg), 0);
     assert_memory_equal(s->url, "tls://", 6);
 }
 
-/* A client that verifies the server against the test CA; a signal's EINTR on the connect
- * (the io_uring backend's threads cause one now and then) is tried again. */
+/* A client that verifies the server against the test CA, offering session (or none). */
 static SSL *resuming_client(int port, SSL_SESSION *session)
 {
-    int fd = -EINTR;
-    for (int i = 0; i < 5 && fd == -EINTR; i++)
-        fd = wt_connect_tcp(port);
-    assert_true(fd >= 0);
-    wt_tls_opts o = {.ca = pki.ca, .host = "localhost", .session = session};
-    char err[128];
-    SSL *c = wt_tls_connect(fd, &o, err, sizeof(err));
-    if (c == NULL) {
-        print_message("handshake: %s\n", err);
-        close(fd);
-    }
+    wt_tls_opts o = {.ca = wt_tls_pki.ca, .host = "localhost", .session = session};
+    SSL *c = wt_tls_client(port, &o);
     assert_non_null(c);
     return c;
 }
@@ -243,8 +225,8 @@ static void test_reload_reaches_every_loop(void **state)
     assert_string_equal(cn, "localhost");
     weft_tls_config next;
     weft_tls_config_init(&next);
-    next.cert_file = pki.server2_cert;
-    next.key_file = pki.server2_key;
+    next.cert_file = wt_tls_pki.server2_cert;
+    next.key_file = wt_tls_pki.server2_key;
     assert_int_equal(weft_engine_tls_reload(s.engine, &next), 0);
     int per[LOOPS] = {0};
     for (int i = 0; i < CLIENTS; i++) {
@@ -264,19 +246,6 @@ static void test_reload_reaches_every_loop(void **state)
     wt_server_stop(&s);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return wt_pki_make(&pki);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    wt_pki_free(&pki);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,5 +254,5 @@ int main(void)
         cmocka_unit_test(test_session_resumes_on_another_loop),
         cmocka_unit_test(test_reload_reaches_every_loop),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_tls_run_tests(tests);
 }
