@@ -7,8 +7,9 @@
  *                              conn.c conn_read.c conn_write.c conn_close.c
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
- *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
- *                              backend_iocp.c (Windows)
+ *                              backend.h, and one file per I/O backend: backend_event.c,
+ *                              backend_uring.c (with backend_uring_probe.c and
+ *                              backend_uring_dgram.c), backend_iocp.c (Windows)
  *   leaf helpers               log.c queue.c ring.c bufpool.c timer_heap.c error.c
  *                              platform_posix.c or platform_win.c (platform.h: pages, clocks)
  *
