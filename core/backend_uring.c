@@ -276,6 +276,11 @@ static int ur_loop_init(weft__loop *loop)
     loop->be_state = s;
     s->caps = *weft__uring_caps();
     s->zc_min = s->caps.zc ? loop->engine->cfg.uring_zc_min : 0;
+    if (s->zc_min > 0 && loop->rbuf_size > 0) {
+        s->zc = calloc(WEFT__CHUNK_MAX, sizeof(*s->zc));
+        if (s->zc == NULL)
+            return WEFT_ENOMEM;
+    }
     if (loop->rbuf_size > 0) /* worker loops receive; the acceptor only accepts */
         return make_bufs(loop, s);
     return 0;
@@ -324,6 +329,11 @@ static void ur_loop_destroy(weft__loop *loop)
         ur_send *d = s->free_sends;
         s->free_sends = d->next;
         free(d);
+    }
+    if (s->zc != NULL) {
+        for (size_t i = 0; i < WEFT__CHUNK_MAX; i++)
+            free(s->zc[i]);
+        free(s->zc);
     }
     free(s);
     loop->be_state = NULL;
@@ -420,6 +430,43 @@ static void on_recv(weft__loop *loop, weft_conn *c, const struct io_uring_cqe *c
         op_done(s, c);
 }
 
+/* c's zero-copy sends, or NULL where its block of the table was never needed. */
+static ur_zc *zc_find(const ur_state *s, const weft_conn *c)
+{
+    uint32_t b = c->slot >> WEFT__CHUNK_SHIFT;
+    if (s->zc == NULL || b >= WEFT__CHUNK_MAX || s->zc[b] == NULL)
+        return NULL;
+    return &s->zc[b][c->slot & (WEFT__CHUNK_SIZE - 1u)];
+}
+
+/* The same, making its block if need be; NULL without memory (the send then copies). */
+static ur_zc *zc_get(ur_state *s, const weft_conn *c)
+{
+    uint32_t b = c->slot >> WEFT__CHUNK_SHIFT;
+    if (s->zc == NULL || b >= WEFT__CHUNK_MAX)
+        return NULL;
+    if (s->zc[b] == NULL && (s->zc[b] = calloc(WEFT__CHUNK_SIZE, sizeof(ur_zc))) == NULL)
+        return NULL;
+    return &s->zc[b][c->slot & (WEFT__CHUNK_SIZE - 1u)];
+}
+
+/* A send of c's finished with n bytes while zero-copy sends are held: what it emptied is
+ * held with the newest, whose count the core raises as it moves the bytes (before it looks
+ * at the output limits, and before it submits the next send, which may be a newer one). */
+static void zc_hold(weft_conn *c, ur_zc *z, ssize_t n)
+{
+    ur_send *t = z->tail;
+    uint32_t before = z->bytes;
+    weft__conn_sent_held(c, n, &t->held, &z->bytes);
+    t->held_bytes += z->bytes - before;
+}
+
+static size_t ur_conn_held(const weft_conn *c)
+{
+    const ur_zc *z = zc_find(c->loop->be_state, c);
+    return z != NULL ? z->bytes : 0;
+}
+
 static void put_send(ur_state *s, ur_send *d)
 {
     if (s->nfree_sends < SEND_DESC_KEEP) {
@@ -442,8 +489,9 @@ static void on_send(weft__loop *loop, weft_conn *c, int res)
     }
     if (!(u->bits & CLOSED)) {
         ssize_t n = res == -EAGAIN || res == -EINTR ? 0 : res;
-        if (u->zc_tail != NULL) /* an earlier zero-copy send may still read what this empties */
-            weft__conn_sent_held(c, n, &u->zc_tail->held);
+        ur_zc *z = zc_find(s, c);
+        if (z != NULL && z->tail != NULL) /* an earlier zero-copy send may still read it */
+            zc_hold(c, z, n);
         else
             weft__conn_sent(c, n);
     }
@@ -454,15 +502,16 @@ static void on_send(weft__loop *loop, weft_conn *c, int res)
  * their held chunks go back, and each one's count. */
 static void zc_let_go(ur_state *s, weft_conn *c)
 {
-    ur_conn *u = weft__uring_conn(c);
+    ur_zc *z = zc_find(s, c);
     unsigned done = 0;
-    while (u->zc_head != NULL && u->zc_head->let_go) {
-        ur_send *d = u->zc_head;
-        u->zc_head = d->next;
-        if (u->zc_head == NULL)
-            u->zc_tail = NULL;
-        u->zc_held--;
-        weft__conn_held_release(c, &d->held);
+    while (z->head != NULL && z->head->let_go) {
+        ur_send *d = z->head;
+        z->head = d->next;
+        if (z->head == NULL)
+            z->tail = NULL;
+        z->n--;
+        z->bytes -= d->held_bytes; /* first: the core looks at what is left */
+        weft__conn_held_release(c, &d->held, d->held_bytes);
         put_send(s, d);
         done++;
     }
@@ -500,7 +549,7 @@ static void on_send_zc(weft__loop *loop, ur_send *d, const struct io_uring_cqe *
             res = 0;
         }
         /* Into the newest descriptor's hold: this one, or one a send made meanwhile. */
-        weft__conn_sent_held(c, res == -EAGAIN || res == -EINTR ? 0 : res, &u->zc_tail->held);
+        zc_hold(c, zc_find(s, c), res == -EAGAIN || res == -EINTR ? 0 : res);
     }
     if (d->let_go)
         zc_let_go(s, c);
@@ -790,8 +839,10 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    bool zc =
-        s->zc_min > 0 && total >= s->zc_min && u->zc_held < ZC_HELD_MAX && !(u->bits & ZC_COPIED);
+    ur_zc *z = NULL;
+    if (s->zc_min > 0 && total >= s->zc_min && !(u->bits & ZC_COPIED))
+        z = zc_get(s, c);
+    bool zc = z != NULL && z->n < ZC_HELD_MAX;
     ur_send *d = NULL;
     if (iovcnt > 1 || zc) {
         d = get_send(s);
@@ -822,13 +873,14 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
         d->next = NULL;
         d->c = c;
         memset(&d->held, 0, sizeof(d->held));
+        d->held_bytes = 0;
         d->let_go = false;
-        if (u->zc_tail != NULL)
-            u->zc_tail->next = d;
+        if (z->tail != NULL)
+            z->tail->next = d;
         else
-            u->zc_head = d;
-        u->zc_tail = d;
-        u->zc_held++;
+            z->head = d;
+        z->tail = d;
+        z->n++;
         u->bits |= SEND_ZC;
         WEFT__STAT_ADD(loop->stats.zc_sends, 1);
     } else if (d != NULL) {
@@ -860,7 +912,8 @@ static bool ur_conn_close(weft_conn *c)
      * queued anyway: reset it, so the kernel drops them and its notifications come now. A
      * clean close (everything acknowledged, or the peer ended its side and reads the rest)
      * is left alone. */
-    if (u->zc_held > 0 && c->close_err < 0) {
+    ur_zc *z = zc_find(c->loop->be_state, c);
+    if (z != NULL && z->n > 0 && c->close_err < 0) {
         struct linger lg = {1, 0};
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
@@ -915,6 +968,7 @@ const weft__backend weft__backend_uring = {
     .conn_want = ur_conn_want,
     .conn_send = ur_conn_send,
     .conn_close = ur_conn_close,
+    .conn_held = ur_conn_held,
     .listener_start = ur_listener_start,
     .listener_stop = ur_listener_stop,
     .thread_init = ring_setup,

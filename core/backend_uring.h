@@ -61,7 +61,7 @@ enum {
 };
 
 /* At most this many zero-copy sends of a connection wait for their notification; past it a
- * send copies (the held chunks are bounded by what the socket's send buffer can hold). */
+ * send copies. (What they hold counts towards the output limits: weft__conn_sent_held.) */
 #define ZC_HELD_MAX 8u
 
 /* A sendmsg's header and vector, kept until it completes; a zero-copy send's, until its
@@ -72,19 +72,28 @@ typedef struct ur_send {
     struct ur_send *next; /* the free list, or the connection's zero-copy sends, oldest first */
     weft_conn *c;         /* a zero-copy send's connection */
     weft__outq held;      /* ... the chunks it (or a later send) emptied, kept until let go */
+    uint32_t held_bytes;  /* ... the output bytes they carried */
     bool let_go;          /* ... its notification came (or none will) */
 } ur_send;
 
 typedef struct ur_conn {
     ur_send *send;         /* the sendmsg in flight, if it needed one */
-    ur_send *zc_head;      /* zero-copy sends not yet let go, oldest first */
-    ur_send *zc_tail;      /* ... the newest, which holds what later sends empty */
     weft_conn *rearm_next; /* ON_REARM: the next connection waiting for buffers */
     uint16_t inflight;     /* operations whose last completion is still to come */
     uint16_t bits;
     uint8_t small_run; /* receives under a quarter buffer in a row */
-    uint8_t zc_held;   /* entries from zc_head */
 } ur_conn;
+
+/* A connection's zero-copy sends not yet let go. Not in its slot, which zero copy (off by
+ * default) would make larger for every connection: in a table of the loop's, by slot, in
+ * blocks of WEFT__CHUNK_SIZE made as their connections first send zero-copy, and only when
+ * zero copy is on. */
+typedef struct ur_zc {
+    ur_send *head;  /* oldest first */
+    ur_send *tail;  /* the newest, which holds what later sends empty */
+    uint32_t bytes; /* the output bytes they all hold (conn_held) */
+    uint8_t n;      /* entries from head */
+} ur_zc;
 
 typedef struct ur_listener {
     uint8_t bits;
@@ -124,6 +133,7 @@ typedef struct ur_state {
     unsigned nfree_sends;
     uint64_t inflight; /* the loop's operations still to complete (drained on quit) */
     size_t zc_min;     /* uring_zc_min, or 0 where the kernel has no zero-copy send */
+    ur_zc **zc;        /* zc_min > 0: WEFT__CHUNK_MAX blocks, each made when first needed */
     int delivered;
 } ur_state;
 

@@ -135,6 +135,7 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t exhaustions;
     _Atomic uint64_t zc_sends;
     _Atomic uint64_t zc_copied;
+    _Atomic uint64_t zc_held; /* also: 0 means no connection of the loop holds any */
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -401,6 +402,9 @@ int weft__frame_iov(weft_engine *e, const void *data, size_t len, weft_encoding 
                     struct iovec iov[3]);
 /* Bytes waiting to go out: queued, and staged in this iteration. */
 size_t weft__conn_pending(const weft_conn *c);
+/* What the output limits (write_high_water, write_hard_cap) count: the pending bytes, and
+ * those a completion backend still holds after their send (backend.h, conn_held). */
+size_t weft__conn_backlog(const weft_conn *c);
 /* As weft__conn_send for one buffer that is not ours: sent or queued without a copy where
  * it must wait; free_cb(data, free_ctx) (NULL: free(data)) runs once weft is done with it,
  * whatever this returns. */
