@@ -78,6 +78,11 @@ typedef struct weft__backend {
      * backend still holds (zero-copy sends before their notification, what
      * weft__conn_sent_held counted). Asked only while the loop's stats.zc_held is not 0. */
     size_t (*conn_held)(const struct weft_conn *c);
+    /* Optional: closes c's fd itself, right after conn_close (a completion backend queues
+     * the close behind what conn_close queued, and it goes with the loop's next submission:
+     * the number stays taken until then, so nothing queued can meet another socket).
+     * Returns false when it cannot: the caller closes the fd. */
+    bool (*conn_close_fd)(struct weft_conn *c);
 
     /* Starts / stops accepting on a stream listener (weft__listener_accepted for every
      * connection) or receiving on a datagram socket (weft__dgram_ready), on this loop. */

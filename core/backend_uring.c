@@ -55,7 +55,8 @@
 
 /* What an operation is, in the low bits of its user_data (owners are 8-byte aligned). */
 enum {
-    OP_NONE = 0, /* a cancel: its completion, if any, is ignored */
+    OP_NONE = 0, /* a cancel (no owner): its completion, if any, is ignored; or, owned by the
+                    loop's state, a connection's close, counted as the loop's */
     OP_RECV,
     OP_SEND,
     OP_POLLOUT,
@@ -147,7 +148,9 @@ static void count_op(ur_state *s, ur_conn *u)
         u->inflight++;
 }
 
-static void arm_recv(weft_conn *c)
+/* poll_first: the socket was just read dry (a small receive), so the next bytes come later:
+ * wait for them rather than try a receive that would find none. */
+static void arm_recv(weft_conn *c, bool poll_first)
 {
     weft__loop *loop = c->loop;
     ur_state *s = loop->be_state;
@@ -159,6 +162,8 @@ static void arm_recv(weft_conn *c)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    if (poll_first)
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     sqe->user_data = tag(c, OP_RECV);
@@ -422,7 +427,7 @@ static void on_recv(weft__loop *loop, weft_conn *c, const struct io_uring_cqe *c
          * not re-armed: reading would only meet it again. */
         if (!more && (res > 0 || res == -ECANCELED) &&
             (u->bits & (WANT_READ | CLOSED)) == WANT_READ && !(u->bits & RECV_ARMED))
-            arm_recv(c);
+            arm_recv(c, res > 0 && (uint32_t)res < s->bufsz / 4);
     }
     if (bid >= 0)
         give_back(s, (unsigned)bid);
@@ -638,7 +643,9 @@ static void complete(weft__loop *loop, const struct io_uring_cqe *cqe)
     case OP_SEND_ZC:
         on_send_zc(loop, owner, cqe);
         break;
-    default: /* a cancel's own result */
+    default: /* a cancel's own result, or a close's */
+        if (owner != NULL)
+            ((ur_state *)owner)->inflight--;
         break;
     }
 }
@@ -664,7 +671,7 @@ static void rearm_waiting(weft__loop *loop, bool all)
         u->bits &= (uint16_t)~ON_REARM;
         u->rearm_next = NULL;
         if ((u->bits & (WANT_READ | CLOSED | RECV_ARMED)) == WANT_READ && !s->draining) {
-            arm_recv(c);
+            arm_recv(c, false);
             budget--;
         }
         op_done(s, c);
@@ -801,7 +808,7 @@ static void ur_conn_want(weft_conn *c, bool read, bool write)
     else
         u->bits &= (uint16_t)~WANT_READ;
     if (read && !(u->bits & (RECV_ARMED | ON_REARM))) {
-        arm_recv(c);
+        arm_recv(c, false);
     } else if (!read && (u->bits & (RECV_ARMED | RECV_CANCEL)) == RECV_ARMED) {
         /* Now, not with the next wait: every receive until the cancel is seen brings bytes
          * c must then hold (a readiness backend would leave them in the socket). A
@@ -921,14 +928,29 @@ static bool ur_conn_close(weft_conn *c)
         cancel(loop, u->send, OP_SEND_ZC);
     else if (u->bits & SEND_BUSY)
         cancel(loop, c, OP_SEND);
-    /* The caller closes the fd next, and another thread may get its number at once: what
-     * names it must reach the kernel first, or it would find the new socket. Nothing does
-     * when no operation on it is queued or in flight (the peer's EOF ended the last
-     * receive, as in a short request/answer connection): then the close costs no
-     * submission of its own, and what is queued waits for the loop's one per iteration. */
-    if (u->inflight == 0)
+    /* The fd is closed next, by ur_conn_close_fd behind what this queued, or by the caller
+     * at once (then what names the fd must reach the kernel first, or it would find a new
+     * socket another thread got the number for). */
+    ur_state *s = loop->be_state;
+    if (!(s->caps.close && s->ring_ok) && u->inflight > 0)
+        submit_now(loop);
+    return u->inflight > 0;
+}
+
+/* The close goes with the loop's next submission, as the raw server's: no system call of
+ * its own, and the socket's last release (its FIN) runs with the iteration's other work. It
+ * is one of the loop's operations until it completes, so a quit waits for it. */
+static bool ur_conn_close_fd(weft_conn *c)
+{
+    ur_state *s = c->loop->be_state;
+    struct io_uring_sqe *sqe = s->caps.close ? get_sqe(c->loop) : NULL;
+    if (sqe == NULL) {
+        submit_now(c->loop); /* the cancels first: the caller closes it now */
         return false;
-    submit_now(loop);
+    }
+    io_uring_prep_close(sqe, c->fd);
+    sqe->user_data = tag(s, OP_NONE);
+    count_op(s, NULL);
     return true;
 }
 
@@ -969,6 +991,7 @@ const weft__backend weft__backend_uring = {
     .conn_send = ur_conn_send,
     .conn_close = ur_conn_close,
     .conn_held = ur_conn_held,
+    .conn_close_fd = ur_conn_close_fd,
     .listener_start = ur_listener_start,
     .listener_stop = ur_listener_stop,
     .thread_init = ring_setup,

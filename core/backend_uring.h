@@ -39,6 +39,7 @@ struct weft__uring_caps {
     bool skip_cqe;         /* IOSQE_CQE_SKIP_SUCCESS */
     bool zc;               /* IORING_OP_SEND_ZC and SENDMSG_ZC (Linux 6.0, 6.1) */
     bool zc_usage;         /* IORING_SEND_ZC_REPORT_USAGE (Linux 6.2) */
+    bool close;            /* IORING_OP_CLOSE */
     const char *dgram_why; /* NULL: datagram sockets have a multishot recvmsg */
     bool dgram_multishot;  /* ... and WEFT_URING_DGRAM=multishot asks for it */
 };

@@ -228,6 +228,7 @@ static void probe(void)
         if (pr == NULL || !io_uring_opcode_supported(pr, ops[i]))
             caps.why = "the kernel's io_uring lacks an operation weft uses (Linux 6.0 is needed)";
     }
+    caps.close = pr != NULL && io_uring_opcode_supported(pr, IORING_OP_CLOSE);
     caps.zc = pr != NULL && io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
               io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC);
     if (pr != NULL)
