@@ -74,6 +74,15 @@ typedef struct weft__backend {
      * completion backend cancels them): c's slot and output queue then stay put until the
      * backend calls weft__conn_released. */
     bool (*conn_close)(struct weft_conn *c);
+    /* Optional (completion): the bytes of c's output that sends finished with but the
+     * backend still holds (zero-copy sends before their notification, what
+     * weft__conn_sent_held counted). Asked only while the loop's stats.zc_held is not 0. */
+    size_t (*conn_held)(const struct weft_conn *c);
+    /* Optional: closes c's fd itself, right after conn_close (a completion backend queues
+     * the close behind what conn_close queued, and it goes with the loop's next submission:
+     * the number stays taken until then, so nothing queued can meet another socket).
+     * Returns false when it cannot: the caller closes the fd. */
+    bool (*conn_close_fd)(struct weft_conn *c);
 
     /* Starts / stops accepting on a stream listener (weft__listener_accepted for every
      * connection) or receiving on a datagram socket (weft__dgram_ready), on this loop. */
@@ -122,11 +131,16 @@ void weft__conn_sent(struct weft_conn *c, ssize_t n);
 /* Completion: as weft__conn_sent, for a send whose bytes the kernel may go on reading after
  * it finished (a zero-copy send, until its notification), or one that finished while such a
  * send is still held: the output queue's chunks the n bytes emptied move to held (kept by
- * the backend) instead of going back to the pool, even if c closed meanwhile. */
-void weft__conn_sent_held(struct weft_conn *c, ssize_t n, struct weft__outq *held);
-/* Completion: the kernel let go of what weft__conn_sent_held moved to held; it goes back
- * to the loop's pool (c may be closed: its slot is still held by the backend then). */
-void weft__conn_held_release(struct weft_conn *c, struct weft__outq *held);
+ * the backend) instead of going back to the pool. The bytes that moved are added to
+ * *held_bytes (c's count, which conn_held reports) before the output limits are looked at:
+ * held bytes count towards the high-water mark and the hard cap as queued ones do. */
+void weft__conn_sent_held(struct weft_conn *c, ssize_t n, struct weft__outq *held,
+                          uint32_t *held_bytes);
+/* Completion: the kernel let go of what weft__conn_sent_held moved to held, bytes of it,
+ * already taken off c's count: the chunks go back to the loop's pool and, as when queued
+ * bytes leave, reading may resume and on_drain may run (c may be closed: its slot is still
+ * held by the backend then, and only the memory goes back). */
+void weft__conn_held_release(struct weft_conn *c, struct weft__outq *held, size_t bytes);
 /* An accept on l gave fd (non-blocking, not inherited by child processes) from peer, or,
  * when err < 0, failed with that negated errno (fd is then WEFT__SOCK_NONE). Returns false
  * when the backend must stop this batch. */

@@ -189,7 +189,7 @@ int weft_conn_get_fd(const weft_conn *c)
 
 size_t weft_conn_get_pending_out(const weft_conn *c)
 {
-    return weft__conn_pending(c);
+    return weft__conn_backlog(c);
 }
 
 int weft_conn_get_local_addr(const weft_conn *c, struct sockaddr_storage *addr, socklen_t *len)

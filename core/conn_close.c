@@ -61,7 +61,8 @@ void weft__conn_finish(weft_conn *c)
         weft__tls_conn_free(c); /* after on_close, which may ask weft_conn_tls_error */
     /* Closed only now, so on_close still sees this connection's own addresses, and not a
      * socket another thread just got the same number for. */
-    weft__sock_close(c->fd);
+    if (loop->be->conn_close_fd == NULL || !loop->be->conn_close_fd(c))
+        weft__sock_close(c->fd);
     if (e->has_codec)
         weft_codec_state_destroy(&e->codec, &c->cstate);
     /* A dial that never connected was never opened in the balancer's books either. */

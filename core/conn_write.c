@@ -52,10 +52,25 @@ size_t weft__conn_pending(const weft_conn *c)
     return n;
 }
 
-/* Other threads check the hard cap against this: staged bytes count too. */
+/* Bytes the backend still holds for c after their send finished (zero-copy sends waiting
+ * for their notification); no call while the loop holds none. */
+static size_t held_of(const weft_conn *c)
+{
+    weft__loop *loop = c->loop;
+    if (atomic_load_explicit(&loop->stats.zc_held, memory_order_relaxed) == 0)
+        return 0;
+    return loop->be->conn_held(c);
+}
+
+size_t weft__conn_backlog(const weft_conn *c)
+{
+    return weft__conn_pending(c) + held_of(c);
+}
+
+/* Other threads check the hard cap against this: staged and held bytes count too. */
 static void mirror_out(weft_conn *c)
 {
-    atomic_store_explicit(&c->out.published, (uint32_t)weft__conn_pending(c), memory_order_relaxed);
+    atomic_store_explicit(&c->out.published, (uint32_t)weft__conn_backlog(c), memory_order_relaxed);
 }
 
 /* Resizes the corked list; the memory of a large one is mapped. */
@@ -106,7 +121,7 @@ static bool push_corked(weft__loop *loop, weft_conn *c)
 static void check_backpressure(weft_conn *c)
 {
     const weft_config *cfg = &c->loop->engine->cfg;
-    size_t pending = weft__conn_pending(c);
+    size_t pending = weft__conn_backlog(c);
     if (!(c->flags & CONN_PAUSED) && pending >= cfg->write_high_water) {
         bool counted = (c->flags & CONN_READING) != 0;
         c->flags |= CONN_PAUSED;
@@ -241,9 +256,9 @@ void weft__loop_stage_free(weft__loop *loop)
 /* ---- sending ---- */
 
 /* What the backend took of the queue: n bytes, or a negated errno. The chunks that empties
- * go back to the pool, or to held when the kernel may still read them. Returns false when c
- * closed. */
-static bool took(weft_conn *c, ssize_t n, weft__outq *held)
+ * go back to the pool, or to held when the kernel may still read them (the n bytes then
+ * count in *held_bytes). Returns false when c closed. */
+static bool took(weft_conn *c, ssize_t n, weft__outq *held, uint32_t *held_bytes)
 {
     weft__loop *loop = c->loop;
     if (n < 0) {
@@ -253,10 +268,13 @@ static bool took(weft_conn *c, ssize_t n, weft__outq *held)
     if (n > 0) {
         WEFT__STAT_ADD(loop->stats.bytes_out, n);
         c->active_ms = loop->now_ms;
-        if (held != NULL)
+        if (held != NULL) {
             weft__outq_consume_into(&c->out, (size_t)n, held);
-        else
+            *held_bytes += (uint32_t)n;
+            WEFT__STAT_ADD(loop->stats.zc_held, n);
+        } else {
             weft__outq_consume(&c->out, loop->bufpool, (size_t)n);
+        }
     }
     return true;
 }
@@ -274,9 +292,11 @@ static void after_flush(weft_conn *c, bool had)
     }
     check_backpressure(c);
     weft__conn_update_interest(c);
+    /* Bytes a zero-copy send still holds count as output: on_drain waits for their
+     * release (weft__conn_held_release). */
     weft_engine *e = c->loop->engine;
     if (had && c->out.len == 0 && e->cfg.handler.on_drain != NULL &&
-        !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)))
+        !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING)) && held_of(c) == 0)
         e->cfg.handler.on_drain(c);
 }
 
@@ -303,7 +323,7 @@ void weft__conn_flush(weft_conn *c)
     while (c->out.len > 0) {
         int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
         ssize_t n = be->conn_send(c, iov, cnt);
-        if (!took(c, n, NULL))
+        if (!took(c, n, NULL, NULL))
             return;
         if (n == 0)
             break;
@@ -385,14 +405,14 @@ void weft__conn_writable(weft_conn *c)
         weft__conn_flush(c);
 }
 
-static void sent(weft_conn *c, ssize_t n, weft__outq *held)
+static void sent(weft_conn *c, ssize_t n, weft__outq *held, uint32_t *held_bytes)
 {
     c->loop->nio++;
     c->flags &= (uint16_t)~CONN_SENDING;
     if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING))
         return;
     weft__loop_enter(c->loop);
-    if (took(c, n, held)) {
+    if (took(c, n, held, held_bytes)) {
         if (c->out.len == 0) {
             after_flush(c, n > 0);
         } else {
@@ -410,21 +430,35 @@ static void sent(weft_conn *c, ssize_t n, weft__outq *held)
 
 void weft__conn_sent(weft_conn *c, ssize_t n)
 {
-    sent(c, n, NULL);
+    sent(c, n, NULL, NULL);
 }
 
-void weft__conn_sent_held(weft_conn *c, ssize_t n, weft__outq *held)
+void weft__conn_sent_held(weft_conn *c, ssize_t n, weft__outq *held, uint32_t *held_bytes)
 {
-    sent(c, n, held);
+    sent(c, n, held, held_bytes);
 }
 
-void weft__conn_held_release(weft_conn *c, weft__outq *held)
+void weft__conn_held_release(weft_conn *c, weft__outq *held, size_t bytes)
 {
-    if (held->head == NULL)
+    weft__loop *loop = c->loop;
+    WEFT__STAT_ADD(loop->stats.zc_held, -(int64_t)bytes);
+    if (held->head != NULL) {
+        weft__outq_release(held, loop->bufpool);
+        /* The connection may be closed (and the loop stopping): nobody else would say so. */
+        weft__loop_publish_buffers(loop);
+    }
+    if (bytes == 0 || (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)))
         return;
-    weft__outq_release(held, c->loop->bufpool);
-    /* The connection may be closed (and the loop stopping): nobody else would say so. */
-    weft__loop_publish_buffers(c->loop);
+    /* As when queued bytes leave: below half the mark reading goes on, and output that is
+     * all gone now says on_drain. */
+    weft__loop_enter(loop);
+    mirror_out(c);
+    check_backpressure(c);
+    weft_engine *e = loop->engine;
+    if (c->out.len == 0 && held_of(c) == 0 && e->cfg.handler.on_drain != NULL &&
+        !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_SENDING)))
+        e->cfg.handler.on_drain(c);
+    weft__loop_leave(loop);
 }
 
 /* Over the hard cap with n more bytes: closes c (WEFT_EOUTCAP). */
@@ -432,7 +466,7 @@ static bool over_cap(weft_conn *c, size_t n)
 {
     weft__loop *loop = c->loop;
     size_t cap = loop->engine->cfg.write_hard_cap;
-    size_t queued = weft__conn_pending(c);
+    size_t queued = weft__conn_backlog(c);
     if (n <= cap && queued <= cap - n)
         return false;
     weft__log_peer(loop, WEFT_LOG_WARN,

@@ -618,6 +618,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         l.buffer_exhaustions = LOAD(s->exhaustions);
         l.zerocopy_sends = LOAD(s->zc_sends);
         l.zerocopy_copied = LOAD(s->zc_copied);
+        l.zerocopy_held_bytes = LOAD(s->zc_held);
         if (per_loop != NULL)
             per_loop[i] = l;
         weft_loop_stats *t = &out->total;
@@ -645,6 +646,7 @@ int weft_engine_get_stats(weft_engine *e, weft_stats *out, weft_loop_stats *per_
         t->buffer_exhaustions += l.buffer_exhaustions;
         t->zerocopy_sends += l.zerocopy_sends;
         t->zerocopy_copied += l.zerocopy_copied;
+        t->zerocopy_held_bytes += l.zerocopy_held_bytes;
     }
     out->rejected = LOAD(e->rejected);
     out->accept_errors = LOAD(e->accept_errors);

@@ -7,8 +7,10 @@
  *                              conn.c conn_read.c conn_write.c conn_close.c
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
- *                              backend.h, and one file per I/O backend: backend_event.c backend_uring.c
- *                              backend_iocp.c with dgram_iocp.c (Windows)
+ *                              backend.h, and one file per I/O backend: backend_event.c,
+ *                              backend_uring.c (with backend_uring_probe.c and
+ *                              backend_uring_dgram.c), backend_iocp.c (with dgram_iocp.c;
+ *                              Windows)
  *   leaf helpers               log.c queue.c ring.c bufpool.c timer_heap.c error.c
  *                              platform_posix.c or platform_win.c (platform.h: pages, clocks)
  *
@@ -134,6 +136,7 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t exhaustions;
     _Atomic uint64_t zc_sends;
     _Atomic uint64_t zc_copied;
+    _Atomic uint64_t zc_held; /* also: 0 means no connection of the loop holds any */
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -400,6 +403,9 @@ int weft__frame_iov(weft_engine *e, const void *data, size_t len, weft_encoding 
                     struct iovec iov[3]);
 /* Bytes waiting to go out: queued, and staged in this iteration. */
 size_t weft__conn_pending(const weft_conn *c);
+/* What the output limits (write_high_water, write_hard_cap) count: the pending bytes, and
+ * those a completion backend still holds after their send (backend.h, conn_held). */
+size_t weft__conn_backlog(const weft_conn *c);
 /* As weft__conn_send for one buffer that is not ours: sent or queued without a copy where
  * it must wait; free_cb(data, free_ctx) (NULL: free(data)) runs once weft is done with it,
  * whatever this returns. */

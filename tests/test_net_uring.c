@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -818,6 +819,163 @@ static void test_a_zero_copy_answer_arrives_whole_while_the_loop_reuses_buffers(
     zc_pattern = NULL;
 }
 
+/* ---- zero-copy bytes count towards the output limits ---- */
+
+/* A zero-copy send finishes when the kernel took the bytes, but their chunks stay held until
+ * the peer took them too: for a peer that does not read, everything the socket buffers can
+ * hold. Those held bytes count as queued ones: the high-water mark pauses the connection
+ * with them, the hard cap counts them, and when they are let go reading resumes as it does
+ * when queued bytes leave. */
+#define ZCB_FLOOD ((size_t)16 << 20)
+#define ZCB_HW    ((size_t)128 << 10)
+
+static _Atomic long zcb_max_pending; /* the largest weft_conn_get_pending_out after a write */
+
+static weft_action zcb_echo(weft_conn *c)
+{
+    weft_action a = wt_echo_on_traffic(c);
+    long pending = (long)weft_conn_get_pending_out(c);
+    long seen = atomic_load(&zcb_max_pending);
+    while (pending > seen && !atomic_compare_exchange_weak(&zcb_max_pending, &seen, pending))
+        ;
+    return a;
+}
+
+typedef struct zcb_writer {
+    int fd;
+    const uint8_t *data;
+    _Atomic size_t sent;
+    _Atomic long full; /* sends refused: every buffer on the way was full */
+    _Atomic int error;
+} zcb_writer;
+
+static void *zcb_writer_main(void *arg)
+{
+    zcb_writer *w = arg;
+    int64_t end = wt_now_ms() + 3 * WT_TIMEOUT_MS;
+    size_t sent = 0;
+    while (sent < ZCB_FLOOD && wt_now_ms() < end) {
+        size_t chunk = ZCB_FLOOD - sent < 256 * 1024 ? ZCB_FLOOD - sent : 256 * 1024;
+        ssize_t r = send(w->fd, w->data + sent, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                atomic_fetch_add(&w->full, 1);
+                struct pollfd p = {w->fd, POLLOUT, 0};
+                (void)poll(&p, 1, 10);
+                continue;
+            }
+            if (errno == EINTR)
+                continue;
+            atomic_store(&w->error, errno);
+            return NULL;
+        }
+        sent += (size_t)r;
+        atomic_store(&w->sent, sent);
+    }
+    return NULL;
+}
+
+static void test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark(void **state)
+{
+    (void)state;
+    if (!wt_uring()) {
+        print_message("zero-copy sends are io_uring's (IORING_OP_SEND_ZC); skipped on epoll\n");
+        skip();
+    }
+    if (skip_under_valgrind())
+        skip();
+    wt_counters_reset();
+    atomic_store(&zcb_max_pending, 0);
+    weft_config cfg;
+    wt_config(&cfg, zcb_echo, 1);
+    cfg.handler.on_close = wt_count_close;
+    cfg.uring_zc_min = 4096; /* every echo of a read goes zero-copy */
+    cfg.write_high_water = ZCB_HW;
+    const size_t bound = ZCB_HW + cfg.read_buffer_size; /* the mark, passed by one read */
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = wt_connect_tcp(s.port); /* default buffers: the kernel could hold megabytes */
+    assert_true(fd >= 0);
+    uint8_t *data = malloc(ZCB_FLOOD);
+    uint8_t *in = malloc(1 << 20);
+    assert_non_null(data);
+    assert_non_null(in);
+    wt_fill(data, ZCB_FLOOD, 21);
+    zcb_writer w = {.fd = fd, .data = data};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, zcb_writer_main, &w), 0);
+
+    /* Phase 1: the client only writes, until it is stuck: the server paused reading it and,
+     * while it took no more bytes, a send was refused. */
+    uint64_t max_buffer_bytes = 0, max_held = 0;
+    long full_mark = -1;
+    uint64_t in_mark = 0;
+    int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
+    for (;;) {
+        assert_true(wt_now_ms() < end);
+        weft_loop_stats t = wt_stats(s.engine);
+        if (t.buffer_bytes > max_buffer_bytes)
+            max_buffer_bytes = t.buffer_bytes;
+        if (t.zerocopy_held_bytes > max_held)
+            max_held = t.zerocopy_held_bytes;
+        if (t.backpressure_pauses > 0) {
+            long full = atomic_load(&w.full);
+            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark)
+                break;
+            if (full_mark < 0 || t.bytes_in != in_mark) {
+                full_mark = full;
+                in_mark = t.bytes_in;
+            }
+        }
+        wt_sleep_ms(2);
+    }
+    weft_loop_stats t = wt_stats(s.engine);
+    printf("zero-copy to a non-reader: %llu bytes read, %llu zero-copy sends, at most %llu "
+           "bytes held and %ld pending (mark %zu), %llu buffer bytes out at most\n",
+           (unsigned long long)t.bytes_in, (unsigned long long)t.zerocopy_sends,
+           (unsigned long long)max_held, atomic_load(&zcb_max_pending), ZCB_HW,
+           (unsigned long long)max_buffer_bytes);
+    assert_int_equal(atomic_load(&w.error), 0);
+    assert_true(atomic_load(&w.sent) < ZCB_FLOOD); /* held back: the server stopped reading */
+    assert_true(t.zerocopy_sends > 0);
+    assert_true(t.zerocopy_held_bytes > 0); /* the peer reads nothing: nothing was let go */
+    /* Held bytes counted: the mark paused the connection, passed by one read at most. */
+    assert_true((size_t)atomic_load(&zcb_max_pending) >= ZCB_HW);
+    assert_true((size_t)atomic_load(&zcb_max_pending) <= bound);
+    assert_true(max_held <= bound);
+    assert_true(max_buffer_bytes <= 2 * bound);
+
+    /* Phase 2: the peer reads. As held bytes are let go reading resumes: every byte comes
+     * back, in order, and the bounds hold all along. */
+    size_t got = 0;
+    while (got < ZCB_FLOOD) {
+        size_t n = ZCB_FLOOD - got < (1 << 20) ? ZCB_FLOOD - got : (1 << 20);
+        ssize_t r = recv(fd, in, n, 0);
+        assert_true(r > 0);
+        assert_memory_equal(in, data + got, (size_t)r);
+        got += (size_t)r;
+        t = wt_stats(s.engine);
+        if (t.buffer_bytes > max_buffer_bytes)
+            max_buffer_bytes = t.buffer_bytes;
+        if (t.zerocopy_held_bytes > max_held)
+            max_held = t.zerocopy_held_bytes;
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&w.sent), ZCB_FLOOD);
+    assert_true((size_t)atomic_load(&zcb_max_pending) <= bound);
+    assert_true(max_held <= bound);
+    assert_true(max_buffer_bytes <= 2 * bound);
+    assert_int_equal(atomic_load(&wt_counts.closed), 0);
+    close(fd);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
+    assert_true(wt_wait_for(wt_buffers_back, s.engine, WT_TIMEOUT_MS));
+    assert_int_equal(wt_stats(s.engine).zerocopy_held_bytes, 0);
+    wt_server_stop(&s);
+    free(data);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -826,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_stop_while_zero_copy_sends_wait_for_non_readers),
         cmocka_unit_test(test_reset_while_a_zero_copy_send_is_in_flight),
         cmocka_unit_test(test_a_zero_copy_answer_arrives_whole_while_the_loop_reuses_buffers),
+        cmocka_unit_test(test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,9 @@ WEFT_API weft_conn_ref weft_conn_get_ref(const weft_conn *conn);
 WEFT_API weft_engine *weft_conn_get_engine(const weft_conn *conn);
 WEFT_API unsigned weft_conn_get_loop(const weft_conn *conn);
 WEFT_API int weft_conn_get_fd(const weft_conn *conn);
-/* Bytes queued for sending and not yet taken by the kernel. */
+/* Bytes queued for sending and not yet taken by the kernel, and those io_uring's zero-copy
+ * sends hold until the kernel lets go of them (uring_zc_min): what write_high_water and
+ * write_hard_cap look at. */
 WEFT_API size_t weft_conn_get_pending_out(const weft_conn *conn);
 
 /* Copies the local / peer address into *addr (owned by the caller) and sets *len to its

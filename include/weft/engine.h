@@ -286,13 +286,16 @@ typedef struct weft_loop_stats {
     uint64_t buffer_resizes;       /* inbound buffers grown or shrunk with their bytes kept */
     uint64_t buffer_copied_bytes;  /* bytes copied to keep them (large ones grow in place) */
     /* io_uring only (0 on epoll): */
-    uint64_t submissions;        /* operations handed to the kernel */
-    uint64_t completions;        /* completions collected */
-    uint64_t buffer_exhaustions; /* receives the kernel stopped for want of a free buffer
+    uint64_t submissions;         /* operations handed to the kernel */
+    uint64_t completions;         /* completions collected */
+    uint64_t buffer_exhaustions;  /* receives the kernel stopped for want of a free buffer
                                      (re-armed once buffers came back) */
-    uint64_t zerocopy_sends;     /* sends submitted as IORING_OP_SEND_ZC (uring_zc_min) */
-    uint64_t zerocopy_copied;    /* connections that went back to copying: the kernel said
+    uint64_t zerocopy_sends;      /* sends submitted as IORING_OP_SEND_ZC (uring_zc_min) */
+    uint64_t zerocopy_copied;     /* connections that went back to copying: the kernel said
                                      it copied their zero-copy send anyway (loopback) */
+    uint64_t zerocopy_held_bytes; /* sent bytes kept now until a zero-copy send's
+                                     notification; they count towards write_high_water
+                                     and write_hard_cap */
 } weft_loop_stats;
 
 typedef struct weft_stats {
