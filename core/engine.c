@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "send_cap.h"
 #include "tls.h"
 
 void weft_config_init(weft_config *cfg)
@@ -413,6 +414,7 @@ int weft_engine_start(const weft_config *cfg, weft_engine **out)
     rc = pick_backend(e, cfg);
     if (rc != 0)
         goto fail;
+    e->send_cap = weft__send_cap_env(e);
     e->connect_done = weft__dial_finish;
     rc = weft__tls_engine_init(e, cfg);
     if (rc != 0)

@@ -7,6 +7,7 @@
  *                              conn.c conn_read.c conn_write.c conn_close.c
  *                              wheel.c conn_timer.c accept.c dgram.c tls.c (tls.h: TLS
  *                              between the backend and the codec, for tls:// connections)
+ *                              send_cap.c (send_cap.h: a test-only cap on a send's bytes)
  *                              backend.h, and one file per I/O backend: backend_event.c,
  *                              backend_uring.c (with backend_uring_probe.c and
  *                              backend_uring_dgram.c), backend_iocp.c (with dgram_iocp.c;
@@ -137,6 +138,7 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t zc_sends;
     _Atomic uint64_t zc_copied;
     _Atomic uint64_t zc_held; /* also: 0 means no connection of the loop holds any */
+    _Atomic uint64_t capped_sends; /* sends the test-only cap cut short (send_cap.h) */
 } weft__loop_stats;
 
 /* Single-writer counters: a relaxed load and store, no locked instruction. */
@@ -243,6 +245,8 @@ struct weft__loop {
 
     bool stopping;
     weft__loop_stats stats;
+    /* The most bytes one send may carry, for tests only (send_cap.h); 0: no cap. */
+    size_t send_cap;
 
     /* User timers (weft_conn_after) of this loop's connections. */
     struct weft__timer *timers_user;
@@ -306,6 +310,7 @@ struct weft_engine {
     uint64_t *live_snapshot; /* acceptor scratch for balancers that want live counts */
     /* TLS (tls.c): the listeners' certificates, the dials' context and settings. */
     struct weft__tls_engine *tls;
+    size_t send_cap; /* WEFT_TEST_SEND_CAP, read at start (send_cap.h); 0: none */
 };
 
 /* ==== leaf helpers ==== */

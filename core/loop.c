@@ -529,6 +529,7 @@ int weft__loop_init_acceptor(weft_engine *e, weft__loop *loop)
 int weft__loop_init(weft_engine *e, weft__loop *loop, unsigned index)
 {
     loop->poll_ns = (uint64_t)e->cfg.busy_poll_us * 1000u;
+    loop->send_cap = e->send_cap;
     loop->rbuf_size = e->cfg.read_buffer_size;
     loop->rbuf = malloc(loop->rbuf_size);
     if (loop->rbuf == NULL)

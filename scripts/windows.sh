@@ -6,6 +6,15 @@
 #                              source package (cached under build/windows/deps)
 #   scripts/windows.sh build   deps, then configures and builds build/windows/weft
 #   scripts/windows.sh test    build, then runs the Windows test suite under Wine (ctest)
+#   scripts/windows.sh smoke   build, then starts weft-echo.exe and weft-redis.exe under Wine on
+#                              free loopback ports and drives them from Linux: redis-cli (PING,
+#                              SET, GET, INCR, a pipeline of 1,000 commands, every answer
+#                              checked), redis-benchmark -q -n 20000 -t set,get, and the Linux
+#                              build of benchmarks/loadgen against weft-echo.exe (every byte
+#                              checked; once more with WEFT_TEST_SEND_CAP=7, so that every send
+#                              is partial). Each client is bounded by a timeout; the servers are
+#                              stopped with SIGINT (Wine makes it Ctrl+C) and must exit 0. The
+#                              numbers it prints are a smoke check: Wine is not Windows.
 #   scripts/windows.sh clean   removes build/windows (the packages stay)
 #
 # What builds and runs for Windows so far (weft on its completion port backend, weft-echo,
@@ -145,13 +154,230 @@ cmd_test() {
     step_done
 }
 
+# ---- smoke: the Windows servers under Wine, driven by Linux clients over loopback ----
+
+host=$out/host # the Linux build of benchmarks/loadgen
+smoke_pids=()
+smoke_fail() {
+    echo "weft: smoke: $*" >&2
+    exit 1
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits up to 60 s (Wine starts slowly) until 127.0.0.1:$1 accepts, while pid $2 lives.
+wait_listening() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || smoke_fail "the server (pid $2) exited before it listened on $1"
+        sleep 0.1
+    done
+    smoke_fail "nothing listens on 127.0.0.1:$1 after 60 s"
+}
+
+# Starts "$@" under Wine in the background, its output in $log; its pid in $server_pid.
+start_server() {
+    local log=$1
+    shift
+    wine "$@" >"$log" 2>&1 </dev/null &
+    server_pid=$!
+    smoke_pids+=("$server_pid")
+}
+
+# Stops pid $1 with SIGINT (Ctrl+C under Wine) and checks that it exited 0 within 30 s.
+stop_server() {
+    local pid=$1 name=$2 i rc=0
+    kill -INT "$pid" 2>/dev/null || smoke_fail "$name (pid $pid) is not running"
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        smoke_fail "$name did not stop within 30 s of SIGINT"
+    fi
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || smoke_fail "$name exited with status $rc after SIGINT"
+    echo "   $name stopped cleanly (SIGINT, exit 0)"
+}
+
+# Runs redis-cli with a timeout; prints its answer.
+rcli() {
+    timeout 30 redis-cli -h 127.0.0.1 -p "$rport" "$@"
+}
+
+expect_reply() {
+    local want=$1 got
+    shift
+    got=$(rcli "$@") || smoke_fail "redis-cli $* failed"
+    [ "$got" = "$want" ] || smoke_fail "redis-cli $*: got '$got', want '$want'"
+}
+
+# A command as RESP: an array of bulk strings.
+resp() {
+    printf '*%d\r\n' $#
+    local a
+    for a in "$@"; do
+        printf '$%d\r\n%s\r\n' ${#a} "$a"
+    done
+}
+
+smoke_redis() {
+    step "redis-cli: PING, SET, GET, INCR"
+    expect_reply PONG PING
+    expect_reply OK SET smoke:key "hello windows"
+    expect_reply "hello windows" GET smoke:key
+    rcli DEL smoke:counter >/dev/null
+    expect_reply 1 INCR smoke:counter
+    expect_reply 2 INCR smoke:counter
+    expect_reply 42 INCRBY smoke:counter 40
+    step_done
+
+    # 1,000 commands in one pipeline through redis-cli --pipe: 500 SETs and 500 INCRs.
+    step "redis-cli --pipe: 1,000 commands"
+    local cmds=$out/smoke/pipe.resp i
+    : >"$cmds"
+    rcli DEL smoke:pipe >/dev/null
+    for ((i = 0; i < 500; i++)); do
+        resp SET "smoke:k$i" "value-$i" >>"$cmds"
+        resp INCR smoke:pipe >>"$cmds"
+    done
+    local said
+    said=$(timeout 60 redis-cli -h 127.0.0.1 -p "$rport" --pipe <"$cmds" 2>&1) ||
+        smoke_fail "redis-cli --pipe failed: $said"
+    echo "$said" | grep -q 'errors: 0, replies: 1000' ||
+        smoke_fail "redis-cli --pipe: $(echo "$said" | tail -n 1)"
+    echo "   $(echo "$said" | tail -n 1)"
+    step_done
+
+    # And 1,000 more in one write over a plain socket, each answer checked byte for byte: a
+    # GET of every key the first pipeline set, and an INCR after each.
+    step "pipeline of 1,000 commands, every answer checked"
+    local want=$out/smoke/pipe.want got=$out/smoke/pipe.got
+    : >"$cmds"
+    : >"$want"
+    for ((i = 0; i < 500; i++)); do
+        resp GET "smoke:k$i" >>"$cmds"
+        local v="value-$i"
+        printf '$%d\r\n%s\r\n' ${#v} "$v" >>"$want"
+        resp INCR smoke:pipe >>"$cmds"
+        printf ':%d\r\n' $((501 + i)) >>"$want"
+    done
+    local n
+    n=$(wc -c <"$want")
+    timeout 60 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; cat "$2" >&3; head -c "$3" <&3 >"$4"' \
+        _ "$rport" "$cmds" "$n" "$got" || smoke_fail "the pipeline got no full answer in 60 s"
+    cmp -s "$want" "$got" || smoke_fail "the pipeline's answers differ from the expected ones"
+    echo "   1000 answers, $n bytes, as expected"
+    step_done
+
+    step "redis-benchmark -q -n 20000 -t set,get"
+    local bench
+    bench=$(timeout 600 redis-benchmark -h 127.0.0.1 -p "$rport" -q -n 20000 -t set,get 2>&1 |
+        tr '\r' '\n' | grep 'requests per second') || smoke_fail "redis-benchmark failed"
+    echo "$bench" | grep -q '^SET: ' && echo "$bench" | grep -q '^GET: ' ||
+        smoke_fail "redis-benchmark printed no SET and GET results: $bench"
+    echo "$bench" | sed 's/^/   /'
+    step_done
+}
+
+# loadgen against the echo server on $1: every echoed byte is checked by loadgen itself, which
+# exits 1 on a mismatch; its RESULT line must say errors=0.
+run_loadgen() {
+    local port=$1 what=$2 said
+    shift 2
+    said=$(timeout 60 "$host/benchmarks/loadgen" --host 127.0.0.1 --port "$port" "$@" 2>&1) ||
+        smoke_fail "loadgen ($what) failed: $said"
+    echo "$said" | grep -q '^RESULT .*errors=0' || smoke_fail "loadgen ($what): $said"
+    echo "$said" | grep -v '^RESULT' | sed "s/^/   $what: /"
+}
+
+cmd_smoke() {
+    cmd_build
+    step "packages (the Linux clients)"
+    weft_require_packages "${WEFT_LIB_PACKAGES[@]}" redis-tools python3
+    step_done
+    step "loadgen: Linux build ${host#"$root"/}"
+    cmake -S "$root" -B "$host" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BUILD_TESTS=OFF \
+        -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCHMARKS=ON >/dev/null
+    cmake --build "$host" -j "$jobs" --target loadgen >/dev/null
+    step_done
+    wine_prefix
+    step "wine: start"
+    wineserver -p 2>/dev/null || true # one may be running for this prefix already
+    trap 'for p in "${smoke_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+          wineserver -k 2>/dev/null || true' EXIT
+    wine cmd /c exit >/dev/null 2>&1 </dev/null
+    step_done
+    mkdir -p "$out/smoke"
+    local exe=$out/weft/examples
+
+    step "weft-redis.exe --loops 2"
+    start_server "$out/smoke/redis.log" "$exe/redis/weft-redis.exe" --port 0 --loops 2
+    local redis_pid=$server_pid i
+    rport=
+    for ((i = 0; i < 600; i++)); do
+        rport=$(sed -n 's/^weft-redis ready on port \([0-9]*\).*/\1/p' "$out/smoke/redis.log")
+        [ -n "$rport" ] && break
+        kill -0 "$redis_pid" 2>/dev/null || smoke_fail "weft-redis.exe exited: $(cat "$out/smoke/redis.log")"
+        sleep 0.1
+    done
+    [ -n "$rport" ] || smoke_fail "weft-redis.exe did not say its port within 60 s"
+    echo "   listening on 127.0.0.1:$rport"
+    step_done
+    smoke_redis
+    step "weft-redis.exe: stop"
+    stop_server "$redis_pid" weft-redis.exe
+    step_done
+
+    local eport
+    eport=$(free_port)
+    step "weft-echo.exe --loops 2 on 127.0.0.1:$eport"
+    start_server "$out/smoke/echo.log" "$exe/echo/weft-echo.exe" --addr "tcp://127.0.0.1:$eport" \
+        --loops 2
+    local echo_pid=$server_pid
+    wait_listening "$eport" "$echo_pid"
+    step_done
+    step "loadgen against weft-echo.exe, 5 s each"
+    run_loadgen "$eport" "64 B x 64 conns" --conns 64 --size 64 --duration 5
+    run_loadgen "$eport" "16 KiB x 16 conns, 4 deep" --conns 16 --size 16384 --pipeline 4 \
+        --duration 5
+    run_loadgen "$eport" "churn x 8" --churn --conns 8 --duration 5
+    step_done
+    step "weft-echo.exe: stop"
+    stop_server "$echo_pid" weft-echo.exe
+    step_done
+
+    # The same echo with every send cut to 7 bytes (the test-only WEFT_TEST_SEND_CAP): the
+    # partial-send path under real load, every byte still checked.
+    eport=$(free_port)
+    step "weft-echo.exe with WEFT_TEST_SEND_CAP=7 on 127.0.0.1:$eport"
+    WEFT_TEST_SEND_CAP=7 start_server "$out/smoke/echo-cap.log" "$exe/echo/weft-echo.exe" \
+        --addr "tcp://127.0.0.1:$eport" --loops 2
+    echo_pid=$server_pid
+    wait_listening "$eport" "$echo_pid"
+    run_loadgen "$eport" "1000 B x 8 conns, sends of 7 B" --conns 8 --size 1000 --duration 5
+    stop_server "$echo_pid" "weft-echo.exe (capped)"
+    grep -q 'WEFT_TEST_SEND_CAP=7' "$out/smoke/echo-cap.log" ||
+        smoke_fail "the capped weft-echo.exe did not log its cap: $(cat "$out/smoke/echo-cap.log")"
+    step_done
+    echo "== smoke passed (Wine is not Windows: these numbers are not a benchmark)"
+}
+
 case "${1:-}" in
 deps) cmd_deps ;;
 build) cmd_build ;;
 test) cmd_test ;;
+smoke) cmd_smoke ;;
 clean) rm -rf "$out" ;;
 *)
-    echo "usage: scripts/windows.sh deps|build|test|clean" >&2
+    echo "usage: scripts/windows.sh deps|build|test|smoke|clean" >&2
     exit 2
     ;;
 esac

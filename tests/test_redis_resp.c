@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "platform.h" /* the guard page, from core's platform layer on every system */
 #include "reply.h"
 #include "resp.h"
 
@@ -23,21 +22,23 @@ typedef struct guard {
     size_t size; /* readable bytes */
 } guard;
 
+/* A reservation one page longer than the buffer, all of it committed but that last page,
+ * which stays inaccessible. */
 static guard guard_make(size_t max)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = weft__page_size();
     size_t size = (max + page - 1) / page * page;
     guard g;
-    g.base = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(g.base != MAP_FAILED);
-    assert_int_equal(mprotect(g.base + size, page, PROT_NONE), 0);
+    g.base = weft__vm_reserve(size + page, page);
+    assert_non_null(g.base);
+    assert_int_equal(weft__vm_commit(g.base, size), 0);
     g.size = size;
     return g;
 }
 
 static void guard_free(guard *g)
 {
-    munmap(g->base, g->size + (size_t)sysconf(_SC_PAGESIZE));
+    weft__vm_release(g->base, g->size + weft__page_size());
 }
 
 /* Copies data to the very end of the readable area and returns where it went. */

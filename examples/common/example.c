@@ -5,6 +5,14 @@
 #include <string.h>
 
 #ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h> /* after weft.h's Winsock headers, as Winsock wants */
+#else
+#include <netdb.h>
+#include <unistd.h>
+#endif
+
+#ifdef _WIN32
 /* Windows has neither sigwait nor SIGUSR1: Ctrl+C, Ctrl+Break or the console closing stop
  * the engine (weft_engine_wait_signals), and there are no statistics on demand. */
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg)
@@ -23,6 +31,8 @@ int example_serve(const weft_config *cfg, const char *name, example_stats_cb sta
 #else
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg)
 {
+    /* The engine sends with MSG_NOSIGNAL; this covers whatever else the example writes to. */
+    signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -67,4 +77,37 @@ int example_parse_lb(const char *s, weft_lb_kind *out)
         }
     }
     return -1;
+}
+
+#ifdef _WIN32
+unsigned example_cpu_count(void)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwNumberOfProcessors > 0 ? (unsigned)si.dwNumberOfProcessors : 1;
+}
+#else
+unsigned example_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+#endif
+
+void example_peer_name(weft_conn *conn, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+
+    snprintf(buf, len, "?");
+    if (weft_conn_get_peer_addr(conn, &ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(buf, len, "unix");
+        return;
+    }
+    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }

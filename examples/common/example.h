@@ -1,4 +1,6 @@
-/* What the example servers share: running an engine until SIGINT/SIGTERM, parsing --lb. */
+/* What the example servers share: running an engine until SIGINT/SIGTERM, parsing --lb,
+ * and the few things that differ between POSIX systems and Windows (the processor count, a
+ * peer's printable address), so that an example's own code asks no system which it is. */
 #ifndef WEFT_EXAMPLE_H
 #define WEFT_EXAMPLE_H
 
@@ -18,5 +20,13 @@ int example_serve(const weft_config *cfg, const char *name, example_stats_cb sta
 
 /* --lb NAME: rr, lc, ch or random into *out. 0, or -1 for an unknown name. */
 int example_parse_lb(const char *s, weft_lb_kind *out);
+
+/* Processors online, at least 1. */
+unsigned example_cpu_count(void);
+
+/* conn's peer as "host:port" ("[host]:port" for IPv6, "unix" for a Unix socket, "?" when
+ * unknown) into buf (owned by the caller, len bytes, always NUL-terminated). Only on conn's
+ * loop thread. */
+void example_peer_name(weft_conn *conn, char *buf, size_t len);
 
 #endif

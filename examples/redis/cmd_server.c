@@ -6,9 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <weft/version.h> /* WEFT_PRINTF */
+
 #include "cmd.h"
 #include "glob.h"
 #include "number.h"
+#include "system.h"
 
 #define REDIS_COMPAT_VERSION "7.0.0"
 
@@ -316,7 +319,7 @@ static bool want_section(const cmd_ctx *c, const char *name)
 }
 
 /* Appends printf output to a growing text. */
-static void textf(reply_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void textf(reply_buf *t, const char *fmt, ...) WEFT_PRINTF(2, 3);
 
 static void textf(reply_buf *t, const char *fmt, ...)
 {
@@ -358,11 +361,13 @@ void cmd_info(cmd_ctx *c)
     }
     reply_init(&t);
     if (want_section(c, "server")) {
+        char os[160];
+        redis_os_name(os, sizeof(os));
         textf(&t,
-              "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:Linux\r\n"
+              "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:%s\r\n"
               "arch_bits:%d\r\nmultiplexing_api:weft\r\nprocess_id:%ld\r\ntcp_port:%d\r\n"
               "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nweft_loops:%u\r\n\r\n",
-              REDIS_COMPAT_VERSION, (int)(sizeof(void *) * 8), (long)getpid(), srv->cfg.port,
+              REDIS_COMPAT_VERSION, os, (int)(sizeof(void *) * 8), (long)getpid(), srv->cfg.port,
               (long long)uptime, (long long)(uptime / 86400), nloops);
     }
     if (want_section(c, "clients")) {

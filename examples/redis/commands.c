@@ -8,6 +8,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "system.h"
 #include "number.h"
 #include "resp.h"
 #include "weft/engine.h"
@@ -163,7 +164,7 @@ redis_server *redis_server_create(const redis_config *cfg)
     srv->ks = ks_create();
     if (srv->ks != NULL && srv->cfg.nloops == 1)
         ks_set_single_thread(srv->ks);
-    srv->loops = aligned_alloc(64, sizeof(*srv->loops) * srv->cfg.nloops);
+    srv->loops = redis_aligned_alloc(64, sizeof(*srv->loops) * srv->cfg.nloops);
     if (srv->ks == NULL || srv->loops == NULL) {
         redis_server_destroy(srv);
         return NULL;
@@ -180,7 +181,7 @@ void redis_server_destroy(redis_server *srv)
     if (srv == NULL)
         return;
     ks_destroy(srv->ks);
-    free(srv->loops);
+    redis_aligned_free(srv->loops);
     free(srv);
 }
 

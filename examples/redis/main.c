@@ -8,7 +8,9 @@
  *
  * The RESP codec (resp.c) turns bytes into requests; this file only glues the engine to the
  * executor (commands.c): each batch of pipelined requests is executed in order and its
- * replies leave with one write. SIGINT/SIGTERM stop it cleanly.
+ * replies leave with one write. SIGINT/SIGTERM stop it cleanly (on Windows Ctrl+C, Ctrl+Break
+ * or the console closing: examples/common does the waiting). On Windows, where weft has no
+ * TLS, --tls-port is refused with a message saying so.
  *
  * A client's output is bounded twice. At the engine's high-water mark weft_conn_next_message
  * hands out no more requests, so a pipeline stops executing until the client reads and the
@@ -16,17 +18,15 @@
  * client-output-buffer-limit (obuf.h) closes a client whose queued replies reach the hard
  * limit, or stay above the soft one too long.
  */
-#include <netdb.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <weft/weft.h>
 
+#include "system.h"
 #include "commands.h"
 #include "example.h"
 #include "obuf.h"
@@ -155,25 +155,6 @@ static void on_close(weft_conn *conn, int err)
     }
 }
 
-/* The client's address as "host:port", for the log. */
-static void peer_name(weft_conn *conn, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[NI_MAXHOST], port[NI_MAXSERV];
-
-    snprintf(buf, len, "?");
-    if (weft_conn_get_peer_addr(conn, &ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_UNIX) {
-        snprintf(buf, len, "unix");
-        return;
-    }
-    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
-}
-
 /* Checks cl's output against client-output-buffer-limit, counting extra bytes about to be
  * written. Over it, the client is closed at once, dropping what it was sent (as Redis's
  * freeClientAsync), with one rate-limited log line. false when it was closed. */
@@ -195,7 +176,7 @@ static bool within_limits(client *cl, size_t extra)
     over_soft_update(cl, ls, was_over);
     if (v == OBUF_OK)
         return true;
-    peer_name(conn, addr, sizeof(addr));
+    example_peer_name(conn, addr, sizeof(addr));
     if (v == OBUF_HARD)
         weft_conn_log(conn, WEFT_LOG_WARN,
                       "client id=%llu addr=%s closed for overcoming of output buffer limits: "
@@ -318,9 +299,10 @@ static void usage(FILE *f)
                "  --tls-port N also serve TLS on this port (0 picks one and prints it), with\n"
                "               --tls-cert-file F and --tls-key-file F (PEM); clients are\n"
                "               verified against --tls-ca-cert-file F as --tls-auth-clients\n"
-               "               says: no, yes (default, as redis-server) or optional\n"
+               "               says: no, yes (default, as redis-server) or optional; not in a\n"
+               "               weft built without TLS (Windows): the start fails and says so\n"
                "  --help       this text\n"
-               "SIGINT/SIGTERM stop it cleanly.\n");
+               "SIGINT/SIGTERM (on Windows Ctrl+C or Ctrl+Break) stop it cleanly.\n");
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -346,9 +328,7 @@ int main(int argc, char **argv)
     char url[128], tls_url[128];
     long tls_port = -1;
     const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL, *tls_auth = "yes";
-    sigset_t set;
-    weft_engine *e;
-    int rc, sig;
+    int rc;
 
     weft_config_init(&cfg);
     obuf_limit_init(&g_obuf);
@@ -392,10 +372,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (loops == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        loops = n > 0 ? (unsigned long)n : 1;
-    }
+    if (loops == 0)
+        loops = example_cpu_count();
     snprintf(url, sizeof(url), strchr(bind, ':') ? "tcp://[%s]:%lu" : "tcp://%s:%lu", bind, port);
 
     resp_limits_init(&limits);
@@ -406,8 +384,8 @@ int main(int argc, char **argv)
     rcfg.obuf = g_obuf;
     rcfg.stats_cb = stats_cb;
     g_srv = redis_server_create(&rcfg);
-    /* aligned_alloc, not calloc: each loop's state sits on its own cache line. */
-    g_loops = aligned_alloc(_Alignof(loop_state), loops * sizeof(*g_loops));
+    /* Aligned, not calloc: each loop's state sits on its own cache line. */
+    g_loops = redis_aligned_alloc(_Alignof(loop_state), loops * sizeof(*g_loops));
     if (g_loops != NULL) {
         memset(g_loops, 0, loops * sizeof(*g_loops));
         for (unsigned long i = 0; i < loops; i++)
@@ -462,26 +440,15 @@ int main(int argc, char **argv)
     cfg.handler.on_close = on_close;
     cfg.handler.on_tick = on_tick;
 
-    /* Signals are taken synchronously on this thread, so nothing runs in a handler. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    rc = weft_engine_start(&cfg, &e);
-    if (rc != 0) {
-        fprintf(stderr, "weft-redis: cannot listen on %s: %s\n", url, weft_strerror(rc));
-        return 1;
-    }
-    while (sigwait(&set, &sig) != 0)
-        ;
-    weft_engine_stop(e);
-    weft_engine_wait(e);
+    /* Until SIGINT or SIGTERM; then the engine is stopped and waited for. */
+    char name[320];
+    snprintf(name, sizeof(name), "weft-redis: cannot listen on %s%s%s", url, g_tls ? " and " : "",
+             g_tls ? tls_url : "");
+    rc = example_serve(&cfg, name, NULL, NULL);
     atomic_store(&g_engine, NULL);
     for (unsigned long i = 0; i < loops; i++)
         reply_free(&g_loops[i].out);
-    free(g_loops);
+    redis_aligned_free(g_loops);
     redis_server_destroy(g_srv);
-    return 0;
+    return rc;
 }

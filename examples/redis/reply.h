@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <weft/version.h> /* WEFT_PRINTF */
+
 typedef struct reply_buf {
     char *data; /* owned by the buffer */
     size_t len;
@@ -33,7 +35,7 @@ void reply_simple(reply_buf *rb, const char *s);
 /* "-msg\r\n"; msg carries its own prefix ("ERR ...", "WRONGTYPE ..."). CR and LF in msg
  * become spaces, as Redis does, so that an echoed argument cannot break the stream. */
 void reply_error(reply_buf *rb, const char *msg);
-void reply_errorf(reply_buf *rb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reply_errorf(reply_buf *rb, const char *fmt, ...) WEFT_PRINTF(2, 3);
 void reply_int(reply_buf *rb, int64_t v);
 void reply_bulk(reply_buf *rb, const void *data, size_t len);
 void reply_bulk_cstr(reply_buf *rb, const char *s);
