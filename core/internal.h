@@ -137,7 +137,7 @@ typedef struct weft__loop_stats {
     _Atomic uint64_t exhaustions;
     _Atomic uint64_t zc_sends;
     _Atomic uint64_t zc_copied;
-    _Atomic uint64_t zc_held; /* also: 0 means no connection of the loop holds any */
+    _Atomic uint64_t zc_held;      /* also: 0 means no connection of the loop holds any */
     _Atomic uint64_t capped_sends; /* sends the test-only cap cut short (send_cap.h) */
 } weft__loop_stats;
 
