@@ -843,7 +843,7 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     ur_state *s = loop->be_state;
     ur_conn *u = weft__uring_conn(c);
     if (iovcnt > SEND_IOV)
-        iovcnt = SEND_IOV; /* the rest goes once this completed */
+        iovcnt = SEND_IOV;         /* the rest goes once this completed */
     struct iovec capped[SEND_IOV]; /* tests only: at most send_cap bytes (send_cap.h) */
     if (loop->send_cap != 0) {
         iovcnt = weft__send_cap_apply(loop, iov, iovcnt, capped);
