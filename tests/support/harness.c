@@ -198,6 +198,23 @@ const char *wt_missing_send_backpressure(void)
                         : NULL;
 }
 
+const char *wt_missing_fd_count(void)
+{
+    return wt_fd_count() > 0 ? NULL
+                             : "this system does not count the process's descriptors or handles "
+                               "(Wine: GetProcessHandleCount)";
+}
+
+const char *wt_missing_tcp_maxseg(void)
+{
+#ifdef TCP_MAXSEG
+    return NULL;
+#else
+    return "Winsock has no TCP_MAXSEG to ask for small segments with, so the server's kernel "
+           "sizes its send buffer for large ones";
+#endif
+}
+
 bool wt_slow(void)
 {
     const char *v = getenv("WEFT_TEST_SLOW");
@@ -617,7 +634,7 @@ long wt_rss_kb(void)
 int wt_fd_count(void)
 {
     DWORD n = 0;
-    return GetProcessHandleCount(GetCurrentProcess(), &n) ? (int)n : -1;
+    return GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0 ? (int)n : -1;
 }
 #else
 int wt_fd_count(void)

@@ -60,6 +60,12 @@ const char *wt_missing_reuse_port(void);
 const char *wt_missing_reset(void);
 const char *wt_missing_send_backpressure(void);
 
+/* NULL where wt_fd_count can count this process's descriptors, else why not. */
+const char *wt_missing_fd_count(void);
+
+/* NULL where wt_connect_tcp_small can ask for small segments (TCP_MAXSEG), else why not. */
+const char *wt_missing_tcp_maxseg(void);
+
 /* In a cmocka test: when why is not NULL, says "SKIPPED: why" and skips the test. */
 #define WT_SKIP_IF(why)                              \
     do {                                             \
