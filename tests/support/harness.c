@@ -198,6 +198,13 @@ const char *wt_missing_send_backpressure(void)
                         : NULL;
 }
 
+const char *wt_missing_bulk_loopback(void)
+{
+    return under_wine() ? "Wine moves loopback bytes through wineserver at tens of MB/s, too "
+                          "slow for hundreds of MiB within the test's deadline"
+                        : NULL;
+}
+
 const char *wt_missing_fd_count(void)
 {
     return wt_fd_count() > 0 ? NULL

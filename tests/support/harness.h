@@ -60,6 +60,10 @@ const char *wt_missing_reuse_port(void);
 const char *wt_missing_reset(void);
 const char *wt_missing_send_backpressure(void);
 
+/* NULL unless loopback moves too few bytes a second for a test that must push hundreds of
+ * MiB through it before its deadline (Wine), else why. */
+const char *wt_missing_bulk_loopback(void);
+
 /* NULL where wt_fd_count can count this process's descriptors, else why not. */
 const char *wt_missing_fd_count(void);
 
