@@ -143,10 +143,7 @@ cmd_test() {
     wine cmd /c exit >/dev/null 2>&1 </dev/null
     step_done
     step "test ${out#"$root"/}/weft"
-    # Under Wine every socket call is a round trip to wineserver (0.1 to 0.7 ms, on a busy
-    # machine), hundreds of times a native one: the tests run as under a heavy slowdown,
-    # with longer deadlines and fewer repetitions, as under ThreadSanitizer.
-    (cd "$out/weft" && WEFT_TEST_SLOW=1 ctest --output-on-failure -j "$jobs" --timeout 600)
+    (cd "$out/weft" && ctest --output-on-failure -j "$jobs" --timeout 600)
     step_done
 }
 
