@@ -108,18 +108,19 @@ fail:
 
 static int open_unix(weft_engine *e, const char *path, weft__listener *l, int type)
 {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    /* A bad address is one on every system: checked before what this one lacks. */
+    if (n == 0 || n >= sizeof(sa.sun_path) || n >= sizeof(l->unix_path))
+        return WEFT_EBADADDR;
     const char *why = weft__sock_missing_unix();
     if (why != NULL) {
         weft__log(e, WEFT_LOG_ERROR, "listen %s://%s: %s", type == SOCK_DGRAM ? "unixgram" : "unix",
                   path, why);
         return WEFT_EAFNOSUPPORT;
     }
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(sa.sun_path) || n >= sizeof(l->unix_path))
-        return WEFT_EBADADDR;
     memcpy(sa.sun_path, path, n + 1);
     /* A socket file left by an earlier run would make bind fail; remove only sockets. */
     weft__unix_remove_stale(path);

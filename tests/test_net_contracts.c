@@ -8,13 +8,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -123,7 +120,7 @@ static void test_on_close_sees_its_own_peer(void **state)
         assert_true(fd >= 0);
         assert_int_equal(wt_send_all(fd, "x", 1, wt_timeout_ms()), 0);
         assert_int_equal(wt_recv_eof(fd, wt_timeout_ms()), 0);
-        close(fd);
+        wt_close(fd);
     }
     assert_true(wt_wait_count(&wt_counts.closed, 20, wt_timeout_ms()));
     assert_int_equal(atomic_load(&peer_ok), 20);
@@ -169,31 +166,25 @@ static void test_paused_partial_frame_is_not_slowloris(void **state)
     assert_int_equal(wt_recv_exact(fd, buf, 6, wt_timeout_ms()), 0);
     assert_memory_equal(buf, "hello\n", 6);
     assert_int_equal(wt_closed_with(WEFT_EREADTIMEOUT), 0);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&srv);
 }
 
 static void test_unix_dial_to_full_backlog_fails_at_once(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_unix());
     char path[108];
     wt_unix_path(path, sizeof(path), "full");
-    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    int lfd = wt_listen_unix(path, 0);
     assert_true(lfd >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    unlink(path);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    /* Fill the backlog with blocking clients nobody accepts. */
+    /* Fill the backlog with clients nobody accepts. */
     int fillers[4];
     int nfill = 0;
     for (; nfill < 4; nfill++) {
-        fillers[nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        if (connect(fillers[nfill], (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            close(fillers[nfill]);
+        fillers[nfill] = wt_connect_unix_now(path);
+        if (fillers[nfill] < 0)
             break;
-        }
     }
     reset_state();
     weft_config cfg;
@@ -213,8 +204,8 @@ static void test_unix_dial_to_full_backlog_fails_at_once(void **state)
     assert_int_equal(atomic_load(&wt_counts.opened), 0);
     assert_int_equal(atomic_load(&wt_counts.closed), 0);
     for (int i = 0; i < nfill; i++)
-        close(fillers[i]);
-    close(lfd);
+        wt_close(fillers[i]);
+    wt_close(lfd);
     unlink(path);
 }
 

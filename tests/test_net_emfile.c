@@ -13,15 +13,14 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
+#include "fd_limit.h"
 #include "harness.h"
 
 #define MAX_FILLERS 256
 
 typedef struct fd_famine {
-    struct rlimit saved;
     int fillers[MAX_FILLERS];
     int nfillers;
 } fd_famine;
@@ -29,18 +28,12 @@ typedef struct fd_famine {
 /* Lowers the fd limit just above what is open and takes every descriptor left. */
 static void famine_begin(fd_famine *f)
 {
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &f->saved), 0);
-    int lowest_free = dup(0);
-    assert_true(lowest_free >= 0);
-    close(lowest_free);
-    struct rlimit rl = f->saved;
-    rl.rlim_cur = (rlim_t)lowest_free + 32;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_int_equal(wt_fd_limit_lower(32), 0);
     f->nfillers = 0;
     for (;;) {
-        int fd = dup(0);
+        int fd = wt_fd_take();
         if (fd < 0) {
-            assert_int_equal(errno, EMFILE);
+            assert_int_equal(fd, -EMFILE);
             break;
         }
         assert_true(f->nfillers < MAX_FILLERS);
@@ -52,14 +45,14 @@ static void famine_begin(fd_famine *f)
 static void famine_spare_one(fd_famine *f)
 {
     assert_true(f->nfillers > 0);
-    close(f->fillers[--f->nfillers]);
+    wt_fd_put(f->fillers[--f->nfillers]);
 }
 
 static void famine_end(fd_famine *f)
 {
     while (f->nfillers > 0)
-        close(f->fillers[--f->nfillers]);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &f->saved), 0);
+        wt_fd_put(f->fillers[--f->nfillers]);
+    assert_int_equal(wt_fd_limit_restore(), 0);
 }
 
 static bool accept_failed(void *arg)
@@ -71,6 +64,7 @@ static bool accept_failed(void *arg)
 
 static void survive_emfile(bool reuse_port)
 {
+    WT_SKIP_IF(wt_missing_fd_limit());
     if (wt_valgrind()) {
         printf("skipped: valgrind emulates RLIMIT_NOFILE and drops the peers over it\n");
         skip();
@@ -125,8 +119,8 @@ static void survive_emfile(bool reuse_port)
     assert_memory_equal(in, "after", 5);
     assert_int_equal(wt_stats(s.engine).accepted, 2);
 
-    close(first);
-    close(late);
+    wt_close(first);
+    wt_close(late);
     wt_server_stop(&s);
 }
 

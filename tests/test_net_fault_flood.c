@@ -11,21 +11,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "counters.h"
+#include "fd_limit.h"
 #include "harness.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -75,7 +70,7 @@ static bool drain_backlog(const wt_server *s, int timeout_ms)
         return false;
     char c = 0;
     int rc = wt_exchange(fd, "s", 1, &c, 1, timeout_ms);
-    close(fd);
+    wt_close(fd);
     return rc == 0 && c == 's' && wt_wait_for(all_closed, s->engine, timeout_ms);
 }
 
@@ -111,9 +106,8 @@ static void *flood_main(void *arg)
             else if (f->failed++ == 0)
                 f->first_errno = EIO;
         }
-        struct linger lg = {1, 0};
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        close(fd);
+        (void)wt_linger_reset(fd);
+        wt_close(fd);
     }
     return NULL;
 }
@@ -121,6 +115,7 @@ static void *flood_main(void *arg)
 static void test_connect_close_flood(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_fd_count());
     /* 20,000 in a normal build; a tenth under a heavy slowdown, where 20,000 would take
      * minutes and prove nothing more. */
     const int total = wt_slow() ? 2000 : 20000;
@@ -190,7 +185,7 @@ static void test_connect_close_flood(void **state)
     assert_true(fd >= 0);
     char in[4];
     assert_int_equal(wt_exchange(fd, "end", 3, in, 3, WT_TIMEOUT_MS), 0);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -199,28 +194,6 @@ static void test_connect_close_flood(void **state)
 #define CLIENTS 60
 #define SPARE   10 /* descriptors left to the server under the lowered limit */
 
-static int tcp_socket(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {10, 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    int on = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return fd;
-}
-
-static void tcp_connect(int fd, int port)
-{
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
 /* Reads whatever echo arrived without blocking; marks the clients that got theirs. */
 static int collect_echoes(const int *fds, bool *served, int n)
 {
@@ -228,7 +201,7 @@ static int collect_echoes(const int *fds, bool *served, int n)
     for (int i = 0; i < n; i++) {
         if (!served[i] && fds[i] >= 0) {
             char c;
-            if (recv(fds[i], &c, 1, MSG_DONTWAIT) == 1 && c == 'x')
+            if (wt_recv_now(fds[i], &c, 1) == 1 && c == 'x')
                 served[i] = true;
         }
         count += served[i];
@@ -238,6 +211,7 @@ static int collect_echoes(const int *fds, bool *served, int n)
 
 static void clients_over_the_fd_limit(bool reuse_port)
 {
+    WT_SKIP_IF(wt_missing_fd_limit());
     if (wt_valgrind()) {
         printf("skipped: valgrind emulates RLIMIT_NOFILE and drops the peers over it\n");
         skip();
@@ -259,19 +233,15 @@ static void clients_over_the_fd_limit(bool reuse_port)
      * usable after the limit is lowered, so only the server runs short. */
     int fds[CLIENTS];
     bool served[CLIENTS] = {false};
-    for (int i = 0; i < CLIENTS; i++)
-        fds[i] = tcp_socket();
-    struct rlimit saved;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-    int lowest_free = dup(0);
-    assert_true(lowest_free >= 0);
-    close(lowest_free);
-    struct rlimit rl = saved;
-    rl.rlim_cur = (rlim_t)lowest_free + SPARE;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = wt_socket_tcp();
+        assert_true(fds[i] >= 0);
+    }
+    assert_int_equal(wt_fd_limit_lower(SPARE), 0);
 
     for (int i = 0; i < CLIENTS; i++) {
-        tcp_connect(fds[i], s.port); /* the kernel completes it into the backlog */
+        /* The kernel completes it into the backlog. */
+        assert_int_equal(wt_connect_fd(fds[i], s.port), 0);
         assert_int_equal(send(fds[i], "x", 1, MSG_NOSIGNAL), 1);
     }
     int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
@@ -310,7 +280,7 @@ static void clients_over_the_fd_limit(bool reuse_port)
     /* Served clients leave: their descriptors come back and the acceptor takes more. */
     for (int i = 0; i < CLIENTS; i++) {
         if (served[i]) {
-            close(fds[i]);
+            wt_close(fds[i]);
             fds[i] = -1;
         }
     }
@@ -321,7 +291,7 @@ static void clients_over_the_fd_limit(bool reuse_port)
     }
 
     /* The limit comes back: everyone still waiting is served. */
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(wt_fd_limit_restore(), 0);
     end = wt_now_ms() + WT_TIMEOUT_MS;
     while (collect_echoes(fds, served, CLIENTS) < CLIENTS) {
         assert_true(wt_now_ms() < end);
@@ -329,7 +299,7 @@ static void clients_over_the_fd_limit(bool reuse_port)
     }
     for (int i = 0; i < CLIENTS; i++) {
         if (fds[i] >= 0)
-            close(fds[i]);
+            wt_close(fds[i]);
     }
     /* Every client was served, so every one was accepted: nothing is left to arrive. */
     assert_true(wt_wait_for(all_closed, s.engine, WT_TIMEOUT_MS));
@@ -342,7 +312,7 @@ static void clients_over_the_fd_limit(bool reuse_port)
     assert_true(fd >= 0);
     char in[4];
     assert_int_equal(wt_exchange(fd, "end", 3, in, 3, WT_TIMEOUT_MS), 0);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

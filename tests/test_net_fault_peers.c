@@ -18,12 +18,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -123,6 +121,7 @@ static void forget_subscriber(weft_conn *c, int err)
 static void test_non_reader_backpressure_then_hard_cap(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reset());
     reset_state();
     subscriber = NULL;
     atomic_store(&max_pending, 0);
@@ -145,8 +144,7 @@ static void test_non_reader_backpressure_then_hard_cap(void **state)
 
     int fd = wt_connect_tcp(s.port);
     assert_true(fd >= 0);
-    int sz = 64 * 1024;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 64 * 1024), 0);
     assert_int_equal(wt_send_all(fd, "sub", 3, WT_TIMEOUT_MS), 0);
 
     /* The peer reads nothing. Watch the server's memory until the cap closes it. */
@@ -188,15 +186,15 @@ static void test_non_reader_backpressure_then_hard_cap(void **state)
     uint8_t sink[64 * 1024];
     ssize_t r;
     end = wt_now_ms() + WT_TIMEOUT_MS;
-    while ((r = recv(fd, sink, sizeof(sink), 0)) > 0)
+    while ((r = recv(fd, (void *)sink, sizeof(sink), 0)) > 0)
         assert_true(wt_now_ms() < end);
     assert_int_equal(r, -1);
-    assert_int_equal(errno, ECONNRESET);
-    close(fd);
+    assert_int_equal(wt_sock_errno(), ECONNRESET);
+    wt_close(fd);
 
     /* The neighbour on the same loop never noticed. */
     echo_check(neighbour, "still here");
-    close(neighbour);
+    wt_close(neighbour);
     assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
     wt_server_stop(&s);
 }
@@ -247,9 +245,8 @@ static void lf_echo_check(int fd, size_t n, uint32_t seed)
 
 static void reset(int fd)
 {
-    struct linger lg = {1, 0};
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-    close(fd);
+    assert_int_equal(wt_linger_reset(fd), 0);
+    wt_close(fd);
 }
 
 static bool holds_partial_frame(void *arg)
@@ -261,6 +258,7 @@ static bool holds_partial_frame(void *arg)
 static void test_reset_in_the_middle_of_a_frame(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reset());
     reset_state();
     weft_config cfg;
     base_config(&cfg, echo_frames, 1);
@@ -294,7 +292,7 @@ static void test_reset_in_the_middle_of_a_frame(void **state)
            4 + part, (1u << 20) + 4, weft_err_name((int)atomic_load(&wt_counts.last_err)),
            (unsigned long long)t.bytes_in);
     lf_echo_check(neighbour, 70000, 3);
-    close(neighbour);
+    wt_close(neighbour);
     assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
     wt_server_stop(&s);
     free(out);
@@ -363,7 +361,7 @@ static void test_reset_in_the_middle_of_a_large_write(void **state)
            "%llu bytes out\n",
            BIG_FRAME + 4, weft_err_name((int)err), (unsigned long long)t.bytes_out);
     lf_echo_check(neighbour, 70000, 5);
-    close(neighbour);
+    wt_close(neighbour);
     assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
     wt_server_stop(&s);
     free(in);
@@ -391,7 +389,7 @@ static void test_half_close_still_gets_a_large_answer(void **state)
         memcpy(req + 7 * i + 4, i < 2 ? "abc" : "big", 3);
     }
     assert_int_equal(wt_send_all(fd, req, sizeof(req), WT_TIMEOUT_MS), 0);
-    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_int_equal(wt_shutdown_wr(fd), 0);
 
     size_t want = 2 * 7 + 4 + BIG_FRAME;
     uint8_t *in = malloc(want);
@@ -412,7 +410,7 @@ static void test_half_close_still_gets_a_large_answer(void **state)
     printf("half-close: 3 requests then SHUT_WR; all %zu answer bytes arrived, then EOF; "
            "closed with %s\n",
            want, weft_err_name((int)atomic_load(&wt_counts.last_err)));
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
     free(in);
     free(big);
@@ -453,21 +451,21 @@ static void send_until_cut(int fd, const uint8_t *p, size_t n)
     size_t sent = 0;
     int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
     while (sent < n && wt_now_ms() < end) {
-        ssize_t w = send(fd, p + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = wt_send_now(fd, p + sent, n - sent);
         if (w > 0) {
             sent += (size_t)w;
             continue;
         }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
+        if (w < 0 && wt_sock_errno() != EAGAIN && wt_sock_errno() != EINTR)
             return;
         /* Full: the server may have stopped reading because it is closing; drain our
          * side so its flush can finish. */
         uint8_t sink[4096];
-        ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        ssize_t r = wt_recv_now(fd, sink, sizeof(sink));
         if (r == 0)
             return;
         struct pollfd pf = {fd, POLLOUT | POLLIN, 0};
-        (void)poll(&pf, 1, 10);
+        (void)wt_poll(&pf, 1, 10);
     }
 }
 
@@ -479,10 +477,10 @@ static size_t read_to_end(int fd, uint8_t *out, size_t cap)
     for (;;) {
         assert_true(wt_now_ms() < end);
         struct pollfd pf = {fd, POLLIN, 0};
-        (void)poll(&pf, 1, 50);
+        (void)wt_poll(&pf, 1, 50);
         uint8_t sink[16384];
-        ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        ssize_t r = wt_recv_now(fd, sink, sizeof(sink));
+        if (r == 0 || (r < 0 && wt_sock_errno() != EAGAIN && wt_sock_errno() != EINTR))
             return got;
         if (r > 0) {
             size_t k = (size_t)r;
@@ -545,8 +543,8 @@ static void run_bad_case(const bad_case *bc)
            bc->err != 0 ? weft_err_name((int)atomic_load(&wt_counts.last_err))
                         : "all valid, still open",
            (unsigned long long)t.frames, (unsigned long long)t.decode_errors);
-    close(neighbour);
-    close(bad);
+    wt_close(neighbour);
+    wt_close(bad);
     assert_true(wt_wait_count(&wt_counts.closed, 2, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&wt_counts.closed_err), bc->err != 0 ? 1 : 0);
     wt_server_stop(&s);
@@ -695,7 +693,7 @@ static void test_max_connections_reached_and_released(void **state)
         assert_true(fd >= 0);
         int rc = wt_recv_eof(fd, WT_TIMEOUT_MS);
         assert_true(rc == 0 || rc == -ECONNRESET);
-        close(fd);
+        wt_close(fd);
     }
     weft_stats st;
     weft_engine_get_stats(s.engine, &st, NULL);
@@ -709,7 +707,7 @@ static void test_max_connections_reached_and_released(void **state)
 
     /* Five leave: five new ones get in, and the one after them does not. */
     for (int i = 0; i < 5; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_for(live_15, s.engine, WT_TIMEOUT_MS));
     for (int i = 0; i < 5; i++) {
         fds[i] = wt_connect_tcp(s.port);
@@ -720,7 +718,7 @@ static void test_max_connections_reached_and_released(void **state)
     assert_true(extra >= 0);
     int rc = wt_recv_eof(extra, WT_TIMEOUT_MS);
     assert_true(rc == 0 || rc == -ECONNRESET);
-    close(extra);
+    wt_close(extra);
     weft_engine_get_stats(s.engine, &st, NULL);
     assert_int_equal(st.rejected, 11);
     assert_int_equal(st.total.accepted, MAXC + 5);
@@ -729,7 +727,7 @@ static void test_max_connections_reached_and_released(void **state)
            "again, 1 more refused; rejected %llu\n",
            MAXC, MAXC, (unsigned long long)st.rejected);
     for (int i = 0; i < MAXC; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_count(&wt_counts.closed, MAXC + 5, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&wt_counts.closed_err), 0);
     wt_server_stop(&s);

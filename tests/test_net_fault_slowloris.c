@@ -13,13 +13,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -89,13 +87,14 @@ static void *slow_main(void *arg)
                 if (cut[i])
                     continue;
                 char c;
-                ssize_t r = recv(s->fds[i], &c, 1, MSG_DONTWAIT);
-                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                ssize_t r = wt_recv_now(s->fds[i], &c, 1);
+                if (r == 0 ||
+                    (r < 0 && wt_sock_errno() != EAGAIN && wt_sock_errno() != EWOULDBLOCK)) {
                     cut[i] = true;
                     atomic_fetch_add(&s->peers_cut, 1);
                     continue;
                 }
-                if (send(s->fds[i], "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+                if (wt_send_now(s->fds[i], "x", 1) == 1)
                     atomic_fetch_add(&s->bytes_sent, 1);
             }
             wt_sleep_ms(1);
@@ -162,15 +161,15 @@ static void *good_main(void *arg)
         struct pollfd p[GOOD_PEERS];
         for (int i = 0; i < GOOD_PEERS; i++)
             p[i] = (struct pollfd){g->fds[i], sent_at[i] >= 0 ? POLLIN : 0, 0};
-        if (poll(p, GOOD_PEERS, 1) <= 0)
+        if (wt_poll(p, GOOD_PEERS, 1) <= 0)
             continue;
         for (int i = 0; i < GOOD_PEERS; i++) {
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             char buf[64];
-            ssize_t r = recv(g->fds[i], buf, sizeof(buf), MSG_DONTWAIT);
+            ssize_t r = wt_recv_now(g->fds[i], buf, sizeof(buf));
             if (r <= 0) {
-                if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                if (r == 0 || (wt_sock_errno() != EAGAIN && wt_sock_errno() != EINTR))
                     atomic_fetch_add(&g->errors, 1);
                 continue;
             }
@@ -279,7 +278,7 @@ static latency slowloris_once(int attempt)
     for (int i = 0; i < SLOW_PEERS; i++) {
         int rc = wt_recv_eof(sl->fds[i], WT_TIMEOUT_MS);
         assert_true(rc == 0 || rc == -ECONNRESET);
-        close(sl->fds[i]);
+        wt_close(sl->fds[i]);
     }
     /* The engine counts a close once on_close has returned, a moment after wt_counts. */
     assert_true(wt_wait_for(only_good_peers_live, s.engine, WT_TIMEOUT_MS));
@@ -304,13 +303,13 @@ static latency slowloris_once(int attempt)
 
     /* An orderly goodbye: the echo of a ping still in flight is read, not reset away. */
     for (int i = 0; i < GOOD_PEERS; i++)
-        assert_int_equal(shutdown(g->fds[i], SHUT_WR), 0);
+        assert_int_equal(wt_shutdown_wr(g->fds[i]), 0);
     for (int i = 0; i < GOOD_PEERS; i++) {
         int rc;
         while ((rc = wt_recv_eof(g->fds[i], WT_TIMEOUT_MS)) == 1)
             ;
         assert_int_equal(rc, 0);
-        close(g->fds[i]);
+        wt_close(g->fds[i]);
     }
     assert_true(wt_wait_count(&wt_counts.closed, SLOW_PEERS + GOOD_PEERS, WT_TIMEOUT_MS));
     assert_int_equal(wt_closed_with(0), GOOD_PEERS);
@@ -400,8 +399,8 @@ static void test_idle_timeout_closes_the_silent_one_only(void **state)
     printf("idle: silent connection closed %lld ms after its connect (idle_timeout_ms %d); the "
            "talker stayed open for %d ms of traffic\n",
            (long long)at, idle, 3 * idle);
-    close(silent);
-    close(talker);
+    wt_close(silent);
+    wt_close(talker);
     wt_server_stop(&s);
 }
 
@@ -439,8 +438,7 @@ static void test_graceful_close_gives_up_after_stop_timeout(void **state)
     assert_int_equal(wt_server_start(&s, &cfg), 0);
     int fd = wt_connect_tcp(s.port);
     assert_true(fd >= 0);
-    int sz = 64 * 1024;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 64 * 1024), 0);
     int bystander = wt_connect_tcp(s.port);
     assert_true(bystander >= 0);
 
@@ -467,8 +465,8 @@ static void test_graceful_close_gives_up_after_stop_timeout(void **state)
     /* The bystander on the same loop was not disturbed. */
     char in[8];
     assert_int_equal(wt_exchange(bystander, "still", 5, in, 5, WT_TIMEOUT_MS), 0);
-    close(fd);
-    close(bystander);
+    wt_close(fd);
+    wt_close(bystander);
     wt_server_stop(&s);
 }
 

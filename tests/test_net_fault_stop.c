@@ -12,16 +12,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -115,17 +111,17 @@ static void *stream_main(void *arg)
         }
         if (open == 0 || wt_now_ms() > end)
             return NULL;
-        if (poll(p, CLIENTS, 10) <= 0)
+        if (wt_poll(p, CLIENTS, 10) <= 0)
             continue;
         for (int i = 0; i < CLIENTS; i++) {
             client *c = &s->c[i];
             if (c->done)
                 continue;
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                ssize_t r = wt_recv_now(c->fd, buf, sizeof(buf));
+                if (r == 0 || (r < 0 && wt_sock_errno() != EAGAIN && wt_sock_errno() != EINTR)) {
                     c->done = true;
-                    c->end_errno = r == 0 ? 0 : errno;
+                    c->end_errno = r == 0 ? 0 : wt_sock_errno();
                     continue;
                 }
                 for (ssize_t k = 0; k < r; k++) {
@@ -142,7 +138,7 @@ static void *stream_main(void *arg)
                 (!reading || c->sent - c->received < 256 * 1024)) {
                 for (size_t k = 0; k < CHUNK; k++)
                     buf[k] = stream_byte(c->seed, c->sent + k);
-                ssize_t w = send(c->fd, buf, CHUNK, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t w = wt_send_now(c->fd, buf, CHUNK);
                 if (w > 0)
                     c->sent += (uint64_t)w;
             }
@@ -252,7 +248,7 @@ static void stop_while_streaming(stop_mode mode)
         } else {
             fail_msg("client %d: on_close reported %s", i, weft_err_name((int)err));
         }
-        close(c->fd);
+        wt_close(c->fd);
     }
     printf("stop (%s after stop): %d streaming clients, stop took %lld ms; server accepted %llu "
            "bytes for sending, clients received %llu; closes: %ld WEFT_ESHUTDOWN (%ld of them "
@@ -281,6 +277,7 @@ static void test_stop_while_clients_keep_streaming(void **state)
 static void test_stop_while_clients_are_backed_up(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_bulk_loopback()); /* some 400 MiB to back half of them up */
     stop_while_streaming(CLIENTS_BACKED_UP);
 }
 

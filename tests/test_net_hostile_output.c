@@ -24,8 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -119,8 +117,7 @@ static int small_buffer_client(int port)
 {
     int fd = wt_connect_tcp(port);
     assert_true(fd >= 0);
-    int sz = 64 * 1024;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 64 * 1024), 0);
     return fd;
 }
 
@@ -169,7 +166,7 @@ static void bystander_round_trip(int port)
     char pong[5];
     assert_int_equal(wt_exchange(fd, "PING\n", 5, pong, 5, WT_TIMEOUT_MS), 0);
     assert_memory_equal(pong, "PONG\n", 5);
-    close(fd);
+    wt_close(fd);
 }
 
 /* What the pool may hold beyond the queued bytes: the partly sent first chunk and the last
@@ -221,7 +218,7 @@ static void test_pipelining_non_reader_stops_at_the_mark(void **state)
     assert_true((size_t)atomic_load(&max_pending) < hw + BIG_REPLY);
     assert_int_equal(atomic_load(&closed), 1);
 
-    close(hog);
+    wt_close(hog);
     assert_true(wt_wait_count(&closed, 2, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&close_err), 0);
     wt_server_stop(&s);
@@ -230,6 +227,7 @@ static void test_pipelining_non_reader_stops_at_the_mark(void **state)
 static void test_pipelining_non_reader_closed_at_a_lower_hard_cap(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reset());
     reset_counters();
     weft_config cfg;
     line_server_config(&cfg);
@@ -254,10 +252,10 @@ static void test_pipelining_non_reader_closed_at_a_lower_hard_cap(void **state)
     static uint8_t sink[64 * 1024];
     ssize_t r;
     int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
-    while ((r = recv(hog, sink, sizeof(sink), 0)) > 0)
+    while ((r = recv(hog, (void *)sink, sizeof(sink), 0)) > 0)
         assert_true(wt_now_ms() < end);
     assert_int_equal(r, -1);
-    assert_int_equal(errno, ECONNRESET);
+    assert_int_equal(wt_sock_errno(), ECONNRESET);
 
     /* The server goes on serving others. */
     bystander_round_trip(s.port);
@@ -267,7 +265,7 @@ static void test_pipelining_non_reader_closed_at_a_lower_hard_cap(void **state)
     weft_loop_stats t = wt_stats(s.engine);
     assert_int_equal(t.buffers_out, 0);
 
-    close(hog);
+    wt_close(hog);
     wt_server_stop(&s);
 }
 
@@ -290,8 +288,9 @@ static void test_pipelining_non_reader_with_small_replies(void **state)
 
     pipeline(hog, "get\n", 4000); /* 4000 x 4 KiB = 15.6 MiB of replies */
     uint64_t max_buf = wait_until_stuck(s.engine);
-    print_message("served %ld of 4000, most queued %ld, pool bytes out %llu (mark %zu)\n",
-                  atomic_load(&served), atomic_load(&max_pending), (unsigned long long)max_buf, hw);
+    print_message("served %ld of 4000, most queued %ld, pool bytes out %llu (mark %lu)\n",
+                  atomic_load(&served), atomic_load(&max_pending), (unsigned long long)max_buf,
+                  (unsigned long)hw);
 
     assert_true(atomic_load(&served) < 4000);
     assert_true((size_t)atomic_load(&max_pending) < hw + SMALL_BODY);
@@ -299,7 +298,7 @@ static void test_pipelining_non_reader_with_small_replies(void **state)
     assert_int_equal(atomic_load(&closed), 0);
     bystander_round_trip(s.port);
 
-    close(hog);
+    wt_close(hog);
     wt_server_stop(&s);
 }
 
@@ -307,20 +306,6 @@ static void test_pipelining_non_reader_with_small_replies(void **state)
 
 #define BURST_CONNS 2000
 #define BURST_MSG   64
-
-/* Raises the soft fd limit toward want (never past the hard limit); returns what it is now. */
-static rlim_t raise_fd_limit(rlim_t want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 0;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-        (void)getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur;
-}
 
 static bool no_buffers_out(void *arg)
 {
@@ -332,16 +317,16 @@ static void test_burst_then_idle_holds_no_buffers(void **state)
 {
     (void)state;
     /* Both ends of every connection live in this process. */
-    rlim_t have = raise_fd_limit(2 * BURST_CONNS + 128);
+    unsigned long have = wt_fd_limit_raise(2 * BURST_CONNS + 128);
     int n = BURST_CONNS;
-    if (have < 2 * (rlim_t)n + 128)
+    if (have < 2 * (unsigned long)n + 128)
         n = have > 328 ? (int)(have - 128) / 2 : 0;
     if (n < 100) {
-        print_message("fd limit %llu: too low for a burst, skipped\n", (unsigned long long)have);
+        print_message("fd limit %lu: too low for a burst, skipped\n", have);
         skip();
     }
     if (n < BURST_CONNS)
-        print_message("fd limit %llu: a burst of %d connections\n", (unsigned long long)have, n);
+        print_message("fd limit %lu: a burst of %d connections\n", have, n);
     reset_counters();
     weft_config cfg;
     wt_config(&cfg, wt_echo_on_traffic, 1);
@@ -366,7 +351,7 @@ static void test_burst_then_idle_holds_no_buffers(void **state)
         wt_sleep_ms(1);
     }
     for (int i = 0; i < n; i++)
-        assert_int_equal(send(fds[i], msg[i], BURST_MSG, MSG_NOSIGNAL), BURST_MSG);
+        assert_int_equal(send(fds[i], (const void *)msg[i], BURST_MSG, MSG_NOSIGNAL), BURST_MSG);
     for (int i = 0; i < n; i++) {
         uint8_t got[BURST_MSG];
         assert_int_equal(wt_recv_exact(fds[i], got, BURST_MSG, WT_TIMEOUT_MS), 0);
@@ -384,7 +369,7 @@ static void test_burst_then_idle_holds_no_buffers(void **state)
     assert_int_equal(atomic_load(&closed), 0);
 
     for (int i = 0; i < n; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_count(&closed, n, WT_TIMEOUT_MS));
     wt_server_stop(&s);
     free(fds);
@@ -524,14 +509,13 @@ static void test_log_flood_is_limited_and_accounted(void **state)
     while (wt_now_ms() - t0 < FLOOD_MS) {
         bool any = false;
         for (int i = 0; i < FLOOD_CLIENTS; i++) {
-            ssize_t r =
-                send(fds[i], noise + off[i], sizeof(noise) - off[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+            ssize_t r = wt_send_now(fds[i], noise + off[i], sizeof(noise) - off[i]);
             if (r > 0) {
                 sent += (uint64_t)r;
                 off[i] = (off[i] + (size_t)r) % sizeof(noise);
                 any = true;
             } else {
-                assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+                assert_true(wt_sock_errno() == EAGAIN || wt_sock_errno() == EWOULDBLOCK);
             }
         }
         if (!any)
@@ -581,7 +565,7 @@ static void test_log_flood_is_limited_and_accounted(void **state)
     assert_int_equal(atomic_load(&closed), 0); /* skipped, not closed */
 
     for (int i = 0; i < FLOOD_CLIENTS; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_count(&closed, FLOOD_CLIENTS, WT_TIMEOUT_MS));
     wt_server_stop(&s);
 }
@@ -630,7 +614,7 @@ static void test_peer_bytes_in_a_log_line_are_escaped(void **state)
                         ": bad request: \"\\x1b[2J\\x0d\\x0aweft: error: forged\\x00\\\\\\xff\"");
     pthread_mutex_unlock(&logs.mu);
 
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

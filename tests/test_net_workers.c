@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,7 +206,7 @@ static void test_ping_is_answered_while_all_workers_block(void **state)
          * (its answer comes before it ends), and every worker is still in one. */
         weft_pool_stats after = pool_stats(s.engine);
         char c;
-        bool no_answer = recv(slow, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+        bool no_answer = wt_peek_now(slow, &c, 1) < 0 && wt_sock_errno() == EAGAIN;
         overlapped =
             after.completed == before.completed && after.running == WK_WORKERS && no_answer;
         qsort(rtt, PINGS, sizeof(rtt[0]), cmp_i64);
@@ -224,8 +223,8 @@ static void test_ping_is_answered_while_all_workers_block(void **state)
                                  : "a job ended before the last answer");
     }
     assert_true(overlapped);
-    close(slow);
-    close(fast);
+    wt_close(slow);
+    wt_close(fast);
     wt_server_stop(&s);
 }
 
@@ -266,7 +265,7 @@ static void test_a_burst_of_async_writes_coalesces_wakeups(void **state)
      * ThreadSanitizer on two busy cores), so ask for four at the least. */
     assert_true(wakeups * 4 <= BURST);
     free(got);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

@@ -184,8 +184,9 @@ static void test_async_write_over_the_hard_cap_closes_the_connection(void **stat
          * lands at every point of the loop's handling of the one before. */
         usleep((k % 7) * 20);
     }
-    print_message("hard cap of %zu bytes: %zu chunks of %u accepted before WEFT_EOUTCAP\n",
-                  cfg.write_hard_cap, accepted, CAP_CHUNK);
+    print_message("hard cap of %lu bytes: %lu chunks of %lu accepted before WEFT_EOUTCAP\n",
+                  (unsigned long)cfg.write_hard_cap, (unsigned long)accepted,
+                  (unsigned long)CAP_CHUNK);
     assert_int_equal(rc, WEFT_EOUTCAP);
     assert_true(accepted > 0);
     assert_true(wt_wait_count(&wk_closed_count, 1, WT_TIMEOUT_MS));
@@ -205,7 +206,7 @@ static void test_async_write_over_the_hard_cap_closes_the_connection(void **stat
     print_message("%u of them arrived before the close\n", got);
     free(in);
     free(chunk);
-    close(fd);
+    wt_close(fd);
 
     /* A single write larger than the cap on its own is refused too, and closes too. */
     atomic_store(&wk_registered, 0);
@@ -218,7 +219,7 @@ static void test_async_write_over_the_hard_cap_closes_the_connection(void **stat
     free(huge);
     assert_true(wt_wait_count(&wk_closed_count, 2, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&wk_last_close_err), WEFT_EOUTCAP);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -307,7 +308,7 @@ static void test_writer_watching_pending_out_keeps_its_connection(void **state)
     assert_int_equal(atomic_load(&wk_closed_count), 0);
     free(in);
     free(want);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

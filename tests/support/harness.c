@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +61,41 @@ ssize_t wt_send_now(int fd, const void *buf, size_t n)
     return w;
 }
 
+ssize_t wt_peek_now(int fd, void *buf, size_t n)
+{
+    (void)weft__sock_nonblock((weft__sock)fd, NULL);
+    int r = recv((weft__sock)fd, buf, n > INT32_MAX ? INT32_MAX : (int)n, MSG_PEEK);
+    int err = r < 0 ? WSAGetLastError() : 0;
+    (void)weft__sock_blocking((weft__sock)fd);
+    WSASetLastError(err);
+    return r;
+}
+
+int wt_shutdown_wr(int fd)
+{
+    return shutdown((weft__sock)fd, SD_SEND);
+}
+
+int wt_setsockopt_int(int fd, int level, int name, int value)
+{
+    return setsockopt((weft__sock)fd, level, name, (const char *)&value, sizeof(value));
+}
+
+int wt_linger_reset(int fd)
+{
+    struct linger lg = {1, 0};
+    return setsockopt((weft__sock)fd, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof(lg));
+}
+
 bool wt_fd_limit_at_least(unsigned long need)
 {
     (void)need;
     return true;
+}
+
+unsigned long wt_fd_limit_raise(unsigned long want)
+{
+    return want;
 }
 #else
 int wt_poll(struct pollfd *p, wt_nfds n, int timeout_ms)
@@ -81,6 +113,27 @@ ssize_t wt_send_now(int fd, const void *buf, size_t n)
     return send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+ssize_t wt_peek_now(int fd, void *buf, size_t n)
+{
+    return recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT);
+}
+
+int wt_shutdown_wr(int fd)
+{
+    return shutdown(fd, SHUT_WR);
+}
+
+int wt_setsockopt_int(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+int wt_linger_reset(int fd)
+{
+    struct linger lg = {1, 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 bool wt_fd_limit_at_least(unsigned long need)
 {
     struct rlimit rl;
@@ -93,7 +146,81 @@ bool wt_fd_limit_at_least(unsigned long need)
     rl.rlim_cur = need;
     return setrlimit(RLIMIT_NOFILE, &rl) == 0;
 }
+
+unsigned long wt_fd_limit_raise(unsigned long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur > ULONG_MAX ? ULONG_MAX : (unsigned long)rl.rlim_cur;
+}
 #endif
+
+const char *wt_missing_unix(void)
+{
+    return weft__sock_missing_unix();
+}
+
+const char *wt_missing_reuse_port(void)
+{
+    return weft__sock_missing_reuse_port();
+}
+
+#ifdef _WIN32
+static bool under_wine(void)
+{
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+#else
+static bool under_wine(void)
+{
+    return false;
+}
+#endif
+
+const char *wt_missing_reset(void)
+{
+    return under_wine() ? "Wine closes a socket with SO_LINGER {1, 0} in order (FIN), so no "
+                          "peer is ever shown a reset"
+                        : NULL;
+}
+
+const char *wt_missing_send_backpressure(void)
+{
+    return under_wine() ? "Wine completes every overlapped send in full at once, so a peer "
+                          "that does not read never holds back what the server sends"
+                        : NULL;
+}
+
+const char *wt_missing_bulk_loopback(void)
+{
+    return under_wine() ? "Wine moves loopback bytes through wineserver at tens of MB/s, too "
+                          "slow for hundreds of MiB within the test's deadline"
+                        : NULL;
+}
+
+const char *wt_missing_fd_count(void)
+{
+    return wt_fd_count() > 0 ? NULL
+                             : "this system does not count the process's descriptors or handles "
+                               "(Wine: GetProcessHandleCount)";
+}
+
+const char *wt_missing_tcp_maxseg(void)
+{
+#ifdef TCP_MAXSEG
+    return NULL;
+#else
+    return "Winsock has no TCP_MAXSEG to ask for small segments with, so the server's kernel "
+           "sizes its send buffer for large ones";
+#endif
+}
 
 bool wt_slow(void)
 {
@@ -221,12 +348,17 @@ static void set_timeouts(int fd)
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, (const void *)&tv, sizeof(tv));
 }
 
-int wt_connect_tcp(int port)
+static int unix_addr(struct sockaddr_un *sa, const char *path)
 {
-    return wt_connect_tcp_from(NULL, port);
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa->sun_path, path);
+    return weft__net_init() != 0 ? -EINVAL : 0;
 }
 
-int wt_connect_tcp_from(const char *src_ip, int port)
+int wt_socket_tcp(void)
 {
     if (weft__net_init() != 0)
         return -EINVAL;
@@ -234,45 +366,76 @@ int wt_connect_tcp_from(const char *src_ip, int port)
     if (fd < 0)
         return weft__sock_err();
     set_timeouts(fd);
-    int on = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&on, sizeof(on));
-    if (src_ip != NULL) {
-        struct sockaddr_in src;
-        memset(&src, 0, sizeof(src));
-        src.sin_family = AF_INET;
-        if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1) {
-            wt_close(fd);
-            return -EINVAL;
-        }
-        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
-            int err = weft__sock_err();
-            wt_close(fd);
-            return err;
-        }
-    }
+    (void)wt_setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    return fd;
+}
+
+int wt_connect_fd(int fd, int port)
+{
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int err = weft__sock_err();
+    return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : weft__sock_err();
+}
+
+/* Connects fd, or closes it: fd or -errno (rc, when it is not 0, or the connect's). */
+static int connect_or_close(int fd, int rc, int port)
+{
+    if (rc == 0)
+        rc = wt_connect_fd(fd, port);
+    if (rc != 0) {
         wt_close(fd);
-        return err;
+        return rc;
     }
     return fd;
+}
+
+int wt_connect_tcp(int port)
+{
+    return wt_connect_tcp_from(NULL, port);
+}
+
+int wt_connect_tcp_small(int port, int rcvbuf, int mss)
+{
+    int fd = wt_socket_tcp();
+    if (fd < 0)
+        return fd;
+    int rc = 0;
+#ifdef TCP_MAXSEG
+    if (wt_setsockopt_int(fd, IPPROTO_TCP, TCP_MAXSEG, mss) != 0)
+        rc = weft__sock_err();
+#else
+    (void)mss; /* Winsock: a segment size cannot be asked for */
+#endif
+    if (rc == 0 && wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf) != 0)
+        rc = weft__sock_err();
+    return connect_or_close(fd, rc, port);
+}
+
+int wt_connect_tcp_from(const char *src_ip, int port)
+{
+    int fd = wt_socket_tcp();
+    if (fd < 0 || src_ip == NULL)
+        return fd < 0 ? fd : connect_or_close(fd, 0, port);
+    struct sockaddr_in src;
+    memset(&src, 0, sizeof(src));
+    src.sin_family = AF_INET;
+    int rc = 0;
+    if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1)
+        rc = -EINVAL;
+    else if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)
+        rc = weft__sock_err();
+    return connect_or_close(fd, rc, port);
 }
 
 int wt_connect_unix(const char *path)
 {
     struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    if (weft__net_init() != 0)
-        return -EINVAL;
+    int rc = unix_addr(&sa, path);
+    if (rc != 0)
+        return rc;
     int fd = (int)socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return weft__sock_err();
@@ -283,6 +446,42 @@ int wt_connect_unix(const char *path)
         return err;
     }
     return fd;
+}
+
+int wt_listen_unix(const char *path, int backlog)
+{
+    struct sockaddr_un sa;
+    int rc = unix_addr(&sa, path);
+    if (rc != 0)
+        return rc;
+    int fd = (int)socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return weft__sock_err();
+    (void)unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, backlog) != 0) {
+        int err = weft__sock_err();
+        wt_close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int wt_connect_unix_now(const char *path)
+{
+    struct sockaddr_un sa;
+    int rc = unix_addr(&sa, path);
+    if (rc != 0)
+        return rc;
+    weft__sock s;
+    rc = weft__sock_open(AF_UNIX, SOCK_STREAM, &s);
+    if (rc != 0)
+        return rc;
+    rc = weft__sock_connect(s, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc != 0) {
+        weft__sock_close(s);
+        return rc;
+    }
+    return (int)s;
 }
 
 /* Waits for events on fd until end; 0 when ready, -ETIMEDOUT otherwise. */
@@ -438,6 +637,13 @@ long wt_rss_kb(void)
 }
 #endif
 
+#ifdef _WIN32
+int wt_fd_count(void)
+{
+    DWORD n = 0;
+    return GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0 ? (int)n : -1;
+}
+#else
 int wt_fd_count(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -452,3 +658,4 @@ int wt_fd_count(void)
     closedir(d);
     return n - 1; /* the directory stream's own descriptor */
 }
+#endif

@@ -47,6 +47,39 @@ bool wt_buffers_back(void *engine);
 /* The engines this test starts run on io_uring (WEFT_BACKEND, or AUTO where it can run). */
 bool wt_uring(void);
 
+/* What this system lacks for unix:// listeners and for reuse_port: NULL when it has it, else
+ * a sentence that says what is missing (weft's own words, as its engine start would). */
+const char *wt_missing_unix(void);
+const char *wt_missing_reuse_port(void);
+
+/* What Wine (8.0), which runs the Windows suite, does not do as Linux and Windows do: NULL
+ * elsewhere, else a sentence that says what. wt_missing_reset: a close with SO_LINGER
+ * {1, 0} still ends the stream in order (FIN), so a peer is never shown a reset.
+ * wt_missing_send_backpressure: every overlapped send completes in full at once, so a peer
+ * that does not read never holds back what the server sends. */
+const char *wt_missing_reset(void);
+const char *wt_missing_send_backpressure(void);
+
+/* NULL unless loopback moves too few bytes a second for a test that must push hundreds of
+ * MiB through it before its deadline (Wine), else why. */
+const char *wt_missing_bulk_loopback(void);
+
+/* NULL where wt_fd_count can count this process's descriptors, else why not. */
+const char *wt_missing_fd_count(void);
+
+/* NULL where wt_connect_tcp_small can ask for small segments (TCP_MAXSEG), else why not. */
+const char *wt_missing_tcp_maxseg(void);
+
+/* In a cmocka test: when why is not NULL, says "SKIPPED: why" and skips the test. */
+#define WT_SKIP_IF(why)                              \
+    do {                                             \
+        const char *wt_why_ = (why);                 \
+        if (wt_why_ != NULL) {                       \
+            print_message("SKIPPED: %s\n", wt_why_); \
+            skip();                                  \
+        }                                            \
+    } while (0)
+
 typedef struct wt_server {
     weft_engine *engine;
     int port;      /* listener 0's TCP port, or 0 for a Unix listener */
@@ -64,10 +97,27 @@ int wt_server_start(wt_server *s, const weft_config *cfg);
 /* Stops the engine and waits for it (on_shutdown runs in here). */
 void wt_server_stop(wt_server *s);
 
+/* A TCP socket as wt_connect_tcp makes them (blocking, with the timeouts and TCP_NODELAY),
+ * not yet connected: the fd or -errno. wt_connect_fd connects it to 127.0.0.1:port: 0 or
+ * -errno. */
+int wt_socket_tcp(void);
+int wt_connect_fd(int fd, int port);
+
 /* A blocking client socket with SO_RCVTIMEO and SO_SNDTIMEO of WT_TIMEOUT_MS, connected to
  * 127.0.0.1:port or to the Unix socket at path. Returns the fd or -errno. */
 int wt_connect_tcp(int port);
 int wt_connect_unix(const char *path);
+
+/* A listening Unix socket at path (a file left there first is removed) with that backlog,
+ * and a non-blocking connect to one: the fd, or -errno (-EAGAIN when the backlog is full). */
+int wt_listen_unix(const char *path, int backlog);
+int wt_connect_unix_now(const char *path);
+
+/* As wt_connect_tcp, but with a receive buffer of rcvbuf bytes and segments of at most mss
+ * bytes, both set before the connect so that the window the peer sees is small from the
+ * start (Winsock has no TCP_MAXSEG to set: only the buffer there). Returns the fd or -errno
+ * (of the first option refused). */
+int wt_connect_tcp_small(int port, int rcvbuf, int mss);
 
 /* As wt_connect_tcp, but bound to the local IPv4 address src_ip (e.g. "127.0.0.7", any
  * address in 127/8 works on Linux) before connecting, so a test can choose the peer address
@@ -114,7 +164,8 @@ weft_action wt_echo_on_traffic(weft_conn *c);
 /* This process's resident set (VmRSS of /proc/self/status) in KiB, or -1. */
 long wt_rss_kb(void);
 
-/* Descriptors open in this process (entries of /proc/self/fd), or -1. */
+/* Descriptors open in this process (entries of /proc/self/fd; on Windows its handles, of
+ * every kind), or -1. */
 int wt_fd_count(void);
 
 #endif /* WEFT_TEST_HARNESS_H */

@@ -36,9 +36,26 @@ int wt_sock_errno(void);
 int wt_poll(struct pollfd *p, wt_nfds n, int timeout_ms);
 ssize_t wt_recv_now(int fd, void *buf, size_t n);
 ssize_t wt_send_now(int fd, const void *buf, size_t n);
+/* As wt_recv_now, but leaves the bytes queued (MSG_PEEK). */
+ssize_t wt_peek_now(int fd, void *buf, size_t n);
+
+/* Sends our FIN (shutdown for writing): 0 or -1, the error in wt_sock_errno. */
+int wt_shutdown_wr(int fd);
+
+/* setsockopt with an int value (Winsock takes it as a char pointer): 0 or -1, the error in
+ * wt_sock_errno. */
+int wt_setsockopt_int(int fd, int level, int name, int value);
+
+/* SO_LINGER on with a zero timeout, so that wt_close resets the connection (RST) instead of
+ * closing it in order (FIN): 0 or -1, the error in wt_sock_errno. */
+int wt_linger_reset(int fd);
 
 /* Whether this process may hold need descriptors (raising its soft limit if it must); true
  * on Windows, which has no such limit for sockets. */
 bool wt_fd_limit_at_least(unsigned long need);
+
+/* Raises this process's soft descriptor limit toward want (never past the hard limit) and
+ * returns what it is then; want itself on Windows. */
+unsigned long wt_fd_limit_raise(unsigned long want);
 
 #endif /* WEFT_TEST_SOCK_H */
