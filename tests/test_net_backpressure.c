@@ -147,11 +147,18 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     assert_true(max_buffer_bytes >= hw);
     assert_true(max_buffer_bytes <= 2 * (hw + rbuf));
 
-    /* Phase 2: the peer reads. Everything arrives, in order, while the writer finishes. */
+    /* Phase 2: the peer reads. Everything arrives, in order, while the writer finishes.
+     * It waits for input and reads without blocking: on Windows the writer's sends switch
+     * the socket to non-blocking for a moment (wt_send_now), so a blocking recv beside
+     * them could be told "would block". */
     size_t got = 0;
     while (got < FLOOD_BYTES) {
         size_t n = FLOOD_BYTES - got < (1 << 20) ? FLOOD_BYTES - got : (1 << 20);
-        ssize_t r = recv(fd, (void *)in, n, 0);
+        struct pollfd p = {fd, POLLIN, 0};
+        assert_int_equal(wt_poll(&p, 1, WT_TIMEOUT_MS), 1);
+        ssize_t r = wt_recv_now(fd, in, n);
+        if (r < 0 && wt_sock_errno() == EAGAIN)
+            continue;
         assert_true(r > 0);
         assert_memory_equal(in, data + got, (size_t)r);
         got += (size_t)r;
