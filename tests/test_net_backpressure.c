@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "counters.h"
+#include "flood.h"
 #include "harness.h"
 
 static _Atomic long max_pending; /* the largest weft_conn_get_pending_out seen after a write */
@@ -53,42 +54,6 @@ static int small_buffer_client(int port)
 
 #define FLOOD_BYTES ((size_t)64 << 20)
 
-typedef struct writer {
-    int fd;
-    const uint8_t *data;
-    size_t len;
-    _Atomic size_t sent;
-    _Atomic long full; /* sends refused because every buffer on the way was full */
-    _Atomic int error;
-} writer;
-
-static void *writer_main(void *arg)
-{
-    writer *w = arg;
-    int64_t end = wt_now_ms() + 3 * WT_TIMEOUT_MS;
-    size_t sent = 0;
-    while (sent < w->len && wt_now_ms() < end) {
-        size_t chunk = w->len - sent < 256 * 1024 ? w->len - sent : 256 * 1024;
-        ssize_t r = wt_send_now(w->fd, w->data + sent, chunk);
-        int err = r < 0 ? wt_sock_errno() : 0;
-        if (r < 0) {
-            if (err == EAGAIN || err == EWOULDBLOCK) {
-                atomic_fetch_add(&w->full, 1);
-                struct pollfd p = {w->fd, POLLOUT, 0};
-                (void)wt_poll(&p, 1, 10);
-                continue;
-            }
-            if (err == EINTR)
-                continue;
-            atomic_store(&w->error, err);
-            return NULL;
-        }
-        sent += (size_t)r;
-        atomic_store(&w->sent, sent);
-    }
-    return NULL;
-}
-
 static void test_non_reading_peer_bounds_server_memory(void **state)
 {
     (void)state;
@@ -106,9 +71,9 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     assert_non_null(data);
     assert_non_null(in);
     wt_fill(data, FLOOD_BYTES, 64);
-    writer w = {.fd = fd, .data = data, .len = FLOOD_BYTES};
+    wt_flood w = {.fd = fd, .data = data, .len = FLOOD_BYTES};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
+    assert_int_equal(pthread_create(&th, NULL, wt_flood_main, &w), 0);
 
     /* Phase 1: the client only writes. Wait until the writer is stuck: the server paused
      * reading it, and then, while the server took no more bytes, a send was refused (every

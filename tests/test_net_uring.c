@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "counters.h"
+#include "flood.h"
 #include "harness.h"
 
 /* valgrind 3.19 does not know that io_uring_enter may block: a thread waiting in it keeps
@@ -841,40 +842,6 @@ static weft_action zcb_echo(weft_conn *c)
     return a;
 }
 
-typedef struct zcb_writer {
-    int fd;
-    const uint8_t *data;
-    _Atomic size_t sent;
-    _Atomic long full; /* sends refused: every buffer on the way was full */
-    _Atomic int error;
-} zcb_writer;
-
-static void *zcb_writer_main(void *arg)
-{
-    zcb_writer *w = arg;
-    int64_t end = wt_now_ms() + 3 * WT_TIMEOUT_MS;
-    size_t sent = 0;
-    while (sent < ZCB_FLOOD && wt_now_ms() < end) {
-        size_t chunk = ZCB_FLOOD - sent < 256 * 1024 ? ZCB_FLOOD - sent : 256 * 1024;
-        ssize_t r = send(w->fd, w->data + sent, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                atomic_fetch_add(&w->full, 1);
-                struct pollfd p = {w->fd, POLLOUT, 0};
-                (void)poll(&p, 1, 10);
-                continue;
-            }
-            if (errno == EINTR)
-                continue;
-            atomic_store(&w->error, errno);
-            return NULL;
-        }
-        sent += (size_t)r;
-        atomic_store(&w->sent, sent);
-    }
-    return NULL;
-}
-
 static void test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark(void **state)
 {
     (void)state;
@@ -901,9 +868,9 @@ static void test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark(vo
     assert_non_null(data);
     assert_non_null(in);
     wt_fill(data, ZCB_FLOOD, 21);
-    zcb_writer w = {.fd = fd, .data = data};
+    wt_flood w = {.fd = fd, .data = data, .len = ZCB_FLOOD};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, zcb_writer_main, &w), 0);
+    assert_int_equal(pthread_create(&th, NULL, wt_flood_main, &w), 0);
 
     /* Phase 1: the client only writes, until it is stuck: the server paused reading it and,
      * while it took no more bytes, a send was refused. */
