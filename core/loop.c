@@ -18,7 +18,8 @@
 /* Idle memory per connection is a product target (benchmarks/idle_mem.sh): what only some
  * programs use (groups, per-connection timeouts) lives outside the slot, in tables made when
  * first used. A slot is the struct and its backend's state: 240 bytes on epoll (libevent's
- * event is 128), 152 on io_uring (40 of its own, zero-copy state included). */
+ * event is 128), 136 on io_uring (24 of its own; zero-copy sends keep their state in a
+ * per-loop table, made only when uring_zc_min is set). */
 /* A SOCKET (Windows) is 8 bytes where a descriptor is 4, and the slot's end is aligned to 8:
  * 120 bytes there. */
 _Static_assert(sizeof(struct weft_conn) <= (sizeof(weft__sock) == sizeof(int) ? 112 : 120),
