@@ -77,11 +77,15 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
 
     /* Phase 1: the client only writes. Wait until the writer is stuck: the server paused
      * reading it, and then, while the server took no more bytes, a send was refused (every
-     * buffer on the way is full). Nothing drains while the client does not read, so that
-     * is a state, not a lull. */
+     * buffer on the way is full), and it stayed so for STUCK_MS. Nothing drains while the
+     * client does not read, so that is a state; the time only tells it from a lull of a
+     * slow loop, which under Wine (every socket call a round trip to wineserver) can take
+     * no bytes for a few milliseconds while it is still working through a queue. */
+    enum { STUCK_MS = 200 };
     uint64_t max_buffer_bytes = 0;
     long full_mark = -1;  /* refused sends when the server was last seen paused ... */
-    uint64_t in_mark = 0; /* ... and the bytes it had taken then */
+    uint64_t in_mark = 0; /* ... the bytes it had taken then ... */
+    int64_t since = 0;    /* ... and since when */
     int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
     for (;;) {
         assert_true(wt_now_ms() < end);
@@ -90,11 +94,13 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
             max_buffer_bytes = t.buffer_bytes;
         if (t.backpressure_pauses > 0) {
             long full = atomic_load(&w.full);
-            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark)
+            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark &&
+                wt_now_ms() - since >= STUCK_MS)
                 break;
             if (full_mark < 0 || t.bytes_in != in_mark) {
                 full_mark = full;
                 in_mark = t.bytes_in;
+                since = wt_now_ms();
             }
         }
         wt_sleep_ms(2);
@@ -108,8 +114,12 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     /* The queue reached the high-water mark and went past it by one read at most. */
     assert_true((size_t)atomic_load(&max_pending) >= hw);
     assert_true((size_t)atomic_load(&max_pending) <= hw + rbuf);
-    /* Server memory for this connection: one ring, rounded up to a power of two. */
-    assert_true(max_buffer_bytes >= hw);
+    /* Server memory for this connection: what it holds, in one ring rounded up to a power
+     * of two. Stuck and paused, the queue has not drained below half the mark (it would
+     * read again), so that much is in the server's buffers now. (Where the system takes a
+     * send in part after the pause, as Wine does, its peak at the mark can be brief enough
+     * to fall between two samples, so the lower bound is taken in the stuck state.) */
+    assert_true(t.buffer_bytes >= hw / 2);
     assert_true(max_buffer_bytes <= 2 * (hw + rbuf));
 
     /* Phase 2: the peer reads. Everything arrives, in order, while the writer finishes.
