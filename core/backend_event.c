@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 
 #include "internal.h"
-#include "send_cap.h"
 
 #define ACCEPT_BATCH 64
 
@@ -207,18 +206,9 @@ static void ev_conn_want(weft_conn *c, bool read, bool write)
     (void)event_add(&s->ev, NULL); /* on failure nothing is registered, and we know it */
 }
 
-/* iovecs one send may carry under the test-only cap (send_cap.h); the rest goes next. */
-#define CAPPED_IOV 64
-
 static ssize_t ev_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
 {
     ssize_t n;
-    struct iovec capped[CAPPED_IOV];
-    if (c->loop->send_cap != 0) {
-        iovcnt =
-            weft__send_cap_apply(c->loop, iov, iovcnt < CAPPED_IOV ? iovcnt : CAPPED_IOV, capped);
-        iov = capped;
-    }
     if (iovcnt == 1) { /* the common case: send() skips the kernel's message-header work */
         do {
             n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);

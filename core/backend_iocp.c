@@ -30,7 +30,6 @@
 
 #include "dgram_iocp.h"
 #include "internal.h"
-#include "send_cap.h"
 
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
@@ -621,13 +620,6 @@ static ssize_t ic_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     ic_conn *u = conn_state(c);
     if (iovcnt > SEND_IOV)
         iovcnt = SEND_IOV;
-    /* Tests only: at most send_cap bytes, so that the completion says fewer than the queue
-     * holds and the rest goes next (Wine completes every WSASend in full). */
-    struct iovec capped[SEND_IOV];
-    if (c->loop->send_cap != 0) {
-        iovcnt = weft__send_cap_apply(c->loop, iov, iovcnt, capped);
-        iov = capped;
-    }
     /* WSASend takes its copy of the WSABUFs before it returns; the bytes they name stay put
      * in the output queue until the completion. */
     WSABUF bufs[SEND_IOV];

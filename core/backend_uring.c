@@ -45,7 +45,6 @@
 #include <unistd.h>
 
 #include "backend_uring.h"
-#include "send_cap.h"
 
 #define SQ_ENTRIES      1024u
 #define CQ_ENTRIES      8192u
@@ -843,12 +842,7 @@ static ssize_t ur_conn_send(weft_conn *c, const struct iovec *iov, int iovcnt)
     ur_state *s = loop->be_state;
     ur_conn *u = weft__uring_conn(c);
     if (iovcnt > SEND_IOV)
-        iovcnt = SEND_IOV;         /* the rest goes once this completed */
-    struct iovec capped[SEND_IOV]; /* tests only: at most send_cap bytes (send_cap.h) */
-    if (loop->send_cap != 0) {
-        iovcnt = weft__send_cap_apply(loop, iov, iovcnt, capped);
-        iov = capped;
-    }
+        iovcnt = SEND_IOV; /* the rest goes once this completed */
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "send_cap.h"
 #include "tls.h"
 
 /* Inside a dispatch, writes smaller than this are corked and leave in one syscall when the
@@ -255,6 +256,19 @@ void weft__loop_stage_free(weft__loop *loop)
 
 /* ---- sending ---- */
 
+/* The backend's send; under the test-only cap (send_cap.h) at most send_cap bytes of it, so
+ * that the send ends before the queue does and the paths that go on from a partial send run
+ * on every backend, whatever the kernel (or Wine) would have taken. */
+static ssize_t backend_send(weft_conn *c, const struct iovec *iov, int iovcnt)
+{
+    weft__loop *loop = c->loop;
+    if (loop->send_cap == 0)
+        return loop->be->conn_send(c, iov, iovcnt);
+    struct iovec capped[SEND_IOV];
+    iovcnt = weft__send_cap_apply(loop, iov, iovcnt < SEND_IOV ? iovcnt : SEND_IOV, capped);
+    return loop->be->conn_send(c, capped, iovcnt);
+}
+
 /* What the backend took of the queue: n bytes, or a negated errno. The chunks that empties
  * go back to the pool, or to held when the kernel may still read them (the n bytes then
  * count in *held_bytes). Returns false when c closed. */
@@ -311,7 +325,7 @@ void weft__conn_flush(weft_conn *c)
         /* One send in flight at a time; weft__conn_sent goes on from there. */
         if (c->out.len > 0 && !(c->flags & CONN_SENDING)) {
             int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
-            ssize_t n = be->conn_send(c, iov, cnt);
+            ssize_t n = backend_send(c, iov, cnt);
             if (n < 0) {
                 weft__conn_close_now(c, (int)n);
                 return;
@@ -322,7 +336,7 @@ void weft__conn_flush(weft_conn *c)
     }
     while (c->out.len > 0) {
         int cnt = weft__outq_iov(&c->out, iov, SEND_IOV, SIZE_MAX);
-        ssize_t n = be->conn_send(c, iov, cnt);
+        ssize_t n = backend_send(c, iov, cnt);
         if (!took(c, n, NULL, NULL))
             return;
         if (n == 0)
@@ -348,7 +362,7 @@ static bool send_staged(weft_conn *c, weft__corked *k)
             total += loop->recs[r].len;
             cnt++;
         }
-        ssize_t n = loop->be->conn_send(c, iov, cnt);
+        ssize_t n = backend_send(c, iov, cnt);
         if (n < 0) {
             c->flags &= (uint16_t)~CONN_STAGED;
             weft__conn_close_now(c, (int)n);
@@ -501,7 +515,7 @@ static ssize_t send_direct(weft_conn *c, const struct iovec *iov, int iovcnt, si
     if (c->out.len > 0 || (c->flags & CONN_STAGED) || loop->be->completion ||
         (loop->depth > 0 && total < DIRECT_WRITE_MIN))
         return 0;
-    ssize_t n = loop->be->conn_send(c, iov, iovcnt);
+    ssize_t n = backend_send(c, iov, iovcnt);
     if (n < 0) {
         weft__conn_close_now(c, (int)n);
         return n;

@@ -2,10 +2,11 @@
  * a partial send run on systems whose kernel takes whole sends (loopback on Linux; Wine,
  * where every WSASend completes in full).
  *
- * WEFT_TEST_SEND_CAP=N in the environment, read once as each engine starts, makes its
- * backends hand at most N bytes to each WSASend (IOCP), send/sendmsg (epoll) or send
- * submission (io_uring): the completion (or the call) then reports fewer bytes than the
- * output queue held, and the rest must go next, in order. Never for production: it turns a reply of L
+ * WEFT_TEST_SEND_CAP=N in the environment, read once as each engine starts, makes the
+ * connection layer hand its backend at most N bytes per send (conn_write.c), whichever the
+ * backend (a WSASend, a send/sendmsg, a send submission): the completion (or the call) then
+ * reports fewer bytes than the output queue held, and the rest must go next, in order.
+ * Never for production: it turns a reply of L
  * bytes into L / N sends, and an engine that has it says so in its log. Not a public API:
  * nothing under include/ names it, and it may change or go at any time.
  */
