@@ -150,6 +150,17 @@ static void ic_loop_destroy(weft__loop *loop)
     loop->be_state = NULL;
 }
 
+/* How c's operation op ended: 0, or a negated errno (a failure at post, or the one its
+ * completion reports). */
+static int op_result(weft_conn *c, ic_op *op)
+{
+    DWORD got, flags;
+    if (op->err == 0 && op->ov.Internal != 0 &&
+        !WSAGetOverlappedResult(c->fd, &op->ov, &got, FALSE, &flags))
+        return weft__sock_err();
+    return op->err;
+}
+
 static void op_done(ic_state *s, weft_conn *c)
 {
     ic_conn *u = conn_state(c);
@@ -229,12 +240,7 @@ static void on_recv(ic_state *s, weft_conn *c, ic_op *op, DWORD bytes)
     ic_conn *u = conn_state(c);
     u->bits &= (uint16_t)~RECV_ARMED;
     if (!(u->bits & CLOSED)) {
-        int err = op->err;
-        if (err == 0 && op->ov.Internal != 0) {
-            DWORD got, flags;
-            if (!WSAGetOverlappedResult(c->fd, &op->ov, &got, FALSE, &flags))
-                err = weft__sock_err();
-        }
+        int err = op_result(c, op);
         if (err != 0 && err != -ECANCELED) {
             u->bits |= INPUT_OVER;
             weft__loop_enter(c->loop);
@@ -255,12 +261,7 @@ static void on_send(ic_state *s, weft_conn *c, ic_op *op, DWORD bytes)
     ic_conn *u = conn_state(c);
     u->bits &= (uint16_t)~SEND_BUSY;
     if (!(u->bits & CLOSED)) {
-        int err = op->err;
-        if (err == 0 && op->ov.Internal != 0) {
-            DWORD got, flags;
-            if (!WSAGetOverlappedResult(c->fd, &op->ov, &got, FALSE, &flags))
-                err = weft__sock_err();
-        }
+        int err = op_result(c, op);
         weft__conn_sent(c, err != 0 ? (ssize_t)err : (ssize_t)bytes);
     }
     op_done(s, c);
@@ -273,12 +274,7 @@ static void on_connect(ic_state *s, weft_conn *c, ic_op *op)
     ic_conn *u = conn_state(c);
     u->bits &= (uint16_t)~RECV_ARMED;
     if (!(u->bits & CLOSED)) {
-        int err = op->err;
-        if (err == 0 && op->ov.Internal != 0) {
-            DWORD got, flags;
-            if (!WSAGetOverlappedResult(c->fd, &op->ov, &got, FALSE, &flags))
-                err = weft__sock_err();
-        }
+        int err = op_result(c, op);
         /* getpeername, shutdown and SO_ERROR work on it only after this. */
         if (err == 0 && setsockopt(c->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
             err = weft__sock_err();
