@@ -430,15 +430,22 @@ int wt_connect_tcp_from(const char *src_ip, int port)
     return connect_or_close(fd, rc, port);
 }
 
-int wt_connect_unix(const char *path)
+/* A blocking unix stream socket, and path's address in *sa; or a negated errno. */
+static int unix_socket(const char *path, struct sockaddr_un *sa)
 {
-    struct sockaddr_un sa;
-    int rc = unix_addr(&sa, path);
+    int rc = unix_addr(sa, path);
     if (rc != 0)
         return rc;
     int fd = (int)socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    return fd < 0 ? weft__sock_err() : fd;
+}
+
+int wt_connect_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = unix_socket(path, &sa);
     if (fd < 0)
-        return weft__sock_err();
+        return fd;
     set_timeouts(fd);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         int err = weft__sock_err();
@@ -451,12 +458,9 @@ int wt_connect_unix(const char *path)
 int wt_listen_unix(const char *path, int backlog)
 {
     struct sockaddr_un sa;
-    int rc = unix_addr(&sa, path);
-    if (rc != 0)
-        return rc;
-    int fd = (int)socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = unix_socket(path, &sa);
     if (fd < 0)
-        return weft__sock_err();
+        return fd;
     (void)unlink(path);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, backlog) != 0) {
         int err = weft__sock_err();
