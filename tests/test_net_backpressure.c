@@ -76,33 +76,19 @@ static void test_non_reading_peer_bounds_server_memory(void **state)
     assert_int_equal(pthread_create(&th, NULL, wt_flood_main, &w), 0);
 
     /* Phase 1: the client only writes. Wait until the writer is stuck: the server paused
-     * reading it, and then, while the server took no more bytes, a send was refused (every
-     * buffer on the way is full), and it stayed so for STUCK_MS. Nothing drains while the
-     * client does not read, so that is a state; the time only tells it from a lull of a
-     * slow loop, which under Wine (every socket call a round trip to wineserver) can take
-     * no bytes for a few milliseconds while it is still working through a queue. */
-    enum { STUCK_MS = 200 };
+     * reading it, and while the server took no more bytes sends were refused (every buffer
+     * on the way is full), for WT_FLOOD_STUCK_MS (flood.h). */
     uint64_t max_buffer_bytes = 0;
-    long full_mark = -1;  /* refused sends when the server was last seen paused ... */
-    uint64_t in_mark = 0; /* ... the bytes it had taken then ... */
-    int64_t since = 0;    /* ... and since when */
+    wt_flood_watch watch;
+    wt_flood_watch_init(&watch);
     int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
     for (;;) {
         assert_true(wt_now_ms() < end);
         weft_loop_stats t = wt_stats(s.engine);
         if (t.buffer_bytes > max_buffer_bytes)
             max_buffer_bytes = t.buffer_bytes;
-        if (t.backpressure_pauses > 0) {
-            long full = atomic_load(&w.full);
-            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark &&
-                wt_now_ms() - since >= STUCK_MS)
-                break;
-            if (full_mark < 0 || t.bytes_in != in_mark) {
-                full_mark = full;
-                in_mark = t.bytes_in;
-                since = wt_now_ms();
-            }
-        }
+        if (wt_flood_stuck(&watch, &w, t.backpressure_pauses, t.bytes_in))
+            break;
         wt_sleep_ms(2);
     }
     size_t last_sent = atomic_load(&w.sent);

@@ -873,10 +873,10 @@ static void test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark(vo
     assert_int_equal(pthread_create(&th, NULL, wt_flood_main, &w), 0);
 
     /* Phase 1: the client only writes, until it is stuck: the server paused reading it and,
-     * while it took no more bytes, a send was refused. */
+     * while it took no more bytes, sends were refused (flood.h). */
     uint64_t max_buffer_bytes = 0, max_held = 0;
-    long full_mark = -1;
-    uint64_t in_mark = 0;
+    wt_flood_watch watch;
+    wt_flood_watch_init(&watch);
     int64_t end = wt_now_ms() + 2 * WT_TIMEOUT_MS;
     for (;;) {
         assert_true(wt_now_ms() < end);
@@ -885,15 +885,8 @@ static void test_zero_copy_bytes_held_for_a_non_reader_count_towards_the_mark(vo
             max_buffer_bytes = t.buffer_bytes;
         if (t.zerocopy_held_bytes > max_held)
             max_held = t.zerocopy_held_bytes;
-        if (t.backpressure_pauses > 0) {
-            long full = atomic_load(&w.full);
-            if (full_mark >= 0 && full > full_mark && t.bytes_in == in_mark)
-                break;
-            if (full_mark < 0 || t.bytes_in != in_mark) {
-                full_mark = full;
-                in_mark = t.bytes_in;
-            }
-        }
+        if (wt_flood_stuck(&watch, &w, t.backpressure_pauses, t.bytes_in))
+            break;
         wt_sleep_ms(2);
     }
     weft_loop_stats t = wt_stats(s.engine);

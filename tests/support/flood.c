@@ -31,3 +31,26 @@ void *wt_flood_main(void *arg)
     }
     return NULL;
 }
+
+void wt_flood_watch_init(wt_flood_watch *watch)
+{
+    watch->full_mark = -1;
+    watch->in_mark = 0;
+    watch->since = 0;
+}
+
+bool wt_flood_stuck(wt_flood_watch *watch, wt_flood *w, uint64_t pauses, uint64_t bytes_in)
+{
+    if (pauses == 0)
+        return false;
+    long full = atomic_load(&w->full);
+    if (watch->full_mark >= 0 && full > watch->full_mark && bytes_in == watch->in_mark &&
+        wt_now_ms() - watch->since >= WT_FLOOD_STUCK_MS)
+        return true;
+    if (watch->full_mark < 0 || bytes_in != watch->in_mark) {
+        watch->full_mark = full;
+        watch->in_mark = bytes_in;
+        watch->since = wt_now_ms();
+    }
+    return false;
+}
