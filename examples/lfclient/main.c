@@ -1,4 +1,4 @@
-/* weft-lfclient: a client for `weft-echo --codec length-field`, in plain POSIX sockets.
+/* weft-lfclient: a client for `weft-echo --codec length-field`, in plain sockets.
  *
  *   weft-lfclient --addr tcp://127.0.0.1:9000 --frames 1000 --size 0,64,65536
  *
@@ -14,19 +14,13 @@
  * echo was intact, 1 on a mismatch or an I/O error, 2 on bad arguments.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "tcp_client.h"
 
 #define MAX_SIZES  64
 #define TIMEOUT_S  10
@@ -92,97 +86,6 @@ static int parse_sizes(const char *s, size_t *sizes, size_t *n)
     return *n > 0 ? 0 : -1;
 }
 
-static int dial(const char *host, const char *port)
-{
-    struct addrinfo hints, *res;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "weft-lfclient: %s:%s: %s\n", host, port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1;
-    int err = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        fprintf(stderr, "weft-lfclient: connect %s:%s: %s\n", host, port, strerror(err));
-        return -1;
-    }
-    /* Small frames go out at once rather than wait for Nagle; a dead server does not hang
-     * us forever. */
-    int on = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    struct timeval tv = {TIMEOUT_S, 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-/* Sends the header and payload as one write where the kernel allows. 0 or -1. */
-static int send_frame(int fd, const uint8_t head[4], const uint8_t *payload, size_t len)
-{
-    struct iovec iov[2] = {{(void *)head, 4}, {(void *)payload, len}};
-    int cnt = 2;
-    struct iovec *v = iov;
-    while (cnt > 0) {
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = v;
-        mh.msg_iovlen = (size_t)cnt;
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        size_t left = (size_t)n;
-        while (cnt > 0 && left >= v->iov_len) {
-            left -= v->iov_len;
-            v++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            v->iov_base = (uint8_t *)v->iov_base + left;
-            v->iov_len -= left;
-        }
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes: 0, or -1 with errno set (EPIPE for an early EOF). */
-static int recv_exact(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
-        if (r == 0) {
-            errno = EPIPE;
-            return -1;
-        }
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* The payload of frame i: a pattern that differs from frame to frame. */
 static void fill(uint8_t *p, size_t n, uint64_t i)
 {
@@ -193,13 +96,6 @@ static void fill(uint8_t *p, size_t n, uint64_t i)
         x ^= x << 5;
         p[k] = (uint8_t)x;
     }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -247,28 +143,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft-lfclient: out of memory for %zu-byte frames\n", biggest);
         return 1;
     }
-    int fd = dial(host, port);
-    if (fd < 0)
+    char why[256];
+    example_tcp *t = example_tcp_dial(host, port, TIMEOUT_S, why, sizeof(why));
+    if (t == NULL) {
+        fprintf(stderr, "weft-lfclient: %s\n", why);
         return 1;
+    }
 
     int status = 0;
     unsigned long long done = 0, bytes = 0;
-    double start = now_s();
+    double start = example_now_s();
     for (; done < frames; done++) {
         size_t len = sizes[done % nsizes];
         fill(out, len, done);
         /* The framing both ends agree on: 4 bytes, big-endian, the payload's length. */
         uint8_t head[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                            (uint8_t)len};
-        if (send_frame(fd, head, out, len) != 0) {
-            fprintf(stderr, "weft-lfclient: frame %llu: send: %s\n", done, strerror(errno));
+        /* Header and payload as one write where the system allows. */
+        if (example_tcp_send2(t, head, 4, out, len) != 0) {
+            fprintf(stderr, "weft-lfclient: frame %llu: send: %s\n", done, example_tcp_error(t));
             status = 1;
             break;
         }
         uint8_t back[4];
-        if (recv_exact(fd, back, 4) != 0) {
+        int rc = example_tcp_recv_exact(t, back, 4);
+        if (rc != 0) {
             fprintf(stderr, "weft-lfclient: frame %llu: no answer: %s\n", done,
-                    errno == EPIPE ? "the server closed the connection" : strerror(errno));
+                    rc > 0 ? "the server closed the connection" : example_tcp_error(t));
             status = 1;
             break;
         }
@@ -280,9 +181,9 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-        if (recv_exact(fd, in, len) != 0) {
+        if ((rc = example_tcp_recv_exact(t, in, len)) != 0) {
             fprintf(stderr, "weft-lfclient: frame %llu: echo cut short: %s\n", done,
-                    errno == EPIPE ? "the server closed the connection" : strerror(errno));
+                    rc > 0 ? "the server closed the connection" : example_tcp_error(t));
             status = 1;
             break;
         }
@@ -297,8 +198,8 @@ int main(int argc, char **argv)
         }
         bytes += len;
     }
-    double secs = now_s() - start;
-    close(fd);
+    double secs = example_now_s() - start;
+    example_tcp_close(t);
     free(out);
     free(in);
 
