@@ -107,6 +107,11 @@ int weft_engine_dial(weft_engine *e, const char *url, int loop, unsigned timeout
         return rc;
     if (type != SOCK_STREAM)
         return WEFT_EBADADDR; /* datagram sockets are listened on, not dialled */
+    const char *why = ss.ss_family == AF_UNIX ? weft__sock_missing_unix() : NULL;
+    if (why != NULL) { /* as a listen of such an address is refused, with the reason */
+        weft__log(e, WEFT_LOG_ERROR, "dial %s: %s", url, why);
+        return WEFT_EAFNOSUPPORT;
+    }
     weft__sock fd;
     rc = weft__sock_open(ss.ss_family, SOCK_STREAM, &fd);
     if (rc != 0)

@@ -80,12 +80,6 @@ int example_parse_lb(const char *s, weft_lb_kind *out)
 }
 
 #ifdef _WIN32
-const char *example_missing_unix(void)
-{
-    return "unix sockets are not available in weft on Windows (its IOCP backend serves TCP "
-           "and UDP): use tcp://127.0.0.1:port instead";
-}
-
 unsigned example_cpu_count(void)
 {
     SYSTEM_INFO si;
@@ -93,23 +87,12 @@ unsigned example_cpu_count(void)
     return si.dwNumberOfProcessors > 0 ? (unsigned)si.dwNumberOfProcessors : 1;
 }
 #else
-const char *example_missing_unix(void)
-{
-    return NULL;
-}
-
 unsigned example_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
 }
 #endif
-
-bool example_is_unix_url(const char *url)
-{
-    return strncmp(url, "unix://", 7) == 0 || strncmp(url, "tls+unix://", 11) == 0 ||
-           strncmp(url, "unixgram://", 11) == 0;
-}
 
 void example_peer_name(weft_conn *conn, char *buf, size_t len)
 {

@@ -24,14 +24,6 @@ int example_parse_lb(const char *s, weft_lb_kind *out);
 /* Processors online, at least 1. */
 unsigned example_cpu_count(void);
 
-/* NULL where weft serves and dials unix:// (and tls+unix://) addresses, else a sentence
- * saying why it does not here (Windows: its IOCP backend serves TCP and UDP only), for an
- * example to refuse such an address at start. */
-const char *example_missing_unix(void);
-
-/* Whether url names a Unix socket: unix://, tls+unix:// or unixgram://. */
-bool example_is_unix_url(const char *url);
-
 /* conn's peer as "host:port" ("[host]:port" for IPv6, "unix" for a Unix socket, "?" when
  * unknown) into buf (owned by the caller, len bytes, always NUL-terminated). Only on conn's
  * loop thread. */

@@ -79,13 +79,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* A listener the system cannot have fails the engine's start, with a log line that says
-     * why; the backend is only dialled once a client came, so it is checked here. */
-    const char *why = example_missing_unix();
-    if (why != NULL && example_is_unix_url(ps.opt.backend)) {
-        fprintf(stderr, "weft-proxy: --backend %s: %s\n", ps.opt.backend, why);
-        return 1;
-    }
     if (nlisten == 0)
         cfg.listen[0] = "tcp://127.0.0.1:9001";
     if (proxy_configure(&cfg, &ps) != 0) {
