@@ -10,7 +10,8 @@ void weft__conn_update_interest(weft_conn *c)
     bool read = false, write = false;
     if (c->flags & CONN_CONNECTING)
         write = true; /* writable = connect() finished, one way or the other */
-    else if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING)) == CONN_READING ||
+    else if ((c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_PEER_EOF)) ==
+                 CONN_READING ||
              (c->flags & CONN_LINGER))
         read = true;
     if (c->out.len > 0)
@@ -132,9 +133,9 @@ int weft_conn_resume_read(weft_conn *c)
 {
     if (c->flags & CONN_DGRAM)
         return WEFT_EINVAL;
-    /* Reading that stopped for a close or a decode error never comes back. */
-    if (c->flags &
-        (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_DECODE_FAILED | CONN_PEER_EOF))
+    /* Reading that stopped for a close or a decode error never comes back. After the peer's
+     * end c is closing unless input waits: resuming offers that, and c closes then. */
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_CLOSING | CONN_DECODE_FAILED))
         return WEFT_ECLOSED;
     if (c->flags & CONN_READING)
         return 0;

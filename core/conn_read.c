@@ -38,6 +38,13 @@ static void handle_action(weft_conn *c, weft_action a)
         weft__loop_request_stop(c->loop->engine);
 }
 
+/* c's input waits while reading is paused (the high-water mark, weft_conn_pause_read). */
+static bool input_held(const weft_conn *c)
+{
+    return c->in.len > 0 && !(c->flags & CONN_CLOSING) &&
+           (c->flags & (CONN_READING | CONN_PAUSED)) != CONN_READING;
+}
+
 void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
 {
     weft__loop *loop = c->loop;
@@ -65,7 +72,7 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
     loop->view = NULL;
     loop->view_len = loop->view_used = 0;
 
-    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_DECODE_FAILED | CONN_PEER_EOF)) {
+    if (c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING | CONN_DECODE_FAILED)) {
         /* Nobody will read what is left. */
         weft__ring_release(&c->in, loop->bufpool);
     } else if (in_ring) {
@@ -80,6 +87,13 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
             weft__conn_close_now(c, rc == WEFT_EOUTCAP ? WEFT_EINCAP : rc);
         }
     }
+    /* After the peer's end, what is left can only be a frame nobody will finish, unless it
+     * was held back (the high-water mark, weft_conn_pause_read): that is offered again when
+     * reading resumes, and c closes then. */
+    bool ended = (c->flags & CONN_PEER_EOF) && !(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) &&
+                 !input_held(c);
+    if (ended)
+        weft__ring_release(&c->in, loop->bufpool);
     /* What the codec said the frame still needs steers how the buffer grows (its last step
      * lands on the frame's end); nothing is reserved for it, so a length field cannot make
      * us take memory its bytes have not brought. A buffer that the frame it holds leaves
@@ -105,15 +119,33 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len)
     }
     if (c->flags & CONN_DECODE_FAILED)
         weft__conn_close_graceful(c, c->close_err);
+    else if (ended)
+        weft__conn_close_graceful(c, 0);
     handle_action(c, a);
     weft__loop_leave(loop);
 }
 
-/* Reading is what c wants now: not while paused, closing or closed. */
+/* Reading is what c wants now: not while paused, closing or closed, nor after the peer's
+ * end. */
 static bool wants_input(const weft_conn *c)
 {
     return (c->flags & (CONN_READING | CONN_PAUSED | CONN_CLOSING | CONN_CLOSED |
-                        CONN_CLOSE_PENDING)) == CONN_READING;
+                        CONN_CLOSE_PENDING | CONN_PEER_EOF)) == CONN_READING;
+}
+
+void weft__conn_peer_ended(weft_conn *c)
+{
+    c->flags |= CONN_PEER_EOF;
+    weft__conn_update_interest(c);
+    if (c->in.len == 0 || (c->flags & (CONN_DECODE_FAILED | CONN_CLOSING))) {
+        weft__conn_close_graceful(c, 0);
+        return;
+    }
+    /* The requests that came before the end are answered before the close: now (on_traffic
+     * sees what is buffered once more, knowing nothing follows), or when reading resumes if
+     * they are held back. The dispatch closes c once nothing is held. */
+    if (!input_held(c))
+        weft__conn_dispatch(c, NULL, 0);
 }
 
 uint8_t *weft__conn_recv_buf(weft_conn *c, size_t *room)
@@ -231,10 +263,9 @@ void weft__conn_recv_done(weft_conn *c, const uint8_t *data, ssize_t n)
         return;
     }
     if (n == 0) {
-        /* The peer finished sending (maybe only half-closed): answer what is queued, then
-         * close. */
-        c->flags |= CONN_PEER_EOF;
-        weft__conn_close_graceful(c, 0);
+        /* The peer finished sending (maybe only half-closed): answer what is buffered and
+         * queued, then close. */
+        weft__conn_peer_ended(c);
         return;
     }
     weft__conn_close_now(c, (int)n);

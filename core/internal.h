@@ -442,6 +442,9 @@ void weft__conn_dispatch(weft_conn *c, const uint8_t *fresh, size_t fresh_len);
 /* n > 0 bytes of input for c (plaintext, for TLS) at data: behind a partial frame, or to
  * on_traffic straight from data. */
 void weft__conn_deliver(weft_conn *c, const uint8_t *data, size_t n);
+/* The peer ended its side (a FIN, or TLS's close_notify): what it sent before is answered,
+ * then c closes. */
+void weft__conn_peer_ended(weft_conn *c);
 
 /* ---- wheel.c: idle, read, close and connect timeouts ---- */
 int weft__wheel_init(weft__loop *loop);

@@ -525,8 +525,7 @@ static void read_plain(weft_conn *c, weft__tls_conn *t, bool hold)
             return;
         if (err == SSL_ERROR_ZERO_RETURN) { /* close_notify: an orderly end */
             ERR_clear_error();
-            c->flags |= CONN_PEER_EOF;
-            weft__conn_close_graceful(c, 0);
+            weft__conn_peer_ended(c);
             return;
         }
         fail(c, t, "bad record");

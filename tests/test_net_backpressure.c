@@ -369,6 +369,81 @@ static void test_pause_read_holds_the_peer_back(void **state)
     wt_server_stop(&s);
 }
 
+/* ---- requests held back at the mark, then the peer's end ---- */
+
+#define HELD_FRAMES 1024
+#define HELD_REPLY  (32 * 1024)
+
+static _Atomic long held_answered;
+
+/* Each 4-byte request gets a reply of HELD_REPLY bytes that starts with the request, so a
+ * handful of requests take the queue past the mark and the rest wait in the buffer. */
+static weft_action amplify(weft_conn *c)
+{
+    static uint8_t reply[HELD_REPLY]; /* one loop: one thread writes it */
+    const uint8_t *f;
+    size_t len;
+    while (weft_conn_next_frame(c, &f, &len) == WEFT_FRAME) {
+        memcpy(reply, f, len);
+        if (weft_conn_write(c, reply, sizeof(reply)) != 0)
+            return WEFT_ACTION_CLOSE;
+        atomic_fetch_add(&held_answered, 1);
+    }
+    return WEFT_ACTION_NONE;
+}
+
+/* A peer sends every request in one write and ends its side at once. The server stops
+ * answering at the high-water mark with most requests still in its buffer, and by then the
+ * peer's end is in the socket too. Once the peer reads, every request is answered, in
+ * order, and only then does the server close: leaving the mark lets reading go on, and the
+ * end it meets first must not drop what was held back. */
+static void test_requests_held_at_the_mark_are_answered_after_the_peer_ends(void **state)
+{
+    (void)state;
+    reset_state();
+    atomic_store(&held_answered, 0);
+    weft_config cfg;
+    wt_config(&cfg, amplify, 1);
+    cfg.handler.on_close = wt_count_close;
+    cfg.codec.kind = WEFT_CODEC_FIXED_LENGTH;
+    cfg.codec.fixed_length.frame_length = 4;
+    cfg.write_high_water = 2 * HELD_REPLY;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = small_buffer_client(s.port);
+    uint8_t req[HELD_FRAMES * 4];
+    for (uint32_t i = 0; i < HELD_FRAMES; i++)
+        memcpy(req + 4 * i, &i, 4);
+    assert_int_equal(wt_send_all(fd, req, sizeof(req), WT_TIMEOUT_MS), 0);
+    assert_int_equal(wt_shutdown_wr(fd), 0);
+    /* The server is at the mark, and its socket has no more bytes for it: the queue holds
+     * what the kernel would not take, and the requests it has not answered wait. */
+    int64_t end = wt_now_ms() + WT_TIMEOUT_MS;
+    while (wt_stats(s.engine).backpressure_pauses == 0) {
+        assert_true(wt_now_ms() < end);
+        wt_sleep_ms(1);
+    }
+    assert_true(atomic_load(&held_answered) < HELD_FRAMES);
+    assert_int_equal(atomic_load(&wt_counts.closed), 0);
+
+    uint8_t *in = malloc(HELD_REPLY);
+    assert_non_null(in);
+    for (uint32_t i = 0; i < HELD_FRAMES; i++) {
+        assert_int_equal(wt_recv_exact(fd, in, HELD_REPLY, WT_TIMEOUT_MS), 0);
+        uint32_t got;
+        memcpy(&got, in, 4);
+        assert_int_equal(got, i);
+    }
+    assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
+    assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&wt_counts.last_err), 0);
+    assert_int_equal(atomic_load(&held_answered), HELD_FRAMES);
+    assert_true(wt_stats(s.engine).backpressure_pauses >= 1);
+    wt_close(fd);
+    free(in);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_outbound_hard_cap_closes_the_connection),
         cmocka_unit_test(test_inbound_cap_closes_the_connection),
         cmocka_unit_test(test_pause_read_holds_the_peer_back),
+        cmocka_unit_test(test_requests_held_at_the_mark_are_answered_after_the_peer_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

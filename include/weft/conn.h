@@ -142,9 +142,10 @@ WEFT_API int weft_conn_get_peer_addr(const weft_conn *conn, struct sockaddr_stor
 WEFT_API int weft_conn_pause_read(weft_conn *conn);
 
 /* Reads again after weft_conn_pause_read; bytes left buffered meanwhile reach on_traffic
- * soon after (as with weft_async_wake) unless this runs in conn's own on_traffic. Returns 0,
- * WEFT_ECLOSED when reading ended for good (closing, the peer's EOF, a decode error: it stays
- * paused), or WEFT_EINVAL for a datagram connection. */
+ * soon after (as with weft_async_wake) unless this runs in conn's own on_traffic. After the
+ * peer's EOF it only offers what is still buffered, then the connection closes. Returns 0,
+ * WEFT_ECLOSED when reading ended for good (closing, a decode error: it stays paused), or
+ * WEFT_EINVAL for a datagram connection. */
 WEFT_API int weft_conn_resume_read(weft_conn *conn);
 
 /* Runs a user timer's callback on conn's loop thread. */

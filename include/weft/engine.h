@@ -50,7 +50,10 @@ typedef struct weft_handler {
     weft_action (*on_open)(weft_conn *conn);
     /* Bytes arrived (or weft_async_wake was called). Read them with weft_conn_peek /
      * weft_conn_discard / weft_conn_read, or frames with weft_conn_next_frame. Bytes left
-     * unread stay buffered for the next call. */
+     * unread stay buffered for the next call. When the peer ends its side with bytes still
+     * buffered (requests held back at the high-water mark, say), it runs once more over
+     * them (once reading resumes, if paused); what it leaves then is dropped and the
+     * connection closes after its output. */
     weft_action (*on_traffic)(weft_conn *conn);
     /* The connection is gone. err is 0 for an orderly close (peer EOF, weft_conn_close,
      * weft_async_close, WEFT_ACTION_CLOSE) and a negative WEFT_E* code saying why otherwise
