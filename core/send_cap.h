@@ -6,9 +6,9 @@
  * connection layer hand its backend at most N bytes per send (conn_write.c), whichever the
  * backend (a WSASend, a send/sendmsg, a send submission): the completion (or the call) then
  * reports fewer bytes than the output queue held, and the rest must go next, in order.
- * Never for production: it turns a reply of L
- * bytes into L / N sends, and an engine that has it says so in its log. Not a public API:
- * nothing under include/ names it, and it may change or go at any time.
+ * Never for production: it turns a reply of L bytes into L / N sends, and an engine that
+ * has it says so in its log. Not a public API: nothing under include/ names it, and it may
+ * change or go at any time.
  */
 #ifndef WEFT_SEND_CAP_H
 #define WEFT_SEND_CAP_H

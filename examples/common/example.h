@@ -18,6 +18,13 @@ typedef void (*example_stats_cb)(weft_engine *e, void *arg);
  * closing stop it, and stats is never called (there is no SIGUSR1). */
 int example_serve(const weft_config *cfg, const char *name, example_stats_cb stats, void *arg);
 
+/* The usage text's last line: how example_serve is stopped (and asked for statistics). */
+#ifdef _WIN32
+#define EXAMPLE_STOP_HELP "Ctrl+C, Ctrl+Break or closing the console stop it.\n"
+#else
+#define EXAMPLE_STOP_HELP "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n"
+#endif
+
 /* --lb NAME: rr, lc, ch or random into *out. 0, or -1 for an unknown name. */
 int example_parse_lb(const char *s, weft_lb_kind *out);
 

@@ -99,8 +99,8 @@ static void usage(FILE *f)
                "  --uring-zc-min BYTES  io_uring: sends of at least this many bytes go out\n"
                "               zero-copy (IORING_OP_SEND_ZC; default 0 = off)\n"
                "  --tls-cert FILE, --tls-key FILE  certificate (PEM chain) and key for the\n"
-               "               tls:// addresses (--addr tls://127.0.0.1:9443)\n"
-               "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
+               "               tls:// addresses (--addr tls://127.0.0.1:9443)\n");
+    fputs(EXAMPLE_STOP_HELP, f);
 }
 
 int main(int argc, char **argv)

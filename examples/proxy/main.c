@@ -36,8 +36,8 @@ static void usage(FILE *f)
                "  --loops N      event loops; 0 = one per CPU (default 1)\n"
                "  --mark KIB     bytes queued toward one end that pause reading the other "
                "(default 256)\n"
-               "  --connect-timeout-ms MS   backend dial timeout (default 5000)\n"
-               "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
+               "  --connect-timeout-ms MS   backend dial timeout (default 5000)\n");
+    fputs(EXAMPLE_STOP_HELP, f);
 }
 
 int main(int argc, char **argv)

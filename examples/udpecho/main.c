@@ -44,8 +44,8 @@ static void usage(FILE *f)
                "udp://127.0.0.1:9002)\n"
                "  --loops N     event loops; 0 = one per CPU (default 1)\n"
                "  --rbuf BYTES  read buffer per loop: the largest datagram taken (default "
-               "65536)\n"
-               "SIGINT/SIGTERM stop; SIGUSR1 prints statistics.\n");
+               "65536)\n");
+    fputs(EXAMPLE_STOP_HELP, f);
 }
 
 int main(int argc, char **argv)
