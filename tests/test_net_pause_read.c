@@ -90,10 +90,69 @@ static void test_read_timeout_survives_pause_and_resume(void **state)
     wt_server_stop(&s);
 }
 
+/* ---- the peer ends while reading is paused ---- */
+
+#define HELD_LINES 100
+
+/* The first call leaves every line buffered and pauses; WORK_MS later a timer resumes
+ * reading, outside on_traffic, so the lines come back through the loop's queue while the
+ * socket, resumed too, has nothing left but the peer's end. */
+static weft_action pause_first_call(weft_conn *c)
+{
+    if (weft_conn_get_context(c) == NULL) {
+        weft_conn_set_context(c, c);
+        if (weft_conn_pause_read(c) == 0)
+            atomic_fetch_add(&pauses, 1);
+        (void)weft_conn_after(c, WORK_MS, resume_after_work, NULL, NULL);
+        return WEFT_ACTION_NONE;
+    }
+    const uint8_t *f;
+    size_t n;
+    while (weft_conn_next_frame(c, &f, &n) == WEFT_FRAME)
+        (void)weft_conn_write(c, "ok\n", 3);
+    return WEFT_ACTION_NONE;
+}
+
+/* Lines sent and the sending side ended before the server read on: each is answered, then
+ * the connection closes in order, whichever the resumed socket or the queued input comes
+ * first. */
+static void test_lines_buffered_while_paused_are_answered_after_the_peer_ends(void **state)
+{
+    (void)state;
+    atomic_store(&pauses, 0);
+    atomic_store(&closes, 0);
+    atomic_store(&close_err, 0);
+    weft_config cfg;
+    wt_config(&cfg, pause_first_call, 1);
+    cfg.codec.kind = WEFT_CODEC_LINE;
+    cfg.handler.on_close = on_close;
+    wt_server s;
+    assert_int_equal(wt_server_start(&s, &cfg), 0);
+    int fd = wt_connect_tcp(s.port);
+    assert_true(fd >= 0);
+    char req[HELD_LINES * 2];
+    for (int i = 0; i < HELD_LINES; i++)
+        memcpy(req + 2 * i, "x\n", 2);
+    assert_int_equal(wt_send_all(fd, req, sizeof(req), WT_TIMEOUT_MS), 0);
+    assert_int_equal(wt_shutdown_wr(fd), 0);
+    char want[HELD_LINES * 3], got[HELD_LINES * 3];
+    for (int i = 0; i < HELD_LINES; i++)
+        memcpy(want + 3 * i, "ok\n", 3);
+    assert_int_equal(wt_recv_exact(fd, got, sizeof(got), WT_TIMEOUT_MS), 0);
+    assert_memory_equal(got, want, sizeof(want));
+    assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
+    assert_true(wt_wait_count(&closes, 1, WT_TIMEOUT_MS));
+    assert_int_equal(atomic_load(&close_err), 0);
+    assert_int_equal(atomic_load(&pauses), 1);
+    wt_close(fd);
+    wt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_timeout_survives_pause_and_resume),
+        cmocka_unit_test(test_lines_buffered_while_paused_are_answered_after_the_peer_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
