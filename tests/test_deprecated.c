@@ -12,7 +12,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -141,7 +140,7 @@ static void test_conn_getters_forward(void **state)
     assert_int_equal(atomic_load(&saw_error), 1);
     assert_true(atomic_load(&compared) >= 5 * 9);
     assert_int_equal(atomic_load(&differed), 0);
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

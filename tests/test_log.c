@@ -345,7 +345,7 @@ static void test_thousand_lines_give_twenty_and_a_summary(void **state)
     wt_sleep_ms(300);
     assert_int_equal(count_lines().total, WEFT_PEER_LOG_PER_SEC + 1);
 
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -371,7 +371,7 @@ static void test_the_limit_starts_again_each_second(void **state)
     assert_int_equal(c.first_summary, WEFT_PEER_LOG_PER_SEC); /* between the two bursts */
     assert_int_equal(c.other, 0);
 
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -401,8 +401,8 @@ static void test_each_loop_has_its_own_budget(void **state)
     }
     assert_int_equal(c.other, 0);
 
-    close(a);
-    close(b);
+    wt_close(a);
+    wt_close(b);
     wt_server_stop(&s);
 }
 
@@ -427,7 +427,7 @@ static void test_filtered_lines_cost_nothing(void **state)
     assert_int_equal(cap.levels[0], WEFT_LOG_ERROR);
     pthread_mutex_unlock(&cap.mu);
 
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 
@@ -452,7 +452,7 @@ static void test_summary_passes_a_strict_filter(void **state)
     assert_true(cap.levels[c.first_summary] >= WEFT_LOG_ERROR);
     pthread_mutex_unlock(&cap.mu);
 
-    close(fd);
+    wt_close(fd);
     wt_server_stop(&s);
 }
 

@@ -11,17 +11,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -66,11 +61,12 @@ static void *send_stream(void *arg)
         size_t n = s->chunk;
         if (n > s->total - s->done)
             n = (size_t)(s->total - s->done);
-        ssize_t w = send(s->fd, s->pat->t + off, n, MSG_NOSIGNAL);
+        ssize_t w = wt_send(s->fd, s->pat->t + off, n);
         if (w < 0) {
-            if (errno == EINTR)
+            int err = wt_sock_errno();
+            if (err == EINTR)
                 continue;
-            s->err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+            s->err = err == EAGAIN ? -ETIMEDOUT : -err;
             break;
         }
         s->done += (uint64_t)w;
@@ -88,11 +84,12 @@ static void *recv_stream(void *arg)
         size_t n = s->chunk;
         if (n > s->total - s->done)
             n = (size_t)(s->total - s->done);
-        ssize_t r = recv(s->fd, buf, n, 0);
+        ssize_t r = wt_recv(s->fd, buf, n);
         if (r < 0) {
-            if (errno == EINTR)
+            int err = wt_sock_errno();
+            if (err == EINTR)
                 continue;
-            s->err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+            s->err = err == EAGAIN ? -ETIMEDOUT : -err;
             break;
         }
         if (r == 0) {
@@ -127,29 +124,16 @@ static void stream_start(stream *s, int fd, const pattern *p, uint64_t total, si
 
 static int backend_listen(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = wt_listen_tcp(64, port);
     assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(fd, 64), 0);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    *port = ntohs(sa.sin_port);
     return fd;
 }
 
+/* The next connection to the backend: blocking, with the test's timeouts. */
 static int backend_accept(int lfd)
 {
-    struct pollfd pf = {lfd, POLLIN, 0};
-    assert_int_equal(poll(&pf, 1, WT_TIMEOUT_MS), 1);
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = wt_accept(lfd, WT_TIMEOUT_MS);
     assert_true(fd >= 0);
-    struct timeval tv = {WT_TIMEOUT_MS / 1000, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     return fd;
 }
 
@@ -158,8 +142,7 @@ static int backend_accept(int lfd)
  * end back, which is what the test is about. */
 static void small_receive_buffer(int fd)
 {
-    int sz = 64 * 1024;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+    assert_int_equal(wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 64 * 1024), 0);
 }
 
 /* ---- the proxy under test ---- */
@@ -273,14 +256,14 @@ static void test_proxy_64mib_slow_backend(void **state)
     assert_true(smp.max_buffer <= 4u << 20);
 
     /* The client leaves: the backend sees its end close too, and the pair is freed. */
-    close(cfd);
+    wt_close(cfd);
     assert_int_equal(wt_recv_eof(bfd, WT_TIMEOUT_MS), 0);
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
     assert_true(wt_wait_for(wt_buffers_back, f.srv.engine, WT_TIMEOUT_MS));
     weft_loop_stats st = wt_stats(f.srv.engine);
     assert_int_equal(st.buffers_out, 0);
-    close(bfd);
-    close(lfd);
+    wt_close(bfd);
+    wt_close(lfd);
     proxy_stop(&f);
 }
 
@@ -330,11 +313,11 @@ static void test_proxy_slow_client(void **state)
     assert_true(smp.max_buffer <= 4u << 20);
 
     /* The backend leaves first this time: the client sees EOF. */
-    close(bfd);
+    wt_close(bfd);
     assert_int_equal(wt_recv_eof(cfd, WT_TIMEOUT_MS), 0);
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
-    close(cfd);
-    close(lfd);
+    wt_close(cfd);
+    wt_close(lfd);
     proxy_stop(&f);
 }
 
@@ -370,7 +353,7 @@ static void test_proxy_many_to_echo(void **state)
         assert_memory_equal(in, out, len);
     }
     for (int i = 0; i < N; i++)
-        close(fds[i]);
+        wt_close(fds[i]);
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&f.ps.pairs), N);
     assert_int_equal(atomic_load(&f.ps.dial_failures), 0);
@@ -392,16 +375,11 @@ static void test_proxy_many_to_echo(void **state)
 static void test_proxy_backend_refused(void **state)
 {
     (void)state;
-    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hold, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(hold, (struct sockaddr *)&sa, &sl);
+    int hport;
+    int hold = wt_bind_tcp(&hport);
+    assert_true(hold >= 0);
     char url[64];
-    snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ntohs(sa.sin_port));
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", hport);
     proxy_fixture f;
     proxy_start(&f, url, 1, 0);
     int cfd = wt_connect_tcp(f.srv.port);
@@ -411,8 +389,8 @@ static void test_proxy_backend_refused(void **state)
     assert_true(rc == 0 || rc == -ECONNRESET);
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&f.ps.dial_failures), 1);
-    close(cfd);
-    close(hold);
+    wt_close(cfd);
+    wt_close(hold);
     proxy_stop(&f);
 }
 
@@ -430,17 +408,17 @@ static void test_proxy_client_leaves_early(void **state)
     for (int i = 0; i < 20; i++) {
         int cfd = wt_connect_tcp(f.srv.port);
         assert_true(cfd >= 0);
-        close(cfd);
+        wt_close(cfd);
     }
     /* The kernel completes the backend handshakes; the proxy closes each backend end. */
     for (int i = 0; i < 20; i++) {
         int bfd = backend_accept(lfd);
         int rc = wt_recv_eof(bfd, WT_TIMEOUT_MS);
         assert_true(rc == 0 || rc == -ECONNRESET);
-        close(bfd);
+        wt_close(bfd);
     }
     assert_true(wt_wait_for(proxy_idle, &f, WT_TIMEOUT_MS));
-    close(lfd);
+    wt_close(lfd);
     proxy_stop(&f);
 }
 

@@ -14,6 +14,7 @@
 #include <windows.h>
 #include <psapi.h>
 #else
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #endif
@@ -71,6 +72,16 @@ ssize_t wt_peek_now(int fd, void *buf, size_t n)
     return r;
 }
 
+ssize_t wt_recv(int fd, void *buf, size_t n)
+{
+    return recv((weft__sock)fd, buf, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+}
+
+ssize_t wt_send(int fd, const void *buf, size_t n)
+{
+    return send((weft__sock)fd, buf, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+}
+
 int wt_shutdown_wr(int fd)
 {
     return shutdown((weft__sock)fd, SD_SEND);
@@ -116,6 +127,16 @@ ssize_t wt_send_now(int fd, const void *buf, size_t n)
 ssize_t wt_peek_now(int fd, void *buf, size_t n)
 {
     return recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT);
+}
+
+ssize_t wt_recv(int fd, void *buf, size_t n)
+{
+    return recv(fd, buf, n, 0);
+}
+
+ssize_t wt_send(int fd, const void *buf, size_t n)
+{
+    return send(fd, buf, n, MSG_NOSIGNAL);
 }
 
 int wt_shutdown_wr(int fd)
@@ -502,6 +523,60 @@ static int wait_fd(int fd, short events, int64_t end)
         if (n < 0 && wt_sock_errno() != EINTR)
             return -wt_sock_errno();
     }
+}
+
+int wt_set_nonblocking(int fd)
+{
+    return weft__sock_nonblock((weft__sock)fd, NULL);
+}
+
+/* A blocking TCP socket bound to 127.0.0.1 on a free port, listening if backlog > 0. */
+static int bound_tcp(int backlog, int *port)
+{
+    if (weft__net_init() != 0)
+        return -EINVAL;
+    int fd = (int)socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return weft__sock_err();
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        (backlog > 0 && listen(fd, backlog) != 0) ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        int err = weft__sock_err();
+        wt_close(fd);
+        return err;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int wt_bind_tcp(int *port)
+{
+    return bound_tcp(0, port);
+}
+
+int wt_listen_tcp(int backlog, int *port)
+{
+    return bound_tcp(backlog > 0 ? backlog : 1, port);
+}
+
+int wt_accept(int lfd, int timeout_ms)
+{
+    int rc = wait_fd(lfd, POLLIN, wt_now_ms() + timeout_ms);
+    if (rc != 0)
+        return rc;
+    int fd = (int)accept((weft__sock)lfd, NULL, NULL);
+    if (fd < 0)
+        return weft__sock_err();
+#ifndef _WIN32
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* as the listener's */
+#endif
+    set_timeouts(fd);
+    return fd;
 }
 
 int wt_exchange(int fd, const void *out, size_t out_len, void *in, size_t in_len, int timeout_ms)

@@ -16,6 +16,16 @@
 
 #include "wt_sock.h"
 
+/* 1 in the Windows build, else 0. The Windows tests run under Wine, where every socket call
+ * is a round trip to wineserver (0.1 to 0.7 ms): a test that makes hundreds of thousands of
+ * them moves fewer messages over fewer connections there (a constant, so that the counts
+ * can size arrays), with every assertion kept. */
+#ifdef _WIN32
+#define WT_WINDOWS 1
+#else
+#define WT_WINDOWS 0
+#endif
+
 /* Every blocking step of a test gives up after this long: 10 s, or 60 s when wt_slow(). */
 #define WT_TIMEOUT_MS (wt_timeout_ms())
 
@@ -112,6 +122,15 @@ int wt_connect_unix(const char *path);
  * and a non-blocking connect to one: the fd, or -errno (-EAGAIN when the backlog is full). */
 int wt_listen_unix(const char *path, int backlog);
 int wt_connect_unix_now(const char *path);
+
+/* A TCP socket bound to a free port of 127.0.0.1, its port in *port: the fd or -errno.
+ * wt_bind_tcp's does not listen (a connect to it is refused while it holds the port);
+ * wt_listen_tcp's listens with that backlog. wt_accept waits up to timeout_ms for a
+ * connection on such a listener and accepts it: a blocking socket with wt_connect_tcp's
+ * timeouts, or -errno (-ETIMEDOUT when none came). */
+int wt_bind_tcp(int *port);
+int wt_listen_tcp(int backlog, int *port);
+int wt_accept(int lfd, int timeout_ms);
 
 /* As wt_connect_tcp, but with a receive buffer of rcvbuf bytes and segments of at most mss
  * bytes, both set before the connect so that the window the peer sees is small from the

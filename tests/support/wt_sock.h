@@ -4,8 +4,9 @@
  * in 32 bits (64-bit Windows keeps handle values so, for 32-bit processes). It is closed with
  * wt_close, its last error read with wt_sock_errno (an errno value: EAGAIN for "would
  * block" on both), waited on with wt_poll (WSAPoll on Windows), and read or written without
- * blocking with wt_recv_now and wt_send_now (Windows has no MSG_DONTWAIT). MSG_NOSIGNAL is 0
- * on Windows, where a send to a closed peer raises no signal anyway.
+ * blocking with wt_recv_now and wt_send_now (Windows has no MSG_DONTWAIT), or as the socket
+ * is with wt_recv and wt_send. MSG_NOSIGNAL is 0 on Windows, where a send to a closed peer
+ * raises no signal anyway.
  */
 #ifndef WEFT_TEST_SOCK_H
 #define WEFT_TEST_SOCK_H
@@ -38,6 +39,17 @@ ssize_t wt_recv_now(int fd, void *buf, size_t n);
 ssize_t wt_send_now(int fd, const void *buf, size_t n);
 /* As wt_recv_now, but leaves the bytes queued (MSG_PEEK). */
 ssize_t wt_peek_now(int fd, void *buf, size_t n);
+
+/* recv and send as the socket is: blocking, within the timeouts wt_connect_tcp and
+ * wt_accept give their sockets, unless wt_set_nonblocking made it non-blocking (then EAGAIN
+ * when nothing can move). The bytes moved, 0 for the peer's end (wt_recv), or -1 with the
+ * error in wt_sock_errno. wt_send raises no SIGPIPE. */
+ssize_t wt_recv(int fd, void *buf, size_t n);
+ssize_t wt_send(int fd, const void *buf, size_t n);
+
+/* Makes fd non-blocking for good: 0 or a negated errno. (wt_recv_now and wt_send_now make a
+ * blocking socket blocking again on Windows, so such a socket is read with wt_recv.) */
+int wt_set_nonblocking(int fd);
 
 /* Sends our FIN (shutdown for writing): 0 or -1, the error in wt_sock_errno. */
 int wt_shutdown_wr(int fd);
