@@ -26,7 +26,7 @@ typedef struct server {
 } server;
 
 /* The running child, killed by the teardown if a failed assertion skipped server_stop. */
-static wt_child live;
+static wt_child live = WT_CHILD_NONE;
 
 static int teardown(void **state)
 {

@@ -27,7 +27,7 @@
 #error "WEFT_TEST_PYTHON and WEFT_REDIS_PY_TLS must name python3 and redis_py_tls.py"
 #endif
 
-static wt_child live;
+static wt_child live = WT_CHILD_NONE;
 
 typedef struct server {
     int port, tls_port;

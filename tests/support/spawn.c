@@ -99,6 +99,56 @@ static bool temp_name(wchar_t *name)
     return n > 0 && n < MAX_PATH && GetTempFileNameW(dir, L"wft", 0, name) != 0;
 }
 
+typedef char *(CDECL *unix_name_fn)(const wchar_t *);
+typedef wchar_t *(CDECL *dos_name_fn)(const char *);
+
+/* Wine's own conversions between its paths and Linux ones (kernel32), or NULL elsewhere. */
+static unix_name_fn unix_name(void)
+{
+    return (unix_name_fn)(void (*)(void))GetProcAddress(GetModuleHandleA("kernel32.dll"),
+                                                        "wine_get_unix_file_name");
+}
+
+static dos_name_fn dos_name(void)
+{
+    return (dos_name_fn)(void (*)(void))GetProcAddress(GetModuleHandleA("kernel32.dll"),
+                                                       "wine_get_dos_file_name");
+}
+
+/* path as Windows names it: a Linux one (CMake's, for a test run under Wine) becomes Wine's
+ * name for it. Malloc'd, or NULL. */
+static wchar_t *windows_path(const char *path)
+{
+    dos_name_fn dos = path[0] == '/' ? dos_name() : NULL;
+    wchar_t *w = dos != NULL ? dos(path) : NULL, *copy;
+    if (w == NULL)
+        return widen(path);
+    copy = _wcsdup(w);
+    HeapFree(GetProcessHeap(), 0, w);
+    return copy;
+}
+
+/* A job that ends with this process: a child that a killed test (a ctest timeout) left
+ * behind goes with it, rather than holding the test's output open. NULL where there is none. */
+static HANDLE kill_on_close_job(void)
+{
+    static HANDLE job;
+    if (job == NULL) {
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION info;
+        memset(&info, 0, sizeof(info));
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        job = CreateJobObjectW(NULL, NULL);
+        if (job != NULL &&
+            !SetInformationJobObject(job, JobObjectExtendedLimitInformation, &info, sizeof(info))) {
+            CloseHandle(job);
+            job = NULL;
+        }
+        if (job == NULL)
+            job = INVALID_HANDLE_VALUE;
+    }
+    return job == INVALID_HANDLE_VALUE ? NULL : job;
+}
+
 int wt_child_start(wt_child *c, const char *path, const char *const *args, bool capture_log,
                    char *line, size_t cap, int timeout_ms)
 {
@@ -106,7 +156,7 @@ int wt_child_start(wt_child *c, const char *path, const char *const *args, bool 
     HANDLE rd = NULL, wr = NULL, err = GetStdHandle(STD_ERROR_HANDLE), child_log = NULL;
     STARTUPINFOW si;
     PROCESS_INFORMATION pi;
-    wchar_t *cmd = command_line(args), *app = widen(path);
+    wchar_t *cmd = command_line(args), *app = windows_path(path);
     int rc = -1;
 
     c->process = NULL;
@@ -146,6 +196,8 @@ int wt_child_start(wt_child *c, const char *path, const char *const *args, bool 
         goto out;
     CloseHandle(pi.hThread);
     c->process = pi.hProcess;
+    if (kill_on_close_job() != NULL)
+        (void)AssignProcessToJobObject(kill_on_close_job(), pi.hProcess);
     CloseHandle(wr);
     wr = NULL;
 
@@ -294,22 +346,6 @@ const char *wt_missing_child_faults(const wt_child *c)
     return wt_child_faults(c) > 0 ? NULL
                                   : "this system counts no page faults of another process "
                                     "(Wine: GetProcessMemoryInfo's PageFaultCount is 0)";
-}
-
-typedef char *(CDECL *unix_name_fn)(const wchar_t *);
-typedef wchar_t *(CDECL *dos_name_fn)(const char *);
-
-/* Wine's own conversions between its paths and Linux ones (kernel32), or NULL elsewhere. */
-static unix_name_fn unix_name(void)
-{
-    return (unix_name_fn)(void (*)(void))GetProcAddress(GetModuleHandleA("kernel32.dll"),
-                                                        "wine_get_unix_file_name");
-}
-
-static dos_name_fn dos_name(void)
-{
-    return (dos_name_fn)(void (*)(void))GetProcAddress(GetModuleHandleA("kernel32.dll"),
-                                                       "wine_get_dos_file_name");
 }
 
 /* The Linux /bin/sh as a Wine path (malloc'd), or NULL. */

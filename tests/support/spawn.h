@@ -27,6 +27,19 @@ typedef struct wt_child {
 #endif
 } wt_child;
 
+/* A wt_child that names no child, to initialize one with. */
+#ifdef _WIN32
+#define WT_CHILD_NONE \
+    {                 \
+        NULL, NULL    \
+    }
+#else
+#define WT_CHILD_NONE \
+    {                 \
+        0, -1         \
+    }
+#endif
+
 /* Runs path with args (argv, args[0] first, NULL-terminated), its stdout a pipe and, with
  * capture_log, its stderr an unnamed file that wt_child_log reads back (else the test's own
  * stderr), and reads the first line it prints into line (NUL-terminated, the '\n' kept, at
