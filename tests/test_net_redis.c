@@ -1,8 +1,6 @@
 /* weft-redis against real clients: the binary runs as a child on a free 127.0.0.1 port and
  * redis-cli, redis-benchmark and raw sockets talk to it. Every wait is bounded. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -12,13 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "spawn.h"
 
 #ifndef WEFT_REDIS_BIN
@@ -26,18 +21,17 @@
 #endif
 
 typedef struct server {
-    pid_t pid;
+    wt_child *child;
     int port;
-    int log_fd; /* the child's stderr, when captured; else -1 */
 } server;
 
 /* The running child, killed by the teardown if a failed assertion skipped server_stop. */
-static pid_t live_pid;
+static wt_child live = WT_CHILD_NONE;
 
 static int teardown(void **state)
 {
     (void)state;
-    wt_spawn_kill(&live_pid);
+    wt_child_kill(&live);
     return 0;
 }
 
@@ -46,7 +40,7 @@ static int teardown(void **state)
  * server_log. */
 static server server_start_with(int loops, const char *const *extra, bool capture_log)
 {
-    server s = {.log_fd = -1};
+    server s = {.child = &live};
     char loops_s[16], line[256];
     const char *args[32] = {"weft-redis", "--port", "0", "--loops", loops_s};
     size_t na = 5;
@@ -55,16 +49,9 @@ static server server_start_with(int loops, const char *const *extra, bool captur
     for (; extra != NULL && *extra != NULL && na < 31; extra++)
         args[na++] = *extra;
     args[na] = NULL;
-    if (capture_log) {
-        FILE *f = tmpfile();
-        assert_non_null(f);
-        s.log_fd = dup(fileno(f));
-        fclose(f);
-        assert_true(s.log_fd >= 0);
-    }
-    int rc = wt_spawn_ready(WEFT_REDIS_BIN, args, s.log_fd, &live_pid, line, sizeof(line), 10000);
-    s.pid = live_pid;
-    assert_int_equal(rc, 0);
+    int rc = wt_child_start(&live, WEFT_REDIS_BIN, args, capture_log, line, sizeof(line), 10000);
+    if (rc != 0)
+        fail_msg("weft-redis did not say it was ready: '%s'", line);
     assert_int_equal(sscanf(line, "weft-redis ready on port %d", &s.port), 1);
     return s;
 }
@@ -77,14 +64,9 @@ static server server_start(int loops)
 /* What the server wrote to stderr so far (captured servers only); the caller frees it. */
 static char *server_log(const server *s)
 {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    ssize_t r;
-    assert_true(s->log_fd >= 0);
-    while ((r = pread(s->log_fd, buf + n, cap - 1 - n, (off_t)n)) > 0)
-        n += (size_t)r;
-    buf[n] = '\0';
-    return buf;
+    char *log = wt_child_log(s->child);
+    assert_non_null(log);
+    return log;
 }
 
 /* Waits up to ms for text to appear in the server's log. */
@@ -96,109 +78,59 @@ static bool server_log_wait(const server *s, const char *text, int ms)
         free(log);
         if (found || waited >= ms)
             return found;
-        usleep(20 * 1000);
+        wt_sleep_ms(20);
     }
 }
 
-/* A field of the server's /proc status in kB ("VmRSS", "VmHWM"). */
-static long proc_kb(const server *s, const char *field)
-{
-    char path[64], line[256];
-    long kb = -1;
-    size_t flen = strlen(field);
-    FILE *f;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, field, flen) == 0 && line[flen] == ':')
-            kb = strtol(line + flen + 1, NULL, 10);
-    fclose(f);
-    assert_true(kb >= 0);
-    return kb;
-}
-
-/* Minor page faults the server took so far: fresh memory it touched, page by page. */
-static unsigned long proc_minflt(const server *s)
-{
-    char path[64], buf[1024], *p;
-    unsigned long v = 0;
-    FILE *f;
-    size_t n;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After the ")" that ends the name: state ppid pgrp session tty tpgid flags minflt. */
-    p = strrchr(buf, ')');
-    assert_non_null(p);
-    assert_int_equal(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %lu", &v), 1);
-    return v;
-}
-
-/* Forgets the server's peak RSS, so VmHWM measures from now on (proc(5): clear_refs 5). */
-static void proc_reset_peak(const server *s)
-{
-    char path[64];
-    FILE *f;
-    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)s->pid);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("5", f);
-    fclose(f);
-}
-
-/* SIGTERM, then a clean exit. The server may take its stop_timeout_ms (5 s) to flush a
- * connection that lingers, longer on a loaded machine or under a sanitizer: the wait is
+/* The stop signal, then a clean exit. The server may take its stop_timeout_ms (5 s) to flush
+ * a connection that lingers, longer on a loaded machine or under a sanitizer: the wait is
  * 30 s, a bound on a hang rather than on speed. */
 static void server_stop(server *s)
 {
-    int status = 0;
-    live_pid = 0;
-    if (s->log_fd >= 0)
-        close(s->log_fd);
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 600; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            assert_true(WIFEXITED(status));
-            assert_int_equal(WEXITSTATUS(status), 0);
-            return;
-        }
-        usleep(50 * 1000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
-    fail_msg("weft-redis did not stop on SIGTERM");
+    int rc = wt_child_stop(s->child, 30000);
+    if (rc == -2)
+        fail_msg("weft-redis did not stop on the stop signal");
+    assert_int_equal(rc, 0);
 }
 
-/* Runs a shell command (bounded by timeout(1)) and returns its stdout; exit status in *rc. */
-static char *run(int *rc, const char *fmt, ...)
+/* Runs a shell command (bounded by timeout(1) inside; the wait for it by timeout_ms where it
+ * is polled for) and returns its stdout; exit status in *rc. A system with no shell for the
+ * clients skips the case. */
+static char *run(int *rc, int timeout_ms, const char *fmt, ...)
 {
-    char cmd[2048], *out = calloc(1, 1 << 20);
-    size_t n = 0, r;
+    char cmd[2048], *out;
     va_list ap;
-    FILE *f;
-    int st;
 
+    WT_SKIP_IF(wt_missing_shell());
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
-    f = popen(cmd, "r");
-    assert_non_null(f);
-    while ((r = fread(out + n, 1, (1 << 20) - 1 - n, f)) > 0)
-        n += r;
-    st = pclose(f);
-    if (rc != NULL)
-        *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    out = wt_shell(rc, timeout_ms, cmd);
+    assert_non_null(out);
     return out;
 }
+
+/* Fewer bytes and requests where the test runs under a heavy slowdown: under TSan or
+ * valgrind (WEFT_TEST_SLOW), and on Windows, where it runs under Wine and every socket call
+ * of the server is a round trip to wineserver (a redis-benchmark request takes a
+ * millisecond or two there). Every assertion is kept. */
+static bool fewer(void)
+{
+#ifdef _WIN32
+    return true;
+#else
+    return wt_slow();
+#endif
+}
+
+/* The wait for one redis-cli (which bounds itself to 10 s): Wine starts each one in a few
+ * tens of milliseconds, a loaded machine takes longer. */
+#define CLI_WAIT_MS 30000
 
 static void cli_expect(const server *s, const char *args, const char *want)
 {
     int rc;
-    char *out = run(&rc, "timeout 10 redis-cli -p %d %s 2>&1", s->port, args);
+    char *out = run(&rc, CLI_WAIT_MS, "timeout 10 redis-cli -p %d %s 2>&1", s->port, args);
     /* Some redis-cli versions exit with 1 after an error reply (and print a blank line). */
     bool is_error = strncmp(want, "ERR", 3) == 0 || strncmp(want, "WRONGTYPE", 9) == 0;
     if ((rc != 0 && !(is_error && rc == 1)) || strcmp(out, want) != 0)
@@ -211,21 +143,17 @@ static void cli_expect_either(const server *s, const char *args, const char *wan
                               const char *or_want)
 {
     int rc;
-    char *out = run(&rc, "timeout 10 redis-cli -p %d %s 2>&1", s->port, args);
+    char *out = run(&rc, CLI_WAIT_MS, "timeout 10 redis-cli -p %d %s 2>&1", s->port, args);
     if (rc != 0 || (strcmp(out, want) != 0 && strcmp(out, or_want) != 0))
         fail_msg("redis-cli %s: rc %d, got '%s', want '%s' or '%s'", args, rc, out, want, or_want);
     free(out);
 }
 
+/* A client socket with a receive timeout of 10 s (WT_TIMEOUT_MS). */
 static int connect_to(const server *s)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {.tv_sec = 10};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = wt_connect_tcp(s->port);
     assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
 }
 
@@ -233,7 +161,7 @@ static void send_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        ssize_t w = send(fd, p, len < (1u << 30) ? len : (1u << 30), MSG_NOSIGNAL);
         assert_true(w > 0);
         p += w;
         len -= (size_t)w;
@@ -312,7 +240,7 @@ static void test_pipeline_of_ten_thousand(void **state)
     assert_memory_equal(out, ":1\r\n:2\r\n", 8);
     free(out);
     free(batch);
-    close(fd);
+    wt_close(fd);
     server_stop(&s);
 }
 
@@ -320,10 +248,10 @@ static void test_redis_benchmark_reports_no_errors(void **state)
 {
     server s = server_start(2);
     int rc;
-    char *out = run(&rc,
-                    "timeout 60 redis-benchmark -p %d -q -n 2000 -c 10 "
+    char *out = run(&rc, 120000,
+                    "timeout 60 redis-benchmark -p %d -q -n %d -c 10 "
                     "-t ping,set,get,incr,lpush,mset 2>&1",
-                    s.port);
+                    s.port, fewer() ? 200 : 2000);
     (void)state;
     if (rc != 0 || strstr(out, "rror") != NULL || strstr(out, "MSET") == NULL)
         fail_msg("redis-benchmark: rc %d:\n%s", rc, out);
@@ -350,7 +278,7 @@ static void test_fifty_clients_incr_one_key_on_four_loops(void **state)
         out = read_lines(fds[c], 200, &len);
         assert_int_equal(strstr(out, "-") == NULL, 1);
         free(out);
-        close(fds[c]);
+        wt_close(fds[c]);
     }
     cli_expect(&s, "GET shared", "10000\n");
     free(batch);
@@ -384,8 +312,8 @@ static void test_garbage_closes_only_its_connection(void **state)
     out = read_lines(good, 1, &len);
     assert_string_equal(out, "+OK\r\n");
     free(out);
-    close(bad);
-    close(good);
+    wt_close(bad);
+    wt_close(good);
     server_stop(&s);
 }
 
@@ -400,18 +328,16 @@ static void test_keys_expire_in_real_time(void **state)
     cli_expect(&s, "SET lazy v PX 2000", "OK\n");
     cli_expect(&s, "SET active v PX 2000", "OK\n");
     cli_expect(&s, "GET lazy", "v\n");
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = wt_now_ms();
     for (;;) {
         int rc;
-        char *out = run(&rc, "timeout 10 redis-cli -p %d DBSIZE 2>&1", s.port);
+        char *out = run(&rc, CLI_WAIT_MS, "timeout 10 redis-cli -p %d DBSIZE 2>&1", s.port);
         bool empty = rc == 0 && strcmp(out, "0\n") == 0;
         free(out);
         if (empty)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        assert_true(t.tv_sec - t0.tv_sec < 20);
-        usleep(100 * 1000);
+        assert_true(wt_now_ms() - t0 < 20000);
+        wt_sleep_ms(100);
     }
     cli_expect(&s, "GET lazy", "\n");
     cli_expect(&s, "EXISTS active", "0\n");
@@ -496,14 +422,10 @@ static unsigned long long info_field(int fd, const char *name)
  * backs up soon. */
 static int connect_non_reader(const server *s)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
-    struct timeval tv = {.tv_sec = 10};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = wt_socket_tcp();
     assert_true(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(wt_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 4096), 0);
+    assert_int_equal(wt_connect_fd(fd, s->port), 0);
     return fd;
 }
 
@@ -526,7 +448,7 @@ static size_t drain(int fd, size_t max, bool *closed)
     *closed = false;
     while (n < max) {
         ssize_t r = recv(fd, buf, max - n < sizeof(buf) ? max - n : sizeof(buf), 0);
-        if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+        if (r == 0 || (r < 0 && wt_sock_errno() == ECONNRESET)) {
             *closed = true;
             break;
         }
@@ -574,24 +496,29 @@ static void test_client_that_never_reads_is_held_at_the_mark(void **state)
 
     (void)state;
     set_pattern(good, "big", BIG_VALUE);
-    proc_reset_peak(&s);
-    base_kb = proc_kb(&s, "VmRSS");
+    /* Where the peak cannot be reset (Windows) it is the one since the start: a higher
+     * mark, so the bound below only gets stricter. */
+    if (!wt_child_reset_peak(s.child))
+        print_message("the peak resident set is the server's since it started\n");
+    base_kb = wt_child_rss_kb(s.child);
+    assert_true(base_kb > 0);
     before = info_field(good, "total_commands_processed");
     slow = connect_non_reader(&s);
     send_gets(slow, "big", PIPELINE);
     /* Its output reaches the mark (the kernel's buffers fill first), then nothing more runs. */
     do {
-        usleep(20 * 1000);
+        wt_sleep_ms(20);
         asked++;
     } while (asked < 500 && info_field(good, "client_recent_max_output_buffer") < HIGH_WATER);
-    usleep(300 * 1000);
+    wt_sleep_ms(300);
     out = ask(good, "PING");
     assert_string_equal(out, "+PONG\r\n");
     free(out);
     peak = info_field(good, "client_recent_max_output_buffer");
     /* What ran besides the commands this client sent meanwhile (the INFOs, one PING). */
     ran = info_field(good, "total_commands_processed") - before - (unsigned)asked - 3;
-    grew_kb = proc_kb(&s, "VmHWM") - base_kb;
+    grew_kb = wt_child_peak_kb(s.child) - base_kb;
+    assert_true(grew_kb + base_kb > 0);
     if (ran >= 100 || peak < HIGH_WATER || peak > HIGH_WATER + BIG_VALUE + 64 * 1024 ||
         grew_kb > (HIGH_WATER + BIG_VALUE) / 1024 + MEM_SLACK_KB)
         fail_msg("ran %llu of %d GETs, output buffer peak %llu, RSS grew %ld KiB", ran, PIPELINE,
@@ -602,8 +529,8 @@ static void test_client_that_never_reads_is_held_at_the_mark(void **state)
     assert_int_equal(drain(slow, 16 * 1024 * 1024, &closed), 16 * 1024 * 1024);
     assert_false(closed);
     assert_true(info_field(good, "total_commands_processed") - before > ran + 16);
-    close(slow);
-    close(good);
+    wt_close(slow);
+    wt_close(good);
     server_stop(&s);
 }
 
@@ -632,8 +559,8 @@ static void test_client_over_the_hard_limit_is_closed(void **state)
     if (strstr(log, "client-output-buffer-limit normal hard limit 1048576") == NULL)
         fail_msg("log: %s", log);
     free(log);
-    close(slow);
-    close(good);
+    wt_close(slow);
+    wt_close(good);
     server_stop(&s);
 }
 
@@ -661,19 +588,18 @@ static void test_client_over_the_soft_limit_too_long_is_closed(void **state)
     if (strstr(log, "soft limit 262144 for more than 1 s") == NULL)
         fail_msg("log: %s", log);
     free(log);
-    close(slow);
-    close(good);
+    wt_close(slow);
+    wt_close(good);
     server_stop(&s);
 }
 
 /* A big SET arrives intact, and ingesting it touches fresh memory in proportion to its size:
- * counted in the server's page faults, not timed. 256 MiB; 64 under WEFT_TEST_SLOW (TSan,
- * valgrind), where 256 MiB passed alone but outlasted the reply's read timeout with the
- * suite running beside it. */
+ * counted in the server's page faults, not timed. 256 MiB; 64 with fewer() (TSan, valgrind,
+ * Wine), where 256 MiB passed alone but outlasted the reply's read timeout with the suite
+ * running beside it (TSan), or took 15 s (Wine). */
 static size_t big_set_mib(void)
 {
-    const char *slow = getenv("WEFT_TEST_SLOW");
-    return slow != NULL && slow[0] != '\0' && strcmp(slow, "0") != 0 ? 64 : 256;
+    return fewer() ? 64 : 256;
 }
 
 static void test_big_set_arrives_intact(void **state)
@@ -682,20 +608,14 @@ static void test_big_set_arrives_intact(void **state)
     int fd = connect_to(&s);
     size_t n = big_set_mib() << 20, pages = n / 4096, offs[] = {0, n / 2 + 7, n - 16};
     unsigned long faults;
+    const char *no_faults;
     char want[64], cmd[96], *out;
 
     (void)state;
-    faults = proc_minflt(&s);
+    no_faults = wt_missing_child_faults(s.child);
+    faults = wt_child_faults(s.child);
     set_pattern(fd, "huge", n);
-    faults = proc_minflt(&s) - faults;
-    print_message("%lu page faults for a %zu-page value\n", faults, pages);
-#ifndef SANITIZED
-    /* The inbound buffer, its growth and the stored value each touch the bytes about once.
-     * Not under a sanitizer, whose allocator moves every realloc and faults in shadow pages:
-     * there the count measures the sanitizer. */
-    if (faults > 5 * pages)
-        fail_msg("%lu page faults for a %zu-page value", faults, pages);
-#endif
+    faults = wt_child_faults(s.child) - faults;
     snprintf(want, sizeof(want), ":%zu\r\n", n);
     out = ask(fd, "STRLEN huge");
     assert_string_equal(out, want);
@@ -714,8 +634,21 @@ static void test_big_set_arrives_intact(void **state)
         assert_memory_equal(out + 5, body, 16);
         free(out);
     }
-    close(fd);
+    wt_close(fd);
     server_stop(&s);
+    /* Last, so that what can be checked was, where the faults are not counted. */
+    if (no_faults != NULL) {
+        print_message("SKIPPED: the page-fault bound (the value arrived intact): %s\n", no_faults);
+        skip();
+    }
+    print_message("%lu page faults for a %lu-page value\n", faults, (unsigned long)pages);
+#ifndef SANITIZED
+    /* The inbound buffer, its growth and the stored value each touch the bytes about once.
+     * Not under a sanitizer, whose allocator moves every realloc and faults in shadow pages:
+     * there the count measures the sanitizer. */
+    if (faults > 5 * pages)
+        fail_msg("%lu page faults for a %lu-page value", faults, (unsigned long)pages);
+#endif
 }
 
 /* Peer bytes quoted back, in the error reply and in the log, are escaped: an ESC arrives as
@@ -726,7 +659,7 @@ static void test_peer_bytes_are_escaped_in_replies_and_logs(void **state)
     int fd = connect_to(&s);
     char *out, *log;
     size_t len;
-    struct timespec t0, t1;
+    int64_t t0;
     long secs;
 
     (void)state;
@@ -734,23 +667,23 @@ static void test_peer_bytes_are_escaped_in_replies_and_logs(void **state)
     assert_string_equal(out, "-ERR unknown command '\\x1b[2Jwipe', with args beginning with: "
                              "'\\x1b]0;title\\x07' \r\n");
     free(out);
-    close(fd);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wt_close(fd);
+    t0 = wt_now_ms();
     for (int i = 0; i < 50; i++) {
         fd = connect_to(&s);
         send_all(fd, "*1\r\n\x1b[31m", 9);
         out = read_lines(fd, 1, &len);
         assert_string_equal(out, "-ERR Protocol error: expected '$', got '\\x1b'\r\n");
         free(out);
-        close(fd);
+        wt_close(fd);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    secs = (long)(t1.tv_sec - t0.tv_sec) + 1;
+    secs = (long)((wt_now_ms() - t0) / 1000) + 1;
     assert_true(server_log_wait(&s, "got '\\x1b'", 5000));
     log = server_log(&s);
     assert_null(strchr(log, '\x1b'));
     if (count(log, "expected '$'") > (size_t)(20 * (secs + 1)))
-        fail_msg("%zu protocol error lines in %ld s", count(log, "expected '$'"), secs);
+        fail_msg("%lu protocol error lines in %ld s", (unsigned long)count(log, "expected '$'"),
+                 secs);
     free(log);
     server_stop(&s);
 }
@@ -770,6 +703,8 @@ int main(void)
         cmocka_unit_test_teardown(test_big_set_arrives_intact, teardown),
         cmocka_unit_test_teardown(test_peer_bytes_are_escaped_in_replies_and_logs, teardown),
     };
+#ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN);
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

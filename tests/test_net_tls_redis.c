@@ -27,10 +27,9 @@
 #error "WEFT_TEST_PYTHON and WEFT_REDIS_PY_TLS must name python3 and redis_py_tls.py"
 #endif
 
-static pid_t live_pid;
+static wt_child live = WT_CHILD_NONE;
 
 typedef struct server {
-    pid_t pid;
     int port, tls_port;
 } server;
 
@@ -52,8 +51,7 @@ static server start(const char *auth)
                           "--tls-auth-clients",
                           auth,
                           NULL};
-    int rc = wt_spawn_ready(WEFT_REDIS_BIN, args, -1, &live_pid, line, sizeof(line), 10000);
-    s.pid = live_pid;
+    int rc = wt_child_start(&live, WEFT_REDIS_BIN, args, false, line, sizeof(line), 10000);
     assert_int_equal(rc, 0);
     assert_int_equal(sscanf(line, "weft-redis ready on port %d with %*u loop(s); tls port %d",
                             &s.port, &s.tls_port),
@@ -61,20 +59,17 @@ static server start(const char *auth)
     return s;
 }
 
+/* The stop signal, then a clean exit: the wait is a bound on a hang, not on speed. */
 static void stop(server *s)
 {
-    int st;
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, &st, 0);
-    live_pid = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    (void)s;
+    assert_int_equal(wt_child_stop(&live, 60000), 0);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    wt_spawn_kill(&live_pid);
+    wt_child_kill(&live);
     return 0;
 }
 
