@@ -39,6 +39,19 @@ ssize_t wt_send_now(int fd, const void *buf, size_t n);
 /* As wt_recv_now, but leaves the bytes queued (MSG_PEEK). */
 ssize_t wt_peek_now(int fd, void *buf, size_t n);
 
+/* A blocking read of what there is (up to n bytes), bounded by the socket's receive timeout:
+ * bytes read, 0 at the peer's end, -1 (the error in wt_sock_errno). */
+ssize_t wt_recv_some(int fd, void *buf, size_t n);
+
+/* Puts fd in non-blocking mode, and back (the tests' sockets are blocking with timeouts):
+ * 0 or -1, the error in wt_sock_errno. */
+int wt_set_nonblocking(int fd);
+int wt_set_blocking(int fd);
+
+/* SO_SNDTIMEO in milliseconds (a struct timeval on POSIX systems, a DWORD on Windows): 0 or
+ * -1, the error in wt_sock_errno. */
+int wt_send_timeout_ms(int fd, int ms);
+
 /* Sends our FIN (shutdown for writing): 0 or -1, the error in wt_sock_errno. */
 int wt_shutdown_wr(int fd);
 
