@@ -1,4 +1,8 @@
 /* TLS helpers for the loopback tests (tls_support.h). */
+/* First: on Windows its Winsock headers bring wincrypt.h, whose X509_NAME macro OpenSSL's
+ * headers undefine when they come after it. */
+#include "harness.h"
+
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -10,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "harness.h"
 #include "tls_support.h"
 
 /* ---- the PKI ---- */
