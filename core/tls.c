@@ -6,7 +6,6 @@
  * gives OpenSSL's buffers back while a connection is idle. The certificate sets and the
  * engine's part are tls_ctx.c's; kernel TLS sends are tls_ktls.c's.
  */
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>

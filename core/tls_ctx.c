@@ -326,7 +326,13 @@ char *weft__tls_url_host(const char *url)
     }
     if (end == NULL || end == h)
         return NULL;
-    return strndup(h, (size_t)(end - h));
+    size_t n = (size_t)(end - h);
+    char *host = malloc(n + 1); /* strndup is not in every C library (mingw's) */
+    if (host != NULL) {
+        memcpy(host, h, n);
+        host[n] = '\0';
+    }
+    return host;
 }
 
 int weft__tls_dial_prepare(weft_engine *e, const char *url, void **token)

@@ -32,10 +32,10 @@ WEFT_BUILD_PACKAGES=("${WEFT_LIB_PACKAGES[@]}" libcmocka-dev)
 # Debian's python3).
 WEFT_TEST_PACKAGES=(redis-tools python3 python3-redis)
 # The Windows build and its suite under Wine (windows.sh; test.sh runs it last): cmake and
-# make build cmocka and weft, dpkg-dev unpacks cmocka's source package (dpkg-source),
-# libxxhash-dev gives xxhash.h, used header-only.
-WEFT_WINDOWS_PACKAGES=(cmake make pkg-config dpkg-dev xz-utils gcc-mingw-w64-x86-64 wine64 wine
-    libxxhash-dev)
+# make build cmocka and weft, dpkg-dev unpacks the cmocka and openssl source packages
+# (dpkg-source), perl runs OpenSSL's Configure, libxxhash-dev gives xxhash.h, used header-only.
+WEFT_WINDOWS_PACKAGES=(cmake make pkg-config dpkg-dev xz-utils perl gcc-mingw-w64-x86-64 wine64
+    wine libxxhash-dev)
 # What benchmarks/report.sh needs on top: redis for the weft-redis suite, gnuplot for charts,
 # the openssl command for the certificates the --tls runs make.
 WEFT_BENCH_PACKAGES=("${WEFT_BUILD_PACKAGES[@]}" util-linux redis-server redis-tools python3

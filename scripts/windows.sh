@@ -2,14 +2,17 @@
 # weft for 64-bit Windows: cross-built with mingw-w64 and tested under Wine, from a fresh
 # Debian 12 machine.
 #
-#   scripts/windows.sh deps    the Debian packages, and cmocka cross-built from Debian's
-#                              source package (cached under build/windows/deps)
+#   scripts/windows.sh deps    the Debian packages, and cmocka and OpenSSL 3 (static, trimmed
+#                              to what weft uses) cross-built from Debian's source packages
+#                              (cached under build/windows/deps)
 #   scripts/windows.sh build   deps, then configures and builds build/windows/weft
 #   scripts/windows.sh test    build, then runs the Windows test suite under Wine (ctest)
 #   scripts/windows.sh smoke   build, then starts weft-echo.exe and weft-redis.exe under Wine on
 #                              free loopback ports and drives them from Linux: redis-cli (PING,
 #                              SET, GET, INCR, a pipeline of 1,000 commands, every answer
-#                              checked), redis-benchmark -q -n 20000 -t set,get, and the Linux
+#                              checked; then the same over its TLS port with redis-cli --tls,
+#                              and a client trusting another CA refused), redis-benchmark -q
+#                              -n 20000 -t set,get, and the Linux
 #                              build of benchmarks/loadgen against weft-echo.exe (every byte
 #                              checked; once more with WEFT_TEST_SEND_CAP=7, so that every send
 #                              is partial). Each client is bounded by a timeout; the servers are
@@ -107,6 +110,67 @@ cmocka_build() {
     step_done
 }
 
+# The openssl source package's versions the private apt knows, newest first.
+openssl_versions() {
+    apt-cache "${APT_PRIVATE[@]}" showsrc openssl 2>/dev/null |
+        sed -n 's/^Version: //p' | sort -u | sort -r -V
+}
+
+# OpenSSL 3, static (libssl.a, libcrypto.a, headers), cross-built from Debian's openssl source
+# package into build/windows/deps. Only what weft and its tests use is built: TLS 1.2 and 1.3
+# with their AEAD suites, ECDHE and X25519, RSA and EC certificates; no engines, no legacy
+# ciphers, no DTLS/QUIC, no apps, tests or docs. A run that finds it there skips it.
+openssl_build() {
+    if [ -f "$deps/lib64/libssl.a" ] && [ -f "$deps/lib64/libcrypto.a" ] &&
+        [ -f "$deps/include/openssl/ssl.h" ]; then
+        echo "== openssl: cached in ${deps#"$root"/}"
+        return 0
+    fi
+    step "openssl: Debian source package"
+    apt_private
+    apt-get -qq "${APT_PRIVATE[@]}" update ||
+        echo "weft: some deb-src indexes could not be fetched; trying apt-get source anyway" >&2
+    local src=$out/src-openssl v dir=
+    # The newest version listed may be one the mirror no longer has (its .dsc answered 404
+    # once): then the older ones listed are tried in turn.
+    for v in $(openssl_versions); do
+        rm -rf "$src"
+        mkdir -p "$src"
+        if (cd "$src" && apt-get -qq "${APT_PRIVATE[@]}" source "openssl=$v" >/dev/null 2>&1); then
+            dir=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'openssl-*' | head -n 1)
+            [ -n "$dir" ] && break
+        fi
+        echo "   openssl $v: could not be fetched; trying an older one" >&2
+    done
+    if [ -z "$dir" ]; then
+        echo "weft: apt-get source openssl fetched none of: $(openssl_versions | tr '\n' ' ')" >&2
+        return 1
+    fi
+    step_done
+    step "openssl: cross-build ($(basename "$dir"))"
+    local opts=(no-shared no-tests no-module no-dso no-engine no-dynamic-engine
+        no-legacy no-autoload-config
+        no-async no-comp no-ct no-ocsp no-cms no-ts no-srp no-psk no-srtp no-sctp no-dtls
+        no-ssl3 no-ssl3-method no-tls1 no-tls1-method no-tls1_1 no-tls1_1-method no-dtls1
+        no-dtls1_2 no-nextprotoneg no-gost no-sm2 no-sm3 no-sm4 no-aria no-bf no-blake2
+        no-camellia no-cast no-des no-idea no-md2 no-md4 no-mdc2 no-rc2 no-rc4 no-rc5 no-rmd160
+        no-seed no-whirlpool no-siphash no-scrypt no-cmac no-dsa no-ec2m no-ui-console
+        no-padlockeng no-capieng no-afalgeng no-devcryptoeng no-loadereng no-uplink
+        no-fips no-ktls)
+    # Its compiler warnings go to a log of their own, shown if the build fails.
+    local log=$out/openssl-build.log
+    if ! (cd "$dir" && ./Configure mingw64 --cross-compile-prefix=x86_64-w64-mingw32- \
+        --prefix="$deps" --openssldir="$deps/ssl" --libdir=lib64 "${opts[@]}" &&
+        make -s -j "$jobs" build_libs && make -s install_dev) >"$log" 2>&1 ||
+        [ ! -f "$deps/lib64/libssl.a" ] || [ ! -f "$deps/lib64/libcrypto.a" ]; then
+        tail -n 30 "$log" >&2
+        echo "weft: the openssl build installed no lib64/libssl.a and lib64/libcrypto.a" \
+            "(${log#"$root"/})" >&2
+        return 1
+    fi
+    step_done
+}
+
 # The private Wine prefix, made once.
 wine_prefix() {
     if [ -f "$WINEPREFIX/system.reg" ]; then
@@ -124,13 +188,15 @@ cmd_deps() {
     weft_require_packages "${WEFT_WINDOWS_PACKAGES[@]}"
     step_done
     cmocka_build
+    openssl_build
 }
 
 cmd_build() {
     cmd_deps
     step "weft: cross-build ${out#"$root"/}/weft"
     cmake -S "$root" -B "$out/weft" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CMOCKA_ROOT="$deps" >/dev/null
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CMOCKA_ROOT="$deps" -DWEFT_OPENSSL_ROOT="$deps" \
+        >/dev/null
     cmake --build "$out/weft" -j "$jobs" >/dev/null
     step_done
 }
@@ -228,6 +294,74 @@ resp() {
     done
 }
 
+# redis-cli over TLS against weft-redis.exe's TLS port ($tport), verifying its certificate
+# against the smoke's CA ($out/smoke/ca.crt): every answer checked.
+tcli() {
+    timeout 30 redis-cli --tls --cacert "$out/smoke/ca.crt" -h 127.0.0.1 -p "$tport" "$@"
+}
+
+expect_tls_reply() {
+    local want=$1 got
+    shift
+    got=$(tcli "$@") || smoke_fail "redis-cli --tls $* failed"
+    [ "$got" = "$want" ] || smoke_fail "redis-cli --tls $*: got '$got', want '$want'"
+}
+
+# A CA and a certificate for 127.0.0.1 signed by it, made by the Linux openssl command.
+smoke_certs() {
+    local d=$out/smoke
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=weft smoke CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+}
+
+smoke_redis_tls() {
+    step "redis-cli --tls: PING, SET, GET, INCR, and the plain port's keys"
+    expect_tls_reply PONG PING
+    expect_tls_reply OK SET smoke:tls "hello over tls"
+    expect_tls_reply "hello over tls" GET smoke:tls
+    expect_reply "hello over tls" GET smoke:tls # one keyspace behind both ports
+    expect_tls_reply "value-499" GET smoke:k499
+    tcli DEL smoke:tlscounter >/dev/null
+    expect_tls_reply 1 INCR smoke:tlscounter
+    expect_tls_reply 42 INCRBY smoke:tlscounter 41
+    step_done
+
+    step "redis-cli --tls --pipe: 1,000 commands"
+    local cmds=$out/smoke/tls-pipe.resp i said
+    : >"$cmds"
+    tcli DEL smoke:tlspipe >/dev/null
+    for ((i = 0; i < 500; i++)); do
+        resp SET "smoke:t$i" "tls-$i" >>"$cmds"
+        resp INCR smoke:tlspipe >>"$cmds"
+    done
+    said=$(timeout 60 redis-cli --tls --cacert "$out/smoke/ca.crt" -h 127.0.0.1 -p "$tport" \
+        --pipe <"$cmds" 2>&1) || smoke_fail "redis-cli --tls --pipe failed: $said"
+    echo "$said" | grep -q 'errors: 0, replies: 1000' ||
+        smoke_fail "redis-cli --tls --pipe: $(echo "$said" | tail -n 1)"
+    expect_tls_reply 500 GET smoke:tlspipe
+    expect_tls_reply "tls-0" GET smoke:t0
+    expect_tls_reply "tls-499" GET smoke:t499
+    echo "   $(echo "$said" | tail -n 1)"
+    step_done
+
+    step "redis-cli --tls against another CA: refused"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=another CA" -keyout "$out/smoke/other.key" -out "$out/smoke/other.crt" \
+        2>/dev/null
+    local got
+    if got=$(timeout 30 redis-cli --tls --cacert "$out/smoke/other.crt" -h 127.0.0.1 \
+        -p "$tport" PING 2>&1) && [ "$got" = PONG ]; then
+        smoke_fail "redis-cli --tls with another CA was answered: $got"
+    fi
+    echo "   refused: $(echo "$got" | head -n 1)"
+    step_done
+}
+
 smoke_redis() {
     step "redis-cli: PING, SET, GET, INCR"
     expect_reply PONG PING
@@ -301,7 +435,7 @@ run_loadgen() {
 cmd_smoke() {
     cmd_build
     step "packages (the Linux clients)"
-    weft_require_packages "${WEFT_LIB_PACKAGES[@]}" redis-tools python3
+    weft_require_packages "${WEFT_LIB_PACKAGES[@]}" redis-tools python3 openssl
     step_done
     step "loadgen: Linux build ${host#"$root"/}"
     cmake -S "$root" -B "$host" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BUILD_TESTS=OFF \
@@ -318,20 +452,30 @@ cmd_smoke() {
     mkdir -p "$out/smoke"
     local exe=$out/weft/examples
 
-    step "weft-redis.exe --loops 2"
-    start_server "$out/smoke/redis.log" "$exe/redis/weft-redis.exe" --port 0 --loops 2
+    step "certificates for the TLS port (openssl)"
+    smoke_certs
+    step_done
+    step "weft-redis.exe --loops 2, with a TLS port"
+    start_server "$out/smoke/redis.log" "$exe/redis/weft-redis.exe" --port 0 --loops 2 \
+        --tls-port 0 --tls-cert-file "$(winepath -w "$out/smoke/server.crt")" \
+        --tls-key-file "$(winepath -w "$out/smoke/server.key")" --tls-auth-clients no
     local redis_pid=$server_pid i
     rport=
+    tport=
     for ((i = 0; i < 600; i++)); do
         rport=$(sed -n 's/^weft-redis ready on port \([0-9]*\).*/\1/p' "$out/smoke/redis.log")
+        tport=$(sed -n 's/^weft-redis ready on port .*; tls port \([0-9]*\).*/\1/p' \
+            "$out/smoke/redis.log")
         [ -n "$rport" ] && break
         kill -0 "$redis_pid" 2>/dev/null || smoke_fail "weft-redis.exe exited: $(cat "$out/smoke/redis.log")"
         sleep 0.1
     done
     [ -n "$rport" ] || smoke_fail "weft-redis.exe did not say its port within 60 s"
-    echo "   listening on 127.0.0.1:$rport"
+    [ -n "$tport" ] || smoke_fail "weft-redis.exe said no TLS port: $(cat "$out/smoke/redis.log")"
+    echo "   listening on 127.0.0.1:$rport, TLS on 127.0.0.1:$tport"
     step_done
     smoke_redis
+    smoke_redis_tls
     step "weft-redis.exe: stop"
     stop_server "$redis_pid" weft-redis.exe
     step_done

@@ -136,6 +136,7 @@ static void test_hand_off_keeps_one_address_on_one_loop(void **state)
 static void test_reuse_port_spreads_tls_over_every_loop(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reuse_port());
     wt_server s;
     start(&s, true);
     /* One URL, however many sockets serve it. */
@@ -187,6 +188,7 @@ static void test_reuse_port_spreads_tls_over_every_loop(void **state)
 static void test_session_resumes_on_another_loop(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reuse_port());
     wt_server s;
     start(&s, true);
     SSL *first = verified_client(s.port);
@@ -216,6 +218,7 @@ static void test_session_resumes_on_another_loop(void **state)
 static void test_reload_reaches_every_loop(void **state)
 {
     (void)state;
+    WT_SKIP_IF(wt_missing_reuse_port());
     wt_server s;
     start(&s, true);
     SSL *old = verified_client(s.port);

@@ -87,6 +87,39 @@ int wt_shutdown_wr(int fd)
     return shutdown((weft__sock)fd, SD_SEND);
 }
 
+int wt_send_timeout_ms(int fd, int ms)
+{
+    DWORD tv = (DWORD)ms;
+    return setsockopt((weft__sock)fd, SOL_SOCKET, SO_SNDTIMEO, (const char *)&tv, sizeof(tv));
+}
+
+int wt_temp_dir(char *buf, size_t len, const char *tag)
+{
+    static atomic_int counter;
+    char tmp[MAX_PATH + 1];
+    DWORD n = GetTempPathA(sizeof(tmp), tmp);
+    if (n == 0 || n > sizeof(tmp)) {
+        fprintf(stderr, "wt_temp_dir: GetTempPath failed (%lu)\n", (unsigned long)GetLastError());
+        return -1;
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(buf, len, "%sweft-%s-%lu-%d", tmp, tag, (unsigned long)GetCurrentProcessId(),
+                 atomic_fetch_add(&counter, 1));
+        if (CreateDirectoryA(buf, NULL))
+            return 0;
+        if (GetLastError() != ERROR_ALREADY_EXISTS)
+            break;
+    }
+    fprintf(stderr, "wt_temp_dir: CreateDirectory %s failed (%lu)\n", buf,
+            (unsigned long)GetLastError());
+    return -1;
+}
+
+int wt_temp_dir_remove(const char *dir)
+{
+    return RemoveDirectoryA(dir) ? 0 : -1;
+}
+
 int wt_setsockopt_int(int fd, int level, int name, int value)
 {
     return setsockopt((weft__sock)fd, level, name, (const char *)&value, sizeof(value));
@@ -144,6 +177,28 @@ int wt_shutdown_wr(int fd)
     return shutdown(fd, SHUT_WR);
 }
 
+int wt_send_timeout_ms(int fd, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int wt_temp_dir(char *buf, size_t len, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, len, "%s/weft-%s-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", tag);
+    if (mkdtemp(buf) == NULL) {
+        perror("wt_temp_dir: mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+int wt_temp_dir_remove(const char *dir)
+{
+    return rmdir(dir);
+}
+
 int wt_setsockopt_int(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof(value));
@@ -181,6 +236,17 @@ unsigned long wt_fd_limit_raise(unsigned long want)
     return rl.rlim_cur > ULONG_MAX ? ULONG_MAX : (unsigned long)rl.rlim_cur;
 }
 #endif
+
+int wt_set_nonblocking(int fd)
+{
+    int rc = weft__sock_nonblock((weft__sock)fd, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
+int wt_set_blocking(int fd)
+{
+    return weft__sock_blocking((weft__sock)fd) == 0 ? 0 : -1;
+}
 
 const char *wt_missing_unix(void)
 {
@@ -523,11 +589,6 @@ static int wait_fd(int fd, short events, int64_t end)
         if (n < 0 && wt_sock_errno() != EINTR)
             return -wt_sock_errno();
     }
-}
-
-int wt_set_nonblocking(int fd)
-{
-    return weft__sock_nonblock((weft__sock)fd, NULL);
 }
 
 /* A blocking TCP socket bound to 127.0.0.1 on a free port, listening if backlog > 0. */

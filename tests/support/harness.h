@@ -156,6 +156,12 @@ int wt_recv_eof(int fd, int timeout_ms);
  * buffers fill up and deadlock a large echo. 0 or -errno / -ETIMEDOUT / -EPIPE. */
 int wt_exchange(int fd, const void *out, size_t out_len, void *in, size_t in_len, int timeout_ms);
 
+/* A fresh directory of this process's own in the system's temporary directory ("weft-TAG-"
+ * and a unique part): 0 with its path in buf, or -1 (said on stderr). */
+int wt_temp_dir(char *buf, size_t len, const char *tag);
+/* Removes the directory, empty by now; 0 or -1. */
+int wt_temp_dir_remove(const char *dir);
+
 /* A unique Unix socket path under /tmp for this process and tag. */
 void wt_unix_path(char *buf, size_t len, const char *tag);
 

@@ -41,15 +41,22 @@ ssize_t wt_send_now(int fd, const void *buf, size_t n);
 ssize_t wt_peek_now(int fd, void *buf, size_t n);
 
 /* recv and send as the socket is: blocking, within the timeouts wt_connect_tcp and
- * wt_accept give their sockets, unless wt_set_nonblocking made it non-blocking (then EAGAIN
- * when nothing can move). The bytes moved, 0 for the peer's end (wt_recv), or -1 with the
- * error in wt_sock_errno. wt_send raises no SIGPIPE. */
+ * wt_accept give their sockets (or the socket's own receive timeout), unless
+ * wt_set_nonblocking made it non-blocking (then EAGAIN when nothing can move). The bytes
+ * moved, 0 for the peer's end (wt_recv), or -1 with the error in wt_sock_errno. wt_send
+ * raises no SIGPIPE. */
 ssize_t wt_recv(int fd, void *buf, size_t n);
 ssize_t wt_send(int fd, const void *buf, size_t n);
 
-/* Makes fd non-blocking for good: 0 or a negated errno. (wt_recv_now and wt_send_now make a
- * blocking socket blocking again on Windows, so such a socket is read with wt_recv.) */
+/* Puts fd in non-blocking mode for good, and back (the tests' sockets are blocking with
+ * timeouts): 0 or -1, the error in wt_sock_errno. (wt_recv_now and wt_send_now make a
+ * blocking socket blocking again on Windows, so a non-blocking one is read with wt_recv.) */
 int wt_set_nonblocking(int fd);
+int wt_set_blocking(int fd);
+
+/* SO_SNDTIMEO in milliseconds (a struct timeval on POSIX systems, a DWORD on Windows): 0 or
+ * -1, the error in wt_sock_errno. */
+int wt_send_timeout_ms(int fd, int ms);
 
 /* Sends our FIN (shutdown for writing): 0 or -1, the error in wt_sock_errno. */
 int wt_shutdown_wr(int fd);

@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <unistd.h>
 
 #include "counters.h"
 #include "tls_suite.h"
@@ -54,7 +53,7 @@ SSL *wt_tls_client(int port, const wt_tls_opts *o)
     SSL *s = wt_tls_connect(fd, o != NULL ? o : &verified, err, sizeof(err));
     if (s == NULL) {
         print_message("handshake: %s\n", err);
-        close(fd);
+        wt_close(fd);
     }
     return s;
 }

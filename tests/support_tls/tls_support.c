@@ -1,17 +1,18 @@
 /* TLS helpers for the loopback tests (tls_support.h). */
+/* First: on Windows its Winsock headers bring wincrypt.h, whose X509_NAME macro OpenSSL's
+ * headers undefine when they come after it. */
+#include "harness.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "tls_support.h"
 
@@ -76,8 +77,8 @@ static int write_pem(const char *path, X509 *x, EVP_PKEY *k)
 static int leaf(const char *dir, const char *name, const char *cn, const char *san, X509 *ca,
                 EVP_PKEY *ca_key, long serial, char *cert, char *key)
 {
-    snprintf(cert, 128, "%s/%s.crt", dir, name);
-    snprintf(key, 128, "%s/%s.key", dir, name);
+    snprintf(cert, 160, "%s/%s.crt", dir, name);
+    snprintf(key, 160, "%s/%s.key", dir, name);
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = k != NULL ? make_cert(k, cn, ca, ca_key, false, san, serial) : NULL;
     int rc = x != NULL && write_pem(cert, x, NULL) == 0 && write_pem(key, NULL, k) == 0 ? 0 : -1;
@@ -89,9 +90,8 @@ static int leaf(const char *dir, const char *name, const char *cn, const char *s
 int wt_pki_make(wt_pki *p)
 {
     memset(p, 0, sizeof(*p));
-    snprintf(p->dir, sizeof(p->dir), "/tmp/weft-tls-XXXXXX");
-    if (mkdtemp(p->dir) == NULL) {
-        perror("mkdtemp");
+    if (wt_temp_dir(p->dir, sizeof(p->dir), "tls") != 0) {
+        p->dir[0] = '\0';
         return -1;
     }
     int rc = 0;
@@ -139,10 +139,10 @@ void wt_pki_free(wt_pki *p)
         p->alpha_cert,  p->alpha_key,   p->beta_cert,   p->beta_key};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (files[i][0] != '\0')
-            (void)unlink(files[i]);
+            (void)remove(files[i]);
     }
     if (p->dir[0] != '\0')
-        (void)rmdir(p->dir);
+        (void)wt_temp_dir_remove(p->dir);
 }
 
 /* ---- the client ---- */
@@ -265,23 +265,15 @@ int wt_tls_recv_exact(SSL *s, void *p, size_t n)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int wt_tls_exchange(SSL *s, const void *out, size_t out_len, void *in, size_t in_len,
                     int timeout_ms)
 {
     int fd = SSL_get_fd(s);
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    (void)wt_set_nonblocking(fd);
     size_t sent = 0, got = 0;
     int rc = -1;
-    int64_t end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
+    int64_t end = wt_now_ms() + timeout_ms;
+    while (wt_now_ms() < end) {
         bool want_out = false;
         if (sent < out_len) {
             size_t w, chunk = out_len - sent > 65536 ? 65536 : out_len - sent;
@@ -312,9 +304,9 @@ int wt_tls_exchange(SSL *s, const void *out, size_t out_len, void *in, size_t in
             break;
         }
         struct pollfd pfd = {fd, POLLIN | (want_out ? POLLOUT : 0), 0};
-        (void)poll(&pfd, 1, 50);
+        (void)wt_poll(&pfd, 1, 50);
     }
-    fcntl(fd, F_SETFL, fl);
+    (void)wt_set_blocking(fd);
     return rc;
 }
 
@@ -353,7 +345,7 @@ void wt_tls_close(SSL *s, bool notify)
     if (notify)
         (void)SSL_shutdown(s);
     SSL_free(s);
-    close(fd);
+    wt_close(fd);
 }
 
 size_t wt_tls_client_hello(uint8_t *buf, size_t cap)

@@ -4,8 +4,9 @@
  * wt_pki_make() generates, with OpenSSL's API, a CA, a server certificate for localhost and
  * 127.0.0.1, a client certificate, a second ("other") CA with a client certificate of its own,
  * certificates for the SNI names alpha.test and beta.test, and a second server certificate
- * (CN "reloaded") for reload tests: EC P-256 keys, PEM files in a fresh directory under /tmp,
- * removed by wt_pki_free(). No key material comes from anywhere else.
+ * (CN "reloaded") for reload tests: EC P-256 keys, PEM files in a fresh directory of the
+ * system's temporary one (wt_temp_dir), removed by wt_pki_free(). No key material comes from
+ * anywhere else.
  */
 #ifndef WEFT_TEST_TLS_SUPPORT_H
 #define WEFT_TEST_TLS_SUPPORT_H
@@ -18,14 +19,14 @@
 #include <openssl/ssl.h>
 
 typedef struct wt_pki {
-    char dir[64];
-    char ca[128], other_ca[128];
-    char server_cert[128], server_key[128];
-    char server2_cert[128], server2_key[128];
-    char client_cert[128], client_key[128];
-    char other_client_cert[128], other_client_key[128];
-    char alpha_cert[128], alpha_key[128];
-    char beta_cert[128], beta_key[128];
+    char dir[128];
+    char ca[160], other_ca[160];
+    char server_cert[160], server_key[160];
+    char server2_cert[160], server2_key[160];
+    char client_cert[160], client_key[160];
+    char other_client_cert[160], other_client_key[160];
+    char alpha_cert[160], alpha_key[160];
+    char beta_cert[160], beta_key[160];
 } wt_pki;
 
 /* 0, or -1 with the reason printed. */
