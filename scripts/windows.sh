@@ -196,7 +196,7 @@ cmd_build() {
     step "weft: cross-build ${out#"$root"/}/weft"
     cmake -S "$root" -B "$out/weft" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CMOCKA_ROOT="$deps" -DWEFT_OPENSSL_ROOT="$deps" \
-        >/dev/null
+        -DWEFT_WITH_TLS=ON >/dev/null # ON said here: a build dir from before TLS cached OFF
     cmake --build "$out/weft" -j "$jobs" >/dev/null
     step_done
 }
