@@ -71,11 +71,16 @@ bool weft__listener_accepted(weft__listener *l, weft__sock fd, int err, const st
     weft_engine *e = l->engine;
     if (err < 0) {
         switch (-err) {
-        case EINTR:
         case ECONNABORTED:
+        case ECONNRESET:
+            /* That peer left before it was accepted (Windows' AcceptEx says so with a
+             * reset): counted, since no on_open or on_close will ever tell of it. */
+            atomic_fetch_add_explicit(&e->accept_errors, 1, memory_order_relaxed);
+            return true;
+        case EINTR:
         case EPROTO:
         case EPERM:
-            return true; /* that peer is gone or refused; the next one may be fine */
+            return true; /* that peer is refused; the next one may be fine */
         case EMFILE:
         case ENFILE:
         case ENOBUFS:

@@ -924,6 +924,19 @@ static bool none_live(void *arg)
     return t.live == 0 && t.buffers_out == 0;
 }
 
+typedef struct abandoned_want {
+    weft_engine *engine;
+    long n;
+} abandoned_want;
+
+static bool abandoned_settled(void *arg)
+{
+    const abandoned_want *w = arg;
+    weft_stats st;
+    weft_engine_get_stats(w->engine, &st, NULL);
+    return atomic_load(&wt_counts.closed) + (long)st.accept_errors >= w->n;
+}
+
 /* Handshakes opened and dropped halfway, by FIN or by reset: each is closed, none opened,
  * and a real client is served afterwards. WEFT_TEST_TLS_ABANDONED sets the count (10000 for
  * the issue's full run); by default a few hundred, cheap enough for CI. */
@@ -947,11 +960,19 @@ static void test_abandoned_handshakes(void **state)
             (void)wt_linger_reset(fd);
         wt_close(fd);
     }
-    assert_true(wt_wait_count(&wt_counts.closed, n, wt_grace_ms(30000)));
+    /* Each one the server took is closed; one gone before it was taken is counted as an
+     * accept error instead (Windows' AcceptEx reports a peer that reset in the backlog). */
+    abandoned_want w = {s.engine, n};
+    assert_true(wt_wait_for(abandoned_settled, &w, wt_grace_ms(30000)));
     assert_int_equal(atomic_load(&wt_counts.opened), 0);
     SSL *c = verified_client(s.port);
     echo_check(c, "ok");
-    close_and_wait(c, true, n + 1);
+    weft_stats st;
+    weft_engine_get_stats(s.engine, &st, NULL);
+    close_and_wait(c, true, n + 1 - (long)st.accept_errors);
+    assert_int_equal(atomic_load(&wt_counts.closed) + (long)st.accept_errors, n + 1);
+    print_message("%ld abandoned handshakes: %ld closed, %llu gone before they were accepted\n", n,
+                  atomic_load(&wt_counts.closed) - 1, (unsigned long long)st.accept_errors);
     assert_true(wt_wait_for(none_live, s.engine, WT_TIMEOUT_MS)); /* counted after on_close */
     wt_server_stop(&s);
 }

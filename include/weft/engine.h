@@ -305,7 +305,8 @@ typedef struct weft_stats {
     unsigned nloops;
     weft_loop_stats total;
     uint64_t rejected;      /* accepted then closed at once (max_connections, no memory) */
-    uint64_t accept_errors; /* accept() failures (EMFILE and such pause the listener) */
+    uint64_t accept_errors; /* accept() failures: EMFILE and such (they pause the listener),
+                               and peers gone before they were accepted */
 } weft_stats;
 
 /* Fills out with totals and, when per_loop is not NULL, per_loop[0..nloops) with each
