@@ -372,25 +372,6 @@ static void test_pause_read_holds_the_peer_back(void **state)
 /* ---- requests held back at the mark, then the peer's end ---- */
 
 #define HELD_FRAMES 1024
-#define HELD_REPLY  (32 * 1024)
-
-static _Atomic long held_answered;
-
-/* Each 4-byte request gets a reply of HELD_REPLY bytes that starts with the request, so a
- * handful of requests take the queue past the mark and the rest wait in the buffer. */
-static weft_action amplify(weft_conn *c)
-{
-    static uint8_t reply[HELD_REPLY]; /* one loop: one thread writes it */
-    const uint8_t *f;
-    size_t len;
-    while (weft_conn_next_frame(c, &f, &len) == WEFT_FRAME) {
-        memcpy(reply, f, len);
-        if (weft_conn_write(c, reply, sizeof(reply)) != 0)
-            return WEFT_ACTION_CLOSE;
-        atomic_fetch_add(&held_answered, 1);
-    }
-    return WEFT_ACTION_NONE;
-}
 
 /* A peer sends every request in one write and ends its side at once. The server stops
  * answering at the high-water mark with most requests still in its buffer, and by then the
@@ -401,13 +382,13 @@ static void test_requests_held_at_the_mark_are_answered_after_the_peer_ends(void
 {
     (void)state;
     reset_state();
-    atomic_store(&held_answered, 0);
+    atomic_store(&wt_amplified, 0);
     weft_config cfg;
-    wt_config(&cfg, amplify, 1);
+    wt_config(&cfg, wt_amplify_on_traffic, 1);
     cfg.handler.on_close = wt_count_close;
     cfg.codec.kind = WEFT_CODEC_FIXED_LENGTH;
     cfg.codec.fixed_length.frame_length = 4;
-    cfg.write_high_water = 2 * HELD_REPLY;
+    cfg.write_high_water = 2 * WT_AMPLIFY_BYTES;
     wt_server s;
     assert_int_equal(wt_server_start(&s, &cfg), 0);
     int fd = small_buffer_client(s.port);
@@ -423,13 +404,13 @@ static void test_requests_held_at_the_mark_are_answered_after_the_peer_ends(void
         assert_true(wt_now_ms() < end);
         wt_sleep_ms(1);
     }
-    assert_true(atomic_load(&held_answered) < HELD_FRAMES);
+    assert_true(atomic_load(&wt_amplified) < HELD_FRAMES);
     assert_int_equal(atomic_load(&wt_counts.closed), 0);
 
-    uint8_t *in = malloc(HELD_REPLY);
+    uint8_t *in = malloc(WT_AMPLIFY_BYTES);
     assert_non_null(in);
     for (uint32_t i = 0; i < HELD_FRAMES; i++) {
-        assert_int_equal(wt_recv_exact(fd, in, HELD_REPLY, WT_TIMEOUT_MS), 0);
+        assert_int_equal(wt_recv_exact(fd, in, WT_AMPLIFY_BYTES, WT_TIMEOUT_MS), 0);
         uint32_t got;
         memcpy(&got, in, 4);
         assert_int_equal(got, i);
@@ -437,7 +418,7 @@ static void test_requests_held_at_the_mark_are_answered_after_the_peer_ends(void
     assert_int_equal(wt_recv_eof(fd, WT_TIMEOUT_MS), 0);
     assert_true(wt_wait_count(&wt_counts.closed, 1, WT_TIMEOUT_MS));
     assert_int_equal(atomic_load(&wt_counts.last_err), 0);
-    assert_int_equal(atomic_load(&held_answered), HELD_FRAMES);
+    assert_int_equal(atomic_load(&wt_amplified), HELD_FRAMES);
     assert_true(wt_stats(s.engine).backpressure_pauses >= 1);
     wt_close(fd);
     free(in);

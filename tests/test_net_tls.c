@@ -319,25 +319,7 @@ static void test_non_reading_peer(void **state)
 
 /* ---- requests held back at the mark, then close_notify ---- */
 
-#define HELD_N     256
-#define HELD_REPLY (32 * 1024)
-
-static _Atomic long held_answered;
-
-/* Each 4-byte request gets a reply of HELD_REPLY bytes that starts with the request. */
-static weft_action amplify(weft_conn *c)
-{
-    static uint8_t reply[HELD_REPLY]; /* one loop: one thread writes it */
-    const uint8_t *f;
-    size_t len;
-    while (weft_conn_next_frame(c, &f, &len) == WEFT_FRAME) {
-        memcpy(reply, f, len);
-        if (weft_conn_write(c, reply, sizeof(reply)) != 0)
-            return WEFT_ACTION_CLOSE;
-        atomic_fetch_add(&held_answered, 1);
-    }
-    return WEFT_ACTION_NONE;
-}
+#define HELD_N 256
 
 /* The client sends every request and its close_notify at once. The server decrypts them
  * together, answers up to the high-water mark and meets the close_notify with the rest
@@ -346,12 +328,12 @@ static weft_action amplify(weft_conn *c)
 static void test_requests_held_at_the_mark_then_close_notify(void **state)
 {
     (void)state;
-    atomic_store(&held_answered, 0);
+    atomic_store(&wt_amplified, 0);
     weft_config cfg;
-    tls_config(&cfg, amplify, 1);
+    tls_config(&cfg, wt_amplify_on_traffic, 1);
     cfg.codec.kind = WEFT_CODEC_FIXED_LENGTH;
     cfg.codec.fixed_length.frame_length = 4;
-    cfg.write_high_water = 2 * HELD_REPLY;
+    cfg.write_high_water = 2 * WT_AMPLIFY_BYTES;
     wt_server s;
     serve(&s, &cfg);
     SSL *c = verified_client(s.port);
@@ -362,13 +344,13 @@ static void test_requests_held_at_the_mark_then_close_notify(void **state)
     assert_int_equal(wt_tls_send_all(c, req, sizeof(req)), 0);
     assert_int_equal(SSL_shutdown(c), 0); /* ours sent, the server's not seen yet */
     assert_true(wt_wait_for(paused, s.engine, WT_TIMEOUT_MS));
-    assert_true(atomic_load(&held_answered) < HELD_N);
+    assert_true(atomic_load(&wt_amplified) < HELD_N);
     assert_int_equal(wt_counts.closed, 0);
 
-    uint8_t *in = malloc(HELD_REPLY);
+    uint8_t *in = malloc(WT_AMPLIFY_BYTES);
     assert_non_null(in);
     for (uint32_t i = 0; i < HELD_N; i++) {
-        assert_int_equal(wt_tls_recv_exact(c, in, HELD_REPLY), 0);
+        assert_int_equal(wt_tls_recv_exact(c, in, WT_AMPLIFY_BYTES), 0);
         uint32_t got;
         memcpy(&got, in, 4);
         assert_int_equal(got, i);
@@ -376,7 +358,7 @@ static void test_requests_held_at_the_mark_then_close_notify(void **state)
     assert_int_equal(wt_tls_recv_close(c), 0);
     wait_closed(1);
     assert_int_equal(wt_counts.last_err, 0);
-    assert_int_equal(atomic_load(&held_answered), HELD_N);
+    assert_int_equal(atomic_load(&wt_amplified), HELD_N);
     free(in);
     wt_tls_close(c, false);
     wt_server_stop(&s);

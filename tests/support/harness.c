@@ -750,6 +750,22 @@ weft_action wt_echo_on_traffic(weft_conn *c)
     return WEFT_ACTION_NONE;
 }
 
+_Atomic long wt_amplified;
+
+weft_action wt_amplify_on_traffic(weft_conn *c)
+{
+    static uint8_t reply[WT_AMPLIFY_BYTES];
+    const uint8_t *f;
+    size_t len;
+    while (weft_conn_next_frame(c, &f, &len) == WEFT_FRAME) {
+        memcpy(reply, f, len < sizeof(reply) ? len : sizeof(reply));
+        if (weft_conn_write(c, reply, sizeof(reply)) != 0)
+            return WEFT_ACTION_CLOSE;
+        atomic_fetch_add(&wt_amplified, 1);
+    }
+    return WEFT_ACTION_NONE;
+}
+
 #ifdef _WIN32
 long wt_rss_kb(void)
 {

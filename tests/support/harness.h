@@ -186,6 +186,14 @@ weft_loop_stats wt_stats(weft_engine *e);
 /* An echo on_traffic: writes back everything buffered. */
 weft_action wt_echo_on_traffic(weft_conn *c);
 
+/* With a codec: answers each frame with WT_AMPLIFY_BYTES bytes that start with the frame,
+ * counting the answers in wt_amplified, so that a few small requests take the queue past
+ * a small high-water mark while the rest wait in the buffer. For one loop (the answer is
+ * built in one buffer). */
+#define WT_AMPLIFY_BYTES (32 * 1024)
+extern _Atomic long wt_amplified;
+weft_action wt_amplify_on_traffic(weft_conn *c);
+
 /* This process's resident set (VmRSS of /proc/self/status) in KiB, or -1. */
 long wt_rss_kb(void);
 
