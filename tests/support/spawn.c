@@ -233,30 +233,21 @@ out:
     return rc;
 }
 
-char *wt_child_log(const wt_child *c)
+static bool has_log(const wt_child *c)
 {
-    size_t cap = 1 << 16, n = 0;
-    char *buf;
-    if (c->log == NULL || (buf = malloc(cap)) == NULL)
-        return NULL;
-    for (;;) {
-        OVERLAPPED at;
-        DWORD got = 0;
-        memset(&at, 0, sizeof(at));
-        at.Offset = (DWORD)n;
-        if (n == cap - 1) {
-            char *bigger = realloc(buf, cap * 2);
-            if (bigger == NULL)
-                break;
-            buf = bigger;
-            cap *= 2;
-        }
-        if (!ReadFile(c->log, buf + n, (DWORD)(cap - 1 - n), &got, &at) || got == 0)
-            break;
-        n += got;
-    }
-    buf[n] = '\0';
-    return buf;
+    return c->log != NULL;
+}
+
+/* Up to n bytes of c's captured stderr from offset off: the count, 0 at its end. */
+static size_t log_read_at(const wt_child *c, char *p, size_t n, size_t off)
+{
+    OVERLAPPED at;
+    DWORD got = 0;
+    memset(&at, 0, sizeof(at));
+    at.Offset = (DWORD)off;
+    if (!ReadFile(c->log, p, n > MAXDWORD ? MAXDWORD : (DWORD)n, &got, &at))
+        return 0;
+    return got;
 }
 
 static void forget(wt_child *c)
@@ -518,28 +509,16 @@ int wt_child_start(wt_child *c, const char *path, const char *const *args, bool 
     return rc;
 }
 
-char *wt_child_log(const wt_child *c)
+static bool has_log(const wt_child *c)
 {
-    size_t cap = 1 << 16, n = 0;
-    ssize_t r;
-    char *buf;
-    if (c->log_fd < 0 || (buf = malloc(cap)) == NULL)
-        return NULL;
-    for (;;) {
-        if (n == cap - 1) {
-            char *bigger = realloc(buf, cap * 2);
-            if (bigger == NULL)
-                break;
-            buf = bigger;
-            cap *= 2;
-        }
-        r = pread(c->log_fd, buf + n, cap - 1 - n, (off_t)n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    return buf;
+    return c->log_fd >= 0;
+}
+
+/* Up to n bytes of c's captured stderr from offset off: the count, 0 at its end. */
+static size_t log_read_at(const wt_child *c, char *p, size_t n, size_t off)
+{
+    ssize_t r = pread(c->log_fd, p, n, (off_t)off);
+    return r > 0 ? (size_t)r : 0;
 }
 
 static void forget(wt_child *c)
@@ -669,3 +648,26 @@ char *wt_shell(int *rc, int timeout_ms, const char *cmd)
     return out;
 }
 #endif
+
+char *wt_child_log(const wt_child *c)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf;
+    if (!has_log(c) || (buf = malloc(cap)) == NULL)
+        return NULL;
+    for (;;) {
+        if (n == cap - 1) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL)
+                break;
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = log_read_at(c, buf + n, cap - 1 - n, n);
+        if (got == 0)
+            break;
+        n += got;
+    }
+    buf[n] = '\0';
+    return buf;
+}
